@@ -1,0 +1,288 @@
+// Package cache holds the daemon's view of the host: which flag files exist
+// in the status directory, what they say, and which VIPs are configured.
+//
+// # Concurrency
+//
+// A [Snapshot] is immutable once published: every field and every map it
+// points to must not be modified afterwards. [Store] holds the current
+// snapshot behind an atomic pointer; responders call [Store.Load] once per
+// request and read from that snapshot only, so they never lock and never see
+// a half-applied change. The watcher is the only writer: it builds the next
+// snapshot with a [Builder] (copy-on-write, touching only the shards that
+// changed) and publishes it with [Store.Publish].
+//
+// This package uses only the standard library and never logs.
+package cache
+
+import (
+	"hash/maphash"
+	"iter"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// shardCount is the number of service-map shards. A change copies only the
+// shard it touches, so with 10,000 flags a touch copies ~150 entries rather
+// than 10,000: publishing stays well under a millisecond.
+const shardCount = 64
+
+var seed = maphash.MakeSeed()
+
+func shardOf(key string) int { return int(maphash.String(seed, key) % shardCount) }
+
+// VIPFlags describe where a VIP is configured.
+type VIPFlags uint8
+
+const (
+	// OnLoopback: the address is on a loopback interface (LVS-DR real
+	// servers keep their VIPs there).
+	OnLoopback VIPFlags = 1 << iota
+	// OnOther: the address is on a non-loopback interface.
+	OnOther
+)
+
+// Snapshot is one consistent view of flags and VIPs. It must not be modified
+// after [Store.Publish]; use a [Builder] to make the next one.
+type Snapshot struct {
+	gen       uint64
+	built     time.Time
+	shards    [shardCount]map[string]Entry
+	vips      map[netip.Addr]VIPFlags
+	nServices int
+	dirOK     bool
+	vipsOK    bool
+}
+
+var emptyShard = map[string]Entry{}
+
+// Empty returns a snapshot with no services and no VIPs, generation 0.
+func Empty() *Snapshot {
+	s := &Snapshot{vips: map[netip.Addr]VIPFlags{}}
+	for i := range s.shards {
+		s.shards[i] = emptyShard
+	}
+	return s
+}
+
+// Generation counts publications; it only grows.
+func (s *Snapshot) Generation() uint64 { return s.gen }
+
+// Built is when the snapshot was published.
+func (s *Snapshot) Built() time.Time { return s.built }
+
+// DirOK reports whether the status directory was present and watched.
+func (s *Snapshot) DirOK() bool { return s.dirOK }
+
+// VIPsOK reports whether the VIP list is current (the netlink subscription is
+// up, or VIP tracking is off).
+func (s *Snapshot) VIPsOK() bool { return s.vipsOK }
+
+// Lookup returns the entry for a flag-file name ("squid.80", "status.html").
+// A missing flag yields an Entry with State Missing and ok false. It does not
+// allocate.
+func (s *Snapshot) Lookup(name string) (Entry, bool) {
+	e, ok := s.shards[shardOf(name)][name]
+	if !ok {
+		return Entry{State: Missing, Weight: NoWeight}, false
+	}
+	return e, true
+}
+
+// Len is the number of flag files.
+func (s *Snapshot) Len() int { return s.nServices }
+
+// Services yields every flag file name and entry, in no particular order.
+func (s *Snapshot) Services() iter.Seq2[string, Entry] {
+	return func(yield func(string, Entry) bool) {
+		for _, sh := range s.shards {
+			for k, e := range sh {
+				if !yield(k, e) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Names returns the flag file names, sorted.
+func (s *Snapshot) Names() []string {
+	out := make([]string, 0, s.nServices)
+	for k := range s.Services() {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// HasVIP reports whether addr is configured on this host. With loopbackOnly,
+// only addresses on a loopback interface count. IPv4-mapped IPv6 addresses
+// compare equal to their IPv4 form.
+func (s *Snapshot) HasVIP(addr netip.Addr, loopbackOnly bool) bool {
+	f := s.vips[addr.Unmap().WithZone("")]
+	if loopbackOnly {
+		return f&OnLoopback != 0
+	}
+	return f != 0
+}
+
+// VIPs returns the configured addresses, sorted, with where they are.
+func (s *Snapshot) VIPs() map[netip.Addr]VIPFlags {
+	out := make(map[netip.Addr]VIPFlags, len(s.vips))
+	for a, f := range s.vips {
+		out[a] = f
+	}
+	return out
+}
+
+// NumVIPs is the number of configured addresses.
+func (s *Snapshot) NumVIPs() int { return len(s.vips) }
+
+// NextExpiry is the earliest expiry after now among the entries, or zero.
+func (s *Snapshot) NextExpiry(now time.Time) time.Time {
+	var next time.Time
+	for _, e := range s.Services() {
+		if !e.Expires.IsZero() && e.Expires.After(now) && (next.IsZero() || e.Expires.Before(next)) {
+			next = e.Expires
+		}
+	}
+	return next
+}
+
+// Summary is a one-line description for logs and systemd's STATUS=.
+func (s *Snapshot) Summary(now time.Time) string {
+	up := 0
+	for _, e := range s.Services() {
+		if e.Effective(now).State == Up {
+			up++
+		}
+	}
+	var b strings.Builder
+	b.WriteString(itoa(up))
+	b.WriteString("/")
+	b.WriteString(itoa(s.nServices))
+	b.WriteString(" services up, ")
+	b.WriteString(itoa(len(s.vips)))
+	b.WriteString(" addresses")
+	if !s.dirOK {
+		b.WriteString(", status directory missing")
+	}
+	return b.String()
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var buf [20]byte
+	i := len(buf)
+	for ; n > 0; n /= 10 {
+		i--
+		buf[i] = byte('0' + n%10)
+	}
+	return string(buf[i:])
+}
+
+// Builder makes the next snapshot from a base, copying a shard only when it
+// is first written. A Builder is used by one goroutine.
+type Builder struct {
+	next   Snapshot
+	copied [shardCount]bool
+	vipsCp bool
+}
+
+// NewBuilder starts a new snapshot from base (which is not modified).
+func NewBuilder(base *Snapshot) *Builder {
+	return &Builder{next: *base}
+}
+
+func (b *Builder) shard(name string) map[string]Entry {
+	i := shardOf(name)
+	if !b.copied[i] {
+		m := make(map[string]Entry, len(b.next.shards[i])+1)
+		for k, v := range b.next.shards[i] {
+			m[k] = v
+		}
+		b.next.shards[i] = m
+		b.copied[i] = true
+	}
+	return b.next.shards[i]
+}
+
+// Get returns the entry name has in the snapshot being built.
+func (b *Builder) Get(name string) (Entry, bool) {
+	e, ok := b.next.shards[shardOf(name)][name]
+	return e, ok
+}
+
+// Set records a flag file. Names failing [ValidName] are ignored.
+func (b *Builder) Set(name string, e Entry) {
+	if !ValidName(name) {
+		return
+	}
+	sh := b.shard(name)
+	if _, ok := sh[name]; !ok {
+		b.next.nServices++
+	}
+	sh[name] = e
+}
+
+// Delete removes a flag file.
+func (b *Builder) Delete(name string) {
+	if _, ok := b.next.shards[shardOf(name)][name]; !ok {
+		return
+	}
+	delete(b.shard(name), name)
+	b.next.nServices--
+}
+
+// ClearServices removes every flag file.
+func (b *Builder) ClearServices() {
+	for i := range b.next.shards {
+		b.next.shards[i] = emptyShard
+		b.copied[i] = false
+	}
+	b.next.nServices = 0
+}
+
+// SetVIPs replaces the VIP set. The map is owned by the snapshot afterwards.
+func (b *Builder) SetVIPs(v map[netip.Addr]VIPFlags) {
+	b.next.vips = v
+	b.vipsCp = true
+}
+
+// SetDirOK records whether the status directory is present and watched.
+func (b *Builder) SetDirOK(ok bool) { b.next.dirOK = ok }
+
+// SetVIPsOK records whether the VIP set is current.
+func (b *Builder) SetVIPsOK(ok bool) { b.next.vipsOK = ok }
+
+// Snapshot returns the built snapshot with the next generation number; the
+// Builder must not be used afterwards.
+func (b *Builder) Snapshot(now time.Time) *Snapshot {
+	s := b.next
+	s.gen++
+	s.built = now
+	return &s
+}
+
+// Store holds the current snapshot. The zero Store is not usable; use
+// [NewStore].
+type Store struct {
+	p atomic.Pointer[Snapshot]
+}
+
+// NewStore returns a Store holding [Empty], so Load never returns nil.
+func NewStore() *Store {
+	st := &Store{}
+	st.p.Store(Empty())
+	return st
+}
+
+// Load returns the current snapshot. It never returns nil.
+func (st *Store) Load() *Snapshot { return st.p.Load() }
+
+// Publish makes s current. Only the watcher loop calls it.
+func (st *Store) Publish(s *Snapshot) { st.p.Store(s) }

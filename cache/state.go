@@ -1,0 +1,281 @@
+package cache
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// State is the administrative state of a service, as written in its flag
+// file. The zero value is [Missing]: no flag file.
+type State uint8
+
+const (
+	// Missing means there is no flag file: the service is out of rotation,
+	// exactly as in the original http_status.
+	Missing State = iota
+	// Up means in rotation. An empty flag file, or one whose content is not
+	// in the grammar, is Up (the original tool only looked at existence).
+	Up
+	// Drain means finish current sessions but take no new ones.
+	Drain
+	// Maint means administratively out of service for maintenance.
+	Maint
+	// Down means out of service (failed, stopped).
+	Down
+)
+
+var stateNames = [...]string{Missing: "missing", Up: "up", Drain: "drain", Maint: "maint", Down: "down"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// HTTPCode is the status code /status answers for s. 200 only for Up; 404 for
+// a missing flag (the original contract) and for Drain, so that HAProxy's
+// "http-check disable-on-404" drains; 503 for Maint and Down.
+func (s State) HTTPCode() int {
+	switch s {
+	case Up:
+		return 200
+	case Maint, Down:
+		return 503
+	default: // Missing, Drain
+		return 404
+	}
+}
+
+// ParseStateWord maps a state word of the flag-file grammar to a State.
+func ParseStateWord(w string) (State, bool) {
+	switch strings.ToLower(w) {
+	case "up", "ready", "active":
+		return Up, true
+	case "drain", "draining":
+		return Drain, true
+	case "maint", "maintenance":
+		return Maint, true
+	case "down", "stopped", "stop", "fail", "failed", "inactive":
+		return Down, true
+	}
+	return Missing, false
+}
+
+// NoWeight is [Entry.Weight] when the flag file names no weight.
+const NoWeight = -1
+
+// MaxWeight is the largest weight percentage accepted (HAProxy caps a
+// server's weight at 256).
+const MaxWeight = 256
+
+// MaxFlagSize is how much of a flag file is read. The grammar fits in a line;
+// anything longer is an old status page and counts as Up.
+const MaxFlagSize = 4096
+
+// MaxReasonLen bounds the reason so it fits an HTTP header and an agent line.
+const MaxReasonLen = 200
+
+// Entry is one flag file as parsed. It is a value: copying it is safe.
+type Entry struct {
+	State   State
+	Weight  int       // 0..MaxWeight percent, or NoWeight
+	Reason  string    // free text, no control characters
+	Expires time.Time // zero: never. At and after this instant the entry is plain Up.
+	Since   time.Time // when the watcher first saw this state
+	// Invalid is set when the content was not in the grammar (it then
+	// counts as Up). The watcher logs it once.
+	Invalid string
+}
+
+// Effective is e as it stands at now: once an override has expired the
+// service is plain Up, with no weight and no reason.
+func (e Entry) Effective(now time.Time) Entry {
+	if e.State != Missing && !e.Expires.IsZero() && !now.Before(e.Expires) {
+		return Entry{State: Up, Weight: NoWeight, Since: e.Expires}
+	}
+	return e
+}
+
+// SameAs reports whether two entries say the same thing (ignoring Since).
+func (e Entry) SameAs(o Entry) bool {
+	return e.State == o.State && e.Weight == o.Weight && e.Reason == o.Reason &&
+		e.Expires.Equal(o.Expires) && e.Invalid == o.Invalid
+}
+
+// AgentReply is the HAProxy agent-check reply for e, without the trailing
+// newline. Going back to Up always says "ready" and a weight, because only an
+// agent reply can undo what an earlier agent reply set.
+func (e Entry) AgentReply() string {
+	var b strings.Builder
+	switch e.State {
+	case Up:
+		b.WriteString("up ready ")
+		if e.Weight == NoWeight {
+			b.WriteString("100%")
+		} else {
+			b.WriteString(strconv.Itoa(e.Weight))
+			b.WriteByte('%')
+		}
+	case Drain:
+		b.WriteString("up drain")
+	case Maint:
+		b.WriteString("maint")
+	case Down:
+		b.WriteString("down")
+	default:
+		b.WriteString("down")
+		if e.Reason == "" {
+			e.Reason = "no flag file"
+		}
+	}
+	if e.Reason != "" {
+		b.WriteString(" #")
+		b.WriteString(e.Reason)
+	}
+	return b.String()
+}
+
+// Format renders e in the flag-file grammar; [ParseFlag] reads it back.
+func (e Entry) Format() string {
+	st := e.State
+	if st == Missing {
+		st = Up
+	}
+	parts := []string{st.String()}
+	if e.Weight != NoWeight {
+		parts = append(parts, strconv.Itoa(e.Weight)+"%")
+	}
+	if !e.Expires.IsZero() {
+		parts = append(parts, "until="+e.Expires.UTC().Format(time.RFC3339))
+	}
+	if e.Reason != "" {
+		parts = append(parts, "# "+e.Reason)
+	}
+	return strings.Join(parts, " ") + "\n"
+}
+
+// ErrGrammar marks content that is not in the flag-file grammar.
+var ErrGrammar = errors.New("not in the flag-file grammar")
+
+// ParseFlag parses a flag file's content.
+//
+// # Grammar
+//
+// The first line holds words separated by blanks:
+//
+//	[STATE] [WEIGHT%] [until=TIME] [# REASON...]
+//
+// STATE is up|ready, drain, maint, or down|stopped|fail; WEIGHT is 0..256
+// followed by %; TIME is RFC 3339 (2026-11-23T10:00:00Z) or Unix seconds;
+// everything after # is the reason. Lines after the first, and lines starting
+// with # before any word, are ignored. Empty content is Up.
+//
+// Content outside the grammar (an old status.html page, say) is Up, as in the
+// original tool, and the returned error says why; the Entry is still usable.
+func ParseFlag(content []byte) (Entry, error) {
+	e := Entry{State: Up, Weight: NoWeight}
+	line := firstLine(content)
+	if line == "" {
+		return e, nil
+	}
+	reason := ""
+	if i := strings.IndexByte(line, '#'); i >= 0 {
+		reason = strings.TrimSpace(line[i+1:])
+		line = line[:i]
+	}
+	sawState, sawWeight := false, false
+	for _, w := range strings.Fields(line) {
+		switch {
+		case !sawState && !sawWeight && e.Expires.IsZero() && isStateWord(w):
+			e.State, _ = ParseStateWord(w)
+			sawState = true
+		case !sawWeight && strings.HasSuffix(w, "%"):
+			n, err := strconv.Atoi(w[:len(w)-1])
+			if err != nil || n < 0 || n > MaxWeight {
+				return invalid(fmt.Errorf("weight %q: want 0%%..%d%%: %w", w, MaxWeight, ErrGrammar))
+			}
+			e.Weight, sawWeight = n, true
+		case e.Expires.IsZero() && (strings.HasPrefix(w, "until=") || strings.HasPrefix(w, "expires=")):
+			t, err := parseTime(w[strings.IndexByte(w, '=')+1:])
+			if err != nil {
+				return invalid(fmt.Errorf("expiry %q: %w", w, err))
+			}
+			e.Expires = t
+		default:
+			return invalid(fmt.Errorf("unexpected word %q: %w", clip(w, 40), ErrGrammar))
+		}
+	}
+	r, err := cleanReason(reason)
+	if err != nil {
+		return invalid(err)
+	}
+	e.Reason = r
+	return e, nil
+}
+
+func invalid(err error) (Entry, error) {
+	return Entry{State: Up, Weight: NoWeight, Invalid: err.Error()}, err
+}
+
+func isStateWord(w string) bool { _, ok := ParseStateWord(w); return ok }
+
+func firstLine(b []byte) string {
+	if len(b) > MaxFlagSize {
+		b = b[:MaxFlagSize]
+	}
+	for len(b) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			line, b = b, nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		return string(line)
+	}
+	return ""
+}
+
+func parseTime(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want RFC 3339 or Unix seconds: %w", ErrGrammar)
+	}
+	return t, nil
+}
+
+// cleanReason checks a reason: printable UTF-8, bounded, so it is safe in a
+// header and an agent line.
+func cleanReason(r string) (string, error) {
+	if !utf8.ValidString(r) {
+		return "", fmt.Errorf("reason is not UTF-8: %w", ErrGrammar)
+	}
+	for _, c := range r {
+		if c < 0x20 || c == 0x7f {
+			return "", fmt.Errorf("reason has a control character: %w", ErrGrammar)
+		}
+	}
+	return clip(r, MaxReasonLen), nil
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the daemon is told on its command line.
+type Config struct {
+	Port             int
+	IP               string
+	Dir              string
+	Daemon           bool
+	PidFile          string
+	VIPs             bool
+	LoopbackVIPsOnly bool
+	Resync           time.Duration
+	Grace            time.Duration
+	LogLevel         string
+	LogFormat        string
+	CreateDir        bool
+}
+
+// DefaultDir is the original tool's status directory.
+const DefaultDir = "/var/run/http_status"
+
+const usageHead = `Usage: http_status [flags]
+       http_status COMMAND [args]   (run "http_status help" for commands)
+
+Answers load balancers' health checks: GET /status?SERVICE=name&PORT=80&VIP=addr,...
+is 200 when the flag file DIR/name.80 says up and every VIP is on this host.
+Flag files are watched with inotify and addresses with netlink; no request
+touches the disk.
+
+Flags (both -flag and --flag work):
+`
+
+// parseFlags reads the daemon's flags. The original tool's -p/--port,
+// -i/--ip, -d/--daemon and --pidfile keep their meaning.
+func parseFlags(args []string, stderr io.Writer) (Config, error) {
+	c := Config{}
+	fs := flag.NewFlagSet("http_status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&c.Port, "port", 8001, "TCP `port` to listen on for HTTP checks")
+	fs.IntVar(&c.Port, "p", 8001, "short for --port")
+	fs.StringVar(&c.IP, "ip", "127.0.0.1", "`address` to listen on; load balancers on other hosts need 0.0.0.0 (or ::)")
+	fs.StringVar(&c.IP, "i", "127.0.0.1", "short for --ip")
+	fs.StringVar(&c.Dir, "dir", DefaultDir, "status `directory` holding the flag files")
+	fs.BoolVar(&c.Daemon, "daemon", false, "detach from the terminal and run in the background (for SysV init; not needed under systemd)")
+	fs.BoolVar(&c.Daemon, "d", false, "short for --daemon")
+	fs.StringVar(&c.PidFile, "pidfile", "", "write the daemon's PID to `file` (mode 0644) and remove it on exit")
+	fs.BoolVar(&c.VIPs, "vips", true, "track this host's addresses with netlink so VIP= checks work (--vips=false turns VIP checks into 404s)")
+	fs.BoolVar(&c.LoopbackVIPsOnly, "vip-loopback-only", false, "count a VIP only when it is on a loopback interface (LVS-DR real servers)")
+	fs.DurationVar(&c.Resync, "resync", 5*time.Minute, "`period` of the safety-net full rescan of the directory")
+	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "auto", "log `format`: auto (console on a terminal, JSON otherwise), console, json")
+	fs.BoolVar(&c.CreateDir, "create-dir", true, "create the status directory at start if it does not exist")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("--port %d: want 0..65535", c.Port)
+	}
+	if net.ParseIP(strings.Trim(c.IP, "[]")) == nil {
+		return fmt.Errorf("--ip %q: not an IP address", c.IP)
+	}
+	if c.Dir == "" {
+		return errors.New("--dir is empty")
+	}
+	if c.Resync < time.Second {
+		return fmt.Errorf("--resync %s: want at least 1s", c.Resync)
+	}
+	switch c.LogFormat {
+	case "auto", "console", "json":
+	default:
+		return fmt.Errorf("--log-format %q: want auto, console or json", c.LogFormat)
+	}
+	return nil
+}
+
+// Addr is the HTTP listen address.
+func (c Config) Addr() string {
+	return net.JoinHostPort(strings.Trim(c.IP, "[]"), strconv.Itoa(c.Port))
+}

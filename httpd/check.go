@@ -1,0 +1,381 @@
+// Package httpd answers load balancers' health checks from the current
+// [cache.Snapshot].
+//
+// # Per-request work
+//
+// A request costs one [cache.Store.Load] and a few map lookups: no stat, no
+// open, no netlink call, and the lookup path ([Checker.Check]) allocates
+// nothing. Query parsing is done by hand over the raw query so that a
+// request can only ever name a flag file directly in the status directory
+// (see [cache.ValidName]).
+//
+// # Concurrency
+//
+// A [Checker] is safe for concurrent use; it only reads the store.
+package httpd
+
+import (
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// Response bodies. The original tool's bodies are kept in meaning; its
+// misspelling "aviliable" is fixed to "available" (see README, migrating).
+const (
+	BodyOK          = "OK - service fine!\n"
+	BodyOKVIP       = "OK - service and VIP all fine!\n"
+	BodyNoService   = "Not Found - Service not available!\n"
+	BodyNoVIP       = "Not Found - VIP alias not available!\n"
+	BodyDrain       = "Not Found - Service draining!\n"
+	BodyMaint       = "Service Unavailable - Service in maintenance!\n"
+	BodyDown        = "Service Unavailable - Service down!\n"
+	BodyBadService  = "Bad Request - SERVICE must be 1-200 of A-Z a-z 0-9 . _ - @ + : and not start with a dot\n"
+	BodyBadPort     = "Bad Request - PORT must be a number from 1 to 65535\n"
+	BodyBadVIP      = "Bad Request - VIP must be a comma-separated list of IPv4 or IPv6 addresses\n"
+	BodyBadQuery    = "Bad Request - malformed query string\n"
+	BodyNotFound    = "Not Found - unknown path; health checks use /status\n"
+	BodyBadMethod   = "Method Not Allowed - use GET or HEAD\n"
+	BodyTooManyVIPs = "Bad Request - too many VIPs (at most 64)\n"
+)
+
+// MaxVIPs bounds the VIP list of one request.
+const MaxVIPs = 64
+
+// Result is the answer to one health check. Body is a constant; Reason, when
+// not empty, is appended to it by the transport (as "reason: ..." line) and
+// sent in the X-Status-Reason header.
+type Result struct {
+	Code   int
+	Body   string
+	State  cache.State
+	Weight int // percent, or cache.NoWeight
+	Reason string
+}
+
+// CheckerOptions configure a [Checker].
+type CheckerOptions struct {
+	Store *cache.Store
+	// LoopbackVIPsOnly counts only VIPs configured on a loopback interface
+	// (LVS-DR real servers).
+	LoopbackVIPsOnly bool
+	// Now is the clock used for expiries; time.Now when nil.
+	Now func() time.Time
+}
+
+// Checker turns a /status query into a [Result].
+type Checker struct {
+	store    *cache.Store
+	loopback bool
+	now      func() time.Time
+}
+
+// NewChecker returns a Checker reading opts.Store.
+func NewChecker(opts CheckerOptions) *Checker {
+	c := &Checker{store: opts.Store, loopback: opts.LoopbackVIPsOnly, now: opts.Now}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// Store returns the store the checker reads.
+func (c *Checker) Store() *cache.Store { return c.store }
+
+// Query is a parsed /status query. Service is the flag-file name.
+type Query struct {
+	Name string // flag-file name: SERVICE, SERVICE.PORT, or status.html
+	VIPs []netip.Addr
+}
+
+// Check answers the /status query in rawQuery (the part after '?', still
+// percent-encoded). It does not allocate.
+func (c *Checker) Check(rawQuery string) Result {
+	var q parsed
+	if code := q.parse(rawQuery); code != nil {
+		return *code
+	}
+	return c.answer(&q)
+}
+
+// CheckName answers for a flag-file name and VIP list already validated
+// (the agent responder uses it).
+func (c *Checker) CheckName(name string, vips []netip.Addr) Result {
+	var q parsed
+	q.name = name
+	q.nvips = copy(q.vips[:], vips)
+	return c.answer(&q)
+}
+
+func (c *Checker) answer(q *parsed) Result {
+	snap := c.store.Load()
+	e, _ := snap.Lookup(q.name)
+	e = e.Effective(c.now())
+	r := Result{Code: e.State.HTTPCode(), State: e.State, Weight: e.Weight, Reason: e.Reason}
+	switch e.State {
+	case cache.Up:
+	case cache.Drain:
+		r.Body = BodyDrain
+		return r
+	case cache.Maint:
+		r.Body = BodyMaint
+		return r
+	case cache.Down:
+		r.Body = BodyDown
+		return r
+	default:
+		r.Body = BodyNoService
+		return r
+	}
+	for _, a := range q.vips[:q.nvips] {
+		if !snap.HasVIP(a, c.loopback) {
+			return Result{Code: 404, Body: BodyNoVIP, State: e.State, Weight: e.Weight, Reason: "VIP not configured"}
+		}
+	}
+	if q.nvips > 0 {
+		r.Body = BodyOKVIP
+	} else {
+		r.Body = BodyOK
+	}
+	return r
+}
+
+var (
+	resBadQuery   = Result{Code: 400, Body: BodyBadQuery}
+	resBadService = Result{Code: 400, Body: BodyBadService}
+	resBadPort    = Result{Code: 400, Body: BodyBadPort}
+	resBadVIP     = Result{Code: 400, Body: BodyBadVIP}
+	resManyVIPs   = Result{Code: 400, Body: BodyTooManyVIPs}
+)
+
+// parsed is a query parsed into fixed-size storage, so parsing stays on the
+// stack.
+type parsed struct {
+	name    string
+	nameBuf [cache.MaxNameLen + 8]byte
+	vips    [MaxVIPs]netip.Addr
+	nvips   int
+}
+
+// ParseQuery parses a /status query; ok is false for a query that would get
+// 400. It is the allocating form of what [Checker.Check] does, for tests and
+// tools.
+func ParseQuery(rawQuery string) (Query, bool) {
+	var p parsed
+	if p.parse(rawQuery) != nil {
+		return Query{}, false
+	}
+	return Query{Name: string(p.nameBuf[:len(p.name)]), VIPs: append([]netip.Addr(nil), p.vips[:p.nvips]...)}, true
+}
+
+// parse fills p from the raw query; it returns a 400 result on bad input.
+// Parameter names are matched case-insensitively; the first occurrence of
+// each wins (as net/url's Get); unknown parameters are ignored so that
+// cache-busting parameters work.
+func (p *parsed) parse(raw string) *Result {
+	var service, port, vip string
+	var haveService, havePort, haveVIP bool
+	var decBuf [3][cache.MaxNameLen + 8]byte
+	var vipBuf [MaxVIPs * 48]byte
+	for len(raw) > 0 {
+		var kv string
+		if i := indexByte(raw, '&'); i >= 0 {
+			kv, raw = raw[:i], raw[i+1:]
+		} else {
+			kv, raw = raw, ""
+		}
+		if kv == "" {
+			continue
+		}
+		k, v := kv, ""
+		if i := indexByte(kv, '='); i >= 0 {
+			k, v = kv[:i], kv[i+1:]
+		}
+		switch {
+		case eqFold(k, "SERVICE"):
+			if haveService {
+				continue
+			}
+			d, ok := unescape(v, decBuf[0][:])
+			if !ok {
+				return &resBadService
+			}
+			service, haveService = d, true
+		case eqFold(k, "PORT"):
+			if havePort {
+				continue
+			}
+			d, ok := unescape(v, decBuf[1][:])
+			if !ok {
+				return &resBadPort
+			}
+			port, havePort = d, true
+		case eqFold(k, "VIP"):
+			if haveVIP {
+				continue
+			}
+			d, ok := unescape(v, vipBuf[:])
+			if !ok {
+				return &resBadVIP
+			}
+			vip, haveVIP = d, true
+		}
+	}
+	// Build the flag-file name: SERVICE[.PORT], or the default flag.
+	if !haveService || service == "" {
+		if havePort && port != "" {
+			return &resBadService // a PORT without a SERVICE names nothing
+		}
+		service = cache.DefaultService
+	}
+	n := copy(p.nameBuf[:], service)
+	if havePort && port != "" {
+		if !validPort(port) {
+			return &resBadPort
+		}
+		if n+1+len(port) > cache.MaxNameLen {
+			return &resBadService
+		}
+		p.nameBuf[n] = '.'
+		n++
+		n += copy(p.nameBuf[n:], port)
+	}
+	if n > cache.MaxNameLen {
+		return &resBadService
+	}
+	p.name = unsafe.String(&p.nameBuf[0], n)
+	if !cache.ValidName(p.name) {
+		return &resBadService
+	}
+	if haveVIP && vip != "" {
+		for len(vip) > 0 {
+			var a string
+			if i := indexByte(vip, ','); i >= 0 {
+				a, vip = vip[:i], vip[i+1:]
+			} else {
+				a, vip = vip, ""
+			}
+			a = trimSpace(a)
+			if a == "" {
+				continue
+			}
+			if p.nvips == MaxVIPs {
+				return &resManyVIPs
+			}
+			addr, err := netip.ParseAddr(a)
+			if err != nil || addr.Zone() != "" {
+				return &resBadVIP
+			}
+			p.vips[p.nvips] = addr.Unmap()
+			p.nvips++
+		}
+	}
+	return nil
+}
+
+// unescape percent-decodes s (and '+' as space) into buf when needed. The
+// returned string aliases s or buf; it must not outlive either.
+func unescape(s string, buf []byte) (string, bool) {
+	needs := false
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' || s[i] == '+' {
+			needs = true
+			break
+		}
+	}
+	if !needs {
+		return s, true
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if n >= len(buf) {
+			return "", false
+		}
+		c := s[i]
+		switch c {
+		case '+':
+			c = ' '
+		case '%':
+			if i+2 >= len(s) {
+				return "", false
+			}
+			h, ok1 := unhex(s[i+1])
+			l, ok2 := unhex(s[i+2])
+			if !ok1 || !ok2 {
+				return "", false
+			}
+			c = h<<4 | l
+			i += 2
+		}
+		buf[n] = c
+		n++
+	}
+	if n == 0 {
+		return "", true
+	}
+	return unsafe.String(&buf[0], n), true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func validPort(s string) bool {
+	if len(s) == 0 || len(s) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n >= 1 && n <= 65535
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// eqFold reports whether s equals the upper-case ASCII word w, ignoring case.
+func eqFold(s, w string) bool {
+	if len(s) != len(w) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != w[i] {
+			return false
+		}
+	}
+	return true
+}

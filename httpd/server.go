@@ -1,0 +1,163 @@
+package httpd
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Server limits. A slow or huge client cannot hold the daemon: headers must
+// arrive within ReadHeaderTimeout and fit in MaxHeaderBytes.
+const (
+	ReadHeaderTimeout = 2 * time.Second
+	ReadTimeout       = 5 * time.Second
+	WriteTimeout      = 5 * time.Second
+	IdleTimeout       = 60 * time.Second
+	MaxHeaderBytes    = 8 << 10
+)
+
+// ServerName is sent in the Server header.
+const ServerName = "http_status"
+
+const allowed = "GET, HEAD, OPTIONS"
+
+// Handler serves /status from a [Checker]. Extra handlers (status pages,
+// metrics) can be mounted with [Handler.Handle]; they are read-only.
+type Handler struct {
+	c     *Checker
+	extra map[string]http.Handler
+}
+
+// NewHandler returns the HTTP handler for health checks.
+func NewHandler(c *Checker) *Handler {
+	return &Handler{c: c, extra: map[string]http.Handler{}}
+}
+
+// Handle mounts h at the exact path p. Call it before serving.
+func (h *Handler) Handle(p string, hh http.Handler) { h.extra[p] = hh }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr["Server"] = serverHdr
+	path := r.URL.Path
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		// HAProxy's bare "option httpchk" sends "OPTIONS / HTTP/1.0". We
+		// answer it like GET /status (the host-wide status.html flag) so
+		// that such a check follows the host's main flag instead of
+		// always passing.
+		if path == "/" || path == "/status" {
+			hdr["Allow"] = allowHdr
+			h.status(w, r, "")
+			return
+		}
+	default:
+		hdr["Allow"] = allowHdr
+		writeText(w, http.StatusMethodNotAllowed, BodyBadMethod, "")
+		return
+	}
+	if path == "/status" {
+		h.status(w, r, r.URL.RawQuery)
+		return
+	}
+	if x, ok := h.extra[path]; ok && r.Method != http.MethodOptions {
+		x.ServeHTTP(w, r)
+		return
+	}
+	writeText(w, http.StatusNotFound, BodyNotFound, "")
+}
+
+var (
+	serverHdr   = []string{ServerName}
+	allowHdr    = []string{allowed}
+	cacheHdr    = []string{"private, no-store"}
+	ctypeHdr    = []string{"text/plain; charset=utf-8"}
+	stateHdrs   = map[string][]string{}
+	weightHdrs  = map[int][]string{}
+	contentLens = map[int][]string{}
+)
+
+func init() {
+	for _, s := range []string{"missing", "up", "drain", "maint", "down"} {
+		stateHdrs[s] = []string{s}
+	}
+	for i := 0; i <= 256; i++ {
+		weightHdrs[i] = []string{strconv.Itoa(i) + "%"}
+	}
+	for i := 0; i < 1024; i++ {
+		contentLens[i] = []string{strconv.Itoa(i)}
+	}
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request, rawQuery string) {
+	res := h.c.Check(rawQuery)
+	hdr := w.Header()
+	if res.Code != http.StatusBadRequest {
+		hdr["X-Status-State"] = stateHdrs[res.State.String()]
+		if res.Weight >= 0 {
+			hdr["X-Status-Weight"] = weightHdrs[res.Weight]
+		}
+	}
+	writeText(w, res.Code, res.Body, res.Reason)
+}
+
+// writeText writes body, and "reason: ..." when there is a reason.
+func writeText(w http.ResponseWriter, code int, body, reason string) {
+	hdr := w.Header()
+	hdr["Cache-Control"] = cacheHdr
+	hdr["Content-Type"] = ctypeHdr
+	n := len(body)
+	if reason != "" {
+		hdr["X-Status-Reason"] = []string{reason}
+		n += len("reason: ") + len(reason) + 1
+	}
+	if cl, ok := contentLens[n]; ok {
+		hdr["Content-Length"] = cl
+	} else {
+		hdr["Content-Length"] = []string{strconv.Itoa(n)}
+	}
+	w.WriteHeader(code)
+	if reason == "" {
+		_, _ = w.Write(unsafeBytes(body))
+		return
+	}
+	_, _ = w.Write([]byte(body + "reason: " + reason + "\n"))
+}
+
+// NewServer returns an http.Server with the daemon's timeouts and limits.
+func NewServer(h http.Handler, log zerolog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          newStdLogger(log),
+	}
+}
+
+// Serve runs srv on ln until ctx is done, then shuts it down, giving in-flight
+// requests up to grace to finish. It returns nil on a clean stop.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
