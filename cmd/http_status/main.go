@@ -169,9 +169,9 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	sd := newNotifier(log.With().Str("component", "systemd").Logger())
 	runErr := pid.write()
 	if runErr == nil {
+		log.Info().Str("listen", ln.Addr().String()).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")
 		sd.ready(store)
 		tellParent(nil)
-		log.Info().Str("listen", ln.Addr().String()).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")
 		wd := watchdogInterval(log)
 		wg.Go(func() { sd.supervise(ctx, store, w.Heartbeat, wd, heartbeatMaxAge) })
 	}
