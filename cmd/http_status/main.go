@@ -98,6 +98,11 @@ func newLogger(cfg Config, w io.Writer) (zerolog.Logger, error) {
 // listener is bound, RELOADING=1/READY=1 around a SIGHUP rescan and
 // STOPPING=1 when ctx is done (see systemd.go).
 func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
+	// From the start, so that an early SIGHUP is a rescan once ready
+	// rather than the default action (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	pid, err := claimPidFile(cfg.PidFile)
 	if err != nil {
 		return err
@@ -176,9 +181,6 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		wg.Go(func() { sd.supervise(ctx, store, w.Heartbeat, wd, heartbeatMaxAge) })
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for runErr == nil && sig.Err() == nil {
 		select {
 		case <-sig.Done():
