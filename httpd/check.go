@@ -70,6 +70,7 @@ type Checker struct {
 	store    *cache.Store
 	loopback bool
 	now      func() time.Time
+	codes    CodeCounts // answers of Check, and the Handler's 404/405
 }
 
 // NewChecker returns a Checker reading opts.Store.
@@ -80,6 +81,11 @@ func NewChecker(opts CheckerOptions) *Checker {
 	}
 	return c
 }
+
+// Codes returns the counters of answers by status code: every [Checker.Check]
+// and the [Handler]'s own 404 and 405 answers. Another transport that
+// answers without Check counts through Codes().Inc.
+func (c *Checker) Codes() *CodeCounts { return &c.codes }
 
 // Store returns the store the checker reads.
 func (c *Checker) Store() *cache.Store { return c.store }
@@ -96,9 +102,12 @@ type Query struct {
 func (c *Checker) Check(rawQuery string) Result {
 	var q parsed
 	if code := q.parse(rawQuery); code != nil {
+		c.codes.Inc(code.Code)
 		return *code
 	}
-	return c.answer(&q)
+	r := c.answer(&q)
+	c.codes.Inc(r.Code)
+	return r
 }
 
 // CheckName answers for a flag-file name and VIP list already validated

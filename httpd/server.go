@@ -59,6 +59,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		hdr["Allow"] = allowHdr
+		h.c.codes.Inc(http.StatusMethodNotAllowed)
 		writeText(w, http.StatusMethodNotAllowed, BodyBadMethod, "")
 		return
 	}
@@ -70,6 +71,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.ServeHTTP(w, r)
 		return
 	}
+	h.c.codes.Inc(http.StatusNotFound)
 	writeText(w, http.StatusNotFound, BodyNotFound, "")
 }
 

@@ -10,12 +10,14 @@ import (
 // publish builds the next snapshot from the current one: a full rescan result
 // (entries, when not nil) replaces every flag, touched names are re-read one
 // by one, and the VIP set is recomputed when addrs says so. Each change is
-// logged once. Nothing is published when nothing changed.
-func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.Entry, addrs bool) {
+// logged once. Nothing is published when nothing changed; it reports whether
+// a snapshot was published.
+func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.Entry, addrs bool) bool {
 	old := w.store.Load()
 	b := cache.NewBuilder(old)
 	now := w.now()
 	changed := old.Generation() == 0
+	var transitions uint64
 
 	apply := func(name string, e cache.Entry, ok bool) {
 		prev, had := old.Lookup(name)
@@ -23,6 +25,7 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 		case !ok && had:
 			b.Delete(name)
 			changed = true
+			transitions++
 			w.log.Info().Str("flag", name).Str("state", "missing").Str("was", prev.State.String()).Msg(name + " removed: out of rotation")
 		case ok && had && prev.SameAs(e):
 			// Unchanged (a touch, a rewrite of the same words).
@@ -30,6 +33,7 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 			e.Since = now
 			b.Set(name, e)
 			changed = true
+			transitions++
 			ev := w.log.Info().Str("flag", name).Str("state", e.State.String())
 			if had {
 				ev = ev.Str("was", prev.State.String())
@@ -81,6 +85,7 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 		if !e.Expires.IsZero() && e.Expires.After(w.lastExp) && !e.Expires.After(now) {
 			w.log.Info().Str("flag", name).Str("state", "up").Str("was", e.State.String()).Time("expired", e.Expires).Msg(name + " override expired: up")
 			changed = true
+			transitions++
 		}
 	}
 	w.lastExp = now
@@ -103,10 +108,11 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 	}
 
 	if !changed {
-		return
+		return false
 	}
 	w.store.Publish(b.Snapshot(now))
-	w.count(func(s *Stats) { s.Publishes++ })
+	w.count(func(s *Stats) { s.Publishes++; s.Transitions += transitions })
+	return true
 }
 
 // logVIPDiff logs addresses that appeared or went away; it reports whether

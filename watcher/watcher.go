@@ -59,6 +59,11 @@ type Options struct {
 	CreateDir bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// OnPublish, when set, is called by the loop after each snapshot it
+	// publishes in answer to a wake-up (an event, a netlink update, a
+	// timer), with the time from the wake-up to the publish. It runs on
+	// the loop, so it must be quick (a histogram observation).
+	OnPublish func(latency time.Duration)
 }
 
 // Watcher keeps a [cache.Store] in step with the status directory and the
@@ -94,6 +99,7 @@ type Stats struct {
 	Overflows       uint64 // inotify queue overflows
 	Resubscribes    uint64 // netlink resubscriptions
 	Publishes       uint64 // snapshots published
+	Transitions     uint64 // flags added, removed or changed, and overrides expired
 	LastRescanNanos int64  // duration of the last full rescan
 }
 
@@ -266,6 +272,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// and the snapshot's generation moves. Responders already
 			// answer Up at the expiry instant (Entry.Effective).
 		}
+		woke := time.Now() // for OnPublish: wake-up to publish
 		// Drain whatever else is queued without blocking.
 	drain:
 		for i := 0; i < 100000; i++ {
@@ -294,7 +301,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		if full {
 			entries = w.fullRescan("")
 		}
-		w.publish(touched, entries, addrsChanged)
+		if w.publish(touched, entries, addrsChanged) && w.opts.OnPublish != nil {
+			w.opts.OnPublish(time.Since(woke))
+		}
 		w.armExpiry(expiry)
 	}
 }

@@ -109,6 +109,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	}
 	defer pid.remove(log)
 	store := cache.NewStore()
+	obs := &observability{}
 	w, err := watcher.New(watcher.Options{
 		Dir:        cfg.Dir,
 		Store:      store,
@@ -117,6 +118,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		Addrs:      cfg.VIPs,
 		AddrSource: watcher.NetlinkSource{Log: log.With().Str("component", "netlink").Logger()},
 		CreateDir:  cfg.CreateDir,
+		OnPublish:  obs.onPublish,
 	})
 	if err != nil {
 		return err
@@ -163,6 +165,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 
 	checker := httpd.NewChecker(httpd.CheckerOptions{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly})
 	h := httpd.NewHandler(checker)
+	obs.mount(h, checker, w) // read-only pages and /metrics
 	srv := httpd.NewServer(h, log.With().Str("component", "http").Logger())
 	wg.Go(func() {
 		if err := httpd.Serve(ctx, srv, ln, cfg.Grace); err != nil {

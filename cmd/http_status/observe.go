@@ -1,0 +1,47 @@
+package main
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/watcher"
+)
+
+// observability wires the read-only pages (/status.json, /status.txt,
+// /board, /healthz) and /metrics. It is made before the watcher, whose
+// OnPublish hook reports into it, and mounted once the watcher and the
+// checker exist; publishes before that (the first snapshot) are not timed.
+type observability struct {
+	metrics atomic.Pointer[httpd.Metrics]
+}
+
+// onPublish is the watcher's OnPublish hook.
+func (o *observability) onPublish(d time.Duration) {
+	if m := o.metrics.Load(); m != nil {
+		m.ObservePublish(d)
+	}
+}
+
+// mount builds the pages and the metrics and mounts them on h.
+func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Watcher) {
+	httpd.NewPages(httpd.PagesOptions{
+		Store:           c.Store(),
+		Heartbeat:       w.Heartbeat,
+		HeartbeatMaxAge: heartbeatMaxAge,
+	}).Mount(h)
+	m := httpd.NewMetrics(httpd.MetricsOptions{
+		Checker:   c,
+		Heartbeat: w.Heartbeat,
+		Watcher: func() httpd.WatcherStats {
+			s := w.Stats()
+			return httpd.WatcherStats{
+				Events: s.Events, AddrUpdates: s.AddrUpdates, Rescans: s.Rescans,
+				Overflows: s.Overflows, Resubscribes: s.Resubscribes, Publishes: s.Publishes,
+				Transitions: s.Transitions, LastRescan: time.Duration(s.LastRescanNanos),
+			}
+		},
+	})
+	m.Mount(h)
+	o.metrics.Store(m)
+}

@@ -1,0 +1,56 @@
+package httpd
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// serveHealthz answers whether the daemon itself is healthy: 200 while the
+// watcher loop's heartbeat is current, 503 with the reason when the loop is
+// stuck (answers would go stale). A missing status directory or a stale VIP
+// list are reported as "degraded" but keep 200: the daemon is doing its job,
+// and /status already answers for them.
+func (p *Pages) serveHealthz(w http.ResponseWriter, r *http.Request) {
+	if !readOnlyMethod(w, r) {
+		return
+	}
+	now := p.now()
+	s := p.opts.Store.Load()
+	code := http.StatusOK
+	var b strings.Builder
+	if p.opts.Heartbeat != nil {
+		age := now.Sub(p.opts.Heartbeat())
+		if age > p.opts.HeartbeatMaxAge {
+			code = http.StatusServiceUnavailable
+			b.WriteString("unhealthy: watcher loop stalled: last turn ")
+			b.WriteString(age.Truncate(time.Millisecond).String())
+			b.WriteString(" ago (limit ")
+			b.WriteString(p.opts.HeartbeatMaxAge.String())
+			b.WriteString(")\n")
+		}
+	}
+	if code == http.StatusOK {
+		b.WriteString("ok\n")
+	}
+	if !s.DirOK() {
+		b.WriteString("degraded: status directory missing; every service is out of rotation\n")
+	}
+	if !s.VIPsOK() {
+		b.WriteString("degraded: VIP list not current (netlink subscription down)\n")
+	}
+	b.WriteString("generation ")
+	b.WriteString(strconv.FormatUint(s.Generation(), 10))
+	b.WriteString(", ")
+	b.WriteString(s.Summary(now))
+	b.WriteByte('\n')
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "private, no-store")
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(b.String()))
+	}
+}

@@ -1,0 +1,207 @@
+package httpd
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// WatcherStats are the watcher's counters as the metrics see them. httpd
+// does not import the watcher: cmd passes a function that copies them.
+type WatcherStats struct {
+	Events, AddrUpdates, Rescans, Overflows, Resubscribes, Publishes, Transitions uint64
+	LastRescan                                                                    time.Duration
+}
+
+// MetricsOptions configure [Metrics].
+type MetricsOptions struct {
+	// Checker supplies the answers-by-code counters and the store.
+	Checker *Checker
+	// Watcher returns the watcher's counters; nil leaves them out.
+	Watcher func() WatcherStats
+	// Heartbeat is the watcher loop's last turn; nil leaves it out.
+	Heartbeat func() time.Time
+	// Now is the clock used for expiries; time.Now when nil.
+	Now func() time.Time
+}
+
+// Metrics is the daemon's Prometheus registry and /metrics handler. It uses
+// its own registry, not the global one.
+//
+// # Cost
+//
+// Request counting costs the /status path one atomic add ([CodeCounts]);
+// everything else is read from the snapshot and the watcher when scraped.
+// The per-service family http_status_service_state has one series per flag
+// file (10,000 flags: 10,000 series, about 1 MB per scrape), labelled with the
+// current state only, so a state change replaces a series rather than adding
+// to the total.
+type Metrics struct {
+	reg            *prometheus.Registry
+	publishLatency prometheus.Histogram
+	probeDuration  *prometheus.HistogramVec
+	handler        http.Handler
+}
+
+const ns = "http_status"
+
+// NewMetrics builds the registry: the daemon's collector, the
+// event-to-publish latency histogram, the probe duration histogram (empty
+// until probes report), and the Go and process collectors.
+func NewMetrics(opts MetricsOptions) *Metrics {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.publishLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: ns, Name: "publish_latency_seconds",
+		Help: "Time from the watcher waking up on an event (inotify, netlink, timer) to the new snapshot being published.",
+		// 10 µs .. ~1.3 s
+		Buckets: prometheus.ExponentialBuckets(10e-6, 2, 18),
+	})
+	m.probeDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: ns, Name: "probe_duration_seconds",
+		Help:    "Duration of service probes, by service and result.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	}, []string{"service", "result"})
+	m.reg.MustRegister(
+		&daemonCollector{opts: opts},
+		m.publishLatency,
+		m.probeDuration,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		// A scrape walks every service; two at once is plenty.
+		MaxRequestsInFlight: 2,
+		Timeout:             10 * time.Second,
+	})
+	return m
+}
+
+// Registry is the daemon's registry, for collectors added elsewhere.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObservePublish records one event-to-publish latency; the watcher calls it
+// through its OnPublish option.
+func (m *Metrics) ObservePublish(d time.Duration) { m.publishLatency.Observe(d.Seconds()) }
+
+// ObserveProbe records one probe run. It is the hook for the probes: no
+// series exist until a probe reports.
+func (m *Metrics) ObserveProbe(service, result string, d time.Duration) {
+	m.probeDuration.WithLabelValues(service, result).Observe(d.Seconds())
+}
+
+// Mount mounts /metrics on h.
+func (m *Metrics) Mount(h *Handler) { h.Handle(PathMetrics, m) }
+
+func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !readOnlyMethod(w, r) {
+		return
+	}
+	m.handler.ServeHTTP(w, r)
+}
+
+var (
+	descRequests     = prometheus.NewDesc(ns+"_requests_total", "Health-check answers by HTTP status code (/status, OPTIONS, and 404/405 for unknown paths or methods; not the pages or /metrics).", []string{"code"}, nil)
+	descServiceState = prometheus.NewDesc(ns+"_service_state", "1 for each flag file, labelled with its effective state (what /status answers without VIPs).", []string{"service", "state"}, nil)
+	descServiceWt    = prometheus.NewDesc(ns+"_service_weight_percent", "Weight named in a flag file, for flags that name one.", []string{"service"}, nil)
+	descServices     = prometheus.NewDesc(ns+"_services", "Flag files by effective state.", []string{"state"}, nil)
+	descVIPs         = prometheus.NewDesc(ns+"_vips", "Addresses configured on the host.", nil, nil)
+	descGeneration   = prometheus.NewDesc(ns+"_snapshot_generation", "Generation of the current snapshot (counts publications).", nil, nil)
+	descBuilt        = prometheus.NewDesc(ns+"_snapshot_built_timestamp_seconds", "When the current snapshot was published.", nil, nil)
+	descDirOK        = prometheus.NewDesc(ns+"_dir_ok", "1 when the status directory is present and watched.", nil, nil)
+	descVIPsOK       = prometheus.NewDesc(ns+"_vips_ok", "1 when the VIP list is current (netlink subscription up, or VIP tracking off).", nil, nil)
+	descHeartbeat    = prometheus.NewDesc(ns+"_watcher_heartbeat_age_seconds", "Time since the watcher loop last turned (it turns at least every second).", nil, nil)
+	descTransitions  = prometheus.NewDesc(ns+"_transitions_total", "Flag changes published: added, removed, changed, or an override expired.", nil, nil)
+	descEvents       = prometheus.NewDesc(ns+"_watcher_events_total", "inotify events handled.", nil, nil)
+	descAddrUpdates  = prometheus.NewDesc(ns+"_watcher_addr_updates_total", "netlink address updates handled.", nil, nil)
+	descRescans      = prometheus.NewDesc(ns+"_watcher_rescans_total", "Full rescans of the status directory.", nil, nil)
+	descOverflows    = prometheus.NewDesc(ns+"_watcher_inotify_overflows_total", "inotify queue overflows (each causes a full rescan).", nil, nil)
+	descResubscribes = prometheus.NewDesc(ns+"_watcher_netlink_resubscribes_total", "netlink address subscriptions re-established after a failure.", nil, nil)
+	descPublishes    = prometheus.NewDesc(ns+"_watcher_publishes_total", "Snapshots published.", nil, nil)
+	descLastRescan   = prometheus.NewDesc(ns+"_watcher_last_rescan_duration_seconds", "Duration of the last full rescan.", nil, nil)
+)
+
+// daemonCollector reads everything at scrape time.
+type daemonCollector struct{ opts MetricsOptions }
+
+func (c *daemonCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRequests, descServiceState, descServiceWt, descServices, descVIPs, descGeneration, descBuilt, descDirOK, descVIPsOK} {
+		ch <- d
+	}
+	if c.opts.Heartbeat != nil {
+		ch <- descHeartbeat
+	}
+	if c.opts.Watcher != nil {
+		for _, d := range []*prometheus.Desc{descTransitions, descEvents, descAddrUpdates, descRescans, descOverflows, descResubscribes, descPublishes, descLastRescan} {
+			ch <- d
+		}
+	}
+}
+
+var codeLabels = func() []string {
+	l := make([]string, 600)
+	l[0] = "other"
+	for i := 100; i < len(l); i++ {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
+
+func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
+	c.opts.Checker.Codes().Each(func(code int, n uint64) {
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), codeLabels[code])
+	})
+	s := c.opts.Checker.Store().Load()
+	now := c.opts.Now()
+	byState := map[cache.State]int{cache.Up: 0, cache.Drain: 0, cache.Maint: 0, cache.Down: 0}
+	for name, e := range s.Services() {
+		eff := e.Effective(now)
+		byState[eff.State]++
+		ch <- prometheus.MustNewConstMetric(descServiceState, prometheus.GaugeValue, 1, name, eff.State.String())
+		if eff.Weight != cache.NoWeight {
+			ch <- prometheus.MustNewConstMetric(descServiceWt, prometheus.GaugeValue, float64(eff.Weight), name)
+		}
+	}
+	for st, n := range byState {
+		ch <- prometheus.MustNewConstMetric(descServices, prometheus.GaugeValue, float64(n), st.String())
+	}
+	ch <- prometheus.MustNewConstMetric(descVIPs, prometheus.GaugeValue, float64(s.NumVIPs()))
+	ch <- prometheus.MustNewConstMetric(descGeneration, prometheus.GaugeValue, float64(s.Generation()))
+	if !s.Built().IsZero() {
+		ch <- prometheus.MustNewConstMetric(descBuilt, prometheus.GaugeValue, float64(s.Built().UnixNano())/1e9)
+	}
+	ch <- prometheus.MustNewConstMetric(descDirOK, prometheus.GaugeValue, b2f(s.DirOK()))
+	ch <- prometheus.MustNewConstMetric(descVIPsOK, prometheus.GaugeValue, b2f(s.VIPsOK()))
+	if c.opts.Heartbeat != nil {
+		ch <- prometheus.MustNewConstMetric(descHeartbeat, prometheus.GaugeValue, now.Sub(c.opts.Heartbeat()).Seconds())
+	}
+	if c.opts.Watcher != nil {
+		ws := c.opts.Watcher()
+		for _, m := range []struct {
+			d *prometheus.Desc
+			v uint64
+		}{
+			{descTransitions, ws.Transitions}, {descEvents, ws.Events}, {descAddrUpdates, ws.AddrUpdates},
+			{descRescans, ws.Rescans}, {descOverflows, ws.Overflows}, {descResubscribes, ws.Resubscribes},
+			{descPublishes, ws.Publishes},
+		} {
+			ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
+		}
+		ch <- prometheus.MustNewConstMetric(descLastRescan, prometheus.GaugeValue, ws.LastRescan.Seconds())
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

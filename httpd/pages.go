@@ -1,0 +1,296 @@
+package httpd
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// Paths of the read-only pages. /status stays the health-check endpoint;
+// these describe the whole host for people and tools.
+const (
+	PathStatusJSON = "/status.json"
+	PathStatusText = "/status.txt"
+	PathBoard      = "/board"
+	PathHealthz    = "/healthz"
+	PathMetrics    = "/metrics"
+)
+
+// MaxPageRenders bounds how many status pages (JSON, text, board) render at
+// once. A page walks every service (10,000 flags is a 1 MB JSON page); a
+// flood of page requests gets 503 instead of eating the CPU the health
+// checks need.
+const MaxPageRenders = 4
+
+// PagesOptions configure [Pages].
+type PagesOptions struct {
+	Store *cache.Store
+	// Now is the clock used for expiries; time.Now when nil.
+	Now func() time.Time
+	// Heartbeat is the time of the watcher loop's last turn; /healthz
+	// fails when it is older than HeartbeatMaxAge. Nil: /healthz only
+	// checks that the daemon answers.
+	Heartbeat       func() time.Time
+	HeartbeatMaxAge time.Duration
+	// BoardRefresh is the board's default auto-refresh period (meta
+	// refresh); 0 means 10 s. ?refresh=N overrides it; ?refresh=0 turns
+	// it off.
+	BoardRefresh time.Duration
+}
+
+// Pages serves the read-only status pages: /status.json, /status.txt, the
+// HTML /board and /healthz. They read the current snapshot only; nothing
+// here changes a state (states change only through the status directory).
+type Pages struct {
+	opts PagesOptions
+	now  func() time.Time
+	sem  chan struct{}
+	host string
+}
+
+// NewPages returns the page handlers reading opts.Store.
+func NewPages(opts PagesOptions) *Pages {
+	p := &Pages{opts: opts, now: opts.Now, sem: make(chan struct{}, MaxPageRenders)}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.opts.HeartbeatMaxAge <= 0 {
+		p.opts.HeartbeatMaxAge = 3 * time.Second
+	}
+	p.host, _ = os.Hostname()
+	if p.opts.BoardRefresh <= 0 {
+		p.opts.BoardRefresh = 10 * time.Second
+	}
+	return p
+}
+
+// Mount mounts every page on h.
+func (p *Pages) Mount(h *Handler) {
+	h.Handle(PathStatusJSON, p.page(p.serveJSON))
+	h.Handle(PathStatusText, p.page(p.serveText))
+	h.Handle(PathBoard, p.page(p.serveBoard))
+	h.Handle(PathHealthz, http.HandlerFunc(p.serveHealthz))
+}
+
+// page wraps a renderer: GET and HEAD only, bounded concurrency, no caching.
+func (p *Pages) page(render func(w http.ResponseWriter, r *http.Request)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !readOnlyMethod(w, r) {
+			return
+		}
+		select {
+		case p.sem <- struct{}{}:
+			defer func() { <-p.sem }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "Service Unavailable - too many status page requests at once", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Cache-Control", "private, no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		render(w, r)
+	})
+}
+
+// readOnlyMethod answers 405 for anything but GET and HEAD.
+func readOnlyMethod(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "Method Not Allowed - read-only; states change only through the status directory", http.StatusMethodNotAllowed)
+	return false
+}
+
+// ServiceJSON is one flag file in /status.json.
+type ServiceJSON struct {
+	Name string `json:"name"`
+	// State is what the flag file says; Effective is what /status
+	// answers now (an expired override is up).
+	State     string `json:"state"`
+	Effective string `json:"effective_state"`
+	Code      int    `json:"code"` // the /status code for Effective, without VIPs
+	// Weight is a percentage, or null when the flag names none.
+	Weight  *int       `json:"weight"`
+	Reason  string     `json:"reason,omitempty"`
+	Since   time.Time  `json:"since"`
+	Expires *time.Time `json:"expires,omitempty"`
+	// Invalid says why the content was not understood (it then counts
+	// as up).
+	Invalid string `json:"invalid,omitempty"`
+	// Probe is reserved for the service's probe results once probes
+	// exist (issue: probes); it is always absent for now.
+	Probe any `json:"probe,omitempty"`
+}
+
+// VIPJSON is one address configured on the host.
+type VIPJSON struct {
+	Addr     string `json:"addr"`
+	Loopback bool   `json:"loopback"`
+}
+
+// StatusJSON is the /status.json document.
+type StatusJSON struct {
+	Generation uint64         `json:"generation"`
+	Built      time.Time      `json:"built"`
+	Now        time.Time      `json:"now"`
+	DirOK      bool           `json:"dir_ok"`
+	VIPsOK     bool           `json:"vips_ok"`
+	Counts     map[string]int `json:"counts"` // effective state -> services
+	Services   []ServiceJSON  `json:"services"`
+	VIPs       []VIPJSON      `json:"vips"`
+}
+
+// View builds the /status.json document from one snapshot; the text page
+// and the board render the same data.
+func View(s *cache.Snapshot, now time.Time) StatusJSON {
+	v := StatusJSON{
+		Generation: s.Generation(), Built: s.Built(), Now: now,
+		DirOK: s.DirOK(), VIPsOK: s.VIPsOK(),
+		Counts:   map[string]int{"up": 0, "drain": 0, "maint": 0, "down": 0},
+		Services: make([]ServiceJSON, 0, s.Len()),
+		VIPs:     []VIPJSON{},
+	}
+	for name, e := range s.Services() {
+		eff := e.Effective(now)
+		sj := ServiceJSON{
+			Name: name, State: e.State.String(), Effective: eff.State.String(),
+			Code: eff.State.HTTPCode(), Reason: eff.Reason, Since: eff.Since, Invalid: e.Invalid,
+		}
+		if eff.Weight != cache.NoWeight {
+			w := eff.Weight
+			sj.Weight = &w
+		}
+		if !eff.Expires.IsZero() {
+			x := eff.Expires
+			sj.Expires = &x
+		}
+		v.Counts[sj.Effective]++
+		v.Services = append(v.Services, sj)
+	}
+	slices.SortFunc(v.Services, func(a, b ServiceJSON) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	vips := s.VIPs()
+	addrs := make([]netip.Addr, 0, len(vips))
+	for a := range vips {
+		addrs = append(addrs, a)
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	for _, a := range addrs {
+		v.VIPs = append(v.VIPs, VIPJSON{Addr: a.String(), Loopback: vips[a]&cache.OnLoopback != 0})
+	}
+	return v
+}
+
+func (p *Pages) serveJSON(w http.ResponseWriter, r *http.Request) {
+	v := View(p.opts.Store.Load(), p.now())
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	if _, ok := r.URL.Query()["pretty"]; ok {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, "Internal Server Error - "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(buf.Bytes())
+	}
+}
+
+// serveText is a plain-text page in the spirit of nginx's upstream check
+// status page: a summary line, then one line per service.
+func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
+	v := View(p.opts.Store.Load(), p.now())
+	var b bytes.Buffer
+	b.WriteString("Service count: ")
+	b.WriteString(strconv.Itoa(len(v.Services)))
+	for _, st := range []string{"up", "drain", "maint", "down"} {
+		b.WriteString("; ")
+		b.WriteString(st)
+		b.WriteString(": ")
+		b.WriteString(strconv.Itoa(v.Counts[st]))
+	}
+	b.WriteString("; generation: ")
+	b.WriteString(strconv.FormatUint(v.Generation, 10))
+	b.WriteString("; built: ")
+	b.WriteString(v.Built.UTC().Format(time.RFC3339Nano))
+	b.WriteString("; dir: ")
+	b.WriteString(okWord(v.DirOK, "missing"))
+	b.WriteString("; vips: ")
+	b.WriteString(okWord(v.VIPsOK, "stale"))
+	b.WriteByte('\n')
+	for i, s := range v.Services {
+		b.WriteString("    ")
+		b.WriteString(strconv.Itoa(i))
+		b.WriteByte(' ')
+		b.WriteString(s.Name)
+		b.WriteByte(' ')
+		b.WriteString(s.Effective)
+		b.WriteString(" code ")
+		b.WriteString(strconv.Itoa(s.Code))
+		if s.Weight != nil {
+			b.WriteString(" weight ")
+			b.WriteString(strconv.Itoa(*s.Weight))
+			b.WriteByte('%')
+		}
+		b.WriteString(" since ")
+		b.WriteString(s.Since.UTC().Format(time.RFC3339))
+		if s.Expires != nil {
+			b.WriteString(" until ")
+			b.WriteString(s.Expires.UTC().Format(time.RFC3339))
+		}
+		if s.Invalid != "" {
+			b.WriteString(" invalid ")
+			b.WriteString(strconv.Quote(s.Invalid))
+		}
+		if s.Reason != "" {
+			b.WriteString(" reason ")
+			b.WriteString(strconv.Quote(s.Reason))
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("VIP count: ")
+	b.WriteString(strconv.Itoa(len(v.VIPs)))
+	b.WriteByte('\n')
+	for i, a := range v.VIPs {
+		b.WriteString("    ")
+		b.WriteString(strconv.Itoa(i))
+		b.WriteByte(' ')
+		b.WriteString(a.Addr)
+		if a.Loopback {
+			b.WriteString(" loopback")
+		}
+		b.WriteByte('\n')
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(b.Bytes())
+	}
+}
+
+func okWord(ok bool, bad string) string {
+	if ok {
+		return "ok"
+	}
+	return bad
+}
