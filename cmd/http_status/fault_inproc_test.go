@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/http-status/http_status/watcher"
+)
+
+const maxQueuedEvents = "/proc/sys/fs/inotify/max_queued_events"
+
+// lowerInotifyQueue sets the kernel's inotify queue limit to n until undo
+// is called (or the test ends). The limit is global but is copied into
+// each inotify instance when it is created, so the window only needs to
+// cover our watcher's start. It returns the limit in force for our
+// watcher, and false when it cannot be changed (not root).
+func lowerInotifyQueue(t *testing.T, n int) (undo func(), ok bool) {
+	t.Helper()
+	old, err := os.ReadFile(maxQueuedEvents)
+	if err != nil || !isRoot() {
+		return func() {}, false
+	}
+	if err := os.WriteFile(maxQueuedEvents, []byte(strconv.Itoa(n)), 0o644); err != nil {
+		return func() {}, false
+	}
+	var once sync.Once
+	undo = func() {
+		once.Do(func() {
+			if err := os.WriteFile(maxQueuedEvents, old, 0o644); err != nil {
+				t.Errorf("restore %s: %v", maxQueuedEvents, err)
+			}
+		})
+	}
+	t.Cleanup(undo)
+	return undo, true
+}
+
+// TestFaultInotifyOverflow: a burst of events beyond the inotify queue
+// while the loop is stalled overflows the queue; the watcher counts it,
+// rescans, and ends with every flag exactly.
+func TestFaultInotifyOverflow(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	writeFlags(t, dir, map[string]string{"keep.80": "", "gone.80": "", "web.443": "drain"})
+	queue := 16384
+	undo, lowered := lowerInotifyQueue(t, 64)
+	if lowered {
+		queue = 64
+	}
+	s := startStack(t, watcher.Options{Dir: dir})
+	undo() // our inotify instance has its limit; restore it for everyone else
+	if !lowered {
+		t.Logf("not root: bursting past the default queue of %d events", queue)
+	}
+	// Stall the loop on its next turn so that neither it nor fsnotify's
+	// buffer (4096 events) drains the kernel queue, then burst.
+	s.w.StallForTest(2 * time.Second)
+	writeFlags(t, dir, map[string]string{"wake.80": ""})
+	time.Sleep(50 * time.Millisecond) // let the loop take the wake-up and start its stall
+	burst := 4096 + queue + 2000
+	want := map[string]string{"keep.80": "up", "wake.80": "up", "web.443": "up"}
+	for i := 0; i < burst; i++ {
+		name := fmt.Sprintf("b%05d.80", i)
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want[name] = "up"
+	}
+	if err := os.Remove(filepath.Join(dir, "gone.80")); err != nil {
+		t.Fatal(err)
+	}
+	writeFlags(t, dir, map[string]string{"web.443": "up 50%"})
+	expectExact(t, s.base, want)
+	st := s.w.Stats()
+	t.Logf("watcher stats after %d-event burst (queue %d): %+v", burst, queue, st)
+	if st.Overflows == 0 {
+		t.Errorf("no inotify overflow counted after a burst of %d events beyond a queue of %d", burst, queue)
+	}
+	if v := metricValue(t, s.base, "http_status_watcher_inotify_overflows_total"); v < 1 {
+		t.Errorf("overflow metric = %v", v)
+	}
+	s.stopClean(t)
+}
+
+// fakeAddrs is a canned address source: every Subscribe returns list and
+// hands the test the subscription, which it can drop (the library closes
+// its channel when the netlink socket fails). While blocked is set,
+// Subscribe fails, as a kernel refusing the subscription would.
+type fakeAddrs struct {
+	mu      sync.Mutex
+	list    []watcher.AddrUpdate
+	blocked bool
+	subs    chan *fakeAddrSub
+}
+
+type fakeAddrSub struct {
+	c    chan watcher.AddrUpdate
+	once sync.Once
+}
+
+func (s *fakeAddrSub) drop() { s.once.Do(func() { close(s.c) }) }
+
+func (f *fakeAddrs) Subscribe(ctx context.Context) ([]watcher.AddrUpdate, <-chan watcher.AddrUpdate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.blocked {
+		return nil, nil, fmt.Errorf("fake netlink: %w", syscall.ENOBUFS)
+	}
+	sub := &fakeAddrSub{c: make(chan watcher.AddrUpdate)}
+	select {
+	case f.subs <- sub:
+	default:
+	}
+	context.AfterFunc(ctx, sub.drop)
+	return append([]watcher.AddrUpdate(nil), f.list...), sub.c, nil
+}
+
+func (f *fakeAddrs) set(blocked bool, list ...watcher.AddrUpdate) {
+	f.mu.Lock()
+	f.blocked, f.list = blocked, list
+	f.mu.Unlock()
+}
+
+func addrUp(a string, lo bool) watcher.AddrUpdate {
+	idx := 2
+	if lo {
+		idx = 1
+	}
+	return watcher.AddrUpdate{Addr: netip.MustParseAddr(a), LinkIndex: idx, Loopback: lo, New: true}
+}
+
+// TestFaultNetlinkDropped: the address subscription drops under load and
+// cannot come back for a while. Checks keep their last known VIPs (no
+// failed check), /healthz and /metrics say the VIP list is stale, and after
+// the resubscription the VIPs are exact again (a VIP removed meanwhile is
+// gone).
+func TestFaultNetlinkDropped(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	writeFlags(t, dir, map[string]string{"squid.80": ""})
+	src := &fakeAddrs{list: []watcher.AddrUpdate{addrUp("192.0.2.10", false), addrUp("192.0.2.11", true)}, subs: make(chan *fakeAddrSub, 16)}
+	s := startStack(t, watcher.Options{Dir: dir, Addrs: true, AddrSource: src})
+	sub := <-src.subs
+
+	load := startLoad(s.base, "/status?SERVICE=squid&PORT=80&VIP=192.0.2.10", 4, func(c int) bool { return c == 200 })
+	// The kernel drops the subscription and refuses to resubscribe; the
+	// host loses 192.0.2.11 meanwhile.
+	src.set(true, addrUp("192.0.2.10", false))
+	sub.drop()
+	waitHealthz(t, s.base, "degraded: VIP list not current")
+	if v := metricValue(t, s.base, "http_status_vips_ok"); v != 0 {
+		t.Errorf("vips_ok = %v during the outage", v)
+	}
+	// Let the resubscription succeed.
+	src.set(false, addrUp("192.0.2.10", false))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		v := statusJSON(t, s.base)
+		if v.VIPsOK && len(v.VIPs) == 1 && v.VIPs[0].Addr == "192.0.2.10" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("VIPs not exact after resubscribing: ok=%v %+v", v.VIPsOK, v.VIPs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	load.finish(t)
+	if st := s.w.Stats(); st.Resubscribes < 1 {
+		t.Errorf("Resubscribes = %d", st.Resubscribes)
+	}
+	if v := metricValue(t, s.base, "http_status_watcher_netlink_resubscribes_total"); v < 1 {
+		t.Errorf("resubscribe metric = %v", v)
+	}
+	waitHealthz(t, s.base, "ok\n")
+	expectExact(t, s.base, map[string]string{"squid.80": "up"})
+	s.stopClean(t)
+}
+
+// waitHealthz polls /healthz until its body contains want.
+func waitHealthz(t *testing.T, base, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, body := httpGet(t, base+"/healthz")
+		if strings.Contains(body, want) {
+			if code != 200 {
+				t.Errorf("/healthz %d %q", code, body)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz never said %q; last %d %q", want, code, body)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestFaultFlagFileAbuse: flag files that are not plain small text (FIFO,
+// symlink, directory, huge, binary, NUL bytes, bad UTF-8, unreadable, bad
+// names) neither crash nor hang the watcher, and each ends in its defined
+// state.
+func TestFaultFlagFileAbuse(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	s := startStack(t, watcher.Options{Dir: dir})
+	outside := filepath.Join(t.TempDir(), "target")
+	writeFlags(t, filepath.Dir(outside), map[string]string{"target": "down"})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(syscall.Mkfifo(filepath.Join(dir, "fifo.80"), 0o644))
+	must(os.Symlink(outside, filepath.Join(dir, "link.80")))
+	must(os.Mkdir(filepath.Join(dir, "subdir.80"), 0o755))
+	huge := strings.Repeat("drain # x\n", 200000) // 2 MB; only the head is read
+	writeFlags(t, dir, map[string]string{
+		"huge.80":       "maint # big\n" + huge,
+		"binary.80":     "\x00\x01\x02\xff\xfe garbage",
+		"nul.80":        "down\x00 # nul",
+		"badutf8.80":    "down # \xff\xfe",
+		"ctl.80":        "drain # a\x1b[31mred",
+		"weight.80":     "up 9999%",
+		"ok.80":         "drain 25% # fine",
+		"bad name.80":   "down",
+		".hidden.80":    "down",
+		"editor.80.tmp": "down",
+		"back.80~":      "down",
+	})
+	unreadable := filepath.Join(dir, "unreadable.80")
+	writeFlags(t, dir, map[string]string{"unreadable.80": "down"})
+	must(os.Chmod(unreadable, 0))
+	want := map[string]string{
+		"huge.80":    "maint",
+		"binary.80":  "up", // not in the grammar: up, as the original tool
+		"nul.80":     "up",
+		"badutf8.80": "up",
+		"ctl.80":     "up",
+		"weight.80":  "up",
+		"ok.80":      "drain",
+		// root reads a mode-000 file; others cannot and it counts as up.
+		"unreadable.80": map[bool]string{true: "down", false: "up"}[isRoot()],
+	}
+	expectExact(t, s.base, want)
+	v := statusJSON(t, s.base)
+	for _, sv := range v.Services {
+		if (sv.Name == "binary.80" || sv.Name == "nul.80" || sv.Name == "badutf8.80" || sv.Name == "ctl.80" || sv.Name == "weight.80") && sv.Invalid == "" {
+			t.Errorf("%s: invalid note missing: %+v", sv.Name, sv)
+		}
+	}
+	// The pages survive the content too.
+	for _, p := range []string{"/status.txt", "/board", "/metrics"} {
+		if code, _ := httpGet(t, s.base+p); code != 200 {
+			t.Errorf("%s: %d", p, code)
+		}
+	}
+	must(os.Chmod(unreadable, 0o644))
+	s.stopClean(t)
+}
