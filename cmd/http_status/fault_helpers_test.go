@@ -77,6 +77,19 @@ func (l *loadGen) fail(msg string) {
 	l.mu.Unlock()
 }
 
+// waitMore waits until the workers have made k more requests.
+func (l *loadGen) waitMore(t *testing.T, k int64) {
+	t.Helper()
+	target := l.n.Load() + k
+	deadline := time.Now().Add(10 * time.Second)
+	for l.n.Load() < target {
+		if time.Now().After(deadline) {
+			t.Fatalf("load stalled at %d requests", l.n.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // finish stops the workers and fails the test if any request failed or
 // none was made.
 func (l *loadGen) finish(t *testing.T) {
