@@ -27,7 +27,7 @@ func pagesHandler(t *testing.T, st *cache.Store, hb func() time.Time) (*Handler,
 	return h, m
 }
 
-func pagesStore(t *testing.T) *cache.Store {
+func pagesStore(t testing.TB) *cache.Store {
 	return snap(t, map[string]string{
 		"status.html": "",
 		"squid.80":    "",
