@@ -24,7 +24,7 @@ const (
 )
 
 // MaxPageRenders bounds how many status pages (JSON, text, board) render at
-// once. A page walks every service (10,000 flags is a 1 MB JSON page); a
+// once. A page walks every service (10,000 flags make a 1.2 MB JSON page); a
 // flood of page requests gets 503 instead of eating the CPU the health
 // checks need.
 const MaxPageRenders = 4
