@@ -39,9 +39,9 @@ type MetricsOptions struct {
 // Request counting costs the /status path one atomic add ([CodeCounts]);
 // everything else is read from the snapshot and the watcher when scraped.
 // The per-service family http_status_service_state has one series per flag
-// file (10,000 flags: 10,000 series; the whole scrape is then about 0.6 MB), labelled with the
-// current state only, so a state change replaces a series rather than adding
-// to the total.
+// file, labelled with the current state only, so a state change replaces a
+// series rather than adding one: 10,000 flags are 10,000 series, and the
+// whole scrape is then about 0.6 MB.
 type Metrics struct {
 	reg            *prometheus.Registry
 	publishLatency prometheus.Histogram
