@@ -290,6 +290,25 @@ func noLeaks(t *testing.T) {
 	})
 }
 
+// goroutinesBack waits until the daemon at base runs at most baseline+slack
+// goroutines again (go_goroutines from /metrics): whatever a fault started
+// in it has ended.
+func goroutinesBack(t *testing.T, base string, baseline float64) {
+	t.Helper()
+	const slack = 5
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		g := metricValue(t, base, "go_goroutines")
+		if g >= 0 && g <= baseline+slack {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon runs %v goroutines, %v before the fault", g, baseline)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // httpGet fetches url on a fresh connection and returns code and body.
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()

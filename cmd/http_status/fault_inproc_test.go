@@ -65,7 +65,16 @@ func TestFaultInotifyOverflow(t *testing.T) {
 	// buffer (4096 events) drains the kernel queue, then burst.
 	s.w.StallForTest(2 * time.Second)
 	writeFlags(t, dir, map[string]string{"wake.80": ""})
-	time.Sleep(50 * time.Millisecond) // let the loop take the wake-up and start its stall
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		// Published: the loop's next turn is the stall.
+		if _, ok := s.store.Load().Lookup("wake.80"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("wake.80 never published")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	burst := 4096 + queue + 2000
 	want := map[string]string{"keep.80": "up", "wake.80": "up", "web.443": "up"}
 	for i := 0; i < burst; i++ {

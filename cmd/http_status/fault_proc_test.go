@@ -26,6 +26,7 @@ func TestFaultDirRemovedUnderLoad(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"squid.80": "", "web.443": "drain"})
 	d := runDaemon(t, "--dir", dir)
+	baseG := metricValue(t, d.base, "go_goroutines")
 	load := startLoad(d.base, "/status?SERVICE=squid&PORT=80", 4, func(c int) bool { return c == 200 || c == 404 })
 	for i := 0; i < 5; i++ {
 		if err := os.RemoveAll(dir); err != nil {
@@ -45,6 +46,7 @@ func TestFaultDirRemovedUnderLoad(t *testing.T) {
 		t.Errorf("after recreation: %+v", v)
 	}
 	waitHealthz(t, d.base, "ok\n")
+	goroutinesBack(t, d.base, baseG)
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
@@ -56,6 +58,7 @@ func TestFaultSIGHUPUnderLoad(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"squid.80": "", "status.html": "", "web.443": "drain # deploy"})
 	d := runDaemon(t, "--dir", dir)
+	baseG := metricValue(t, d.base, "go_goroutines")
 	load := startLoad(d.base, "/status?SERVICE=squid&PORT=80", 4, func(c int) bool { return c == 200 })
 	before := metricValue(t, d.base, "http_status_watcher_rescans_total")
 	for i := 0; i < 20; i++ {
@@ -73,6 +76,7 @@ func TestFaultSIGHUPUnderLoad(t *testing.T) {
 	}
 	load.finish(t)
 	expectExact(t, d.base, map[string]string{"squid.80": "up", "status.html": "up", "web.443": "drain"})
+	goroutinesBack(t, d.base, baseG)
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
@@ -239,13 +243,7 @@ func TestFaultSlowloris(t *testing.T) {
 		}
 	}
 	load.finish(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for g := metricValue(t, d.base, "go_goroutines"); g > baseG+5; g = metricValue(t, d.base, "go_goroutines") {
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon goroutines %v, %v before the slow clients", g, baseG)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	goroutinesBack(t, d.base, baseG)
 	expectExact(t, d.base, map[string]string{"squid.80": "up"})
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
@@ -300,6 +298,7 @@ func TestFaultOversizedRequests(t *testing.T) {
 	writeFlags(t, dir, map[string]string{"squid.80": ""})
 	d := runDaemon(t, "--dir", dir)
 	addr := strings.TrimPrefix(d.base, "http://")
+	baseG := metricValue(t, d.base, "go_goroutines")
 	vips := strings.TrimSuffix(strings.Repeat("127.0.0.1,", 65), ",")
 	cases := []struct {
 		name, req string
@@ -331,6 +330,7 @@ func TestFaultOversizedRequests(t *testing.T) {
 		t.Errorf("RSS %v bytes after oversized requests", rss)
 	}
 	expectExact(t, d.base, map[string]string{"squid.80": "up"})
+	goroutinesBack(t, d.base, baseG)
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
