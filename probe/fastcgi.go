@@ -160,7 +160,7 @@ func fcgiDo(ctx context.Context, network, addr string, params [][2]string) (*fcg
 	r := bufio.NewReader(c)
 	var stdout, stderr []byte
 	var hdr [8]byte
-	content := make([]byte, 0, 4096)
+	content := make([]byte, 0, fcgiMaxContent) // a record holds at most 65535 bytes
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

@@ -69,6 +69,10 @@ type Options struct {
 	Report func(service string, st cache.ProbeStatus)
 	// Clear is called for a service whose probes were all removed.
 	Clear func(service string)
+	// Ready, when not nil, holds back every probe's first attempt until it
+	// is closed (cmd passes the watcher's Ready, so only_if_vip sees the
+	// real address list). Statuses are reported (pending) before that.
+	Ready <-chan struct{}
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -298,6 +302,13 @@ const idlePoll = time.Second
 
 func (r *Runner) loop(ctx context.Context, p *running) {
 	defer close(p.done)
+	if r.opts.Ready != nil {
+		select {
+		case <-r.opts.Ready:
+		case <-ctx.Done():
+			return
+		}
+	}
 	iv := p.spec.Interval.Duration
 	first := min(iv, time.Second)
 	t := time.NewTimer(rand.N(first) + time.Millisecond)

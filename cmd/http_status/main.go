@@ -84,6 +84,11 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	pr, err := newProbes(cfg.ConfigFile, cfg.ProbeConcurrency, cfg.LoopbackVIPsOnly, store, w, log.With().Str("component", "probe").Logger())
+	if err != nil {
+		return err
+	}
+	defer pr.close()
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen for HTTP checks: %w", err)
@@ -132,6 +137,7 @@ loop:
 		case <-hup:
 			log.Info().Msg("SIGHUP: rescanning")
 			w.Rescan()
+			pr.reload()
 		case runErr = <-errc:
 			break loop
 		}
