@@ -245,7 +245,9 @@ func TestExecProbe(t *testing.T) {
 	pidfile := filepath.Join(dir, "child.pid")
 	hang := writeScript(t, dir, "hang", "sleep 60 &\necho $! > "+pidfile+"\necho started\nsleep 60\n")
 
-	spec := func(p string) string { return fmt.Sprintf("service = \"db.3306\"\nkind = \"exec\"\ncommand = [%q]\n", p) }
+	spec := func(p string) string {
+		return fmt.Sprintf("service = \"db.3306\"\nkind = \"exec\"\ncommand = [%q]\n", p)
+	}
 	if msg, err := runCheck(t, spec(ok), 5*time.Second); err != nil || msg != "replica lag 0s" {
 		t.Errorf("exit 0: %q, %v", msg, err)
 	}

@@ -38,7 +38,7 @@ func TestExampleConfigLoads(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	cases := []struct {
 		name, in string
-		want []string // substrings of the error
+		want     []string // substrings of the error
 	}{
 		{"unknown key", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\nadress = \"x\"\n",
 			[]string{"t.toml:4: unknown key \"probe.adress\""}},
