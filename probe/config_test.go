@@ -63,6 +63,7 @@ func TestConfigErrors(t *testing.T) {
 		{"exec relative", "[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"check\"]\n", []string{"command:"}},
 		{"bad rise", "[defaults]\nrise = 0\nfall = 101\n", []string{"[defaults]: fall 101"}},
 		{"bad initial", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\ninitial = \"maybe\"\n", []string{`initial "maybe"`}},
+		{"duplicate key", "[[probe]]\nservice = \"a.80\"\nrise = 1\nrise = 2\n", []string{"t.toml:4:1: key rise is already defined"}},
 		{"bad status", "[[probe]]\nservice = \"a.80\"\nkind = \"http\"\nexpect_status = [99]\n", []string{"expect_status 99"}},
 	}
 	for _, tc := range cases {
