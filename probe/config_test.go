@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/cache"
 )
 
 func TestExampleConfigLoads(t *testing.T) {
@@ -86,4 +88,27 @@ func TestConfigEmpty(t *testing.T) {
 	if err != nil || len(c.Probes) != 0 || c.Defaults.Interval.Duration != DefaultInterval {
 		t.Fatalf("empty config: %+v, %v", c, err)
 	}
+}
+
+// FuzzParse: parsing never panics, and an accepted config only holds probes
+// with a valid service name and a buildable checker.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("[defaults]\ninterval = \"1s\"\n[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\n"))
+	f.Add([]byte("[[probe]]\nservice = \"php\"\nkind = \"fastcgi\"\naddress = \"/x.sock\"\nscript = \"/p\"\n"))
+	f.Add([]byte("[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, "f.toml")
+		if err != nil {
+			return
+		}
+		for i := range c.Probes {
+			s := &c.Probes[i]
+			if !cache.ValidName(s.Service) || s.Name == "" {
+				t.Fatalf("accepted probe %+v", s)
+			}
+			if _, err := newChecker(s); err != nil {
+				t.Fatalf("accepted probe %s cannot run: %v", s.ID(), err)
+			}
+		}
+	})
 }

@@ -65,7 +65,8 @@ type Options struct {
 	// cmd passes the store's current snapshot's HasVIP. Nil: never present.
 	HasVIP func(netip.Addr) bool
 	// Report receives a service's new combined status whenever it changes.
-	// It must not block (the watcher's SetProbeResults does not).
+	// It is called with the runner's lock held: it must not block (the
+	// watcher's SetProbeResults does not) nor call back into the Runner.
 	Report func(service string, st cache.ProbeStatus)
 	// Clear is called for a service whose probes were all removed.
 	Clear func(service string)
