@@ -91,7 +91,8 @@ type Query struct {
 }
 
 // Check answers the /status query in rawQuery (the part after '?', still
-// percent-encoded). It does not allocate.
+// percent-encoded). It does not allocate, except to decode a VIP list that
+// is itself percent-encoded (load balancers send plain lists).
 func (c *Checker) Check(rawQuery string) Result {
 	var q parsed
 	if code := q.parse(rawQuery); code != nil {
@@ -104,7 +105,10 @@ func (c *Checker) Check(rawQuery string) Result {
 // (the agent responder uses it).
 func (c *Checker) CheckName(name string, vips []netip.Addr) Result {
 	var q parsed
-	q.name = name
+	if len(name) > cache.MaxNameLen {
+		return Result{Code: 400, Body: BodyBadService}
+	}
+	q.nameLen = copy(q.nameBuf[:], name)
 	q.nvips = copy(q.vips[:], vips)
 	return c.answer(&q)
 }
@@ -113,7 +117,7 @@ func (c *Checker) answer(q *parsed) Result {
 	snap := c.store.Load()
 	// Flag and probes combine in one place (cache.Snapshot.Effective), so
 	// /status and the agent always agree.
-	e, _ := snap.Effective(q.name, c.now())
+	e, _ := snap.Effective(unsafe.String(&q.nameBuf[0], q.nameLen), c.now())
 	r := Result{Code: e.State.HTTPCode(), State: e.State, Weight: e.Weight, Reason: e.Reason}
 	switch e.State {
 	case cache.Up:
@@ -154,7 +158,7 @@ var (
 // parsed is a query parsed into fixed-size storage, so parsing stays on the
 // stack.
 type parsed struct {
-	name    string
+	nameLen int
 	nameBuf [cache.MaxNameLen + 8]byte
 	vips    [MaxVIPs]netip.Addr
 	nvips   int
@@ -168,7 +172,7 @@ func ParseQuery(rawQuery string) (Query, bool) {
 	if p.parse(rawQuery) != nil {
 		return Query{}, false
 	}
-	return Query{Name: string(p.nameBuf[:len(p.name)]), VIPs: append([]netip.Addr(nil), p.vips[:p.nvips]...)}, true
+	return Query{Name: string(p.nameBuf[:p.nameLen]), VIPs: append([]netip.Addr(nil), p.vips[:p.nvips]...)}, true
 }
 
 // parse fills p from the raw query; it returns a 400 result on bad input.
@@ -178,8 +182,7 @@ func ParseQuery(rawQuery string) (Query, bool) {
 func (p *parsed) parse(raw string) *Result {
 	var service, port, vip string
 	var haveService, havePort, haveVIP bool
-	var decBuf [3][cache.MaxNameLen + 8]byte
-	var vipBuf [MaxVIPs * 48]byte
+	var decBuf [2][cache.MaxNameLen + 8]byte
 	for len(raw) > 0 {
 		var kv string
 		if i := indexByte(raw, '&'); i >= 0 {
@@ -217,11 +220,7 @@ func (p *parsed) parse(raw string) *Result {
 			if haveVIP {
 				continue
 			}
-			d, ok := unescape(v, vipBuf[:])
-			if !ok {
-				return &resBadVIP
-			}
-			vip, haveVIP = d, true
+			vip, haveVIP = v, true
 		}
 	}
 	// Build the flag-file name: SERVICE[.PORT], or the default flag.
@@ -246,32 +245,66 @@ func (p *parsed) parse(raw string) *Result {
 	if n > cache.MaxNameLen {
 		return &resBadService
 	}
-	p.name = unsafe.String(&p.nameBuf[0], n)
-	if !cache.ValidName(p.name) {
+	p.nameLen = n
+	if !cache.ValidName(unsafe.String(&p.nameBuf[0], n)) {
 		return &resBadService
 	}
 	if haveVIP && vip != "" {
-		for len(vip) > 0 {
-			var a string
-			if i := indexByte(vip, ','); i >= 0 {
-				a, vip = vip[:i], vip[i+1:]
-			} else {
-				a, vip = vip, ""
-			}
-			a = trimSpace(a)
-			if a == "" {
-				continue
-			}
-			if p.nvips == MaxVIPs {
-				return &resManyVIPs
-			}
-			addr, err := netip.ParseAddr(a)
-			if err != nil || addr.Zone() != "" {
+		if needsUnescape(vip) {
+			return p.parseEncodedVIPs(vip)
+		}
+		return p.parseVIPs(vip)
+	}
+	return nil
+}
+
+// parseEncodedVIPs decodes a percent-encoded VIP list first. It is the one
+// path that allocates (the decoded copy); load balancers send plain lists.
+func (p *parsed) parseEncodedVIPs(vip string) *Result {
+	buf := make([]byte, 0, len(vip))
+	for i := 0; i < len(vip); i++ {
+		c := vip[i]
+		if c == '%' {
+			if i+2 >= len(vip) {
 				return &resBadVIP
 			}
-			p.vips[p.nvips] = addr.Unmap()
-			p.nvips++
+			h, ok1 := unhex(vip[i+1])
+			l, ok2 := unhex(vip[i+2])
+			if !ok1 || !ok2 {
+				return &resBadVIP
+			}
+			c = h<<4 | l
+			i += 2
+		} else if c == '+' {
+			c = ' '
 		}
+		buf = append(buf, c)
+	}
+	return p.parseVIPs(string(buf))
+}
+
+// parseVIPs parses a comma-separated address list.
+func (p *parsed) parseVIPs(vip string) *Result {
+	for len(vip) > 0 {
+		var a string
+		if i := indexByte(vip, ','); i >= 0 {
+			a, vip = vip[:i], vip[i+1:]
+		} else {
+			a, vip = vip, ""
+		}
+		a = trimSpace(a)
+		if a == "" {
+			continue
+		}
+		if p.nvips == MaxVIPs {
+			return &resManyVIPs
+		}
+		addr, err := netip.ParseAddr(a)
+		if err != nil || addr.Zone() != "" {
+			return &resBadVIP
+		}
+		p.vips[p.nvips] = addr.Unmap()
+		p.nvips++
 	}
 	return nil
 }
@@ -279,14 +312,7 @@ func (p *parsed) parse(raw string) *Result {
 // unescape percent-decodes s (and '+' as space) into buf when needed. The
 // returned string aliases s or buf; it must not outlive either.
 func unescape(s string, buf []byte) (string, bool) {
-	needs := false
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' || s[i] == '+' {
-			needs = true
-			break
-		}
-	}
-	if !needs {
+	if !needsUnescape(s) {
 		return s, true
 	}
 	n := 0
@@ -317,6 +343,15 @@ func unescape(s string, buf []byte) (string, bool) {
 		return "", true
 	}
 	return unsafe.String(&buf[0], n), true
+}
+
+func needsUnescape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' || s[i] == '+' {
+			return true
+		}
+	}
+	return false
 }
 
 func unhex(c byte) (byte, bool) {

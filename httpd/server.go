@@ -143,9 +143,18 @@ func NewServer(h http.Handler, log zerolog.Logger) *http.Server {
 	}
 }
 
-// Serve runs srv on ln until ctx is done, then shuts it down, giving in-flight
-// requests up to grace to finish. It returns nil on a clean stop.
+// Serve runs srv on ln until ctx is done, then stops gracefully: it closes
+// ln (stop accepting), lets every connection already accepted get its answer
+// and close, then shuts srv down, all within grace. It returns nil on a clean
+// stop.
+//
+// net/http's Shutdown alone drops a request read after shutdown began, even
+// on a connection accepted before it, with no answer; a load balancer would
+// count that check as failed. With systemd holding the socket, connections
+// not yet accepted stay queued for the next process, so a restart fails no
+// check.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+	busy := trackConns(srv)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -153,11 +162,21 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	deadline := time.Now().Add(grace)
+	// Each connection closes after its current or next answer
+	// ("Connection: close"); idle keep-alive connections close now.
+	srv.SetKeepAlivesEnabled(false)
+	lnErr := ln.Close()
+	serr := <-errc // Serve returns once Accept fails; every accepted conn is tracked by then
+	if errors.Is(serr, net.ErrClosed) || errors.Is(serr, http.ErrServerClosed) {
+		serr = nil
+	}
+	busy.wait(deadline)
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	err := srv.Shutdown(sctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
+	if errors.Is(lnErr, net.ErrClosed) {
+		lnErr = nil
 	}
-	return err
+	return errors.Join(serr, err, lnErr)
 }

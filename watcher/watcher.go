@@ -324,24 +324,26 @@ func (w *Watcher) handleEvent(ev fsnotify.Event, touched map[string]struct{}) bo
 	w.count(func(s *Stats) { s.Events++ })
 	name := filepath.Clean(ev.Name)
 	if name == w.opts.Dir {
-		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		// Events on the directory itself come from its own watch (deleted,
+		// moved away) or, while it is missing, from the parent's watch
+		// (created, moved into place).
+		switch {
+		case ev.Has(fsnotify.Create) && !w.dirOK:
+			if w.watchDir() {
+				w.log.Info().Str("dir", w.opts.Dir).Msg("status directory is back")
+				return true
+			}
+		case (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) && w.dirOK:
 			w.log.Warn().Str("dir", w.opts.Dir).Msg("status directory removed; all services out of rotation until it comes back")
-			_ = w.fsw.Remove(w.opts.Dir) // a renamed directory keeps its watch otherwise
+			_ = w.fsw.Remove(w.opts.Dir) // a moved directory keeps its watch otherwise
 			w.dirOK = false
 			w.watchDir()
 			return true
 		}
 		return false
 	}
-	if filepath.Dir(name) == filepath.Dir(w.opts.Dir) && filepath.Dir(name) != w.opts.Dir {
-		// An event in the parent: only our directory's name matters.
-		if filepath.Base(name) == filepath.Base(w.opts.Dir) && !w.dirOK && (ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename)) {
-			if w.watchDir() {
-				w.log.Info().Str("dir", w.opts.Dir).Msg("status directory is back")
-				return true
-			}
-		}
-		return false
+	if filepath.Dir(name) != w.opts.Dir {
+		return false // another name in the parent directory
 	}
 	if ev.Op == fsnotify.Chmod {
 		// Permissions don't change a flag's meaning; ignore.

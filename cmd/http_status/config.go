@@ -27,6 +27,8 @@ type Config struct {
 	CreateDir        bool
 	ConfigFile       string
 	ProbeConcurrency int
+	LogFile          string
+	Lameduck         time.Duration
 }
 
 // DefaultDir is the original tool's status directory.
@@ -62,7 +64,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.Resync, "resync", 5*time.Minute, "`period` of the safety-net full rescan of the directory")
 	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
-	fs.StringVar(&c.LogFormat, "log-format", "auto", "log `format`: auto (console on a terminal, JSON otherwise), console, json")
+	fs.StringVar(&c.LogFormat, "log-format", "auto", "log `format`: auto (journal when stderr is the systemd journal, console on a terminal, JSON otherwise), console, json, journal")
+	fs.StringVar(&c.LogFile, "log-file", "", "append logs to `file` instead of stderr (with --daemon, the default is to discard them)")
+	fs.DurationVar(&c.Lameduck, "lameduck", 0, "on SIGTERM, keep serving unchanged for this `long` before closing the listeners (the agent port answers drain meanwhile)")
 	fs.BoolVar(&c.CreateDir, "create-dir", true, "create the status directory at start if it does not exist")
 	fs.StringVar(&c.ConfigFile, "config", "", "probe configuration `file` (TOML; see README \"Probes\"); reloaded on SIGHUP. None: no probes")
 	fs.IntVar(&c.ProbeConcurrency, "probe-concurrency", 32, "at most `n` probe attempts run at once")
@@ -96,9 +100,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("--probe-concurrency %d: want at least 1", c.ProbeConcurrency)
 	}
 	switch c.LogFormat {
-	case "auto", "console", "json":
+	case "auto", "console", "json", "journal":
 	default:
-		return fmt.Errorf("--log-format %q: want auto, console or json", c.LogFormat)
+		return fmt.Errorf("--log-format %q: want auto, console, json or journal", c.LogFormat)
+	}
+	if c.Grace < 0 || c.Lameduck < 0 {
+		return errors.New("--grace and --lameduck must not be negative")
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -37,14 +36,34 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "http_status:", err)
 		return 2
 	}
+	if cfg.Daemon && !isDaemonChild() {
+		return daemonize(args, cfg, stderr)
+	}
+	if isDaemonChild() {
+		// The parent pointed stderr at --log-file already.
+		if err := daemonChildSetup(&cfg); err != nil {
+			tellParent(err)
+			return 1
+		}
+	} else if cfg.LogFile != "" {
+		f, err := openLogFile(cfg.LogFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "http_status:", err)
+			return 2
+		}
+		defer f.Close()
+		stderr = f
+	}
 	log, err := newLogger(cfg, stderr)
 	if err != nil {
+		tellParent(err)
 		fmt.Fprintln(stderr, "http_status:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
+		tellParent(err)
 		log.Error().Err(err).Msg("exiting")
 		return 1
 	}
@@ -58,19 +77,37 @@ func newLogger(cfg Config, w io.Writer) (zerolog.Logger, error) {
 	}
 	out := w
 	console := cfg.LogFormat == "console"
+	journal := cfg.LogFormat == "journal"
 	if cfg.LogFormat == "auto" {
 		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 			console = true
 		}
+		journal = w == io.Writer(os.Stderr) && stderrIsJournal()
 	}
 	if console {
 		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	if journal {
+		out = newJournalWriter(w)
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 // run is the daemon: it returns when ctx is done (nil) or on a startup error.
+// Under systemd it reports READY=1 once the first snapshot is in and every
+// listener is bound, RELOADING=1/READY=1 around a SIGHUP rescan and
+// STOPPING=1 when ctx is done (see systemd.go).
 func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
+	// From the start, so that an early SIGHUP is a rescan once ready
+	// rather than the default action (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	pid, err := claimPidFile(cfg.PidFile)
+	if err != nil {
+		return err
+	}
+	defer pid.remove(log)
 	store := cache.NewStore()
 	w, err := watcher.New(watcher.Options{
 		Dir:        cfg.Dir,
@@ -89,13 +126,26 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return err
 	}
 	defer pr.close()
-	ln, err := net.Listen("tcp", cfg.Addr())
+	// Sockets passed by systemd (socket activation) come first; each
+	// responder falls back to binding its flag's address.
+	lns, err := inheritListeners()
 	if err != nil {
+		return err
+	}
+	ln, err := lns.listen(listenerHTTP, cfg.Addr(), log)
+	if err != nil {
+		lns.closeUnused(log)
 		return fmt.Errorf("listen for HTTP checks: %w", err)
 	}
 	defer ln.Close()
+	// The agent responder takes its socket the same way:
+	//	agentLn, err := lns.listen(listenerAgent, cfg.AgentAddr(), log)
+	lns.closeUnused(log)
 
-	ctx, cancel := context.WithCancel(ctx)
+	// Workers stop on ctx's own cancel, not on the signal: after SIGTERM the
+	// responders keep serving through --lameduck.
+	sig := ctx
+	ctx, cancel := context.WithCancel(context.WithoutCancel(sig))
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
@@ -110,7 +160,8 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		cancel()
 		wg.Wait()
 		return err
-	case <-ctx.Done():
+	case <-sig.Done():
+		cancel()
 		wg.Wait()
 		return nil
 	}
@@ -123,27 +174,43 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
-	log.Info().Str("listen", ln.Addr().String()).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var runErr error
-loop:
-	for {
+	// Ready: every listener is bound and the first snapshot is published.
+	sd := newNotifier(log.With().Str("component", "systemd").Logger())
+	runErr := pid.write()
+	if runErr == nil {
+		log.Info().Str("listen", ln.Addr().String()).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")
+		sd.ready(store)
+		tellParent(nil)
+		wd := watchdogInterval(log)
+		wg.Go(func() { sd.supervise(ctx, store, w.Heartbeat, wd, heartbeatMaxAge) })
+	}
+
+	for runErr == nil && sig.Err() == nil {
 		select {
-		case <-ctx.Done():
-			break loop
+		case <-sig.Done():
 		case <-hup:
 			log.Info().Msg("SIGHUP: rescanning")
-			w.Rescan()
-			pr.reload()
+			pr.reload() // the probe file first, so READY=1 follows both
+			sd.reload(sig, w, store)
 		case runErr = <-errc:
-			break loop
 		}
 	}
-	log.Info().Msg("stopping")
+	sd.stopping()
+	log.Info().Dur("lameduck", cfg.Lameduck).Dur("grace", cfg.Grace).Msg("stopping")
+	if runErr == nil && cfg.Lameduck > 0 {
+		// Lameduck: the agent responder answers "drain" from here on
+		// (agent.SetDraining(true)) so HAProxy moves traffic away, while
+		// /status keeps answering from the flags and every listener
+		// stays open.
+		time.Sleep(cfg.Lameduck)
+	}
+	// Stop accepting, give in-flight requests up to --grace, stop the
+	// watcher and the systemd supervisor.
 	cancel()
 	wg.Wait()
+	for len(errc) > 0 {
+		log.Warn().Err(<-errc).Msg("while stopping")
+	}
 	return runErr
 }

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Tests that need a real process (signals, inherited descriptors, setsid)
+// run the built binary. It is built once per package run, on first use, into
+// binDir, which TestMain removes at the end.
+var (
+	binDir   string
+	binOnce  sync.Once
+	binPath  string
+	binError error
+)
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "http_status-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = d
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
+}
+
+// testBinary returns the path of the freshly built http_status binary.
+func testBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		p := filepath.Join(binDir, "http_status")
+		out, err := exec.Command("go", "build", "-o", p, ".").CombinedOutput()
+		if err != nil {
+			binError = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		binPath = p
+	})
+	if binError != nil {
+		t.Fatal(binError)
+	}
+	return binPath
+}
+
+// syncBuffer collects a child's stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// daemonProc is a started child; Cleanup kills it if the test did not stop
+// it.
+type daemonProc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error // from Wait, valid once done is closed
+}
+
+// startProc starts cmd with stderr captured and registers its cleanup.
+func startProc(t *testing.T, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
+	p := &daemonProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	cmd.Stdout = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(cmd.Path), p.stderr.String())
+		}
+	})
+	return p
+}
+
+// startDaemon runs the binary with args and extra environment.
+func startDaemon(t *testing.T, env []string, args ...string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(testBinary(t), args...)
+	cmd.Env = append(cleanEnv(), env...)
+	return startProc(t, cmd)
+}
+
+// cleanEnv is the test's environment without systemd variables that would
+// leak into children.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		switch strings.SplitN(kv, "=", 2)[0] {
+		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "JOURNAL_STREAM", daemonEnv:
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *daemonProc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("process did not exit within %s", timeout)
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	t.Fatalf("wait: %v", p.err)
+	return -1
+}
+
+// notifySocket listens on a unixgram socket in a temp dir, as systemd's
+// NOTIFY_SOCKET, and returns its path and the datagrams received.
+func notifySocket(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatalf("listen %s: %v", path, err)
+	}
+	msgs := make(chan string, 1024)
+	go func() {
+		defer close(msgs)
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	return path, msgs
+}
+
+// expectNotify reads notifications until one satisfies match, or fails the
+// test after timeout. It returns the matching message.
+func expectNotify(t *testing.T, msgs <-chan string, timeout time.Duration, what string, match func(string) bool) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				t.Fatalf("notify socket closed while waiting for %s", what)
+			}
+			if match(m) {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("no %s notification within %s", what, timeout)
+		}
+	}
+}
+
+// hasLine reports whether the notification m has the assignment line kv.
+func hasLine(m, kv string) bool {
+	for _, l := range strings.Split(m, "\n") {
+		if l == kv {
+			return true
+		}
+	}
+	return false
+}
+
+// freePort returns a loopback TCP port nobody listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// busyPort returns a loopback port the test keeps bound until it ends, so
+// a daemon that falls back to binding it fails loudly.
+func busyPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// SysV init support: -d/--daemon and --pidfile. Under systemd neither is
+// needed (Type=notify tracks the main process itself).
+
+// daemonEnv marks the re-executed child of --daemon. Its value is the number
+// of the descriptor on which the child reports readiness to the parent.
+const daemonEnv = "HTTP_STATUS_DAEMON_READY_FD"
+
+// daemonStartTimeout bounds how long a --daemon parent waits for its child.
+const daemonStartTimeout = 60 * time.Second
+
+// isDaemonChild reports whether this process is the child of --daemon.
+func isDaemonChild() bool { return os.Getenv(daemonEnv) != "" }
+
+// daemonize is the --daemon parent: it re-executes this binary with the same
+// arguments in a new session, stdin on /dev/null and stdout/stderr on
+// --log-file (or /dev/null), and waits until the child says it is ready. It
+// returns the parent's exit code: 0 once the child is ready, 1 with the
+// child's error otherwise.
+func daemonize(args []string, cfg Config, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "http_status: daemonize:", err)
+		return 1
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return fail(err)
+	}
+	defer null.Close()
+	out := null
+	if cfg.LogFile != "" {
+		if out, err = openLogFile(cfg.LogFile); err != nil {
+			return fail(err)
+		}
+		defer out.Close()
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(childEnv(os.Environ()), daemonEnv+"=3")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, out, out
+	cmd.ExtraFiles = []*os.File{w} // fd 3 in the child
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return fail(err)
+	}
+
+	// The child writes "ready\n" or "error: ...\n" and closes the pipe; it
+	// also closes when the child dies, so EOF without "ready" is a failure.
+	msg := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(r, 4096))
+		msg <- strings.TrimSpace(string(b))
+	}()
+	select {
+	case m := <-msg:
+		if m == "ready" {
+			_ = cmd.Process.Release()
+			return 0
+		}
+		werr := cmd.Wait()
+		if m == "" {
+			m = fmt.Sprintf("the daemon exited before it was ready (%v)", werr)
+		}
+		fmt.Fprintln(stderr, "http_status:", strings.TrimPrefix(m, "error: "))
+		return 1
+	case <-time.After(daemonStartTimeout):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fail(fmt.Errorf("the daemon was not ready after %s; killed it", daemonStartTimeout))
+	}
+}
+
+// childEnv drops socket activation variables: they name this process, not
+// the child.
+func childEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "LISTEN_") || strings.HasPrefix(kv, daemonEnv+"=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// daemonChildSetup runs first in the --daemon child: it makes cfg's paths
+// absolute and moves to / so the daemon does not pin the directory it was
+// started from.
+func daemonChildSetup(cfg *Config) error {
+	for _, p := range []*string{&cfg.Dir, &cfg.PidFile, &cfg.LogFile} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("daemon: path %q: %w", *p, err)
+		}
+		*p = abs
+	}
+	if err := os.Chdir("/"); err != nil {
+		return fmt.Errorf("daemon: chdir /: %w", err)
+	}
+	return nil
+}
+
+var parentOnce sync.Once
+
+// tellParent reports readiness (err == nil) or a startup error to the
+// --daemon parent. Only the first call counts; it is a no-op outside the
+// child.
+func tellParent(err error) {
+	parentOnce.Do(func() {
+		v := os.Getenv(daemonEnv)
+		if v == "" {
+			return
+		}
+		os.Unsetenv(daemonEnv)
+		fd, perr := strconv.Atoi(v)
+		if perr != nil || fd < 3 {
+			return
+		}
+		f := os.NewFile(uintptr(fd), "daemon-ready")
+		defer f.Close()
+		msg := "ready\n"
+		if err != nil {
+			msg = "error: " + strings.ReplaceAll(err.Error(), "\n", "; ") + "\n"
+		}
+		_, _ = f.WriteString(msg)
+	})
+}
+
+// openLogFile opens --log-file for appending.
+func openLogFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open --log-file: %w", err)
+	}
+	return f, nil
+}
+
+// pidFile is --pidfile. The zero path means no pidfile; every method is then
+// a no-op.
+type pidFile struct {
+	path string
+	pid  int
+}
+
+// errAlreadyRunning is returned when the pidfile names a live http_status.
+var errAlreadyRunning = errors.New("already running")
+
+// claimPidFile checks --pidfile before anything starts: it refuses to start
+// when the file names another live http_status, and accepts a stale one (a
+// dead PID, or a PID reused by some other program), which [pidFile.write]
+// replaces once we are ready.
+func claimPidFile(path string) (*pidFile, error) {
+	p := &pidFile{path: path, pid: os.Getpid()}
+	if path == "" {
+		return p, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return p, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read --pidfile: %w", err)
+	}
+	other, err := strconv.Atoi(string(bytes.TrimSpace(b)))
+	if err != nil || other <= 0 || other == p.pid {
+		return p, nil // garbage or our own: stale
+	}
+	if sameProgramAlive(other) {
+		return nil, fmt.Errorf("--pidfile %s: http_status %w as pid %d", path, errAlreadyRunning, other)
+	}
+	return p, nil
+}
+
+// sameProgramAlive reports whether pid is a live process running the same
+// program as us (same /proc/PID/comm), so a PID reused after a crash by an
+// unrelated process does not block the start.
+func sameProgramAlive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	theirs, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) // no /proc: trust kill(0)
+	}
+	ours, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		return true
+	}
+	return bytes.Equal(theirs, ours)
+}
+
+// write writes our PID atomically (a temporary file renamed over the path),
+// mode 0644.
+func (p *pidFile) write() error {
+	if p.path == "" {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(p.path), "."+filepath.Base(p.path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write --pidfile: %w", err)
+	}
+	tmp := f.Name()
+	bw := bufio.NewWriter(f)
+	fmt.Fprintf(bw, "%d\n", p.pid)
+	err = errors.Join(bw.Flush(), f.Chmod(0o644), f.Close())
+	if err == nil {
+		err = os.Rename(tmp, p.path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write --pidfile: %w", err)
+	}
+	return nil
+}
+
+// remove deletes the pidfile if it still holds our PID (a successor may
+// already have replaced it).
+func (p *pidFile) remove(log zerolog.Logger) {
+	if p == nil || p.path == "" {
+		return
+	}
+	b, err := os.ReadFile(p.path)
+	if err != nil {
+		return
+	}
+	if strings.TrimSpace(string(b)) != strconv.Itoa(p.pid) {
+		return
+	}
+	if err := os.Remove(p.path); err != nil {
+		log.Warn().Err(err).Str("pidfile", p.path).Msg("remove pidfile")
+	}
+}

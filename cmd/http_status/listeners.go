@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"syscall"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/rs/zerolog"
+)
+
+// Names of the sockets systemd may pass us (FileDescriptorName= in the
+// .socket units).
+const (
+	listenerHTTP  = "http"
+	listenerAgent = "agent"
+)
+
+// listeners are the sockets systemd passed us (LISTEN_FDS, LISTEN_FDNAMES),
+// by name. Each responder takes its own with [listeners.listen]; sockets
+// nobody takes are reported and closed by [listeners.closeUnused].
+//
+// While systemd holds a listening socket, a restart of the daemon refuses no
+// connection: the kernel queues them in the socket's backlog until the next
+// process accepts.
+type listeners struct {
+	byName map[string]net.Listener
+}
+
+// inheritListeners takes the listening sockets systemd passed, if any, and
+// unsets LISTEN_* so children do not see them. Unlike
+// activation.ListenersWithNames, which silently drops a descriptor that is
+// not a listening socket, it fails on such a descriptor and on two sockets
+// with the same name.
+func inheritListeners() (*listeners, error) {
+	l := &listeners{byName: map[string]net.Listener{}}
+	var errs []error
+	for _, f := range activation.Files(true) {
+		fd := f.Fd()
+		ln, err := fileListener(f, fd)
+		f.Close()
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case l.byName[f.Name()] != nil:
+			ln.Close()
+			errs = append(errs, fmt.Errorf("systemd socket %q (fd %d): a second socket with that name; give each ListenStream= its own FileDescriptorName=", f.Name(), fd))
+		default:
+			l.byName[f.Name()] = ln
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		l.closeUnused(zerolog.Nop())
+		return nil, err
+	}
+	return l, nil
+}
+
+// fileListener checks that f is a listening stream socket and wraps it.
+func fileListener(f *os.File, fd uintptr) (net.Listener, error) {
+	accepting, serr := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN)
+	if serr != nil {
+		return nil, fmt.Errorf("systemd socket %q (fd %d): not a socket: %w", f.Name(), fd, serr)
+	}
+	if accepting == 0 {
+		return nil, fmt.Errorf("systemd socket %q (fd %d): not a listening socket (want ListenStream= and Accept=no)", f.Name(), fd)
+	}
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("systemd socket %q (fd %d): %w", f.Name(), fd, err)
+	}
+	return ln, nil
+}
+
+// listen returns the socket systemd passed under name, or else a new TCP
+// listener on addr. For "http" a single socket with a name we do not know
+// (systemd names it after the .socket unit when FileDescriptorName= is
+// missing) counts too.
+func (l *listeners) listen(name, addr string, log zerolog.Logger) (net.Listener, error) {
+	if ln := l.take(name); ln != nil {
+		log.Info().Str("listener", name).Str("addr", ln.Addr().String()).Msg("using the socket passed by systemd")
+		return ln, nil
+	}
+	if name == listenerHTTP && len(l.byName) == 1 {
+		for other := range l.byName {
+			if other != listenerAgent {
+				ln := l.take(other)
+				log.Info().Str("listener", name).Str("fdname", other).Str("addr", ln.Addr().String()).Msg("using the only socket passed by systemd")
+				return ln, nil
+			}
+		}
+	}
+	if len(l.byName) > 0 {
+		log.Warn().Str("listener", name).Str("addr", addr).Msg("systemd passed sockets but none named " + name + "; binding the address from the flags")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for %s on %s: %w", name, addr, err)
+	}
+	return ln, nil
+}
+
+func (l *listeners) take(name string) net.Listener {
+	ln := l.byName[name]
+	delete(l.byName, name)
+	return ln
+}
+
+// closeUnused closes the sockets nobody took. Connections to them would wait
+// in the backlog forever, so each one is a warning.
+func (l *listeners) closeUnused(log zerolog.Logger) {
+	names := make([]string, 0, len(l.byName))
+	for name := range l.byName {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ln := l.byName[name]
+		log.Warn().Str("fdname", name).Str("addr", ln.Addr().String()).Msg("systemd passed a socket nothing here uses; closing our copy")
+		ln.Close()
+		delete(l.byName, name)
+	}
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binPath is the http_status binary built once for this package's tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "http_status-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "http_status")
+	args := []string{"build", "-o", binPath}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// daemon is a running http_status process.
+type daemon struct {
+	cmd  *exec.Cmd
+	base string
+	out  *bytes.Buffer
+	done chan error
+}
+
+// startDaemon runs the binary with args plus a free port, and waits until it
+// answers.
+func startDaemon(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	port := freePort(t)
+	args = append([]string{"-p", fmt.Sprint(port), "--log-format", "json"}, args...)
+	d := &daemon{cmd: exec.Command(binPath, args...), base: fmt.Sprintf("http://127.0.0.1:%d", port), out: &bytes.Buffer{}, done: make(chan error, 1)}
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", d.out)
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get(d.base + "/status")
+		if err == nil {
+			res.Body.Close()
+			return d
+		}
+		select {
+		case err := <-d.done:
+			d.done <- err
+			t.Fatalf("daemon exited early: %v\n%s", err, d.out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not answering: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (d *daemon) get(t *testing.T, q string) (int, string) {
+	t.Helper()
+	res, err := http.Get(d.base + q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// waitCode polls q until it answers code.
+func (d *daemon) waitCode(t *testing.T, q string, code int) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, body := d.get(t, q)
+		if got == code {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s = %d %q, want %d", q, got, body, code)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (d *daemon) stop(t *testing.T) error {
+	t.Helper()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		d.done <- err
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("daemon did not stop on SIGTERM")
+		return nil
+	}
+}
+
+// TestEndToEnd runs the real binary against a temp dir, as an operator would.
+func TestEndToEnd(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "flags")
+	d := startDaemon(t, "--dir", dir)
+
+	if code, body := d.get(t, "/status"); code != 404 || !strings.Contains(body, "Service not available") {
+		t.Fatalf("no flag: %d %q", code, body)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "status.html"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitCode(t, "/status", 200)
+	if err := os.WriteFile(filepath.Join(dir, "squid.80"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	body := d.waitCode(t, "/status?SERVICE=squid&PORT=80&VIP=127.0.0.1", 200)
+	if body != "OK - service and VIP all fine!\n" {
+		t.Fatalf("body %q", body)
+	}
+	if code, _ := d.get(t, "/status?SERVICE=squid&PORT=80&VIP=192.0.2.254"); code != 404 {
+		t.Fatalf("absent VIP: %d", code)
+	}
+	if code, _ := d.get(t, "/status?SERVICE=../../etc/passwd"); code != 400 {
+		t.Fatalf("traversal: %d", code)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "squid.80"), []byte("drain # deploy 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if body := d.waitCode(t, "/status?SERVICE=squid&PORT=80", 404); !strings.Contains(body, "deploy 7") {
+		t.Fatalf("drain body %q", body)
+	}
+	if err := os.Remove(filepath.Join(dir, "status.html")); err != nil {
+		t.Fatal(err)
+	}
+	d.waitCode(t, "/status", 404)
+
+	if err := d.stop(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	if !strings.Contains(d.out.String(), `"message":"squid.80 drain"`) {
+		t.Errorf("state change not logged:\n%s", d.out)
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--port", "70000"},
+		{"--ip", "not-an-ip"},
+		{"--log-level", "loud"},
+		{"--bogus"},
+		{"extra-arg"},
+	} {
+		cmd := exec.Command(binPath, args...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%v: err %v, want exit 2; output %s", args, err, out)
+		}
+	}
+	out, err := exec.Command(binPath, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--dir") && !strings.Contains(string(out), "-dir") {
+		t.Errorf("--help: %v %s", err, out)
+	}
+}
+
+func TestOriginalFlagsAccepted(t *testing.T) {
+	cfg, err := parseFlags([]string{"-p", "9000", "-i", "0.0.0.0", "--pidfile", "/run/x.pid"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 9000 || cfg.IP != "0.0.0.0" || cfg.PidFile != "/run/x.pid" {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+	cfg, err = parseFlags([]string{"--port=8002", "--ip=::1"}, io.Discard)
+	if err != nil || cfg.Port != 8002 || cfg.Addr() != "[::1]:8002" {
+		t.Fatalf("cfg = %+v, %v", cfg, err)
+	}
+	cfg, err = parseFlags(nil, io.Discard)
+	if err != nil || cfg.Port != 8001 || cfg.IP != "127.0.0.1" || cfg.Dir != DefaultDir {
+		t.Fatalf("defaults = %+v, %v", cfg, err)
+	}
+}

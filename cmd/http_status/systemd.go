@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/watcher"
+)
+
+// heartbeatMaxAge is how old the watcher loop's heartbeat may be for us to
+// keep pinging systemd's watchdog. The loop turns at least every second, so
+// three seconds without a turn means it is stuck (or starved); systemd then
+// restarts us WatchdogSec= after the last ping.
+const heartbeatMaxAge = 3 * time.Second
+
+// reloadTimeout bounds how long a SIGHUP waits for the rescan before it
+// reports READY=1 again.
+const reloadTimeout = 10 * time.Second
+
+// notifier speaks sd_notify(3) to systemd. Without NOTIFY_SOCKET every
+// message is a no-op (go-systemd returns false, nil), so the daemon behaves
+// the same under systemd, SysV init or a terminal.
+//
+// Its methods are safe for concurrent use.
+type notifier struct {
+	log     zerolog.Logger
+	failing atomic.Bool // a send failed; log again only after a success
+	status  atomic.Pointer[string]
+}
+
+func newNotifier(log zerolog.Logger) *notifier {
+	return &notifier{log: log}
+}
+
+// send writes one notification; state holds newline-separated assignments.
+func (n *notifier) send(state string) {
+	sent, err := daemon.SdNotify(false, state)
+	if err != nil {
+		if !n.failing.Swap(true) {
+			n.log.Warn().Err(err).Str("msg", firstLine(state)).Msg("sd_notify failed")
+		}
+		return
+	}
+	if sent && n.failing.Swap(false) {
+		n.log.Info().Msg("sd_notify works again")
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// statusLine is STATUS=summary, remembered so supervise sends only changes.
+func (n *notifier) statusLine(summary string) string {
+	n.status.Store(&summary)
+	return "STATUS=" + summary
+}
+
+// ready sends READY=1 with the current summary.
+func (n *notifier) ready(store *cache.Store) {
+	n.send(daemon.SdNotifyReady + "\n" + n.statusLine(store.Load().Summary(time.Now())))
+}
+
+// stopping sends STOPPING=1.
+func (n *notifier) stopping() {
+	n.send(daemon.SdNotifyStopping + "\nSTATUS=stopping")
+}
+
+// reload is SIGHUP: RELOADING=1, a full rescan of the directory and the
+// addresses (the watcher logs each change it finds), then READY=1 once the
+// rescan is done or reloadTimeout passed.
+func (n *notifier) reload(ctx context.Context, w *watcher.Watcher, store *cache.Store) {
+	n.send(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec() + "\nSTATUS=reloading")
+	before := w.Stats().Rescans
+	w.Rescan()
+	deadline := time.NewTimer(reloadTimeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+wait:
+	for w.Stats().Rescans == before {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			n.log.Warn().Dur("waited", reloadTimeout).Msg("reload: the rescan did not finish in time")
+			break wait
+		case <-poll.C:
+		}
+	}
+	summary := store.Load().Summary(time.Now())
+	n.send(daemon.SdNotifyReady + "\n" + n.statusLine(summary))
+	n.log.Info().Str("state", summary).Msg("reload done")
+}
+
+// supervise runs until ctx is done. Every second it sends STATUS= when the
+// summary changed. When watchdog > 0 (WATCHDOG_USEC) it also sends
+// WATCHDOG=1 every watchdog/2, but only while heartbeat (the watcher loop's
+// last turn) is younger than maxAge: a stuck loop stops the pings and systemd
+// restarts us.
+func (n *notifier) supervise(ctx context.Context, store *cache.Store, heartbeat func() time.Time, watchdog, maxAge time.Duration) {
+	status := time.NewTicker(time.Second)
+	defer status.Stop()
+	var pings <-chan time.Time
+	if watchdog > 0 {
+		t := time.NewTicker(watchdog / 2)
+		defer t.Stop()
+		pings = t.C
+		n.log.Info().Dur("interval", watchdog).Msg("systemd watchdog enabled")
+	}
+	gen := store.Load().Generation()
+	stuck := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-status.C:
+			s := store.Load()
+			if s.Generation() == gen {
+				continue
+			}
+			gen = s.Generation()
+			summary := s.Summary(time.Now())
+			if old := n.status.Load(); old == nil || *old != summary {
+				n.send(n.statusLine(summary))
+			}
+		case now := <-pings:
+			age := now.Sub(heartbeat())
+			if age < maxAge {
+				if stuck {
+					n.log.Warn().Dur("age", age).Msg("watcher loop alive again; watchdog pings resume")
+					stuck = false
+				}
+				n.send(daemon.SdNotifyWatchdog)
+				continue
+			}
+			if !stuck {
+				n.log.Error().Dur("age", age).Msg("watcher loop stuck; no more watchdog pings, systemd will restart us")
+				stuck = true
+			}
+		}
+	}
+}
+
+// watchdogInterval is WATCHDOG_USEC when it is meant for this process.
+func watchdogInterval(log zerolog.Logger) time.Duration {
+	d, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		log.Warn().Err(err).Msg("ignoring WATCHDOG_USEC")
+		return 0
+	}
+	return d
+}

@@ -1,0 +1,417 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/watcher"
+)
+
+// TestNotifyLifecycle runs the binary with a real unixgram NOTIFY_SOCKET and
+// checks the sd_notify sequence READY -> RELOADING/READY (SIGHUP) ->
+// STOPPING (SIGTERM), STATUS= updates, watchdog pings, and that --lameduck
+// keeps serving after STOPPING=1.
+func TestNotifyLifecycle(t *testing.T) {
+	sock, msgs := notifySocket(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	p := startDaemon(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"},
+		"--dir", dir, "--port", strconv.Itoa(port), "--vips=false", "--lameduck=3s", "--log-format=json")
+
+	var seq []string // lifecycle messages in order
+	life := func(m string) bool {
+		for _, k := range []string{"READY=1", "RELOADING=1", "STOPPING=1"} {
+			if hasLine(m, k) {
+				seq = append(seq, k)
+				return true
+			}
+		}
+		return false
+	}
+	m := expectNotify(t, msgs, 20*time.Second, "READY=1", life)
+	if !hasLine(m, "READY=1") || !hasLine(m, "STATUS=0/0 services up, 0 addresses") {
+		t.Fatalf("first lifecycle message = %q, want READY=1 with STATUS=0/0 services up, 0 addresses", m)
+	}
+	// The listener is bound before READY=1.
+	if code := getStatus(t, http.DefaultClient, port, "SERVICE=squid&PORT=80"); code != 404 {
+		t.Fatalf("after READY=1: /status = %d, want 404", code)
+	}
+	expectNotify(t, msgs, 10*time.Second, "WATCHDOG=1", func(m string) bool { return !life(m) && m == "WATCHDOG=1" })
+
+	if err := os.WriteFile(filepath.Join(dir, "squid.80"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expectNotify(t, msgs, 10*time.Second, "STATUS=1/1 services up", func(m string) bool {
+		return !life(m) && strings.HasPrefix(m, "STATUS=1/1 services up")
+	})
+
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	m = expectNotify(t, msgs, 10*time.Second, "RELOADING=1", life)
+	if !hasLine(m, "RELOADING=1") || !strings.Contains(m, "\nMONOTONIC_USEC=") {
+		t.Fatalf("after SIGHUP: %q, want RELOADING=1 with MONOTONIC_USEC=", m)
+	}
+	m = expectNotify(t, msgs, 15*time.Second, "READY=1 after reload", life)
+	if !hasLine(m, "READY=1") || !strings.Contains(m, "STATUS=1/1 services up") {
+		t.Fatalf("after reload: %q, want READY=1 with STATUS=1/1 services up", m)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	expectNotify(t, msgs, 10*time.Second, "STOPPING=1", life)
+	// Lameduck: still answering from the flags after STOPPING=1.
+	if code := getStatus(t, http.DefaultClient, port, "SERVICE=squid&PORT=80"); code != 200 {
+		t.Fatalf("during lameduck: /status = %d, want 200", code)
+	}
+	if code := p.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+	}
+	want := []string{"READY=1", "RELOADING=1", "READY=1", "STOPPING=1"}
+	if fmt.Sprint(seq) != fmt.Sprint(want) {
+		t.Fatalf("lifecycle = %v, want %v", seq, want)
+	}
+}
+
+func getStatus(t *testing.T, c *http.Client, port int, query string) int {
+	t.Helper()
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/status?%s", port, query))
+	if err != nil {
+		t.Fatalf("GET /status: %v", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// TestWatchdogStopsWhenLoopStalls drives the supervisor with a real watcher
+// loop and a real NOTIFY_SOCKET: pings flow while the loop turns, stop while
+// it is stalled (StallForTest) and resume afterwards.
+func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
+	sock, msgs := notifySocket(t)
+	t.Setenv("NOTIFY_SOCKET", sock)
+	store := cache.NewStore()
+	w, err := watcher.New(watcher.Options{Dir: t.TempDir(), Store: store, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { _ = w.Run(ctx) })
+	select {
+	case <-w.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("watcher not ready")
+	}
+	n := newNotifier(zerolog.Nop())
+	const interval, maxAge = 200 * time.Millisecond, 1500 * time.Millisecond
+	wg.Go(func() { n.supervise(ctx, store, w.Heartbeat, interval, maxAge) })
+
+	ping := func(m string) bool { return m == "WATCHDOG=1" }
+	for range 3 {
+		expectNotify(t, msgs, 5*time.Second, "WATCHDOG=1", ping)
+	}
+	const stall = 5 * time.Second
+	w.StallForTest(stall)
+	// Pings come every 100ms while the loop is alive; a silence of a whole
+	// second (10 periods) means they stopped.
+	const silence = time.Second
+	deadline := time.After(stall + 5*time.Second)
+	stopped := false
+	for !stopped {
+		select {
+		case m := <-msgs:
+			_ = m
+		case <-time.After(silence):
+			stopped = true
+		case <-deadline:
+			t.Fatal("watchdog pings did not stop while the watcher loop was stalled")
+		}
+	}
+	if age := time.Since(w.Heartbeat()); age < maxAge {
+		t.Fatalf("pings stopped but heartbeat age is %s (< %s)", age, maxAge)
+	}
+	// Once the loop turns again, pings resume.
+	expectNotify(t, msgs, stall+10*time.Second, "WATCHDOG=1 after the stall", ping)
+}
+
+// TestSocketActivation runs the binary under systemd-socket-activate, which
+// binds the port, starts the daemon on the first connection and passes the
+// socket as fd 3 named "http". --port names a port the test holds, so a
+// daemon that ignored the inherited socket would fail to start.
+func TestSocketActivation(t *testing.T) {
+	sa, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate not installed (Debian package systemd)")
+	}
+	sock, msgs := notifySocket(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	cmd := exec.Command(sa, "-l", "127.0.0.1:"+strconv.Itoa(port), "--fdname=http", "-E", "NOTIFY_SOCKET="+sock,
+		testBinary(t), "--dir", dir, "--ip", "127.0.0.1", "--port", strconv.Itoa(busyPort(t)), "--vips=false", "--log-format=json")
+	cmd.Env = cleanEnv()
+	p := startProc(t, cmd)
+
+	// systemd-socket-activate binds asynchronously: retry until it listens.
+	// The first connection starts the daemon and waits in the backlog.
+	var code int
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", port))
+		if err == nil {
+			code = resp.StatusCode
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer on the activated socket: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code != 404 {
+		t.Fatalf("/status without status.html = %d, want 404", code)
+	}
+	expectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
+	if err := os.WriteFile(filepath.Join(dir, "status.html"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !pollStatus(t, port, "", 200, 10*time.Second) {
+		t.Fatal("/status never became 200 after touching status.html")
+	}
+	if !strings.Contains(p.stderr.String(), "using the socket passed by systemd") {
+		t.Errorf("log does not say the socket came from systemd:\n%s", p.stderr.String())
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if c := p.wait(t, 20*time.Second); c != 0 {
+		t.Fatalf("exit code = %d, want 0", c)
+	}
+}
+
+func pollStatus(t *testing.T, port int, query string, want int, timeout time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if getStatus(t, http.DefaultClient, port, query) == want {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// activatedDaemon starts the binary with ln passed as systemd would: fd 3,
+// LISTEN_FDS=1, LISTEN_FDNAMES=name and LISTEN_PID set by a tiny shell to
+// its own PID right before exec, so it equals the daemon's PID.
+func activatedDaemon(t *testing.T, f *os.File, name string, env []string, args ...string) *daemonProc {
+	t.Helper()
+	sh := append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, testBinary(t)}, args...)
+	cmd := exec.Command("/bin/sh", sh...)
+	cmd.Env = append(cleanEnv(), append([]string{"LISTEN_FDS=1", "LISTEN_FDNAMES=" + name}, env...)...)
+	cmd.ExtraFiles = []*os.File{f}
+	return startProc(t, cmd)
+}
+
+// TestRestartUnderLoad holds the listening socket as systemd does, keeps
+// clients polling /status, and replaces the daemon (SIGTERM, then a new
+// process on the same inherited socket). No check may fail: connections made
+// while no daemon runs wait in the kernel's backlog.
+func TestRestartUnderLoad(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "squid.80"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock, msgs := notifySocket(t)
+	args := []string{"--dir", dir, "--ip", "127.0.0.1", "--port", strconv.Itoa(busyPort(t)), "--vips=false", "--log-format=json"}
+	env := []string{"NOTIFY_SOCKET=" + sock}
+	ready := func(m string) bool { return hasLine(m, "READY=1") }
+
+	cur := activatedDaemon(t, f, "http", env, args...)
+	expectNotify(t, msgs, 20*time.Second, "READY=1 from the first daemon", ready)
+
+	// Clients like load balancers: three open a new connection per check
+	// (HAProxy), one reuses a keep-alive connection.
+	var ok, failed atomic.Int64
+	var failMu sync.Mutex
+	var failures []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	url := fmt.Sprintf("http://127.0.0.1:%d/status?SERVICE=squid&PORT=80", port)
+	for _, keepAlive := range []bool{false, false, false, true} {
+		c := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive}}
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get(url)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						ok.Add(1)
+						continue
+					}
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+				failed.Add(1)
+				failMu.Lock()
+				failures = append(failures, fmt.Sprintf("keepalive=%v: %v", keepAlive, err))
+				failMu.Unlock()
+			}
+		})
+	}
+	stopClients := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopClients()
+	waitCount := func(target int64, what string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for ok.Load() < target {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d checks answered waiting for %s", ok.Load(), what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitCount(200, "the first daemon")
+
+	const restarts = 3
+	for i := range restarts {
+		_ = cur.cmd.Process.Signal(syscall.SIGTERM)
+		if c := cur.wait(t, 20*time.Second); c != 0 {
+			t.Fatalf("daemon %d exit code = %d, want 0", i+1, c)
+		}
+		before := ok.Load()
+		cur = activatedDaemon(t, f, "http", env, args...)
+		expectNotify(t, msgs, 20*time.Second, "READY=1 from the next daemon", ready)
+		waitCount(before+200, "the next daemon")
+	}
+	stopClients()
+
+	_ = cur.cmd.Process.Signal(syscall.SIGTERM)
+	if c := cur.wait(t, 20*time.Second); c != 0 {
+		t.Fatalf("last daemon exit code = %d, want 0", c)
+	}
+	t.Logf("%d checks answered across %d restarts, %d failed", ok.Load(), restarts, failed.Load())
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d checks failed across the restarts, first: %v", n, failures[:min(len(failures), 5)])
+	}
+}
+
+// TestBadInheritedSocket: a descriptor that is not a listening socket is a
+// startup error, not a silently missing listener.
+func TestBadInheritedSocket(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	regular, err := os.Create(filepath.Join(t.TempDir(), "not-a-socket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer regular.Close()
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	udpFile, err := udp.(*net.UDPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udpFile.Close()
+
+	for _, tc := range []struct {
+		name string
+		f    *os.File
+		want string
+	}{
+		{"regular file", regular, "not a socket"},
+		{"udp socket", udpFile, "not a listening socket"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := activatedDaemon(t, tc.f, "http", nil, "--dir", t.TempDir(), "--port", "0", "--vips=false", "--log-format=json")
+			if c := p.wait(t, 20*time.Second); c != 1 {
+				t.Fatalf("exit code = %d, want 1; output:\n%s", c, p.stderr.String())
+			}
+			if out := p.stderr.String(); !strings.Contains(out, tc.want) || !strings.Contains(out, `systemd socket \"http\" (fd 3)`) {
+				t.Fatalf("output does not say %q about fd 3:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+// TestListenFallback: without LISTEN_FDS, listen binds the address; with a
+// socket under another name, "http" still takes the only one.
+func TestListenFallback(t *testing.T) {
+	t.Setenv("LISTEN_FDS", "")
+	lns, err := inheritListeners()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := lns.listen(listenerHTTP, "127.0.0.1:0", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if a := ln.Addr().(*net.TCPAddr); !a.IP.IsLoopback() || a.Port == 0 {
+		t.Fatalf("fallback listener on %s, want 127.0.0.1:port", a)
+	}
+
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	lns = &listeners{byName: map[string]net.Listener{"http_status.socket": held}}
+	got, err := lns.listen(listenerHTTP, "127.0.0.1:1", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != held {
+		t.Fatalf("listen(http) with one socket named http_status.socket: got %s, want the inherited one", got.Addr())
+	}
+	// The agent never takes a socket that is not named for it.
+	lns = &listeners{byName: map[string]net.Listener{"http": held}}
+	agent, err := lns.listen(listenerAgent, "127.0.0.1:0", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	if agent == held {
+		t.Fatal("listen(agent) took the socket named http")
+	}
+}

@@ -1,0 +1,207 @@
+package httpd
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// snap builds a snapshot by hand: flags name->content, and VIPs.
+func snap(t testing.TB, flags map[string]string, vips map[string]cache.VIPFlags) *cache.Store {
+	t.Helper()
+	b := cache.NewBuilder(cache.Empty())
+	for name, content := range flags {
+		e, _ := cache.ParseFlag([]byte(content))
+		b.Set(name, e)
+	}
+	m := map[netip.Addr]cache.VIPFlags{}
+	for a, f := range vips {
+		m[netip.MustParseAddr(a)] = f
+	}
+	b.SetVIPs(m)
+	b.SetDirOK(true)
+	b.SetVIPsOK(true)
+	st := cache.NewStore()
+	st.Publish(b.Snapshot(time.Now()))
+	return st
+}
+
+func TestCheck(t *testing.T) {
+	st := snap(t, map[string]string{
+		"status.html": "<html>old page</html>",
+		"squid.80":    "",
+		"squid":       "up",
+		"web.443":     "drain 50% # deploy 1234",
+		"db.5432":     "maint # disk swap",
+		"cache.11211": "down",
+		"old.80":      "drain until=2000-01-01T00:00:00Z",
+		"a-b_c@d+e:f": "",
+	}, map[string]cache.VIPFlags{
+		"192.0.2.10":  cache.OnOther,
+		"2001:db8::1": cache.OnLoopback,
+		"127.0.0.1":   cache.OnLoopback,
+	})
+	c := NewChecker(CheckerOptions{Store: st})
+	lo := NewChecker(CheckerOptions{Store: st, LoopbackVIPsOnly: true})
+	tests := []struct {
+		name, q string
+		c       *Checker
+		code    int
+		body    string
+		state   cache.State
+		reason  string
+		weight  int
+	}{
+		{"default flag", "", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"service and port", "SERVICE=squid&PORT=80", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"service only", "SERVICE=squid", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"lower-case names", "service=squid&port=80", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"missing flag", "SERVICE=nope&PORT=80", c, 404, BodyNoService, cache.Missing, "", cache.NoWeight},
+		{"one VIP", "SERVICE=squid&PORT=80&VIP=192.0.2.10", c, 200, BodyOKVIP, cache.Up, "", cache.NoWeight},
+		{"VIP list", "SERVICE=squid&PORT=80&VIP=192.0.2.10,2001:db8::1", c, 200, BodyOKVIP, cache.Up, "", cache.NoWeight},
+		{"VIP list encoded comma", "SERVICE=squid&PORT=80&VIP=192.0.2.10%2C2001%3Adb8%3A%3A1", c, 200, BodyOKVIP, cache.Up, "", cache.NoWeight},
+		{"VIP v4-mapped", "SERVICE=squid&PORT=80&VIP=::ffff:192.0.2.10", c, 200, BodyOKVIP, cache.Up, "", cache.NoWeight},
+		{"VIP one missing", "SERVICE=squid&PORT=80&VIP=192.0.2.10,192.0.2.11", c, 404, BodyNoVIP, cache.Up, "VIP not configured", cache.NoWeight},
+		{"loopback only: on lo", "SERVICE=squid&PORT=80&VIP=2001:db8::1", lo, 200, BodyOKVIP, cache.Up, "", cache.NoWeight},
+		{"loopback only: not on lo", "SERVICE=squid&PORT=80&VIP=192.0.2.10", lo, 404, BodyNoVIP, cache.Up, "VIP not configured", cache.NoWeight},
+		{"VIP on missing service", "SERVICE=nope&VIP=192.0.2.10", c, 404, BodyNoService, cache.Missing, "", cache.NoWeight},
+		{"drain", "SERVICE=web&PORT=443", c, 404, BodyDrain, cache.Drain, "deploy 1234", 50},
+		{"maint", "SERVICE=db&PORT=5432", c, 503, BodyMaint, cache.Maint, "disk swap", cache.NoWeight},
+		{"down", "SERVICE=cache&PORT=11211", c, 503, BodyDown, cache.Down, "", cache.NoWeight},
+		{"expired drain is up", "SERVICE=old&PORT=80", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"all name chars", "SERVICE=a-b_c%40d%2Be%3Af", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"unknown params ignored", "SERVICE=squid&PORT=80&_=12345&x", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"first occurrence wins", "SERVICE=squid&SERVICE=nope&PORT=80", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"empty pairs", "&&SERVICE=squid&&PORT=80&", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"traversal", "SERVICE=../../etc/passwd", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"traversal encoded", "SERVICE=..%2F..%2Fetc%2Fpasswd", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"dot dot", "SERVICE=..", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"dot-file", "SERVICE=.hidden", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"tmp file", "SERVICE=x.tmp", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"NUL", "SERVICE=squid%00", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"space", "SERVICE=a+b", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"bad escape", "SERVICE=%zz", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"truncated escape", "SERVICE=ab%4", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"too long", "SERVICE=" + strings.Repeat("a", 201), c, 400, BodyBadService, cache.Missing, "", 0},
+		{"long with port", "SERVICE=" + strings.Repeat("a", 198) + "&PORT=80", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"port without service", "PORT=80", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"port not a number", "SERVICE=squid&PORT=http", c, 400, BodyBadPort, cache.Missing, "", 0},
+		{"port zero", "SERVICE=squid&PORT=0", c, 400, BodyBadPort, cache.Missing, "", 0},
+		{"port too big", "SERVICE=squid&PORT=65536", c, 400, BodyBadPort, cache.Missing, "", 0},
+		{"port negative", "SERVICE=squid&PORT=-1", c, 400, BodyBadPort, cache.Missing, "", 0},
+		{"bad VIP", "SERVICE=squid&PORT=80&VIP=1.2.3", c, 400, BodyBadVIP, cache.Missing, "", 0},
+		{"bad VIP in list", "SERVICE=squid&PORT=80&VIP=192.0.2.10,bogus", c, 400, BodyBadVIP, cache.Missing, "", 0},
+		{"VIP with zone", "SERVICE=squid&PORT=80&VIP=fe80::1%25eth0", c, 400, BodyBadVIP, cache.Missing, "", 0},
+		{"VIP with prefix", "SERVICE=squid&PORT=80&VIP=192.0.2.10/32", c, 400, BodyBadVIP, cache.Missing, "", 0},
+		{"too many VIPs", "SERVICE=squid&VIP=" + strings.Repeat("192.0.2.10,", 65), c, 400, BodyTooManyVIPs, cache.Missing, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.c.Check(tt.q)
+			if r.Code != tt.code || r.Body != tt.body {
+				t.Fatalf("Check(%q) = %d %q, want %d %q", tt.q, r.Code, r.Body, tt.code, tt.body)
+			}
+			if tt.code == 400 {
+				return
+			}
+			if r.State != tt.state || r.Reason != tt.reason || r.Weight != tt.weight {
+				t.Errorf("Check(%q) state/reason/weight = %v %q %d, want %v %q %d", tt.q, r.State, r.Reason, r.Weight, tt.state, tt.reason, tt.weight)
+			}
+		})
+	}
+}
+
+func TestParseQuery(t *testing.T) {
+	q, ok := ParseQuery("SERVICE=squid&PORT=80&VIP=192.0.2.1,%3A%3Affff%3A10.0.0.1")
+	if !ok || q.Name != "squid.80" || len(q.VIPs) != 2 || q.VIPs[1] != netip.MustParseAddr("10.0.0.1") {
+		t.Fatalf("ParseQuery = %+v, %v", q, ok)
+	}
+	if q, ok := ParseQuery(""); !ok || q.Name != cache.DefaultService {
+		t.Fatalf("empty query = %+v, %v", q, ok)
+	}
+}
+
+func TestCheckNoAllocs(t *testing.T) {
+	st := snap(t, map[string]string{"squid.80": "", "web.443": "drain 50% # why"}, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
+	c := NewChecker(CheckerOptions{Store: st})
+	for _, tc := range []struct {
+		q    string
+		want float64
+	}{
+		{"SERVICE=squid&PORT=80&VIP=192.0.2.10,2001:db8::1", 0},
+		{"SERVICE=squid&PORT=80", 0},
+		{"SERVICE=web&PORT=443", 0},
+		{"SERVICE=%73quid&PORT=80&VIP=192.0.2.10", 0},
+		{"SERVICE=../etc", 0},
+		// A percent-encoded VIP list is decoded into one new string.
+		{"SERVICE=squid&PORT=80&VIP=192.0.2.10%2C192.0.2.10", 1},
+	} {
+		if n := testing.AllocsPerRun(100, func() { c.Check(tc.q) }); n != tc.want {
+			t.Errorf("Check(%q) allocates %v times per run, want %v", tc.q, n, tc.want)
+		}
+	}
+}
+
+// FuzzParseQuery checks properties of query parsing: it never panics, an
+// accepted query always names a valid flag file (so never a path outside the
+// status directory), and Check agrees with ParseQuery on what is a 400.
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{"", "SERVICE=squid&PORT=80&VIP=1.2.3.4,::1", "SERVICE=../../etc/passwd",
+		"SERVICE=%2e%2e", "VIP=%zz", "PORT=80", "SERVICE=a&PORT=99999", "SERVICE=a%00b", "service=x&vip=::ffff:1.2.3.4"} {
+		f.Add(s)
+	}
+	st := snap(f, map[string]string{"squid.80": ""}, nil)
+	c := NewChecker(CheckerOptions{Store: st})
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, ok := ParseQuery(raw)
+		r := c.Check(raw)
+		if ok != (r.Code != 400) {
+			t.Fatalf("ParseQuery ok=%v but Check code %d for %q", ok, r.Code, raw)
+		}
+		if !ok {
+			return
+		}
+		if !cache.ValidName(q.Name) || strings.ContainsAny(q.Name, "/\x00") || q.Name == "." || q.Name == ".." {
+			t.Fatalf("query %q yields unsafe name %q", raw, q.Name)
+		}
+		for _, a := range q.VIPs {
+			if !a.IsValid() || a.Zone() != "" || a.Is4In6() {
+				t.Fatalf("query %q yields VIP %v", raw, a)
+			}
+		}
+	})
+}
+
+func BenchmarkCheck(b *testing.B) {
+	flags := map[string]string{}
+	for i := 0; i < 10000; i++ {
+		flags["svc"+itoaT(i)+".80"] = ""
+	}
+	st := snap(b, flags, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
+	c := NewChecker(CheckerOptions{Store: st})
+	for _, bc := range []struct{ name, q string }{
+		{"service", "SERVICE=svc5000&PORT=80"},
+		{"service+vip", "SERVICE=svc5000&PORT=80&VIP=192.0.2.10"},
+		{"missing", "SERVICE=nope&PORT=80"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if r := c.Check(bc.q); r.Code == 0 {
+					b.Fatal("no code")
+				}
+			}
+		})
+	}
+}
+
+func itoaT(i int) string {
+	const d = "0123456789"
+	if i < 10 {
+		return d[i : i+1]
+	}
+	return itoaT(i/10) + d[i%10:i%10+1]
+}

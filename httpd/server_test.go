@@ -1,0 +1,181 @@
+package httpd
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+)
+
+func testHandler(t *testing.T) *Handler {
+	t.Helper()
+	st := snap(t, map[string]string{
+		"status.html": "",
+		"squid.80":    "",
+		"web.443":     "drain 50% # deploy 1234",
+	}, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
+	return NewHandler(NewChecker(CheckerOptions{Store: st}))
+}
+
+func TestHandler(t *testing.T) {
+	h := testHandler(t)
+	tests := []struct {
+		method, target string
+		code           int
+		body           string
+		hdr            map[string]string
+	}{
+		{"GET", "/status", 200, BodyOK, map[string]string{"X-Status-State": "up", "Server": "http_status", "Cache-Control": "private, no-store", "Content-Type": "text/plain; charset=utf-8"}},
+		{"GET", "/status?SERVICE=squid&PORT=80&VIP=192.0.2.10", 200, BodyOKVIP, nil},
+		{"GET", "/status?SERVICE=squid&PORT=80&VIP=192.0.2.11", 404, BodyNoVIP + "reason: VIP not configured\n", nil},
+		{"GET", "/status?SERVICE=nope", 404, BodyNoService, map[string]string{"X-Status-State": "missing"}},
+		{"GET", "/status?SERVICE=web&PORT=443", 404, BodyDrain + "reason: deploy 1234\n", map[string]string{"X-Status-State": "drain", "X-Status-Weight": "50%", "X-Status-Reason": "deploy 1234"}},
+		{"GET", "/status?SERVICE=../../etc/passwd", 400, BodyBadService, nil},
+		{"HEAD", "/status?SERVICE=squid&PORT=80", 200, "", map[string]string{"Content-Length": "19"}},
+		{"POST", "/status", 405, BodyBadMethod, map[string]string{"Allow": "GET, HEAD, OPTIONS"}},
+		{"DELETE", "/status?SERVICE=squid&PORT=80", 405, BodyBadMethod, map[string]string{"Allow": "GET, HEAD, OPTIONS"}},
+		{"OPTIONS", "/", 200, BodyOK, map[string]string{"Allow": "GET, HEAD, OPTIONS"}},
+		{"OPTIONS", "/other", 404, BodyNotFound, nil},
+		{"GET", "/", 404, BodyNotFound, nil},
+		{"GET", "/status/", 404, BodyNotFound, nil},
+		{"GET", "/statusx", 404, BodyNotFound, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.target, nil))
+			res := rec.Result()
+			body, _ := io.ReadAll(res.Body)
+			if tt.method == "HEAD" {
+				body = nil // the recorder keeps what a real server would drop
+			}
+			if res.StatusCode != tt.code || string(body) != tt.body {
+				t.Fatalf("got %d %q, want %d %q", res.StatusCode, body, tt.code, tt.body)
+			}
+			for k, v := range tt.hdr {
+				if got := res.Header.Get(k); got != v {
+					t.Errorf("header %s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+// serve runs the real server on a loopback port and returns its address.
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, NewServer(h, zerolog.Nop()), ln, time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// rawRequest sends req as bytes and returns the whole answer up to close.
+func rawRequest(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+func TestServerWire(t *testing.T) {
+	addr := serve(t, testHandler(t))
+	t.Run("HTTP/1.0 without Host", func(t *testing.T) {
+		got := rawRequest(t, addr, "GET /status?SERVICE=squid&PORT=80 HTTP/1.0\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.0 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\n"+BodyOK) {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("HTTP/1.1 with Host, close", func(t *testing.T) {
+		got := rawRequest(t, addr, "GET /status?SERVICE=nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.1 404 Not Found\r\n") || !strings.HasSuffix(got, BodyNoService) {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("HAProxy bare option httpchk", func(t *testing.T) {
+		got := rawRequest(t, addr, "OPTIONS / HTTP/1.0\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.0 200 OK\r\n") || !strings.Contains(got, "Allow: GET, HEAD, OPTIONS\r\n") {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("HEAD has no body", func(t *testing.T) {
+		got := rawRequest(t, addr, "HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\n") {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("keep-alive", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := 0; i < 3; i++ {
+			if _, err := io.WriteString(c, "GET /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			if res.StatusCode != 200 || string(b) != BodyOK {
+				t.Fatalf("request %d: %d %q", i, res.StatusCode, b)
+			}
+		}
+	})
+	t.Run("oversized headers", func(t *testing.T) {
+		got := rawRequest(t, addr, "GET /status HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.1 431 ") {
+			t.Fatalf("got %.80q", got)
+		}
+	})
+	t.Run("slow client is cut off", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "GET /status HTTP/1.1\r\nHost: x\r\n") // never finishes
+		_ = c.SetReadDeadline(time.Now().Add(ReadHeaderTimeout + 5*time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("server did not close a client that never finished its headers: %v (read %q)", err, b)
+		}
+	})
+}
+
+func TestServerLimits(t *testing.T) {
+	srv := NewServer(http.NotFoundHandler(), zerolog.Nop())
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes != MaxHeaderBytes {
+		t.Fatalf("server limits not set: %+v", srv)
+	}
+}

@@ -1,0 +1,221 @@
+package watcher
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/http-status/http_status/cache"
+)
+
+func vip(a string, want bool, loopbackOnly bool) func(*cache.Snapshot) bool {
+	addr := netip.MustParseAddr(a)
+	return func(s *cache.Snapshot) bool { return s.HasVIP(addr, loopbackOnly) == want }
+}
+
+// newNetns makes a throwaway network namespace and returns a handle to it;
+// the test's own namespace is untouched. It skips when not root.
+func newNetns(t *testing.T) netns.NsHandle {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace (CI runs as root)")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	ns, err := netns.New() // also switches this thread into it
+	if err != nil {
+		t.Skipf("cannot create a network namespace here: %v", err)
+	}
+	if err := netns.Set(orig); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+func mustAddr(t *testing.T, s string) *netlink.Addr {
+	t.Helper()
+	a, err := netlink.ParseAddr(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.IP.To4() == nil {
+		a.Flags = 0x02 // IFA_F_NODAD: usable at once, no duplicate detection
+	}
+	return a
+}
+
+// TestNetlinkRealNamespace adds and removes IPv4 and IPv6 addresses on lo and
+// on a bridge link (the kernel here has no dummy module) in a namespace of
+// its own, and checks the snapshot follows, including the loopback flag.
+func TestNetlinkRealNamespace(t *testing.T) {
+	ns := newNetns(t)
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	// An address present before the watcher starts is in the first snapshot.
+	if err := h.AddrAdd(lo, mustAddr(t, "192.0.2.1/32")); err != nil {
+		t.Fatal(err)
+	}
+	_, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: NetlinkSource{Namespace: &ns}})
+	if !st.Load().HasVIP(netip.MustParseAddr("192.0.2.1"), true) {
+		t.Fatalf("pre-existing VIP missing from first snapshot: %v", st.Load().VIPs())
+	}
+	if !st.Load().VIPsOK() {
+		t.Fatal("VIPsOK false with a live subscription")
+	}
+
+	for _, a := range []string{"192.0.2.10/32", "2001:db8::10/128"} {
+		if err := h.AddrAdd(lo, mustAddr(t, a)); err != nil {
+			t.Fatalf("add %s on lo: %v", a, err)
+		}
+	}
+	waitFor(t, st, "v4 on lo", vip("192.0.2.10", true, true))
+	waitFor(t, st, "v6 on lo", vip("2001:db8::10", true, true))
+	if !st.Load().HasVIP(netip.MustParseAddr("::ffff:192.0.2.10"), false) {
+		t.Error("v4-mapped form of a v4 VIP not found")
+	}
+
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "hs0"}}
+	if err := h.LinkAdd(br); err != nil {
+		t.Fatalf("add bridge link: %v", err)
+	}
+	link, err := h.LinkByName("hs0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"198.51.100.7/24", "2001:db8:1::7/64"} {
+		if err := h.AddrAdd(link, mustAddr(t, a)); err != nil {
+			t.Fatalf("add %s on bridge: %v", a, err)
+		}
+	}
+	waitFor(t, st, "v4 on bridge", vip("198.51.100.7", true, false))
+	waitFor(t, st, "v6 on bridge", vip("2001:db8:1::7", true, false))
+	if st.Load().HasVIP(netip.MustParseAddr("198.51.100.7"), true) {
+		t.Error("bridge address counted as loopback")
+	}
+
+	// The same address on two links: removing one keeps it.
+	if err := h.AddrAdd(link, mustAddr(t, "192.0.2.10/32")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "shared address on bridge too", func(s *cache.Snapshot) bool {
+		return s.VIPs()[netip.MustParseAddr("192.0.2.10")] == cache.OnLoopback|cache.OnOther
+	})
+	if err := h.AddrDel(lo, mustAddr(t, "192.0.2.10/32")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "shared address left on bridge only", func(s *cache.Snapshot) bool {
+		return s.VIPs()[netip.MustParseAddr("192.0.2.10")] == cache.OnOther
+	})
+
+	for _, del := range []struct {
+		l netlink.Link
+		a string
+	}{{lo, "2001:db8::10/128"}, {link, "198.51.100.7/24"}, {link, "2001:db8:1::7/64"}, {link, "192.0.2.10/32"}} {
+		if err := h.AddrDel(del.l, mustAddr(t, del.a)); err != nil {
+			t.Fatalf("del %s: %v", del.a, err)
+		}
+	}
+	for _, a := range []string{"2001:db8::10", "198.51.100.7", "2001:db8:1::7", "192.0.2.10"} {
+		waitFor(t, st, a+" gone", vip(a, false, false))
+	}
+	// Deleting the link takes nothing else with it.
+	if err := h.LinkDel(link); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Load().HasVIP(netip.MustParseAddr("192.0.2.1"), true) {
+		t.Fatal("unrelated VIP lost")
+	}
+}
+
+// fakeSource is a canned AddrSource: each Subscribe returns the next list and
+// hands the test the update channel. This stands in for a dropped netlink
+// subscription, which a real kernel only does under memory pressure.
+type fakeSource struct {
+	mu    sync.Mutex
+	lists [][]AddrUpdate
+	subs  chan *fakeSub
+}
+
+// fakeSub is one subscription: the test sends on c and calls drop to end it,
+// as the library closes its channel when the netlink socket fails.
+type fakeSub struct {
+	c    chan AddrUpdate
+	once sync.Once
+}
+
+func (s *fakeSub) drop() { s.once.Do(func() { close(s.c) }) }
+
+func (f *fakeSource) Subscribe(ctx context.Context) ([]AddrUpdate, <-chan AddrUpdate, error) {
+	f.mu.Lock()
+	var l []AddrUpdate
+	if len(f.lists) > 0 {
+		l, f.lists = f.lists[0], f.lists[1:]
+	}
+	f.mu.Unlock()
+	sub := &fakeSub{c: make(chan AddrUpdate)}
+	f.subs <- sub
+	context.AfterFunc(ctx, sub.drop) // the contract: closed when ctx is done
+	return l, sub.c, nil
+}
+
+func upd(a string, lo, add bool) AddrUpdate {
+	idx := 2
+	if lo {
+		idx = 1
+	}
+	return AddrUpdate{Addr: netip.MustParseAddr(a), LinkIndex: idx, Loopback: lo, New: add}
+}
+
+func TestAddrSubscriptionDropped(t *testing.T) {
+	src := &fakeSource{
+		lists: [][]AddrUpdate{
+			{upd("10.0.0.1", false, true)},
+			{upd("10.0.0.1", false, true), upd("10.0.0.3", true, true)}, // after the drop
+		},
+		subs: make(chan *fakeSub, 8),
+	}
+	w, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: src})
+	if !st.Load().HasVIP(netip.MustParseAddr("10.0.0.1"), false) {
+		t.Fatal("first list not applied")
+	}
+	sub := <-src.subs
+	sub.c <- upd("10.0.0.2", false, true)
+	waitFor(t, st, "update applied", vip("10.0.0.2", true, false))
+	// Drop the subscription. 10.0.0.2 went away while we were not
+	// listening; the relist after resubscribing must show it gone.
+	sub.drop()
+	waitFor(t, st, "relist after drop", func(s *cache.Snapshot) bool {
+		return s.VIPsOK() && s.HasVIP(netip.MustParseAddr("10.0.0.3"), true) && !s.HasVIP(netip.MustParseAddr("10.0.0.2"), false)
+	})
+	if w.Stats().Resubscribes != 1 {
+		t.Fatalf("Resubscribes = %d, want 1", w.Stats().Resubscribes)
+	}
+	sub2 := <-src.subs
+	sub2.c <- upd("10.0.0.3", true, false)
+	waitFor(t, st, "update on new subscription", vip("10.0.0.3", false, false))
+}

@@ -1,0 +1,280 @@
+package watcher
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// startWatcher runs a watcher on dir until the test ends.
+func startWatcher(t *testing.T, opts Options) (*Watcher, *cache.Store) {
+	t.Helper()
+	if opts.Store == nil {
+		opts.Store = cache.NewStore()
+	}
+	opts.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	w, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("Run returned before ready: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("watcher not ready after 10s")
+	}
+	return w, opts.Store
+}
+
+// waitFor polls the store until cond holds or the deadline passes.
+func waitFor(t *testing.T, st *cache.Store, what string, cond func(*cache.Snapshot) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond(st.Load()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; snapshot has %v", what, st.Load().Names())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func has(name string) func(*cache.Snapshot) bool {
+	return func(s *cache.Snapshot) bool { _, ok := s.Lookup(name); return ok }
+}
+
+func hasNot(name string) func(*cache.Snapshot) bool {
+	return func(s *cache.Snapshot) bool { _, ok := s.Lookup(name); return !ok }
+}
+
+func state(name string, want cache.State) func(*cache.Snapshot) bool {
+	return func(s *cache.Snapshot) bool { e, _ := s.Lookup(name); return e.State == want }
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInitialScan(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "squid.80"), "")
+	write(t, filepath.Join(dir, "web.443"), "drain 25% # deploy")
+	write(t, filepath.Join(dir, ".hidden"), "")
+	write(t, filepath.Join(dir, "x.tmp"), "")
+	write(t, filepath.Join(dir, "bad name"), "")
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, st := startWatcher(t, Options{Dir: dir})
+	s := st.Load()
+	if got := s.Names(); fmt.Sprint(got) != "[squid.80 web.443]" {
+		t.Fatalf("names = %v", got)
+	}
+	e, _ := s.Lookup("web.443")
+	if e.State != cache.Drain || e.Weight != 25 || e.Reason != "deploy" {
+		t.Fatalf("web.443 = %+v", e)
+	}
+	if !s.DirOK() {
+		t.Fatal("DirOK false")
+	}
+}
+
+func TestCreateRemoveRename(t *testing.T) {
+	dir := t.TempDir()
+	_, st := startWatcher(t, Options{Dir: dir})
+	p := filepath.Join(dir, "squid.80")
+
+	write(t, p, "")
+	waitFor(t, st, "create", has("squid.80"))
+
+	write(t, p, "maint # swap disk")
+	waitFor(t, st, "rewrite to maint", state("squid.80", cache.Maint))
+
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "remove", hasNot("squid.80"))
+
+	// Write a temp file and rename it into place: the temp name is never
+	// seen, the final one is, with its full content.
+	tmp := filepath.Join(dir, ".squid.80.tmp")
+	write(t, tmp, "drain 10%")
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "rename into place", state("squid.80", cache.Drain))
+	if e, _ := st.Load().Lookup("squid.80"); e.Weight != 10 {
+		t.Fatalf("weight = %d", e.Weight)
+	}
+	if _, ok := st.Load().Lookup(".squid.80.tmp"); ok {
+		t.Fatal("temp file visible")
+	}
+
+	// Rename out of the directory.
+	if err := os.Rename(p, filepath.Join(t.TempDir(), "moved")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "rename away", hasNot("squid.80"))
+}
+
+func TestSymlinkIgnored(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "target")
+	write(t, target, "")
+	_, st := startWatcher(t, Options{Dir: dir})
+	if err := os.Symlink(target, filepath.Join(dir, "link.80")); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "marker"), "")
+	waitFor(t, st, "marker", has("marker"))
+	if _, ok := st.Load().Lookup("link.80"); ok {
+		t.Fatal("symlink counted as a flag")
+	}
+}
+
+func TestDirRemovedAndRecreated(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "status")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "a"), "")
+	_, st := startWatcher(t, Options{Dir: dir})
+	waitFor(t, st, "a", has("a"))
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "dir gone", func(s *cache.Snapshot) bool { return !s.DirOK() && s.Len() == 0 })
+
+	// Recreate with a file already in it (as an rsync or a package would).
+	tmp := filepath.Join(parent, "status.new")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(tmp, "b"), "")
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "dir back with b", func(s *cache.Snapshot) bool { _, ok := s.Lookup("b"); return ok && s.DirOK() })
+
+	// And it is watched again.
+	write(t, filepath.Join(dir, "c"), "")
+	waitFor(t, st, "c after recreate", has("c"))
+
+	// Removed, then recreated with mkdir.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "dir gone again", func(s *cache.Snapshot) bool { return !s.DirOK() })
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "d"), "")
+	waitFor(t, st, "d after mkdir", has("d"))
+}
+
+func TestMissingDirAtStart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "later")
+	_, st := startWatcher(t, Options{Dir: dir})
+	if st.Load().DirOK() {
+		t.Fatal("DirOK for a missing dir")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "x"), "")
+	waitFor(t, st, "x", has("x"))
+}
+
+func TestCreateDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	_, st := startWatcher(t, Options{Dir: dir, CreateDir: true})
+	if !st.Load().DirOK() {
+		t.Fatal("dir not created")
+	}
+}
+
+// TestBurst creates and removes 10,000 files as fast as possible: whether
+// inotify overflows or not, the final state must be exact.
+func TestBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("burst of 10,000 files skipped in -short mode")
+	}
+	dir := t.TempDir()
+	w, st := startWatcher(t, Options{Dir: dir})
+	const n = 10000
+	for i := 0; i < n; i++ {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("svc%05d.80", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	waitFor(t, st, "10,000 flags", func(s *cache.Snapshot) bool { return s.Len() == n })
+	for i := 0; i < n; i += 2 {
+		if err := os.Remove(filepath.Join(dir, fmt.Sprintf("svc%05d.80", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, st, "5,000 flags", func(s *cache.Snapshot) bool { return s.Len() == n/2 })
+	s := st.Load()
+	for i := 0; i < n; i++ {
+		_, ok := s.Lookup(fmt.Sprintf("svc%05d.80", i))
+		if ok != (i%2 == 1) {
+			t.Fatalf("svc%05d.80 present=%v", i, ok)
+		}
+	}
+	t.Logf("stats: %+v", w.Stats())
+}
+
+func TestRescanAndHeartbeat(t *testing.T) {
+	dir := t.TempDir()
+	w, st := startWatcher(t, Options{Dir: dir})
+	before := w.Stats().Rescans
+	w.Rescan()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Stats().Rescans == before {
+		if time.Now().After(deadline) {
+			t.Fatal("Rescan did not rescan")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if time.Since(w.Heartbeat()) > 5*time.Second {
+		t.Fatalf("heartbeat stale: %v", w.Heartbeat())
+	}
+	_ = st
+}
+
+func TestNewErrors(t *testing.T) {
+	if _, err := New(Options{Dir: t.TempDir()}); err == nil {
+		t.Error("nil store accepted")
+	}
+	if _, err := New(Options{Store: cache.NewStore()}); err == nil {
+		t.Error("empty dir accepted")
+	}
+	f := filepath.Join(t.TempDir(), "file")
+	write(t, f, "")
+	if _, err := New(Options{Store: cache.NewStore(), Dir: f}); err == nil {
+		t.Error("a file accepted as the status directory")
+	}
+}
