@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,56 +15,22 @@ import (
 	"time"
 )
 
-// binPath is the http_status binary built once for this package's tests.
-var binPath string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "http_status-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "http_status")
-	args := []string{"build", "-o", binPath}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// daemon is a running http_status process.
-type daemon struct {
+// proc is a running http_status process.
+type proc struct {
 	cmd  *exec.Cmd
 	base string
 	out  *bytes.Buffer
 	done chan error
 }
 
-// startDaemon runs the binary with args plus a free port, and waits until it
+// runDaemon runs the binary with args plus a free port, and waits until it
 // answers.
-func startDaemon(t *testing.T, args ...string) *daemon {
+func runDaemon(t *testing.T, args ...string) *proc {
 	t.Helper()
 	port := freePort(t)
 	args = append([]string{"-p", fmt.Sprint(port), "--log-format", "json"}, args...)
-	d := &daemon{cmd: exec.Command(binPath, args...), base: fmt.Sprintf("http://127.0.0.1:%d", port), out: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &proc{cmd: exec.Command(testBinary(t), args...), base: fmt.Sprintf("http://127.0.0.1:%d", port), out: &bytes.Buffer{}, done: make(chan error, 1)}
+	d.cmd.Env = cleanEnv()
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -98,7 +63,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	}
 }
 
-func (d *daemon) get(t *testing.T, q string) (int, string) {
+func (d *proc) get(t *testing.T, q string) (int, string) {
 	t.Helper()
 	res, err := http.Get(d.base + q)
 	if err != nil {
@@ -110,7 +75,7 @@ func (d *daemon) get(t *testing.T, q string) (int, string) {
 }
 
 // waitCode polls q until it answers code.
-func (d *daemon) waitCode(t *testing.T, q string, code int) string {
+func (d *proc) waitCode(t *testing.T, q string, code int) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -125,7 +90,7 @@ func (d *daemon) waitCode(t *testing.T, q string, code int) string {
 	}
 }
 
-func (d *daemon) stop(t *testing.T) error {
+func (d *proc) stop(t *testing.T) error {
 	t.Helper()
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -141,7 +106,7 @@ func (d *daemon) stop(t *testing.T) error {
 // TestEndToEnd runs the real binary against a temp dir, as an operator would.
 func TestEndToEnd(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "flags")
-	d := startDaemon(t, "--dir", dir)
+	d := runDaemon(t, "--dir", dir)
 
 	if code, body := d.get(t, "/status"); code != 404 || !strings.Contains(body, "Service not available") {
 		t.Fatalf("no flag: %d %q", code, body)
@@ -190,14 +155,14 @@ func TestFlagErrors(t *testing.T) {
 		{"--bogus"},
 		{"extra-arg"},
 	} {
-		cmd := exec.Command(binPath, args...)
+		cmd := exec.Command(testBinary(t), args...)
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 			t.Errorf("%v: err %v, want exit 2; output %s", args, err, out)
 		}
 	}
-	out, err := exec.Command(binPath, "--help").CombinedOutput()
+	out, err := exec.Command(testBinary(t), "--help").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--dir") && !strings.Contains(string(out), "-dir") {
 		t.Errorf("--help: %v %s", err, out)
 	}
