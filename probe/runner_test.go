@@ -143,8 +143,8 @@ fall = 2
 	}
 	// The first result decides at once.
 	c.waitFor(t, "web.80", "up", isOK)
+	h0 := fs.hits.Load() // before the flip: every failing hit is counted
 	fs.healthy.Store(false)
-	h0 := fs.hits.Load()
 	st = c.waitFor(t, "web.80", "down", notOK)
 	if n := fs.hits.Load() - h0; n < 2 {
 		t.Errorf("went down after %d failed attempts, want fall = 2", n)
@@ -152,8 +152,8 @@ fall = 2
 	if st.LastErr != "probe http: HTTP 503, want 200-399" || len(st.Checks) != 1 || st.Checks[0].OK {
 		t.Errorf("down status: %+v", st)
 	}
-	fs.healthy.Store(true)
 	h0 = fs.hits.Load()
+	fs.healthy.Store(true)
 	c.waitFor(t, "web.80", "up again", isOK)
 	if n := fs.hits.Load() - h0; n < 3 {
 		t.Errorf("came back after %d good attempts, want rise = 3", n)
