@@ -25,6 +25,8 @@ type Config struct {
 	LogLevel         string
 	LogFormat        string
 	CreateDir        bool
+	ConfigFile       string
+	ProbeConcurrency int
 	LogFile          string
 	Lameduck         time.Duration
 }
@@ -66,6 +68,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.LogFile, "log-file", "", "append logs to `file` instead of stderr (with --daemon, the default is to discard them)")
 	fs.DurationVar(&c.Lameduck, "lameduck", 0, "on SIGTERM, keep serving unchanged for this `long` before closing the listeners (the agent port answers drain meanwhile)")
 	fs.BoolVar(&c.CreateDir, "create-dir", true, "create the status directory at start if it does not exist")
+	fs.StringVar(&c.ConfigFile, "config", "", "probe configuration `file` (TOML; see README \"Probes\"); reloaded on SIGHUP. None: no probes")
+	fs.IntVar(&c.ProbeConcurrency, "probe-concurrency", 32, "at most `n` probe attempts run at once")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
@@ -91,6 +95,9 @@ func (c Config) validate() error {
 	}
 	if c.Resync < time.Second {
 		return fmt.Errorf("--resync %s: want at least 1s", c.Resync)
+	}
+	if c.ProbeConcurrency < 1 {
+		return fmt.Errorf("--probe-concurrency %d: want at least 1", c.ProbeConcurrency)
 	}
 	switch c.LogFormat {
 	case "auto", "console", "json", "journal":

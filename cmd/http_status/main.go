@@ -121,6 +121,11 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	pr, err := newProbes(cfg.ConfigFile, cfg.ProbeConcurrency, cfg.LoopbackVIPsOnly, store, w, log.With().Str("component", "probe").Logger())
+	if err != nil {
+		return err
+	}
+	defer pr.close()
 	// Sockets passed by systemd (socket activation) come first; each
 	// responder falls back to binding its flag's address.
 	lns, err := inheritListeners()
@@ -186,6 +191,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		case <-sig.Done():
 		case <-hup:
 			log.Info().Msg("SIGHUP: rescanning")
+			pr.reload() // the probe file first, so READY=1 follows both
 			sd.reload(sig, w, store)
 		case runErr = <-errc:
 		}
