@@ -118,6 +118,18 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
+	// agent is nil when --agent-port is 0; during a shutdown grace period
+	// call agent.SetDraining(true).
+	var agent *httpd.Agent
+	if cfg.AgentPort != 0 {
+		agent, err = startAgent(ctx, cfg, checker, log, &wg, errc)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		log.Info().Str("listen", agent.Addr().String()).Msg("agent-check responder listening")
+	}
 	log.Info().Str("listen", ln.Addr().String()).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")
 
 	hup := make(chan os.Signal, 1)
