@@ -20,11 +20,11 @@ import (
 func agentStore(t *testing.T, flags map[string]string, vips ...string) *cache.Store {
 	t.Helper()
 	st := cache.NewStore()
-	publishFlags(t, st, flags, vips...)
+	agentPublish(t, st, flags, vips...)
 	return st
 }
 
-func publishFlags(t *testing.T, st *cache.Store, flags map[string]string, vips ...string) {
+func agentPublish(t *testing.T, st *cache.Store, flags map[string]string, vips ...string) {
 	t.Helper()
 	b := cache.NewBuilder(st.Load())
 	b.ClearServices()
@@ -170,7 +170,7 @@ func TestAgentExpiry(t *testing.T) {
 
 // serveAgent runs a on 127.0.0.1:0 until the test ends and checks that Serve
 // returns nil when cancelled.
-func serveAgent(t *testing.T, a *Agent) string {
+func agentServe(t *testing.T, a *Agent) string {
 	t.Helper()
 	if err := a.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func serveAgent(t *testing.T, a *Agent) string {
 }
 
 // ask connects, sends send (if not empty), and reads until EOF.
-func ask(t *testing.T, addr, send string) string {
+func agentAsk(t *testing.T, addr, send string) string {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -218,7 +218,7 @@ func ask(t *testing.T, addr, send string) string {
 func TestAgentServe(t *testing.T) {
 	st := agentStore(t, agentFlags)
 	a := newTestAgent(t, st, AgentOptions{SendWait: 50 * time.Millisecond, Logger: zerolog.Nop()})
-	addr := serveAgent(t, a)
+	addr := agentServe(t, a)
 
 	for _, tt := range []struct{ send, want string }{
 		{"squid.80\n", "up ready 100%\n"},
@@ -231,7 +231,7 @@ func TestAgentServe(t *testing.T) {
 		{strings.Repeat("a", MaxAgentLine+10), AgentBadRequest + "\n"},
 		{"squid.80\nmore junk after the line\n", "up ready 100%\n"},
 	} {
-		if got := ask(t, addr, tt.send); got != tt.want {
+		if got := agentAsk(t, addr, tt.send); got != tt.want {
 			t.Errorf("send %q: reply %q, want %q", tt.send, got, tt.want)
 		}
 	}
@@ -245,7 +245,7 @@ func TestAgentServe(t *testing.T) {
 func TestAgentBackToUp(t *testing.T) {
 	st := agentStore(t, map[string]string{"x.80": "up"})
 	a := newTestAgent(t, st, AgentOptions{})
-	addr := serveAgent(t, a)
+	addr := agentServe(t, a)
 	for _, step := range []struct{ content, want string }{
 		{"up", "up ready 100%\n"},
 		{"drain", "up drain\n"},
@@ -256,8 +256,8 @@ func TestAgentBackToUp(t *testing.T) {
 		{"maint", "maint\n"},
 		{"up", "up ready 100%\n"},
 	} {
-		publishFlags(t, st, map[string]string{"x.80": step.content})
-		if got := ask(t, addr, "x.80\n"); got != step.want {
+		agentPublish(t, st, map[string]string{"x.80": step.content})
+		if got := agentAsk(t, addr, "x.80\n"); got != step.want {
 			t.Errorf("flag %q: reply %q, want %q", step.content, got, step.want)
 		}
 	}
@@ -268,7 +268,7 @@ func TestAgentBackToUp(t *testing.T) {
 func TestAgentSilentClient(t *testing.T) {
 	st := agentStore(t, agentFlags)
 	a := newTestAgent(t, st, AgentOptions{SendWait: 50 * time.Millisecond})
-	addr := serveAgent(t, a)
+	addr := agentServe(t, a)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

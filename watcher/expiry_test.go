@@ -15,26 +15,26 @@ import (
 	"github.com/http-status/http_status/cache"
 )
 
-// syncBuffer is a log sink the watcher goroutine writes and the test reads.
-type syncBuffer struct {
+// expiryLog is a log sink the watcher goroutine writes and the test reads.
+type expiryLog struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *expiryLog) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *expiryLog) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
 // startWatcher runs a watcher on dir (no VIP tracking) until the test ends.
-func startWatcher(t *testing.T, dir string, logs *syncBuffer) *cache.Store {
+func startExpiryWatcher(t *testing.T, dir string, logs *expiryLog) *cache.Store {
 	t.Helper()
 	store := cache.NewStore()
 	w, err := New(Options{Dir: dir, Store: store, Logger: zerolog.New(logs)})
@@ -65,8 +65,8 @@ func startWatcher(t *testing.T, dir string, logs *syncBuffer) *cache.Store {
 // is logged, and a new snapshot was published.
 func TestExpiryReturnsUp(t *testing.T) {
 	dir := t.TempDir()
-	logs := &syncBuffer{}
-	store := startWatcher(t, dir, logs)
+	logs := &expiryLog{}
+	store := startExpiryWatcher(t, dir, logs)
 
 	until := time.Now().Add(300 * time.Millisecond)
 	content := "drain until=" + until.UTC().Format(time.RFC3339Nano) + " # deploy 1234\n"
@@ -131,7 +131,7 @@ func TestExpiredAtStart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "web.443"), []byte("maint until="+future+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	store := startWatcher(t, dir, &syncBuffer{})
+	store := startExpiryWatcher(t, dir, &expiryLog{})
 	snap := store.Load()
 	e, ok := snap.Lookup("squid.80")
 	if !ok || e.Effective(time.Now()).State != cache.Up {

@@ -29,6 +29,9 @@ func main() {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isCtlCommand(args[0]) {
+		return runCtl(args, stdout, stderr, time.Now())
+	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
