@@ -36,35 +36,19 @@ func haproxyPath(t *testing.T) string {
 	return ""
 }
 
-var (
-	testBinOnce sync.Once
-	testBin     string
-	testBinErr  error
-)
-
-// haproxyTestBinary builds the http_status binary once per test run.
+// haproxyTestBinary builds the http_status binary into the test's temporary
+// directory (the Go build cache makes the second build cheap).
 func haproxyTestBinary(t *testing.T) string {
 	t.Helper()
-	testBinOnce.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		dir, err := os.MkdirTemp("", "http_status-bin-")
-		if err != nil {
-			testBinErr = err
-			return
-		}
-		testBin = filepath.Join(dir, "http_status")
-		out, err := exec.Command(goBin, "build", "-o", testBin, ".").CombinedOutput()
-		if err != nil {
-			testBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if testBinErr != nil {
-		t.Fatal(testBinErr)
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	return testBin
+	bin := filepath.Join(t.TempDir(), "http_status")
+	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
