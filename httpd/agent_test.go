@@ -329,3 +329,37 @@ func TestAgentServeWithoutListen(t *testing.T) {
 		t.Error("Serve without Listen returned nil")
 	}
 }
+
+// FuzzAgentReply: any agent-send line gets one well-formed reply line.
+func FuzzAgentReply(f *testing.F) {
+	for _, s := range []string{"", "squid.80", "squid 80", "SERVICE=squid&PORT=80&VIP=192.0.2.10",
+		"/status?SERVICE=api&PORT=8080", "../x", "\x00", "SERVICE=%2e%2e%2fx", "a b c", "?", "&&=="} {
+		f.Add(s)
+	}
+	st := cache.NewStore()
+	b := cache.NewBuilder(st.Load())
+	for name, content := range agentFlags {
+		e, _ := cache.ParseFlag([]byte(content))
+		b.Set(name, e)
+	}
+	st.Publish(b.Snapshot(time.Now()))
+	a, err := NewAgent(AgentOptions{Checker: NewChecker(CheckerOptions{Store: st})})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		r := a.Reply(line)
+		if strings.ContainsAny(r, "\r\n\x00") {
+			t.Fatalf("Reply(%q) = %q: not one line", line, r)
+		}
+		w := strings.Fields(r)
+		if len(w) == 0 {
+			t.Fatalf("Reply(%q) is empty", line)
+		}
+		switch w[0] {
+		case "up", "down", "maint":
+		default:
+			t.Fatalf("Reply(%q) = %q: unexpected first word", line, r)
+		}
+	})
+}
