@@ -240,6 +240,8 @@ backend be
     option httpchk GET /status?SERVICE=x&PORT=80
     http-check disable-on-404
     server s1 127.0.0.1:{{HTTP}} weight 100 check inter 100ms agent-check agent-port {{AGENT}} agent-inter 100ms agent-send "x.80\n"
+    # No agent-send: the agent answers for the default flag, status.html.
+    server s2 127.0.0.1:{{HTTP}} weight 100 check inter 100ms agent-check agent-port {{AGENT}} agent-inter 100ms
 `
 
 // TestHAProxyAgentCheck drives a real HAProxy: its httpchk polls /status and
@@ -291,18 +293,31 @@ func TestHAProxyAgentCheck(t *testing.T) {
 		}
 	})
 
-	expect := func(what string, ok func(s haproxyServer) bool) {
+	expectServer := func(server, what string, ok func(s haproxyServer) bool) {
 		t.Helper()
-		pollUntil(t, what, 15*time.Second, func() (bool, string) {
-			s, err := haproxyServerState(sock, "be", "s1")
+		pollUntil(t, server+": "+what, 15*time.Second, func() (bool, string) {
+			s, err := haproxyServerState(sock, "be", server)
 			if err != nil {
 				return false, err.Error()
 			}
 			return ok(s), s.String()
 		})
-		s, _ := haproxyServerState(sock, "be", "s1")
-		t.Logf("%s: %s", what, s)
+		s, _ := haproxyServerState(sock, "be", server)
+		t.Logf("%s: %s: %s", server, what, s)
 	}
+	expect := func(what string, ok func(s haproxyServer) bool) {
+		t.Helper()
+		expectServer("s1", what, ok)
+	}
+
+	// s2's agent sends nothing: it gets status.html's answer.
+	expectServer("s2", "DOWN: no status.html", func(s haproxyServer) bool {
+		return strings.HasPrefix(s.Status, "DOWN") && strings.Contains(s.Agent, "no flag file")
+	})
+	ctl("activate", "status.html")
+	expectServer("s2", "UP with status.html", func(s haproxyServer) bool {
+		return s.Status == "UP" && strings.Contains(s.Agent, "via agent : up")
+	})
 
 	expect("UP at 100%, agent heard", func(s haproxyServer) bool {
 		return s.Status == "UP" && s.Weight == 100 && s.Admin == 0 && strings.Contains(s.Agent, "via agent : up")
