@@ -51,6 +51,7 @@ type Snapshot struct {
 	built     time.Time
 	shards    [shardCount]map[string]Entry
 	vips      map[netip.Addr]VIPFlags
+	probes    map[string]ProbeStatus // services with active probes
 	nServices int
 	dirOK     bool
 	vipsOK    bool
@@ -154,8 +155,8 @@ func (s *Snapshot) NextExpiry(now time.Time) time.Time {
 // Summary is a one-line description for logs and systemd's STATUS=.
 func (s *Snapshot) Summary(now time.Time) string {
 	up := 0
-	for _, e := range s.Services() {
-		if e.Effective(now).State == Up {
+	for name := range s.Services() {
+		if e, _ := s.Effective(name, now); e.State == Up {
 			up++
 		}
 	}
@@ -188,9 +189,10 @@ func itoa(n int) string {
 // Builder makes the next snapshot from a base, copying a shard only when it
 // is first written. A Builder is used by one goroutine.
 type Builder struct {
-	next   Snapshot
-	copied [shardCount]bool
-	vipsCp bool
+	next     Snapshot
+	copied   [shardCount]bool
+	vipsCp   bool
+	probesCp bool
 }
 
 // NewBuilder starts a new snapshot from base (which is not modified).

@@ -109,8 +109,21 @@ func (e Entry) SameAs(o Entry) bool {
 }
 
 // AgentReply is the HAProxy agent-check reply for e, without the trailing
-// newline. Going back to Up always says "ready" and a weight, because only an
-// agent reply can undo what an earlier agent reply set.
+// newline.
+//
+// Only an agent reply can undo what an earlier agent reply set, and HAProxy
+// keeps an administrative state (ready, drain, maint) apart from an
+// operational one (up, down). So every reply names an administrative word,
+// and every reply but maint an operational word too: the reply alone fixes
+// the server's state, whatever was answered before.
+//
+//	up           up ready 100%   (or the flag's weight, "up ready 50%")
+//	drain        up drain
+//	maint        maint
+//	down         down ready      ("ready" lifts an earlier maint)
+//	no flag      down ready #no flag file
+//
+// A reason, when set, follows as " #reason".
 func (e Entry) AgentReply() string {
 	var b strings.Builder
 	switch e.State {
@@ -127,9 +140,9 @@ func (e Entry) AgentReply() string {
 	case Maint:
 		b.WriteString("maint")
 	case Down:
-		b.WriteString("down")
+		b.WriteString("down ready")
 	default:
-		b.WriteString("down")
+		b.WriteString("down ready")
 		if e.Reason == "" {
 			e.Reason = "no flag file"
 		}
@@ -152,7 +165,7 @@ func (e Entry) Format() string {
 		parts = append(parts, strconv.Itoa(e.Weight)+"%")
 	}
 	if !e.Expires.IsZero() {
-		parts = append(parts, "until="+e.Expires.UTC().Format(time.RFC3339))
+		parts = append(parts, "until="+e.Expires.UTC().Format(time.RFC3339Nano))
 	}
 	if e.Reason != "" {
 		parts = append(parts, "# "+e.Reason)
@@ -246,12 +259,16 @@ func firstLine(b []byte) string {
 }
 
 func parseTime(s string) (time.Time, error) {
+	var t time.Time
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(n, 0), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
+		t = time.Unix(n, 0)
+	} else if t, err = time.Parse(time.RFC3339, s); err != nil {
 		return time.Time{}, fmt.Errorf("want RFC 3339 or Unix seconds: %w", ErrGrammar)
+	}
+	// Bounded so that [Entry.Format] can write it back in RFC 3339, and so
+	// that no expiry is the zero Time (which means "never").
+	if y := t.UTC().Year(); y < 1970 || y > 9999 {
+		return time.Time{}, fmt.Errorf("year %d: want 1970..9999: %w", y, ErrGrammar)
 	}
 	return t, nil
 }
@@ -267,7 +284,8 @@ func cleanReason(r string) (string, error) {
 			return "", fmt.Errorf("reason has a control character: %w", ErrGrammar)
 		}
 	}
-	return clip(r, MaxReasonLen), nil
+	// Trimmed again after clipping: the line is trimmed when read back.
+	return strings.TrimSpace(clip(r, MaxReasonLen)), nil
 }
 
 func clip(s string, n int) string {

@@ -124,8 +124,9 @@ func (c *Checker) CheckName(name string, vips []netip.Addr) Result {
 
 func (c *Checker) answer(q *parsed) Result {
 	snap := c.store.Load()
-	e, _ := snap.Lookup(unsafe.String(&q.nameBuf[0], q.nameLen))
-	e = e.Effective(c.now())
+	// Flag and probes combine in one place (cache.Snapshot.Effective), so
+	// /status and the agent always agree.
+	e, _ := snap.Effective(unsafe.String(&q.nameBuf[0], q.nameLen), c.now())
 	r := Result{Code: e.State.HTTPCode(), State: e.State, Weight: e.Weight, Reason: e.Reason}
 	switch e.State {
 	case cache.Up:

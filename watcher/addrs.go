@@ -154,23 +154,31 @@ func runAddrSource(ctx context.Context, src AddrSource, out chan<- addrEvent, lo
 	defer close(out)
 	backoff := 100 * time.Millisecond
 	first := true
+	// down tells the loop the subscription is gone and waits out the
+	// backoff; it reports false when ctx ended meanwhile.
+	down := func(err error) bool {
+		select {
+		case out <- addrEvent{down: true, err: err}:
+		case <-ctx.Done():
+			return false
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false
+		}
+		backoff = min(backoff*2, 10*time.Second)
+		return true
+	}
 	for ctx.Err() == nil {
 		sctx, cancel := context.WithCancel(ctx)
 		cur, ch, err := src.Subscribe(sctx)
 		if err != nil {
 			cancel()
 			log.Error().Err(err).Dur("retry_in", backoff).Msg("netlink subscription failed")
-			select {
-			case out <- addrEvent{down: true, err: err}:
-			case <-ctx.Done():
+			if !down(err) {
 				return
 			}
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return
-			}
-			backoff = min(backoff*2, 10*time.Second)
 			continue
 		}
 		if !first {
@@ -199,17 +207,9 @@ func runAddrSource(ctx context.Context, src AddrSource, out chan<- addrEvent, lo
 			backoff = 100 * time.Millisecond
 		}
 		log.Warn().Dur("retry_in", backoff).Msg("netlink subscription dropped; resubscribing")
-		select {
-		case out <- addrEvent{down: true, err: errors.New("subscription dropped")}:
-		case <-ctx.Done():
+		if !down(errors.New("subscription dropped")) {
 			return
 		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return
-		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }
 

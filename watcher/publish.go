@@ -74,6 +74,9 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 		}
 		apply(name, e, ok)
 	}
+	if w.applyProbes(old, b) {
+		changed = true
+	}
 	if old.DirOK() != w.dirOK {
 		b.SetDirOK(w.dirOK)
 		changed = true

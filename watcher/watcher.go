@@ -77,6 +77,11 @@ type Watcher struct {
 	ready  chan struct{}
 	once   sync.Once
 
+	// Probe results waiting for the loop (SetProbeResults).
+	probeMu      sync.Mutex
+	probePending map[string]probeUpdate
+	probeWake    chan struct{}
+
 	heartbeat atomic.Int64 // unix nanos of the loop's last turn
 	stall     atomic.Int64 // test hook: nanoseconds the loop sleeps once
 
@@ -100,6 +105,7 @@ type Stats struct {
 	Resubscribes    uint64 // netlink resubscriptions
 	Publishes       uint64 // snapshots published
 	Transitions     uint64 // flags added, removed or changed, and overrides expired
+	ProbeUpdates    uint64 // publications carrying probe results
 	LastRescanNanos int64  // duration of the last full rescan
 }
 
@@ -131,13 +137,14 @@ func New(opts Options) (*Watcher, error) {
 		return nil, fmt.Errorf("watcher: %s is not a directory", opts.Dir)
 	}
 	w := &Watcher{
-		opts:   opts,
-		log:    opts.Logger,
-		store:  opts.Store,
-		now:    opts.Now,
-		rescan: make(chan struct{}, 1),
-		ready:  make(chan struct{}),
-		warned: map[string]string{},
+		opts:      opts,
+		log:       opts.Logger,
+		store:     opts.Store,
+		now:       opts.Now,
+		rescan:    make(chan struct{}, 1),
+		probeWake: make(chan struct{}, 1),
+		ready:     make(chan struct{}),
+		warned:    map[string]string{},
 	}
 	w.heartbeat.Store(w.now().UnixNano())
 	return w, nil
@@ -267,6 +274,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 					full = true
 				}
 			}
+		case <-w.probeWake:
+			// Probe results are pending; publish applies them.
 		case <-expiry.C:
 			// An override expired: republish so the change is logged
 			// and the snapshot's generation moves. Responders already

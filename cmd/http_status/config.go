@@ -25,8 +25,13 @@ type Config struct {
 	LogLevel         string
 	LogFormat        string
 	CreateDir        bool
+	ConfigFile       string
+	ProbeConcurrency int
 	LogFile          string
 	Lameduck         time.Duration
+	AgentPort        int
+	AgentIP          string
+	AgentDefault     string
 }
 
 // DefaultDir is the original tool's status directory.
@@ -66,6 +71,11 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.LogFile, "log-file", "", "append logs to `file` instead of stderr (with --daemon, the default is to discard them)")
 	fs.DurationVar(&c.Lameduck, "lameduck", 0, "on SIGTERM, keep serving unchanged for this `long` before closing the listeners (the agent port answers drain meanwhile)")
 	fs.BoolVar(&c.CreateDir, "create-dir", true, "create the status directory at start if it does not exist")
+	fs.StringVar(&c.ConfigFile, "config", "", "probe configuration `file` (TOML; see README \"Probes\"); reloaded on SIGHUP. None: no probes")
+	fs.IntVar(&c.ProbeConcurrency, "probe-concurrency", 32, "at most `n` probe attempts run at once")
+	fs.IntVar(&c.AgentPort, "agent-port", 0, "TCP `port` for HAProxy's agent-check (0: off)")
+	fs.StringVar(&c.AgentIP, "agent-ip", "", "`address` for the agent-check listener (default: same as --ip)")
+	fs.StringVar(&c.AgentDefault, "agent-default", "status.html", "flag `name` answered when an agent-check connection sends no agent-send line")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
@@ -86,11 +96,20 @@ func (c Config) validate() error {
 	if net.ParseIP(strings.Trim(c.IP, "[]")) == nil {
 		return fmt.Errorf("--ip %q: not an IP address", c.IP)
 	}
+	if c.AgentPort < 0 || c.AgentPort > 65535 {
+		return fmt.Errorf("--agent-port %d: want 0..65535", c.AgentPort)
+	}
+	if c.AgentIP != "" && net.ParseIP(strings.Trim(c.AgentIP, "[]")) == nil {
+		return fmt.Errorf("--agent-ip %q: not an IP address", c.AgentIP)
+	}
 	if c.Dir == "" {
 		return errors.New("--dir is empty")
 	}
 	if c.Resync < time.Second {
 		return fmt.Errorf("--resync %s: want at least 1s", c.Resync)
+	}
+	if c.ProbeConcurrency < 1 {
+		return fmt.Errorf("--probe-concurrency %d: want at least 1", c.ProbeConcurrency)
 	}
 	switch c.LogFormat {
 	case "auto", "console", "json", "journal":
@@ -106,4 +125,13 @@ func (c Config) validate() error {
 // Addr is the HTTP listen address.
 func (c Config) Addr() string {
 	return net.JoinHostPort(strings.Trim(c.IP, "[]"), strconv.Itoa(c.Port))
+}
+
+// AgentAddr is the agent-check listen address (--agent-ip, else --ip).
+func (c Config) AgentAddr() string {
+	ip := c.AgentIP
+	if ip == "" {
+		ip = c.IP
+	}
+	return net.JoinHostPort(strings.Trim(ip, "[]"), strconv.Itoa(c.AgentPort))
 }

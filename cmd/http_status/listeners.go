@@ -124,3 +124,9 @@ func (l *listeners) closeUnused(log zerolog.Logger) {
 		delete(l.byName, name)
 	}
 }
+
+// has reports whether systemd passed a socket named name.
+func (l *listeners) has(name string) bool {
+	_, ok := l.byName[name]
+	return ok
+}

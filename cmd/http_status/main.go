@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -28,6 +29,9 @@ func main() {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isCtlCommand(args[0]) {
+		return runCtl(args, stdout, stderr, time.Now())
+	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -123,6 +127,11 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	pr, err := newProbes(cfg.ConfigFile, cfg.ProbeConcurrency, cfg.LoopbackVIPsOnly, store, w, log.With().Str("component", "probe").Logger())
+	if err != nil {
+		return err
+	}
+	defer pr.close()
 	// Sockets passed by systemd (socket activation) come first; each
 	// responder falls back to binding its flag's address.
 	lns, err := inheritListeners()
@@ -135,8 +144,17 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return fmt.Errorf("listen for HTTP checks: %w", err)
 	}
 	defer ln.Close()
-	// The agent responder takes its socket the same way:
-	//	agentLn, err := lns.listen(listenerAgent, cfg.AgentAddr(), log)
+	// The agent responder takes its socket the same way; it is off unless
+	// --agent-port is set or systemd passes a socket named "agent".
+	var agentLn net.Listener
+	if cfg.AgentPort != 0 || lns.has(listenerAgent) {
+		agentLn, err = lns.listen(listenerAgent, cfg.AgentAddr(), log)
+		if err != nil {
+			lns.closeUnused(log)
+			return fmt.Errorf("listen for agent checks: %w", err)
+		}
+		defer agentLn.Close()
+	}
 	lns.closeUnused(log)
 
 	// Workers stop on ctx's own cancel, not on the signal: after SIGTERM the
@@ -164,6 +182,14 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	}
 
 	checker := httpd.NewChecker(httpd.CheckerOptions{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly})
+	var agent *httpd.Agent
+	if agentLn != nil {
+		if agent, err = newAgent(cfg, checker, agentLn, log); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+	}
 	h := httpd.NewHandler(checker)
 	obs.mount(h, checker, w) // read-only pages and /metrics
 	srv := httpd.NewServer(h, log.With().Str("component", "http").Logger())
@@ -172,6 +198,14 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
+	if agent != nil {
+		wg.Go(func() {
+			if err := agent.Serve(ctx); err != nil {
+				errc <- fmt.Errorf("agent: %w", err)
+			}
+		})
+		log.Info().Str("listen", agent.Addr().String()).Msg("agent-check responder listening")
+	}
 
 	// Ready: every listener is bound and the first snapshot is published.
 	sd := newNotifier(log.With().Str("component", "systemd").Logger())
@@ -189,17 +223,21 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		case <-sig.Done():
 		case <-hup:
 			log.Info().Msg("SIGHUP: rescanning")
+			pr.reload() // the probe file first, so READY=1 follows both
 			sd.reload(sig, w, store)
 		case runErr = <-errc:
 		}
 	}
 	sd.stopping()
 	log.Info().Dur("lameduck", cfg.Lameduck).Dur("grace", cfg.Grace).Msg("stopping")
+	if agent != nil {
+		// From here on the agent answers "up drain" for services that are
+		// up, so HAProxy moves new traffic away while we stop.
+		agent.SetDraining(true)
+	}
 	if runErr == nil && cfg.Lameduck > 0 {
-		// Lameduck: the agent responder answers "drain" from here on
-		// (agent.SetDraining(true)) so HAProxy moves traffic away, while
-		// /status keeps answering from the flags and every listener
-		// stays open.
+		// Lameduck: /status keeps answering from the flags and every
+		// listener stays open while the agent says drain.
 		time.Sleep(cfg.Lameduck)
 	}
 	// Stop accepting, give in-flight requests up to --grace, stop the

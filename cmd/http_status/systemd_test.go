@@ -30,9 +30,10 @@ import (
 func TestNotifyLifecycle(t *testing.T) {
 	sock, msgs := notifySocket(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port, agentPort := freePort(t), freePort(t)
 	p := startDaemon(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"},
-		"--dir", dir, "--port", strconv.Itoa(port), "--vips=false", "--lameduck=3s", "--log-format=json")
+		"--dir", dir, "--port", strconv.Itoa(port), "--agent-port", strconv.Itoa(agentPort),
+		"--vips=false", "--lameduck=3s", "--log-format=json")
 
 	var seq []string // lifecycle messages in order
 	life := func(m string) bool {
@@ -60,6 +61,9 @@ func TestNotifyLifecycle(t *testing.T) {
 	expectNotify(t, msgs, 10*time.Second, "STATUS=1/1 services up", func(m string) bool {
 		return !life(m) && strings.HasPrefix(m, "STATUS=1/1 services up")
 	})
+	if got := agentAsk(t, agentPort, "squid.80\n"); got != "up ready 100%\n" {
+		t.Fatalf("agent before stop = %q", got)
+	}
 
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -81,6 +85,9 @@ func TestNotifyLifecycle(t *testing.T) {
 	if code := getStatus(t, http.DefaultClient, port, "SERVICE=squid&PORT=80"); code != 200 {
 		t.Fatalf("during lameduck: /status = %d, want 200", code)
 	}
+	if got := agentAsk(t, agentPort, "squid.80\n"); !strings.HasPrefix(got, "up drain") {
+		t.Fatalf("agent during lameduck = %q, want up drain", got)
+	}
 	if code := p.wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
 	}
@@ -88,6 +95,22 @@ func TestNotifyLifecycle(t *testing.T) {
 	if fmt.Sprint(seq) != fmt.Sprint(want) {
 		t.Fatalf("lifecycle = %v, want %v", seq, want)
 	}
+}
+
+// agentAsk sends line to the agent port and returns its one-line reply.
+func agentAsk(t *testing.T, port int, line string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatalf("agent dial: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, line); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
 }
 
 func getStatus(t *testing.T, c *http.Client, port int, query string) int {

@@ -1,0 +1,102 @@
+package cache
+
+import (
+	"testing"
+	"time"
+)
+
+func TestEffectiveCombinesFlagAndProbes(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	failing := ProbeStatus{OK: false, Since: now.Add(-time.Minute), LastErr: "probe http: HTTP 500, want 200-399",
+		Checks: []CheckStatus{{Name: "http", Kind: "http", Msg: "HTTP 500, want 200-399"}}}
+	passing := ProbeStatus{OK: true, Since: now.Add(-time.Hour), Checks: []CheckStatus{{Name: "http", Kind: "http", OK: true, Msg: "HTTP 200"}}}
+	flag := func(st State) *Entry { return &Entry{State: st, Weight: 50, Reason: "flag reason"} }
+	cases := []struct {
+		name   string
+		flag   *Entry
+		probe  *ProbeStatus
+		want   State
+		reason string
+	}{
+		{"no flag, no probe", nil, nil, Missing, ""},
+		{"no flag, probe passing", nil, &passing, Missing, ""},
+		{"no flag, probe failing", nil, &failing, Missing, ""},
+		{"up, no probe", flag(Up), nil, Up, "flag reason"},
+		{"up, probe passing", flag(Up), &passing, Up, "flag reason"},
+		{"up, probe failing", flag(Up), &failing, Down, failing.LastErr},
+		{"drain, probe failing", flag(Drain), &failing, Drain, "flag reason"},
+		{"maint, probe passing", flag(Maint), &passing, Maint, "flag reason"},
+		{"down, probe passing", flag(Down), &passing, Down, "flag reason"},
+		{"expired drain, probe failing", &Entry{State: Drain, Weight: NoWeight, Expires: now.Add(-time.Second)}, &failing, Down, failing.LastErr},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBuilder(Empty())
+			if tc.flag != nil {
+				b.Set("web.80", *tc.flag)
+			}
+			if tc.probe != nil {
+				b.SetProbe("web.80", *tc.probe)
+			}
+			b.Set("other.80", Entry{State: Up, Weight: NoWeight})
+			s := b.Snapshot(now)
+			e, ok := s.Effective("web.80", now)
+			if ok != (tc.flag != nil) || e.State != tc.want || e.Reason != tc.reason {
+				t.Errorf("Effective = %+v, %v; want %s %q", e, ok, tc.want, tc.reason)
+			}
+			if tc.want == Down && tc.flag.State == Up || tc.name == "expired drain, probe failing" {
+				if !e.Since.Equal(failing.Since) || e.Weight != NoWeight {
+					t.Errorf("probe-down entry %+v: want Since %v and no weight", e, failing.Since)
+				}
+			}
+			if o, _ := s.Effective("other.80", now); o.State != Up {
+				t.Errorf("unprobed service: %+v", o)
+			}
+		})
+	}
+}
+
+func TestBuilderProbesCopyOnWrite(t *testing.T) {
+	now := time.Now()
+	b := NewBuilder(Empty())
+	b.SetProbe("a", ProbeStatus{OK: true})
+	s1 := b.Snapshot(now)
+	b2 := NewBuilder(s1)
+	b2.SetProbe("a", ProbeStatus{OK: false, LastErr: "x"})
+	b2.SetProbe("b", ProbeStatus{OK: true})
+	s2 := b2.Snapshot(now)
+	if p, _ := s1.Probe("a"); !p.OK || s1.NumProbed() != 1 {
+		t.Errorf("published snapshot modified: %+v, %d", p, s1.NumProbed())
+	}
+	if p, _ := s2.Probe("a"); p.OK || s2.NumProbed() != 2 {
+		t.Errorf("next snapshot: %+v, %d", p, s2.NumProbed())
+	}
+	b3 := NewBuilder(s2)
+	b3.DeleteProbe("a")
+	b3.DeleteProbe("zzz")
+	s3 := b3.Snapshot(now)
+	if _, ok := s3.Probe("a"); ok || s3.NumProbed() != 1 || s2.NumProbed() != 2 {
+		t.Errorf("delete: %d %d", s3.NumProbed(), s2.NumProbed())
+	}
+	n := 0
+	for range s2.Probes() {
+		n++
+	}
+	if n != 2 {
+		t.Errorf("Probes yielded %d", n)
+	}
+}
+
+func TestProbeStatusSame(t *testing.T) {
+	a := ProbeStatus{OK: false, LastErr: "e", Checks: []CheckStatus{{Name: "x", Msg: "m"}}}
+	b := a
+	b.Since = time.Now()
+	b.Checks = []CheckStatus{{Name: "x", Msg: "m", Since: time.Now()}}
+	if !a.Same(b) {
+		t.Error("Since should not matter")
+	}
+	b.Checks = []CheckStatus{{Name: "x", Msg: "other"}}
+	if a.Same(b) {
+		t.Error("a different message is a change")
+	}
+}

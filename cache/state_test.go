@@ -1,0 +1,239 @@
+package cache
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestParseFlag(t *testing.T) {
+	until := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	long := strings.Repeat("r", MaxReasonLen+50)
+	tests := []struct {
+		name    string
+		in      string
+		want    Entry
+		invalid bool
+	}{
+		{"empty", "", Entry{State: Up, Weight: NoWeight}, false},
+		{"blank lines", "\n  \n\t\n", Entry{State: Up, Weight: NoWeight}, false},
+		{"up", "up\n", Entry{State: Up, Weight: NoWeight}, false},
+		{"ready", "READY", Entry{State: Up, Weight: NoWeight}, false},
+		{"active", "active", Entry{State: Up, Weight: NoWeight}, false},
+		{"drain", "drain", Entry{State: Drain, Weight: NoWeight}, false},
+		{"draining", "Draining", Entry{State: Drain, Weight: NoWeight}, false},
+		{"maint", "maint", Entry{State: Maint, Weight: NoWeight}, false},
+		{"maintenance", "maintenance", Entry{State: Maint, Weight: NoWeight}, false},
+		{"down", "down", Entry{State: Down, Weight: NoWeight}, false},
+		{"stopped", "stopped", Entry{State: Down, Weight: NoWeight}, false},
+		{"fail", "fail", Entry{State: Down, Weight: NoWeight}, false},
+		{"inactive", "inactive", Entry{State: Down, Weight: NoWeight}, false},
+		{"weight only", "50%", Entry{State: Up, Weight: 50}, false},
+		{"up weight", "up 0%", Entry{State: Up, Weight: 0}, false},
+		{"max weight", "up 256%", Entry{State: Up, Weight: 256}, false},
+		{"drain weight reason", "drain 25% # deploy 1234",
+			Entry{State: Drain, Weight: 25, Reason: "deploy 1234"}, false},
+		{"reason without space", "down#disk full", Entry{State: Down, Weight: NoWeight, Reason: "disk full"}, false},
+		{"reason with hashes", "down # a # b", Entry{State: Down, Weight: NoWeight, Reason: "a # b"}, false},
+		{"until rfc3339", "maint until=2026-11-23T10:00:00Z # kernel",
+			Entry{State: Maint, Weight: NoWeight, Expires: until, Reason: "kernel"}, false},
+		{"until offset", "maint until=2026-11-23T11:00:00+01:00",
+			Entry{State: Maint, Weight: NoWeight, Expires: until}, false},
+		{"until unix", "drain until=" + "1795428000", Entry{State: Drain, Weight: NoWeight, Expires: time.Unix(1795428000, 0)}, false},
+		{"expires alias", "drain expires=2026-11-23T10:00:00Z", Entry{State: Drain, Weight: NoWeight, Expires: until}, false},
+		{"until fraction", "drain until=2026-11-23T10:00:00.25Z",
+			Entry{State: Drain, Weight: NoWeight, Expires: until.Add(250 * time.Millisecond)}, false},
+		{"comment first", "# written by deploy\n\ndrain\nignored line", Entry{State: Drain, Weight: NoWeight}, false},
+		{"crlf", "down 10%\r\n", Entry{State: Down, Weight: 10}, false},
+		{"reason clipped", "down # " + long, Entry{State: Down, Weight: NoWeight, Reason: long[:MaxReasonLen]}, false},
+		{"reason clipped then trimmed", "down # " + strings.Repeat("x", MaxReasonLen-1) + " y",
+			Entry{State: Down, Weight: NoWeight, Reason: strings.Repeat("x", MaxReasonLen-1)}, false},
+
+		// Outside the grammar: Up, flagged invalid.
+		{"html page", "<html><body>OK</body></html>\n", Entry{State: Up, Weight: NoWeight}, true},
+		{"weight too big", "up 257%", Entry{State: Up, Weight: NoWeight}, true},
+		{"negative weight", "up -5%", Entry{State: Up, Weight: NoWeight}, true},
+		{"weight not a number", "up x%", Entry{State: Up, Weight: NoWeight}, true},
+		{"state after weight", "50% drain", Entry{State: Up, Weight: NoWeight}, true},
+		{"two states", "drain down", Entry{State: Up, Weight: NoWeight}, true},
+		{"two weights", "up 5% 6%", Entry{State: Up, Weight: NoWeight}, true},
+		{"bad time", "drain until=tomorrow", Entry{State: Up, Weight: NoWeight}, true},
+		{"year too far", "drain until=99999999999999", Entry{State: Up, Weight: NoWeight}, true},
+		{"before 1970", "drain until=1969-12-31T23:00:00Z", Entry{State: Up, Weight: NoWeight}, true},
+		{"control char in reason", "down # a\x01b", Entry{State: Up, Weight: NoWeight}, true},
+		{"bad utf8 reason", "down # \xff", Entry{State: Up, Weight: NoWeight}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseFlag([]byte(tt.in))
+			if tt.invalid {
+				if !errors.Is(err, ErrGrammar) {
+					t.Fatalf("ParseFlag(%q) error = %v, want ErrGrammar", tt.in, err)
+				}
+				if got.Invalid == "" {
+					t.Errorf("ParseFlag(%q).Invalid is empty", tt.in)
+				}
+				got.Invalid = ""
+			} else if err != nil {
+				t.Fatalf("ParseFlag(%q) error = %v", tt.in, err)
+			}
+			if !got.SameAs(tt.want) {
+				t.Errorf("ParseFlag(%q) = %+v, want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseFlagLongContent(t *testing.T) {
+	// Only MaxFlagSize bytes count: a long first line is not read whole.
+	e, err := ParseFlag([]byte("drain " + strings.Repeat("x", 2*MaxFlagSize)))
+	if err == nil || e.State != Up {
+		t.Fatalf("long content = %+v, %v; want Up and an error", e, err)
+	}
+}
+
+func TestAgentReply(t *testing.T) {
+	tests := []struct {
+		e    Entry
+		want string
+	}{
+		{Entry{State: Up, Weight: NoWeight}, "up ready 100%"},
+		{Entry{State: Up, Weight: 50}, "up ready 50%"},
+		{Entry{State: Up, Weight: 0}, "up ready 0%"},
+		{Entry{State: Up, Weight: NoWeight, Reason: "canary"}, "up ready 100% #canary"},
+		{Entry{State: Drain, Weight: NoWeight}, "up drain"},
+		{Entry{State: Drain, Weight: 30, Reason: "deploy 1234"}, "up drain #deploy 1234"},
+		{Entry{State: Maint, Weight: NoWeight}, "maint"},
+		{Entry{State: Maint, Weight: NoWeight, Reason: "kernel"}, "maint #kernel"},
+		{Entry{State: Down, Weight: NoWeight}, "down ready"},
+		{Entry{State: Down, Weight: NoWeight, Reason: "deploy 1234"}, "down ready #deploy 1234"},
+		{Entry{State: Missing, Weight: NoWeight}, "down ready #no flag file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := tt.e.AgentReply(); got != tt.want {
+				t.Errorf("%+v.AgentReply() = %q, want %q", tt.e, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEffective(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	e := Entry{State: Drain, Weight: 20, Reason: "deploy", Expires: at}
+	if got := e.Effective(at.Add(-time.Nanosecond)); !got.SameAs(e) {
+		t.Errorf("before expiry: %+v, want unchanged", got)
+	}
+	for _, now := range []time.Time{at, at.Add(time.Hour)} {
+		got := e.Effective(now)
+		if got.State != Up || got.Weight != NoWeight || got.Reason != "" || !got.Since.Equal(at) {
+			t.Errorf("at %v: %+v, want plain Up since the expiry", now, got)
+		}
+	}
+	missing := Entry{State: Missing, Weight: NoWeight, Expires: at}
+	if got := missing.Effective(at.Add(time.Hour)); got.State != Missing {
+		t.Errorf("a missing flag never expires into Up: got %v", got.State)
+	}
+}
+
+func TestFormatRoundTrip(t *testing.T) {
+	until := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		e    Entry
+		want string
+	}{
+		{Entry{State: Up, Weight: NoWeight}, "up\n"},
+		{Entry{State: Missing, Weight: NoWeight}, "up\n"},
+		{Entry{State: Up, Weight: 50}, "up 50%\n"},
+		{Entry{State: Drain, Weight: NoWeight, Reason: "deploy 1234", Expires: until},
+			"drain until=2026-11-23T10:00:00Z # deploy 1234\n"},
+		{Entry{State: Maint, Weight: NoWeight, Expires: until.Add(1500 * time.Millisecond)},
+			"maint until=2026-11-23T10:00:01.5Z\n"},
+		{Entry{State: Down, Weight: 0, Reason: "x"}, "down 0% # x\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.TrimSpace(tt.want), func(t *testing.T) {
+			got := tt.e.Format()
+			if got != tt.want {
+				t.Fatalf("Format() = %q, want %q", got, tt.want)
+			}
+			back, err := ParseFlag([]byte(got))
+			if err != nil {
+				t.Fatalf("ParseFlag(%q): %v", got, err)
+			}
+			want := tt.e
+			if want.State == Missing {
+				want.State = Up
+			}
+			if !back.SameAs(want) {
+				t.Errorf("ParseFlag(Format()) = %+v, want %+v", back, want)
+			}
+		})
+	}
+}
+
+func TestHTTPCode(t *testing.T) {
+	want := map[State]int{Up: 200, Drain: 404, Missing: 404, Maint: 503, Down: 503}
+	for s, code := range want {
+		if got := s.HTTPCode(); got != code {
+			t.Errorf("%v.HTTPCode() = %d, want %d", s, got, code)
+		}
+	}
+}
+
+// FuzzParseFlag checks properties: parsing never panics; a parse error
+// always yields a usable Up entry; a parsed entry formats to content that
+// parses back to the same entry; the agent reply is one line HAProxy reads
+// as intended.
+func FuzzParseFlag(f *testing.F) {
+	for _, s := range []string{
+		"", "up", "drain 50% # deploy", "maint until=2026-11-23T10:00:00Z # k",
+		"down until=1795428000", "<html>", "up 256%", "# c\nfail#x", "drain\r\n",
+		"up 5% until=2026-11-23T10:00:00.123+05:00 #  spaced reason  ",
+		"down # \u00a0x\u00a0", "50%",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		e, err := ParseFlag(content)
+		if err != nil {
+			if e.State != Up || e.Invalid == "" || !errors.Is(err, ErrGrammar) {
+				t.Fatalf("ParseFlag(%q) = %+v, %v: want Up, Invalid set, ErrGrammar", content, e, err)
+			}
+			return
+		}
+		if e.State == Missing {
+			t.Fatalf("ParseFlag(%q) gave Missing", content)
+		}
+		if e.Weight != NoWeight && (e.Weight < 0 || e.Weight > MaxWeight) {
+			t.Fatalf("weight %d out of range", e.Weight)
+		}
+		if len(e.Reason) > MaxReasonLen || !utf8.ValidString(e.Reason) {
+			t.Fatalf("reason %q too long or not UTF-8", e.Reason)
+		}
+		text := e.Format()
+		back, err := ParseFlag([]byte(text))
+		if err != nil {
+			t.Fatalf("ParseFlag(Format()) of %q: %q: %v", content, text, err)
+		}
+		if !back.SameAs(e) {
+			t.Fatalf("round trip of %q via %q: %+v != %+v", content, text, back, e)
+		}
+		reply := e.AgentReply()
+		if strings.ContainsAny(reply, "\r\n\x00") {
+			t.Fatalf("agent reply %q has a line break or NUL", reply)
+		}
+		words := reply
+		if i := strings.IndexByte(reply, '#'); i >= 0 {
+			words = reply[:i]
+		}
+		if e.Reason == "" && strings.Contains(reply, "#") {
+			t.Fatalf("agent reply %q has a # without a reason", reply)
+		}
+		if !strings.Contains(words, "ready") && !strings.Contains(words, "drain") && !strings.Contains(words, "maint") {
+			t.Fatalf("agent reply %q names no administrative state", reply)
+		}
+	})
+}

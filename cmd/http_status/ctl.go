@@ -1,0 +1,424 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// The control command writes and lists flag files directly; it does not talk
+// to the daemon, so it works whether the daemon runs or not. The daemon picks
+// each change up through inotify.
+
+const ctlUsage = `Usage: http_status COMMAND [flags] NAME...
+
+Commands (they edit flag files; the daemon need not run):
+  activate NAME      put NAME in rotation (flag file says "up")
+  inactivate NAME    take NAME out of rotation (removes the flag file);
+                     "deactivate" is the same
+  drain NAME         finish current sessions, take no new ones
+  maint NAME         out of rotation for maintenance
+  down NAME          out of rotation: down
+  weight NAME N%     in rotation with weight N% (0..256) of the configured one
+  list               show every flag file: state, weight, expiry, reason
+  help               this text
+
+NAME is a service ("squid") or a flag-file name ("squid.80"); with --port P
+the flag is NAME.P.
+
+Flags (before or after NAME):
+  --dir DIR          status directory (default ` + DefaultDir + `)
+  -p, --port P       service port: the flag file is NAME.P
+  --reason TEXT      why; shown by /status, the agent and list
+  --ttl DURATION     the state holds for DURATION (90s, 10m, 2h), then the
+                     service is plain up again: the file gets until=TIME
+  --weight N%        weight to write with the state
+
+Examples:
+  http_status drain squid --port 80 --reason "deploy 1234" --ttl 15m
+  http_status weight squid.80 50%
+  http_status activate squid -p 80
+  http_status inactivate squid -p 80
+`
+
+// ctlCommands are the subcommand names realMain dispatches here.
+var ctlCommands = map[string]bool{
+	"activate": true, "inactivate": true, "deactivate": true, "drain": true,
+	"maint": true, "down": true, "weight": true, "list": true, "help": true,
+}
+
+func isCtlCommand(s string) bool { return ctlCommands[s] }
+
+type ctlFlags struct {
+	dir    string
+	port   int
+	reason string
+	ttl    time.Duration
+	weight string
+}
+
+// runCtl runs one control command; the exit code is 0 on success, 1 when a
+// file could not be written, 2 for a usage error.
+func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
+	cmd := args[0]
+	if cmd == "help" {
+		fmt.Fprint(stdout, ctlUsage)
+		return 0
+	}
+	var f ctlFlags
+	fset := flag.NewFlagSet("http_status "+cmd, flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
+	fset.StringVar(&f.dir, "dir", DefaultDir, "")
+	fset.IntVar(&f.port, "port", 0, "")
+	fset.IntVar(&f.port, "p", 0, "")
+	fset.StringVar(&f.reason, "reason", "", "")
+	fset.DurationVar(&f.ttl, "ttl", 0, "")
+	fset.StringVar(&f.weight, "weight", "", "")
+	pos, err := parseInterspersed(fset, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, ctlUsage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "http_status %s: %v (see \"http_status help\")\n", cmd, err)
+		return 2
+	}
+	if err := runCtlCmd(cmd, f, pos, stdout, now); err != nil {
+		fmt.Fprintf(stderr, "http_status %s: %v\n", cmd, err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg + ` (see "http_status help")` }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// parseInterspersed parses flags anywhere among the arguments (the flag
+// package stops at the first non-flag), returning the positional ones.
+func parseInterspersed(fset *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fset.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fset.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.Time) error {
+	if cmd == "list" {
+		if len(pos) > 0 {
+			return usagef("list takes no NAME")
+		}
+		return listFlags(f.dir, stdout, now)
+	}
+	var e cache.Entry
+	e.Weight = cache.NoWeight
+	switch cmd {
+	case "activate", "weight":
+		e.State = cache.Up
+	case "drain":
+		e.State = cache.Drain
+	case "maint":
+		e.State = cache.Maint
+	case "down":
+		e.State = cache.Down
+	case "inactivate", "deactivate":
+		if f.reason != "" || f.ttl != 0 || f.weight != "" {
+			return usagef("%s removes the flag file; --reason, --ttl and --weight do not apply", cmd)
+		}
+	}
+	if cmd == "weight" {
+		// The weight is the positional argument ending in %.
+		var rest []string
+		for _, p := range pos {
+			if strings.HasSuffix(p, "%") && f.weight == "" {
+				f.weight = p
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		pos = rest
+		if f.weight == "" {
+			return usagef("weight needs a weight such as 50%%")
+		}
+	}
+	if f.weight != "" {
+		w, err := strconv.Atoi(strings.TrimSuffix(f.weight, "%"))
+		if err != nil || w < 0 || w > cache.MaxWeight {
+			return usagef("weight %q: want 0%%..%d%%", f.weight, cache.MaxWeight)
+		}
+		e.Weight = w
+	}
+	if f.ttl < 0 {
+		return usagef("--ttl %s: want a positive duration", f.ttl)
+	}
+	if f.ttl > 0 {
+		e.Expires = ceilSecond(now.Add(f.ttl)).UTC()
+	}
+	e.Reason = f.reason
+	if len(pos) == 0 {
+		return usagef("%s needs a NAME", cmd)
+	}
+	names := make([]string, 0, len(pos))
+	for _, p := range pos {
+		name, err := flagName(p, f.port)
+		if err != nil {
+			return err
+		}
+		names = append(names, name)
+	}
+	var content []byte
+	if e.State != cache.Missing {
+		content = []byte(e.Format())
+		// What we write must read back as what was asked (a reason with a
+		// line break, or too long, would not).
+		back, err := cache.ParseFlag(content)
+		if err != nil || !back.SameAs(e) {
+			return usagef("--reason %q: want at most %d bytes of printable text on one line", f.reason, cache.MaxReasonLen)
+		}
+	}
+	for _, name := range names {
+		if e.State == cache.Missing {
+			removed, err := removeFlag(f.dir, name)
+			if err != nil {
+				return err
+			}
+			if removed {
+				fmt.Fprintf(stdout, "%s: removed, out of rotation\n", name)
+			} else {
+				fmt.Fprintf(stdout, "%s: no flag file, already out of rotation\n", name)
+			}
+			continue
+		}
+		if err := writeFlag(f.dir, name, content); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %s", name, content)
+	}
+	return nil
+}
+
+// flagName builds the flag-file name from NAME and --port.
+func flagName(name string, port int) (string, error) {
+	if port != 0 {
+		if port < 1 || port > 65535 {
+			return "", usagef("--port %d: want 1..65535", port)
+		}
+		name += "." + strconv.Itoa(port)
+	}
+	if !cache.ValidName(name) {
+		return "", usagef("name %q: want 1-%d bytes of A-Z a-z 0-9 . _ - @ + :, not starting with a dot, not ending in .tmp or ~", name, cache.MaxNameLen)
+	}
+	return name, nil
+}
+
+func ceilSecond(t time.Time) time.Time {
+	s := t.Truncate(time.Second)
+	if s.Equal(t) {
+		return s
+	}
+	return s.Add(time.Second)
+}
+
+// writeFlag writes content to dir/name atomically: a dot-prefixed temp file
+// in the same directory (which the daemon ignores), fsync, rename over the
+// flag, fsync the directory. A reader sees the old file or the new one,
+// never a part.
+func writeFlag(dir, name string, content []byte) (err error) {
+	if err := ensureDir(dir); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("create temp file in %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(content); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	final := filepath.Join(dir, name)
+	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+		return fmt.Errorf("write flag %s: it is a directory", final)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return fmt.Errorf("rename into %s: %w", final, err)
+	}
+	return syncDir(dir)
+}
+
+// removeFlag removes dir/name; removed is false when there was none.
+func removeFlag(dir, name string) (removed bool, err error) {
+	p := filepath.Join(dir, name)
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("remove flag: %w", err)
+	}
+	if fi.IsDir() {
+		return false, fmt.Errorf("remove flag %s: it is a directory", p)
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("remove flag: %w", err)
+	}
+	return true, syncDir(dir)
+}
+
+// ensureDir creates the status directory (one level, mode 0755) when it is
+// missing, as the daemon does at start, so a state can be set before the
+// daemon first runs.
+func ensureDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("status directory %s: not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("status directory: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create status directory: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// listFlags prints every flag file as the daemon reads it.
+func listFlags(dir string, w io.Writer, now time.Time) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", dir, err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var warnings []string
+	n := 0
+	for _, de := range des {
+		name := de.Name()
+		if !cache.ValidName(name) {
+			continue // dot-files and temp files: the daemon ignores them too
+		}
+		e, note := readFlagFile(filepath.Join(dir, name))
+		if note != "" {
+			warnings = append(warnings, name+": "+note)
+			if e.State == cache.Missing {
+				continue
+			}
+		}
+		if n == 0 {
+			fmt.Fprintln(tw, "NAME\tSTATE\tWEIGHT\tEXPIRES\tREASON")
+		}
+		n++
+		eff := e.Effective(now)
+		weight, expires, reason := "-", "-", "-"
+		if eff.Weight != cache.NoWeight {
+			weight = strconv.Itoa(eff.Weight) + "%"
+		}
+		if eff.Reason != "" {
+			reason = eff.Reason
+		}
+		switch {
+		case e.Expires.IsZero():
+		case eff.State != e.State || !now.Before(e.Expires):
+			expires = "expired " + e.Expires.UTC().Format(time.RFC3339) + " (was " + e.State.String() + ")"
+		default:
+			expires = e.Expires.UTC().Format(time.RFC3339) + " (in " + e.Expires.Sub(now).Round(time.Second).String() + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, eff.State, weight, expires, reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if n == 0 {
+		fmt.Fprintf(w, "no flag files in %s: every service is out of rotation\n", dir)
+	}
+	for _, s := range warnings {
+		fmt.Fprintln(w, "warning: "+s)
+	}
+	return nil
+}
+
+// readFlagFile reads a flag as the watcher does: regular files only, no
+// symlinks, the first MaxFlagSize bytes. note says what is odd about it; a
+// Missing state means the daemon does not count it.
+func readFlagFile(p string) (cache.Entry, string) {
+	missing := cache.Entry{State: cache.Missing, Weight: cache.NoWeight}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return missing, "a symlink: ignored by the daemon (use a regular file)"
+	}
+	if err != nil {
+		return missing, err.Error()
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return missing, "not a regular file: ignored by the daemon"
+	}
+	buf := make([]byte, cache.MaxFlagSize)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return cache.Entry{State: cache.Up, Weight: cache.NoWeight}, "cannot read, counted as up: " + err.Error()
+	}
+	e, err := cache.ParseFlag(buf[:n])
+	if err != nil {
+		return e, "content not understood, counted as up: " + err.Error()
+	}
+	return e, ""
+}

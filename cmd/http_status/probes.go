@@ -1,0 +1,68 @@
+package main
+
+import (
+	"net/netip"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/probe"
+	"github.com/http-status/http_status/watcher"
+)
+
+// probes wires the probe runner to the watcher: results go to the watcher
+// loop (the store's single writer), only_if_vip reads the current snapshot.
+type probes struct {
+	path   string
+	runner *probe.Runner
+	log    zerolog.Logger
+}
+
+// newProbes loads path (empty: no probes) and starts the runner. A bad file
+// is a startup error. Call before the watcher runs, so the first snapshot
+// already holds every probed service as pending.
+func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Store, w *watcher.Watcher, log zerolog.Logger) (*probes, error) {
+	p := &probes{path: path, log: log}
+	p.runner = probe.NewRunner(probe.Options{
+		Logger:      log,
+		Concurrency: concurrency,
+		HasVIP:      func(a netip.Addr) bool { return store.Load().HasVIP(a, loopbackOnly) },
+		Report:      w.SetProbeResults,
+		Clear:       w.ClearProbeResults,
+		Ready:       w.Ready(),
+	})
+	if path == "" {
+		return p, nil
+	}
+	cfg, err := probe.LoadFile(path)
+	if err != nil {
+		p.runner.Close()
+		return nil, err
+	}
+	if err := p.runner.Apply(cfg); err != nil {
+		p.runner.Close()
+		return nil, err
+	}
+	log.Info().Str("config", path).Int("probes", len(cfg.Probes)).Msg("probes configured")
+	return p, nil
+}
+
+// reload re-reads the file (SIGHUP); an invalid file is logged and the
+// running configuration kept.
+func (p *probes) reload() {
+	if p.path == "" {
+		return
+	}
+	cfg, err := probe.LoadFile(p.path)
+	if err == nil {
+		err = p.runner.Apply(cfg)
+	}
+	if err != nil {
+		p.log.Error().Err(err).Str("config", p.path).Msg("probe config not reloaded; keeping the running one")
+		return
+	}
+	p.log.Info().Str("config", p.path).Int("probes", len(cfg.Probes)).Msg("probe config reloaded")
+}
+
+// close stops every probe and waits for them.
+func (p *probes) close() { p.runner.Close() }

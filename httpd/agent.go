@@ -1,0 +1,344 @@
+package httpd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// Agent limits and defaults.
+const (
+	// DefaultAgentSendWait is how long a new connection may take to send
+	// its first byte before it is answered for the default service.
+	// HAProxy sends its agent-send string as soon as it is connected, so on
+	// any network it arrives together with the handshake's last ACK.
+	DefaultAgentSendWait = 300 * time.Millisecond
+	// AgentReadTimeout bounds reading the whole agent-send line.
+	AgentReadTimeout = time.Second
+	// AgentWriteTimeout bounds writing the reply.
+	AgentWriteTimeout = time.Second
+	// agentLinger is how long the reply's sender waits for the peer to
+	// close after the reply, so that closing with unread input does not
+	// turn into a reset that could destroy the reply.
+	agentLinger = 250 * time.Millisecond
+	// MaxAgentLine bounds the agent-send line.
+	MaxAgentLine = 512
+	// DefaultAgentMaxConns bounds connections served at once.
+	DefaultAgentMaxConns = 1024
+)
+
+// Agent replies.
+const (
+	AgentBadRequest = "down #bad request"
+	lameduckReason  = "http_status shutting down"
+)
+
+// AgentOptions configure an [Agent].
+type AgentOptions struct {
+	// Checker answers the questions. Required.
+	Checker *Checker
+	// DefaultService is the flag consulted when a connection sends
+	// nothing (an agent-check without agent-send). Empty means
+	// [cache.DefaultService], status.html.
+	DefaultService string
+	// SendWait overrides [DefaultAgentSendWait].
+	SendWait time.Duration
+	// MaxConns overrides [DefaultAgentMaxConns].
+	MaxConns int
+	// Logger gets accept errors (never one line per connection).
+	Logger zerolog.Logger
+}
+
+// Agent answers HAProxy's agent-check: on each TCP connection it may read one
+// agent-send line naming the service, writes one reply line from the current
+// snapshot (no file access) and closes. See [cache.Entry.AgentReply] for the
+// replies.
+//
+// A connection names its service with its agent-send line, in one of these
+// forms (a trailing "\n" or "\r\n" ends the line):
+//
+//	squid.80                         the flag-file name
+//	squid 80                         service and port
+//	SERVICE=squid&PORT=80&VIP=a,b    a /status query (also "/status?..." or "?...")
+//
+// A connection that sends nothing within the send wait is answered for the
+// default service. Anything else gets [AgentBadRequest].
+//
+// # Concurrency
+//
+// [Agent.Listen] then [Agent.Serve] run it; [Agent.SetDraining] may be called
+// from any goroutine.
+type Agent struct {
+	c        *Checker
+	def      string
+	sendWait time.Duration
+	sem      chan struct{}
+	log      zerolog.Logger
+	ln       net.Listener
+	draining atomic.Bool
+
+	conns, bad atomic.Uint64
+}
+
+// AgentStats count what the agent did, for metrics.
+type AgentStats struct {
+	Conns       uint64 // connections answered
+	BadRequests uint64 // of which with a line not understood
+}
+
+// NewAgent checks opts and returns an Agent.
+func NewAgent(opts AgentOptions) (*Agent, error) {
+	if opts.Checker == nil {
+		return nil, errors.New("agent: AgentOptions.Checker is nil")
+	}
+	if opts.DefaultService == "" {
+		opts.DefaultService = cache.DefaultService
+	}
+	if !cache.ValidName(opts.DefaultService) {
+		return nil, fmt.Errorf("agent: default service %q is not a valid flag-file name", opts.DefaultService)
+	}
+	if opts.SendWait <= 0 {
+		opts.SendWait = DefaultAgentSendWait
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultAgentMaxConns
+	}
+	return &Agent{
+		c:        opts.Checker,
+		def:      opts.DefaultService,
+		sendWait: opts.SendWait,
+		sem:      make(chan struct{}, opts.MaxConns),
+		log:      opts.Logger,
+	}, nil
+}
+
+// Listen binds the agent's TCP listener on addr ("127.0.0.1:8002").
+func (a *Agent) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("agent: listen on %s: %w", addr, err)
+	}
+	a.ln = ln
+	return nil
+}
+
+// UseListener makes the agent serve ln (a socket-activated listener, say)
+// instead of calling [Agent.Listen].
+func (a *Agent) UseListener(ln net.Listener) { a.ln = ln }
+
+// Addr is the listener's address, or nil before Listen.
+func (a *Agent) Addr() net.Addr {
+	if a.ln == nil {
+		return nil
+	}
+	return a.ln.Addr()
+}
+
+// SetDraining turns the lameduck mode on or off. While on, a service that is
+// up is answered "up drain #http_status shutting down", so HAProxy sends it
+// no new connections during the daemon's shutdown; other answers (drain,
+// maint, down) already take no new connections and are left as they are.
+func (a *Agent) SetDraining(on bool) { a.draining.Store(on) }
+
+// Stats returns the counters.
+func (a *Agent) Stats() AgentStats {
+	return AgentStats{Conns: a.conns.Load(), BadRequests: a.bad.Load()}
+}
+
+// Serve answers connections until ctx is done, then closes the listener,
+// waits for the connections in progress, and returns nil. It returns an error
+// only when accepting fails for good.
+func (a *Agent) Serve(ctx context.Context) error {
+	if a.ln == nil {
+		return errors.New("agent: Serve before Listen")
+	}
+	ln := a.ln
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer ln.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	backoff := time.Duration(0)
+	for {
+		select {
+		case a.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		conn, err := ln.Accept()
+		if err != nil {
+			<-a.sem
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			if !transientAcceptError(err) {
+				return fmt.Errorf("agent: accept: %w", err)
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			a.log.Warn().Err(err).Dur("retry_in", backoff).Msg("agent: accept failed")
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		wg.Go(func() {
+			defer func() { <-a.sem }()
+			a.serveConn(conn)
+		})
+	}
+}
+
+func transientAcceptError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Agent) serveConn(conn net.Conn) {
+	defer conn.Close()
+	a.conns.Add(1)
+	line, ok := readAgentLine(conn, time.Now(), a.sendWait)
+	var reply string
+	if !ok {
+		reply = AgentBadRequest
+	} else {
+		reply = a.Reply(line)
+	}
+	if reply == AgentBadRequest {
+		a.bad.Add(1)
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(AgentWriteTimeout))
+	if _, err := conn.Write([]byte(reply + "\n")); err != nil {
+		return
+	}
+	// Half-close, then wait briefly for the peer to close: closing with
+	// unread input would send a reset, which may discard the reply.
+	if tc, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+		_ = conn.SetReadDeadline(time.Now().Add(agentLinger))
+		var buf [256]byte
+		for i := 0; i < 16; i++ {
+			if _, err := conn.Read(buf[:]); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// readAgentLine reads the agent-send line. It returns "" and true when
+// nothing arrived within sendWait, and ok false for a line too long.
+func readAgentLine(conn net.Conn, start time.Time, sendWait time.Duration) (string, bool) {
+	var buf [MaxAgentLine]byte
+	n := 0
+	_ = conn.SetReadDeadline(start.Add(sendWait))
+	for {
+		m, err := conn.Read(buf[n:])
+		if m > 0 && n == 0 {
+			// The first bytes are in: allow the rest of the line time.
+			_ = conn.SetReadDeadline(start.Add(AgentReadTimeout))
+		}
+		n += m
+		if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
+			return string(buf[:i]), true
+		}
+		if err != nil {
+			// EOF, the send wait without a byte, or a line with no
+			// newline by the read deadline: answer what we have.
+			return string(buf[:n]), true
+		}
+		if n == len(buf) {
+			return "", false
+		}
+	}
+}
+
+// Reply is the agent's answer (without the newline) to one agent-send line.
+func (a *Agent) Reply(line string) string {
+	line = strings.TrimRight(line, "\r")
+	line = strings.TrimSpace(line)
+	var res Result
+	switch {
+	case line == "":
+		res = a.c.CheckName(a.def, nil)
+	case strings.ContainsAny(line, "=?&") || strings.HasPrefix(line, "/"):
+		q := strings.TrimPrefix(line, "/status")
+		q = strings.TrimPrefix(q, "?")
+		if !hasService(q) {
+			return AgentBadRequest
+		}
+		res = a.c.Check(q)
+	default:
+		name, ok := agentName(line)
+		if !ok {
+			return AgentBadRequest
+		}
+		res = a.c.CheckName(name, nil)
+	}
+	return agentReply(res, a.draining.Load())
+}
+
+// hasService reports whether a query names a SERVICE: an agent must say
+// which service it asks about, or get a bad request.
+func hasService(q string) bool {
+	for kv := range strings.SplitSeq(q, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if eqFold(k, "SERVICE") && v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// agentName turns "squid.80" or "squid 80" into a flag-file name.
+func agentName(line string) (string, bool) {
+	f := strings.Fields(line)
+	var name string
+	switch len(f) {
+	case 1:
+		name = f[0]
+	case 2:
+		if !validPort(f[1]) {
+			return "", false
+		}
+		name = f[0] + "." + f[1]
+	default:
+		return "", false
+	}
+	return name, cache.ValidName(name)
+}
+
+// agentReply maps a [Result] to an agent reply.
+func agentReply(r Result, draining bool) string {
+	if r.Code == 400 {
+		return AgentBadRequest
+	}
+	e := cache.Entry{State: r.State, Weight: r.Weight, Reason: r.Reason}
+	if r.State == cache.Up && r.Code != 200 {
+		e.State = cache.Down // the flag is up but a VIP is missing
+	}
+	if draining && e.State == cache.Up {
+		return "up drain #" + lameduckReason
+	}
+	return e.AgentReply()
+}

@@ -1,0 +1,365 @@
+package httpd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// agentStore builds a snapshot by hand.
+func agentStore(t *testing.T, flags map[string]string, vips ...string) *cache.Store {
+	t.Helper()
+	st := cache.NewStore()
+	agentPublish(t, st, flags, vips...)
+	return st
+}
+
+func agentPublish(t *testing.T, st *cache.Store, flags map[string]string, vips ...string) {
+	t.Helper()
+	b := cache.NewBuilder(st.Load())
+	b.ClearServices()
+	for name, content := range flags {
+		e, err := cache.ParseFlag([]byte(content))
+		if err != nil {
+			t.Fatalf("flag %s: %v", name, err)
+		}
+		b.Set(name, e)
+	}
+	m := map[netip.Addr]cache.VIPFlags{}
+	for _, v := range vips {
+		m[netip.MustParseAddr(v)] = cache.OnOther
+	}
+	b.SetVIPs(m)
+	b.SetDirOK(true)
+	b.SetVIPsOK(true)
+	st.Publish(b.Snapshot(time.Now()))
+}
+
+func newTestAgent(t *testing.T, st *cache.Store, opts AgentOptions) *Agent {
+	t.Helper()
+	opts.Checker = NewChecker(CheckerOptions{Store: st})
+	a, err := NewAgent(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+var agentFlags = map[string]string{
+	"status.html": "",
+	"squid.80":    "up",
+	"web.443":     "up 50%",
+	"api.8080":    "drain # deploy 1234",
+	"db.5432":     "maint until=2099-01-01T00:00:00Z # kernel",
+	"old.80":      "down # disk full",
+	"squid":       "drain",
+	"canary.80":   "0%",
+}
+
+func TestAgentReply(t *testing.T) {
+	st := agentStore(t, agentFlags, "192.0.2.10", "2001:db8::10")
+	a := newTestAgent(t, st, AgentOptions{})
+	tests := []struct{ line, want string }{
+		{"", "up ready 100%"}, // default service: status.html
+		{"squid.80", "up ready 100%"},
+		{"squid.80\r", "up ready 100%"},
+		{"  squid 80  ", "up ready 100%"},
+		{"squid", "up drain"},
+		{"web.443", "up ready 50%"},
+		{"canary.80", "up ready 0%"},
+		{"api.8080", "up drain #deploy 1234"},
+		{"db.5432", "maint #kernel"},
+		{"old.80", "down ready #disk full"},
+		{"gone.80", "down ready #no flag file"},
+		{"SERVICE=squid&PORT=80", "up ready 100%"},
+		{"service=web&port=443", "up ready 50%"},
+		{"/status?SERVICE=squid&PORT=80", "up ready 100%"},
+		{"?SERVICE=squid&PORT=80&VIP=192.0.2.10,2001:db8::10", "up ready 100%"},
+		{"SERVICE=squid&PORT=80&VIP=192.0.2.99", "down ready #VIP not configured"},
+		{"SERVICE=api&PORT=8080&VIP=192.0.2.99", "up drain #deploy 1234"},
+
+		// Garbage.
+		{"squid 80 extra", AgentBadRequest},
+		{"squid 0", AgentBadRequest},
+		{"squid 99999", AgentBadRequest},
+		{"../../etc/passwd", AgentBadRequest},
+		{".hidden", AgentBadRequest},
+		{"a/b", AgentBadRequest},
+		{"\x00\x01\x02", AgentBadRequest},
+		{"PORT=80", AgentBadRequest},
+		{"VIP=192.0.2.10", AgentBadRequest},
+		{"squid?80", AgentBadRequest},
+		{"SERVICE=../x", AgentBadRequest},
+		{"SERVICE=squid&PORT=x", AgentBadRequest},
+		{"SERVICE=squid&VIP=nope", AgentBadRequest},
+		{"/etc/passwd", AgentBadRequest},
+		{"GET /status?SERVICE=squid HTTP/1.0", AgentBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			if got := a.Reply(tt.line); got != tt.want {
+				t.Errorf("Reply(%q) = %q, want %q", tt.line, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAgentDefaultService(t *testing.T) {
+	st := agentStore(t, agentFlags)
+	a := newTestAgent(t, st, AgentOptions{DefaultService: "api.8080"})
+	if got, want := a.Reply(""), "up drain #deploy 1234"; got != want {
+		t.Errorf("default service reply = %q, want %q", got, want)
+	}
+	if _, err := NewAgent(AgentOptions{Checker: NewChecker(CheckerOptions{Store: st}), DefaultService: "../x"}); err == nil {
+		t.Error("NewAgent accepted an invalid default service")
+	}
+}
+
+func TestAgentLameduck(t *testing.T) {
+	st := agentStore(t, agentFlags)
+	a := newTestAgent(t, st, AgentOptions{})
+	a.SetDraining(true)
+	for line, want := range map[string]string{
+		"squid.80":  "up drain #" + lameduckReason,
+		"web.443":   "up drain #" + lameduckReason,
+		"api.8080":  "up drain #deploy 1234",
+		"db.5432":   "maint #kernel",
+		"old.80":    "down ready #disk full",
+		"gone.80":   "down ready #no flag file",
+		"squid 0":   AgentBadRequest,
+		"":          "up drain #" + lameduckReason,
+		"canary.80": "up drain #" + lameduckReason,
+	} {
+		if got := a.Reply(line); got != want {
+			t.Errorf("draining: Reply(%q) = %q, want %q", line, got, want)
+		}
+	}
+	a.SetDraining(false)
+	if got, want := a.Reply("squid.80"), "up ready 100%"; got != want {
+		t.Errorf("after draining: Reply = %q, want %q", got, want)
+	}
+}
+
+func TestAgentExpiry(t *testing.T) {
+	// An expired override is answered as plain up, "ready" included, with
+	// no new snapshot.
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	st := agentStore(t, map[string]string{"x.80": "maint 50% until=2026-11-23T10:00:01Z # k"})
+	a, err := NewAgent(AgentOptions{Checker: NewChecker(CheckerOptions{Store: st, Now: func() time.Time { return now }})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := a.Reply("x.80"), "maint #k"; got != want {
+		t.Errorf("before expiry: %q, want %q", got, want)
+	}
+	now = now.Add(time.Second)
+	if got, want := a.Reply("x.80"), "up ready 100%"; got != want {
+		t.Errorf("at expiry: %q, want %q", got, want)
+	}
+}
+
+// serveAgent runs a on 127.0.0.1:0 until the test ends and checks that Serve
+// returns nil when cancelled.
+func agentServe(t *testing.T, a *Agent) string {
+	t.Helper()
+	if err := a.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve returned %v, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+	})
+	return a.Addr().String()
+}
+
+// ask connects, sends send (if not empty), and reads until EOF.
+func agentAsk(t *testing.T, addr, send string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if send != "" {
+		if _, err := io.WriteString(c, send); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read reply to %q: %v (got %q)", send, err, b)
+	}
+	return string(b)
+}
+
+func TestAgentServe(t *testing.T) {
+	st := agentStore(t, agentFlags)
+	a := newTestAgent(t, st, AgentOptions{SendWait: 50 * time.Millisecond, Logger: zerolog.Nop()})
+	addr := agentServe(t, a)
+
+	for _, tt := range []struct{ send, want string }{
+		{"squid.80\n", "up ready 100%\n"},
+		{"squid 80\r\n", "up ready 100%\n"},
+		{"web.443\n", "up ready 50%\n"},
+		{"SERVICE=api&PORT=8080\n", "up drain #deploy 1234\n"},
+		{"", "up ready 100%\n"},                            // nothing sent: status.html
+		{"old.80", "down ready #disk full\n"},              // no newline: answered at the read deadline
+		{"\x16\x03\x01\x02\x00\n", AgentBadRequest + "\n"}, // a TLS hello
+		{strings.Repeat("a", MaxAgentLine+10), AgentBadRequest + "\n"},
+		{"squid.80\nmore junk after the line\n", "up ready 100%\n"},
+	} {
+		if got := agentAsk(t, addr, tt.send); got != tt.want {
+			t.Errorf("send %q: reply %q, want %q", tt.send, got, tt.want)
+		}
+	}
+	if s := a.Stats(); s.Conns < 9 || s.BadRequests != 2 {
+		t.Errorf("stats %+v, want at least 9 connections and 2 bad requests", s)
+	}
+}
+
+// TestAgentBackToUp: after drain, maint and down, the reply that puts the
+// service back says "ready", so HAProxy lifts what the earlier replies set.
+func TestAgentBackToUp(t *testing.T) {
+	st := agentStore(t, map[string]string{"x.80": "up"})
+	a := newTestAgent(t, st, AgentOptions{})
+	addr := agentServe(t, a)
+	for _, step := range []struct{ content, want string }{
+		{"up", "up ready 100%\n"},
+		{"drain", "up drain\n"},
+		{"up", "up ready 100%\n"},
+		{"maint", "maint\n"},
+		{"down", "down ready\n"},
+		{"up 50%", "up ready 50%\n"},
+		{"maint", "maint\n"},
+		{"up", "up ready 100%\n"},
+	} {
+		agentPublish(t, st, map[string]string{"x.80": step.content})
+		if got := agentAsk(t, addr, "x.80\n"); got != step.want {
+			t.Errorf("flag %q: reply %q, want %q", step.content, got, step.want)
+		}
+	}
+}
+
+// TestAgentSilentClient: a client that connects and neither sends nor
+// closes still gets an answer and then the connection is closed.
+func TestAgentSilentClient(t *testing.T) {
+	st := agentStore(t, agentFlags)
+	a := newTestAgent(t, st, AgentOptions{SendWait: 50 * time.Millisecond})
+	addr := agentServe(t, a)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil || line != "up ready 100%\n" {
+		t.Fatalf("reply %q, %v", line, err)
+	}
+	if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the reply: %v, want EOF (the agent closes)", err)
+	}
+}
+
+// TestAgentCancel: cancelling the context closes the listener and Serve
+// returns nil, even with a connection in progress.
+func TestAgentCancel(t *testing.T) {
+	st := agentStore(t, agentFlags)
+	a := newTestAgent(t, st, AgentOptions{SendWait: 200 * time.Millisecond})
+	if err := a.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	addr := a.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+	// The connection in progress was still answered.
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if b, _ := io.ReadAll(c); string(b) != "up ready 100%\n" {
+		t.Errorf("in-flight reply %q", b)
+	}
+	if c2, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c2.Close()
+		t.Error("listener still accepting after cancel")
+	}
+}
+
+func TestAgentServeWithoutListen(t *testing.T) {
+	a := newTestAgent(t, cache.NewStore(), AgentOptions{})
+	if err := a.Serve(context.Background()); err == nil {
+		t.Error("Serve without Listen returned nil")
+	}
+}
+
+// FuzzAgentReply: any agent-send line gets one well-formed reply line.
+func FuzzAgentReply(f *testing.F) {
+	for _, s := range []string{"", "squid.80", "squid 80", "SERVICE=squid&PORT=80&VIP=192.0.2.10",
+		"/status?SERVICE=api&PORT=8080", "../x", "\x00", "SERVICE=%2e%2e%2fx", "a b c", "?", "&&=="} {
+		f.Add(s)
+	}
+	st := cache.NewStore()
+	b := cache.NewBuilder(st.Load())
+	for name, content := range agentFlags {
+		e, _ := cache.ParseFlag([]byte(content))
+		b.Set(name, e)
+	}
+	st.Publish(b.Snapshot(time.Now()))
+	a, err := NewAgent(AgentOptions{Checker: NewChecker(CheckerOptions{Store: st})})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		r := a.Reply(line)
+		if strings.ContainsAny(r, "\r\n\x00") {
+			t.Fatalf("Reply(%q) = %q: not one line", line, r)
+		}
+		w := strings.Fields(r)
+		if len(w) == 0 {
+			t.Fatalf("Reply(%q) is empty", line)
+		}
+		switch w[0] {
+		case "up", "down", "maint":
+		default:
+			t.Fatalf("Reply(%q) = %q: unexpected first word", line, r)
+		}
+	})
+}

@@ -1,0 +1,368 @@
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// checker runs one attempt. It returns a short message on success and an
+// error saying what failed otherwise. It must return when ctx is done.
+type checker interface {
+	check(ctx context.Context) (string, error)
+}
+
+// maxBody bounds how much of a reply is read to look for an expected text.
+const maxBody = 64 << 10
+
+func newChecker(s *Spec) (checker, error) {
+	switch s.Kind {
+	case KindHTTP:
+		return newHTTPCheck(s), nil
+	case KindTCP:
+		return &tcpCheck{addr: s.Address, send: s.Send, expect: s.Expect}, nil
+	case KindFastCGI:
+		network, addr, err := fcgiNetwork(s.Address)
+		if err != nil {
+			return nil, err
+		}
+		return &fcgiCheck{network: network, addr: addr, script: s.Script, statuses: s.ExpectStatus, body: s.ExpectBody}, nil
+	case KindContainer:
+		return newContainerCheck(s.Socket, s.Container), nil
+	case KindExec:
+		return &execCheck{argv: s.Command, service: s.Service}, nil
+	}
+	return nil, fmt.Errorf("probe: unknown kind %q", s.Kind)
+}
+
+// ctxErr turns a deadline into "timeout after ..." and keeps other errors.
+func ctxErr(ctx context.Context, err error, timeout time.Duration) error {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return context.Canceled
+		}
+		return fmt.Errorf("timeout after %s", timeout)
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func deadlineOf(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d).Round(time.Millisecond)
+	}
+	return 0
+}
+
+// statusOK reports whether code is expected: in want, or 200..399 when want
+// is empty.
+func statusOK(code int, want []int) bool {
+	if len(want) == 0 {
+		return code >= 200 && code < 400
+	}
+	for _, w := range want {
+		if code == w {
+			return true
+		}
+	}
+	return false
+}
+
+func wantStatuses(want []int) string {
+	if len(want) == 0 {
+		return "200-399"
+	}
+	s := make([]string, len(want))
+	for i, w := range want {
+		s[i] = strconv.Itoa(w)
+	}
+	return strings.Join(s, ",")
+}
+
+// --- http ---
+
+type httpCheck struct {
+	client   *http.Client
+	method   string
+	url      string
+	host     string
+	statuses []int
+	body     string
+}
+
+func newHTTPCheck(s *Spec) *httpCheck {
+	tr := &http.Transport{
+		Proxy:              nil, // never a proxy from the environment
+		DisableKeepAlives:  true,
+		DisableCompression: true,
+		DialContext:        (&net.Dialer{}).DialContext,
+	}
+	return &httpCheck{
+		client: &http.Client{
+			Transport: tr,
+			// A redirect is an answer to judge, not to follow.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		method:   s.Method,
+		url:      "http://" + s.Address + s.Path,
+		host:     s.Host,
+		statuses: s.ExpectStatus,
+		body:     s.ExpectBody,
+	}
+}
+
+func (h *httpCheck) check(ctx context.Context) (string, error) {
+	timeout := deadlineOf(ctx)
+	req, err := http.NewRequestWithContext(ctx, h.method, h.url, nil)
+	if err != nil {
+		return "", err
+	}
+	if h.host != "" {
+		req.Host = h.host
+	}
+	req.Header.Set("User-Agent", "http_status-probe")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", ctxErr(ctx, err, timeout)
+	}
+	defer resp.Body.Close()
+	if !statusOK(resp.StatusCode, h.statuses) {
+		return "", fmt.Errorf("HTTP %d, want %s", resp.StatusCode, wantStatuses(h.statuses))
+	}
+	if h.body != "" {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		if err != nil {
+			return "", ctxErr(ctx, fmt.Errorf("read body: %w", err), timeout)
+		}
+		if !bytes.Contains(b, []byte(h.body)) {
+			return "", fmt.Errorf("HTTP %d but body lacks %q", resp.StatusCode, h.body)
+		}
+	}
+	return "HTTP " + strconv.Itoa(resp.StatusCode), nil
+}
+
+// --- tcp ---
+
+type tcpCheck struct {
+	addr, send, expect string
+}
+
+func (t *tcpCheck) check(ctx context.Context) (string, error) {
+	timeout := deadlineOf(ctx)
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return "", ctxErr(ctx, err, timeout)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if t.send != "" {
+		if _, err := io.WriteString(c, t.send); err != nil {
+			return "", ctxErr(ctx, fmt.Errorf("send: %w", err), timeout)
+		}
+	}
+	if t.expect == "" {
+		return "connected", nil
+	}
+	buf := make([]byte, 0, 4096)
+	tmp := make([]byte, 4096)
+	for len(buf) < maxBody {
+		n, err := c.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		if bytes.Contains(buf, []byte(t.expect)) {
+			return "got " + strconv.Quote(t.expect), nil
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return "", fmt.Errorf("connection closed before %q", t.expect)
+			}
+			return "", ctxErr(ctx, fmt.Errorf("read: %w", err), timeout)
+		}
+	}
+	return "", fmt.Errorf("no %q in the first %d bytes", t.expect, maxBody)
+}
+
+// --- container ---
+
+type containerCheck struct {
+	client *http.Client
+	url    string
+	name   string
+}
+
+func newContainerCheck(socket, name string) *containerCheck {
+	tr := &http.Transport{
+		Proxy:             nil,
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}
+	return &containerCheck{
+		client: &http.Client{Transport: tr},
+		// The host part is ignored: the transport always dials the socket.
+		url:  "http://docker/containers/" + url.PathEscape(name) + "/json",
+		name: name,
+	}
+}
+
+// containerState is the part of the Engine API's ContainerInspect answer we
+// read.
+type containerState struct {
+	State struct {
+		Status  string `json:"Status"`
+		Running bool   `json:"Running"`
+		Health  *struct {
+			Status string `json:"Status"`
+		} `json:"Health"`
+	} `json:"State"`
+}
+
+func (c *containerCheck) check(ctx context.Context) (string, error) {
+	timeout := deadlineOf(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", ctxErr(ctx, err, timeout)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return "", fmt.Errorf("no such container %q", c.name)
+	case resp.StatusCode != http.StatusOK:
+		return "", fmt.Errorf("engine API answered HTTP %d", resp.StatusCode)
+	}
+	var st containerState
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st); err != nil {
+		return "", ctxErr(ctx, fmt.Errorf("decode inspect answer: %w", err), timeout)
+	}
+	if st.State.Status != "running" {
+		return "", fmt.Errorf("container %s is %s", c.name, orUnknown(st.State.Status))
+	}
+	if h := st.State.Health; h != nil && h.Status != "" && h.Status != "none" {
+		if h.Status != "healthy" {
+			return "", fmt.Errorf("container %s is running but %s", c.name, h.Status)
+		}
+		return "running, healthy", nil
+	}
+	return "running", nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "in an unknown state"
+	}
+	return s
+}
+
+// --- exec ---
+
+type execCheck struct {
+	argv    []string
+	service string
+}
+
+// killGrace is how long Wait waits for the output pipes once the process
+// group was killed (a grandchild holding them open must not hang us).
+const killGrace = time.Second
+
+func (e *execCheck) check(ctx context.Context) (string, error) {
+	timeout := deadlineOf(ctx)
+	cmd := exec.CommandContext(ctx, e.argv[0], e.argv[1:]...)
+	// Its own process group, so a timeout kills the script and everything
+	// it started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = killGrace
+	cmd.Env = append(os.Environ(), "HTTP_STATUS_SERVICE="+e.service)
+	cmd.Stdin = nil
+	var out limitedBuffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	// Whatever happened, no one of the group may outlive the attempt.
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	line := firstLine(out.Bytes())
+	if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return "", context.Canceled
+		}
+		return "", fmt.Errorf("timeout after %s; process group killed", timeout)
+	}
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			msg := "exit " + strconv.Itoa(ee.ExitCode())
+			if ee.ExitCode() < 0 {
+				msg = ee.ProcessState.String()
+			}
+			if line != "" {
+				msg += ": " + line
+			}
+			return "", errors.New(msg)
+		}
+		return "", fmt.Errorf("run %s: %w", e.argv[0], err)
+	}
+	if line == "" {
+		line = "exit 0"
+	}
+	return line, nil
+}
+
+// limitedBuffer keeps the first 4 KiB written and discards the rest (so a
+// chatty script never blocks on a full pipe).
+type limitedBuffer struct{ b []byte }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4096 - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) Bytes() []byte { return l.b }
+
+func firstLine(b []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if s := strings.TrimSpace(sc.Text()); s != "" {
+			return s
+		}
+	}
+	return ""
+}

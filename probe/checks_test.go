@@ -1,0 +1,375 @@
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/fcgi"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runCheck builds a checker from a validated one-probe config and runs one
+// attempt with the given timeout.
+func runCheck(t *testing.T, toml string, timeout time.Duration) (string, error) {
+	t.Helper()
+	c, err := Parse([]byte("[[probe]]\n"+toml), "test.toml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	chk, err := newChecker(&c.Probes[0])
+	if err != nil {
+		t.Fatalf("checker: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return chk.check(ctx)
+}
+
+// serveHTTP starts an HTTP server on 127.0.0.1 and returns its address.
+func serveHTTP(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// resetServer accepts connections and resets them (RST) at once.
+func resetServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 512)
+			_, _ = c.Read(buf) // let the request arrive, then reset
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// closedPort is a loopback port nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func mustContain(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one containing %q", want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q lacks %q", err, want)
+	}
+}
+
+func TestHTTPProbe(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != "app.example" {
+			http.Error(w, "wrong host "+r.Host, 421)
+			return
+		}
+		io.WriteString(w, "all is pong here")
+	})
+	mux.HandleFunc("/500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) })
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", 302) })
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/slowbody", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/head", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "HEAD" {
+			http.Error(w, "want HEAD", 405)
+		}
+	})
+	addr := serveHTTP(t, mux)
+	base := fmt.Sprintf("service = \"app.80\"\nkind = \"http\"\naddress = %q\n", addr)
+
+	msg, err := runCheck(t, base+"path = \"/ok\"\nhost = \"app.example\"\nexpect_body = \"pong\"\n", 5*time.Second)
+	if err != nil || msg != "HTTP 200" {
+		t.Errorf("ok: %q, %v", msg, err)
+	}
+	_, err = runCheck(t, base+"path = \"/ok\"\n", 5*time.Second)
+	mustContain(t, err, "HTTP 421, want 200-399")
+	_, err = runCheck(t, base+"path = \"/ok\"\nhost = \"app.example\"\nexpect_body = \"ping\"\n", 5*time.Second)
+	mustContain(t, err, `body lacks "ping"`)
+	_, err = runCheck(t, base+"path = \"/500\"\n", 5*time.Second)
+	mustContain(t, err, "HTTP 500")
+	msg, err = runCheck(t, base+"path = \"/500\"\nexpect_status = [500, 503]\n", 5*time.Second)
+	if err != nil || msg != "HTTP 500" {
+		t.Errorf("expected 500: %q, %v", msg, err)
+	}
+	// A redirect is judged, not followed.
+	if msg, err := runCheck(t, base+"path = \"/redirect\"\n", 5*time.Second); err != nil || msg != "HTTP 302" {
+		t.Errorf("redirect: %q, %v", msg, err)
+	}
+	_, err = runCheck(t, base+"path = \"/redirect\"\nexpect_status = [200]\n", 5*time.Second)
+	mustContain(t, err, "HTTP 302, want 200")
+	if _, err := runCheck(t, base+"path = \"/head\"\nmethod = \"HEAD\"\n", 5*time.Second); err != nil {
+		t.Errorf("HEAD: %v", err)
+	}
+	// Slow peers: no headers, then headers but no body.
+	_, err = runCheck(t, base+"path = \"/hang\"\n", 200*time.Millisecond)
+	mustContain(t, err, "timeout after")
+	_, err = runCheck(t, base+"path = \"/slowbody\"\nexpect_body = \"x\"\n", 200*time.Millisecond)
+	mustContain(t, err, "timeout after")
+
+	// A reset connection and a closed port.
+	_, err = runCheck(t, fmt.Sprintf("service = \"app.80\"\nkind = \"http\"\naddress = %q\n", resetServer(t)), 5*time.Second)
+	if err == nil || !(strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "EOF")) {
+		t.Errorf("reset: %v", err)
+	}
+	_, err = runCheck(t, fmt.Sprintf("service = \"app.80\"\nkind = \"http\"\naddress = %q\n", closedPort(t)), 5*time.Second)
+	mustContain(t, err, "connection refused")
+}
+
+func TestTCPProbe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64)
+				n, _ := c.Read(buf)
+				switch strings.TrimSpace(string(buf[:n])) {
+				case "PING":
+					io.WriteString(c, "+PO")
+					time.Sleep(10 * time.Millisecond) // split reply
+					io.WriteString(c, "NG\r\n")
+				case "QUIT":
+					io.WriteString(c, "bye\r\n")
+				case "SILENT":
+					c.Read(buf) // wait for the client to give up
+				}
+			}()
+		}
+	}()
+	base := fmt.Sprintf("service = \"redis.6379\"\nkind = \"tcp\"\naddress = %q\n", ln.Addr())
+	if msg, err := runCheck(t, base, 5*time.Second); err != nil || msg != "connected" {
+		t.Errorf("connect: %q, %v", msg, err)
+	}
+	if msg, err := runCheck(t, base+"send = \"PING\\r\\n\"\nexpect = \"+PONG\"\n", 5*time.Second); err != nil || !strings.Contains(msg, "+PONG") {
+		t.Errorf("PING: %q, %v", msg, err)
+	}
+	_, err = runCheck(t, base+"send = \"QUIT\\r\\n\"\nexpect = \"+PONG\"\n", 5*time.Second)
+	mustContain(t, err, "connection closed before")
+	_, err = runCheck(t, base+"send = \"SILENT\\r\\n\"\nexpect = \"+PONG\"\n", 200*time.Millisecond)
+	mustContain(t, err, "timeout after")
+	_, err = runCheck(t, fmt.Sprintf("service = \"x.1\"\nkind = \"tcp\"\naddress = %q\n", closedPort(t)), 5*time.Second)
+	mustContain(t, err, "connection refused")
+	_, err = runCheck(t, fmt.Sprintf("service = \"x.1\"\nkind = \"tcp\"\naddress = %q\nsend = \"hi\"\nexpect = \"x\"\n", resetServer(t)), 5*time.Second)
+	if err == nil {
+		t.Error("reset: no error")
+	}
+}
+
+func writeScript(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// gone reports whether pid no longer runs (absent, or a zombie).
+func gone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+func TestExecProbe(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	dir := t.TempDir()
+	ok := writeScript(t, dir, "ok", "echo \"replica lag 0s\"\necho second line\nexit 0\n")
+	fail := writeScript(t, dir, "fail", "echo \"replica lag 300s\" >&2\nexit 1\n")
+	env := writeScript(t, dir, "env", "echo \"service=$HTTP_STATUS_SERVICE\"\n")
+	pidfile := filepath.Join(dir, "child.pid")
+	hang := writeScript(t, dir, "hang", "sleep 60 &\necho $! > "+pidfile+"\necho started\nsleep 60\n")
+
+	spec := func(p string) string {
+		return fmt.Sprintf("service = \"db.3306\"\nkind = \"exec\"\ncommand = [%q]\n", p)
+	}
+	if msg, err := runCheck(t, spec(ok), 5*time.Second); err != nil || msg != "replica lag 0s" {
+		t.Errorf("exit 0: %q, %v", msg, err)
+	}
+	_, err := runCheck(t, spec(fail), 5*time.Second)
+	mustContain(t, err, "exit 1: replica lag 300s")
+	if msg, err := runCheck(t, spec(env), 5*time.Second); err != nil || msg != "service=db.3306" {
+		t.Errorf("env: %q, %v", msg, err)
+	}
+	_, err = runCheck(t, spec(filepath.Join(dir, "missing")), 5*time.Second)
+	mustContain(t, err, "no such file")
+
+	_, err = runCheck(t, spec(hang), 300*time.Millisecond)
+	mustContain(t, err, "timeout after")
+	mustContain(t, err, "process group killed")
+	b, rerr := os.ReadFile(pidfile)
+	if rerr != nil {
+		t.Fatalf("the script did not start its child: %v", rerr)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	deadline := time.Now().Add(5 * time.Second)
+	for !gone(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the script's child %d survived the timeout", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// engineStandIn is NOT a real Docker engine: it is a server built from the
+// documented Engine API (GET /containers/{id}/json, ContainerInspect) on a
+// unix socket, answering canned states. See TestContainerProbeDocker for a
+// real engine.
+func engineStandIn(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]any{
+		"web":       map[string]any{"Status": "running", "Running": true},
+		"healthy":   map[string]any{"Status": "running", "Running": true, "Health": map[string]any{"Status": "healthy", "FailingStreak": 0}},
+		"unhealthy": map[string]any{"Status": "running", "Running": true, "Health": map[string]any{"Status": "unhealthy", "FailingStreak": 3}},
+		"starting":  map[string]any{"Status": "running", "Running": true, "Health": map[string]any{"Status": "starting"}},
+		"exited":    map[string]any{"Status": "exited", "Running": false, "ExitCode": 137},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /containers/{name}/json", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := states[r.PathValue("name")]
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(404)
+			json.NewEncoder(w).Encode(map[string]string{"message": "No such container: " + r.PathValue("name")})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"Id": "0123", "Name": "/" + r.PathValue("name"), "State": st})
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
+func TestContainerProbeStandIn(t *testing.T) {
+	sock := engineStandIn(t)
+	spec := func(name string) string {
+		return fmt.Sprintf("service = \"app.8080\"\nkind = \"container\"\nsocket = %q\ncontainer = %q\n", sock, name)
+	}
+	for _, tc := range []struct{ name, msg, err string }{
+		{"web", "running", ""},
+		{"healthy", "running, healthy", ""},
+		{"unhealthy", "", "running but unhealthy"},
+		{"starting", "", "running but starting"},
+		{"exited", "", "is exited"},
+		{"nope", "", `no such container "nope"`},
+	} {
+		msg, err := runCheck(t, spec(tc.name), 5*time.Second)
+		if tc.err == "" {
+			if err != nil || msg != tc.msg {
+				t.Errorf("%s: %q, %v; want %q", tc.name, msg, err, tc.msg)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+		}
+	}
+	_, err := runCheck(t, fmt.Sprintf("service = \"a\"\nkind = \"container\"\nsocket = %q\ncontainer = \"web\"\n", filepath.Join(t.TempDir(), "none.sock")), 5*time.Second)
+	if err == nil || !errors.Is(err, syscall.ENOENT) && !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing socket: %v", err)
+	}
+}
+
+// TestFastCGIGoServer checks the client against Go's own FastCGI server
+// (net/http/fcgi), over TCP: params arrive, Status and body are parsed.
+func TestFastCGIGoServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go fcgi.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		env := fcgi.ProcessEnv(r)
+		switch {
+		case r.Method != "GET" || env["SCRIPT_FILENAME"] != r.URL.Path:
+			http.Error(w, "bad params "+r.Method+" "+env["SCRIPT_FILENAME"], 400)
+		case r.URL.Path == "/ping":
+			io.WriteString(w, "pong")
+		case r.URL.Path == "/big":
+			io.WriteString(w, strings.Repeat("x", 200000)+"pong")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	base := fmt.Sprintf("service = \"php.9000\"\nkind = \"fastcgi\"\naddress = %q\n", ln.Addr())
+	if msg, err := runCheck(t, base+"script = \"/ping\"\nexpect_body = \"pong\"\n", 5*time.Second); err != nil || msg != "200 pong" {
+		t.Errorf("ping: %q, %v", msg, err)
+	}
+	if _, err := runCheck(t, base+"script = \"/big\"\nexpect_body = \"pong\"\n", 5*time.Second); err != nil {
+		t.Errorf("big body over several records: %v", err)
+	}
+	_, err = runCheck(t, base+"script = \"/nothing\"\n", 5*time.Second)
+	mustContain(t, err, "status 404, want 200")
+}

@@ -1,0 +1,448 @@
+package probe
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// Kinds of probes.
+const (
+	KindHTTP      = "http"
+	KindTCP       = "tcp"
+	KindFastCGI   = "fastcgi"
+	KindContainer = "container"
+	KindExec      = "exec"
+)
+
+// Defaults applied when neither [defaults] nor the probe sets a value.
+const (
+	DefaultInterval      = 5 * time.Second
+	DefaultTimeout       = 2 * time.Second
+	DefaultRise          = 2
+	DefaultFall          = 3
+	DefaultDockerSocket  = "/var/run/docker.sock"
+	MinInterval          = 100 * time.Millisecond
+	MaxRiseFall          = 100
+	defaultInitial       = "down"
+	maxExpectLen         = 1024
+	defaultHTTPMethod    = "GET"
+	defaultHTTPPath      = "/"
+	defaultFastCGIMethod = "GET"
+)
+
+// Duration is a time.Duration written as a string in the file ("5s", "1m30s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number with a unit, like 5s or 1m30s", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration back ("5s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Timing is the schedule shared by [defaults] and each probe.
+type Timing struct {
+	Interval Duration `toml:"interval"`
+	Timeout  Duration `toml:"timeout"`
+	Rise     int      `toml:"rise"`
+	Fall     int      `toml:"fall"`
+	// Initial is the state before the first result: "down" (the first
+	// result decides at once) or "up" (up until fall failures).
+	Initial string `toml:"initial"`
+}
+
+// Spec is one [[probe]] table. Which keys apply depends on Kind; a key that
+// does not apply to the kind is an error.
+type Spec struct {
+	Service   string `toml:"service"`
+	Name      string `toml:"name"`
+	Kind      string `toml:"kind"`
+	OnlyIfVIP string `toml:"only_if_vip"`
+	Timing
+
+	// http, tcp, fastcgi
+	Address string `toml:"address"`
+	// http
+	Method string `toml:"method"`
+	Path   string `toml:"path"`
+	Host   string `toml:"host"`
+	// http, fastcgi
+	ExpectStatus []int  `toml:"expect_status"`
+	ExpectBody   string `toml:"expect_body"`
+	// tcp
+	Send   string `toml:"send"`
+	Expect string `toml:"expect"`
+	// fastcgi
+	Script string `toml:"script"`
+	// container
+	Socket    string `toml:"socket"`
+	Container string `toml:"container"`
+	// exec
+	Command []string `toml:"command"`
+
+	// Line is where the [[probe]] table starts in the file (0 if unknown).
+	Line int `toml:"-"`
+	// VIP is OnlyIfVIP parsed; valid only when OnlyIfVIP is set.
+	VIP netip.Addr `toml:"-"`
+}
+
+// ID names a probe in logs: "php.9000/fpm-ping".
+func (s *Spec) ID() string { return s.Service + "/" + s.Name }
+
+// Config is a parsed, validated probe configuration.
+type Config struct {
+	Defaults Timing `toml:"defaults"`
+	Probes   []Spec `toml:"probe"`
+	// Source is the file it came from (for messages).
+	Source string `toml:"-"`
+}
+
+// LoadFile reads and validates a configuration file.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("probe config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes and validates a configuration. Unknown keys, wrong types and
+// invalid values are errors that name the file and line ("probes.toml:12:
+// ..."); several are joined.
+func Parse(data []byte, source string) (*Config, error) {
+	if source == "" {
+		source = "config"
+	}
+	c := &Config{Source: source}
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return nil, decodeErr(source, err)
+	}
+	lines := probeLines(data)
+	for i := range c.Probes {
+		if i < len(lines) {
+			c.Probes[i].Line = lines[i]
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func decodeErr(source string, err error) error {
+	var sm *toml.StrictMissingError
+	if errors.As(err, &sm) {
+		errs := make([]error, 0, len(sm.Errors))
+		for i := range sm.Errors {
+			de := &sm.Errors[i]
+			row, _ := de.Position()
+			errs = append(errs, fmt.Errorf("%s:%d: unknown key %q", source, row, strings.Join(de.Key(), ".")))
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		return fmt.Errorf("%s:%d:%d: %s", source, row, col, strings.TrimPrefix(de.Error(), "toml: "))
+	}
+	return fmt.Errorf("%s: %w", source, err)
+}
+
+// probeLines returns the line of each top-level [[probe]] header, in order.
+func probeLines(data []byte) []int {
+	var p unstable.Parser
+	p.Reset(data)
+	var out []int
+	for p.NextExpression() {
+		e := p.Expression()
+		if e.Kind != unstable.ArrayTable {
+			continue
+		}
+		it := e.Key()
+		if !it.Next() {
+			continue
+		}
+		k := it.Node()
+		if string(k.Data) != "probe" || !it.IsLast() {
+			continue
+		}
+		out = append(out, p.Shape(k.Raw).Start.Line)
+	}
+	return out
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	at := func(s *Spec, format string, args ...any) {
+		where := c.Source
+		if s != nil && s.Line > 0 {
+			where += ":" + strconv.Itoa(s.Line)
+		}
+		if s != nil && s.Service != "" {
+			where += ": probe " + strconv.Quote(s.Service+"/"+s.Name)
+		}
+		errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
+	}
+	d := &c.Defaults
+	if d.Interval.Duration == 0 {
+		d.Interval.Duration = DefaultInterval
+	}
+	if d.Timeout.Duration == 0 {
+		d.Timeout.Duration = DefaultTimeout
+	}
+	if d.Rise == 0 {
+		d.Rise = DefaultRise
+	}
+	if d.Fall == 0 {
+		d.Fall = DefaultFall
+	}
+	if d.Initial == "" {
+		d.Initial = defaultInitial
+	}
+	if msg := d.check(); msg != "" {
+		errs = append(errs, fmt.Errorf("%s: [defaults]: %s", c.Source, msg))
+	}
+	seen := map[string]int{}
+	for i := range c.Probes {
+		s := &c.Probes[i]
+		if !cache.ValidName(s.Service) {
+			at(s, "service %q: want a flag-file name like php.9000 (letters, digits, . _ - @ + :)", s.Service)
+			continue
+		}
+		if s.Name == "" {
+			s.Name = s.Kind
+		}
+		if s.Interval.Duration == 0 {
+			s.Interval = d.Interval
+		}
+		if s.Timeout.Duration == 0 {
+			s.Timeout = d.Timeout
+		}
+		if s.Rise == 0 {
+			s.Rise = d.Rise
+		}
+		if s.Fall == 0 {
+			s.Fall = d.Fall
+		}
+		if s.Initial == "" {
+			s.Initial = d.Initial
+		}
+		if prev, dup := seen[s.ID()]; dup {
+			at(s, "duplicate probe name (also at line %d); set name = \"...\" to tell them apart", prev)
+		}
+		seen[s.ID()] = s.Line
+		if msg := s.Timing.check(); msg != "" {
+			at(s, "%s", msg)
+		}
+		if s.OnlyIfVIP != "" {
+			a, err := netip.ParseAddr(s.OnlyIfVIP)
+			if err != nil || a.Zone() != "" {
+				at(s, "only_if_vip %q: not an IP address", s.OnlyIfVIP)
+			}
+			s.VIP = a.Unmap()
+		}
+		for _, msg := range s.checkKind() {
+			at(s, "%s", msg)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Timing) check() string {
+	switch {
+	case t.Interval.Duration < MinInterval:
+		return fmt.Sprintf("interval %s: want at least %s", t.Interval, MinInterval)
+	case t.Timeout.Duration <= 0:
+		return fmt.Sprintf("timeout %s: want more than 0", t.Timeout)
+	case t.Timeout.Duration > t.Interval.Duration:
+		return fmt.Sprintf("timeout %s is longer than interval %s", t.Timeout, t.Interval)
+	case t.Rise < 1 || t.Rise > MaxRiseFall:
+		return fmt.Sprintf("rise %d: want 1..%d", t.Rise, MaxRiseFall)
+	case t.Fall < 1 || t.Fall > MaxRiseFall:
+		return fmt.Sprintf("fall %d: want 1..%d", t.Fall, MaxRiseFall)
+	case t.Initial != "down" && t.Initial != "up":
+		return fmt.Sprintf("initial %q: want down or up", t.Initial)
+	}
+	return ""
+}
+
+// keysByKind lists the kind-specific keys each kind accepts.
+var keysByKind = map[string][]string{
+	KindHTTP:      {"address", "method", "path", "host", "expect_status", "expect_body"},
+	KindTCP:       {"address", "send", "expect"},
+	KindFastCGI:   {"address", "script", "expect_status", "expect_body"},
+	KindContainer: {"socket", "container"},
+	KindExec:      {"command"},
+}
+
+// setKeys lists the kind-specific keys that are set.
+func (s *Spec) setKeys() []string {
+	var out []string
+	add := func(k string, set bool) {
+		if set {
+			out = append(out, k)
+		}
+	}
+	add("address", s.Address != "")
+	add("method", s.Method != "")
+	add("path", s.Path != "")
+	add("host", s.Host != "")
+	add("expect_status", s.ExpectStatus != nil)
+	add("expect_body", s.ExpectBody != "")
+	add("send", s.Send != "")
+	add("expect", s.Expect != "")
+	add("script", s.Script != "")
+	add("socket", s.Socket != "")
+	add("container", s.Container != "")
+	add("command", s.Command != nil)
+	return out
+}
+
+// checkKind validates the kind-specific keys and fills their defaults.
+func (s *Spec) checkKind() []string {
+	allowed, ok := keysByKind[s.Kind]
+	if !ok {
+		return []string{fmt.Sprintf("kind %q: want http, tcp, fastcgi, container or exec", s.Kind)}
+	}
+	var msgs []string
+	for _, k := range s.setKeys() {
+		if !contains(allowed, k) {
+			msgs = append(msgs, fmt.Sprintf("key %q does not apply to kind %q", k, s.Kind))
+		}
+	}
+	if len(s.ExpectBody) > maxExpectLen || len(s.Expect) > maxExpectLen {
+		msgs = append(msgs, fmt.Sprintf("expected text longer than %d bytes", maxExpectLen))
+	}
+	for _, code := range s.ExpectStatus {
+		if code < 100 || code > 599 {
+			msgs = append(msgs, fmt.Sprintf("expect_status %d: want 100..599", code))
+		}
+	}
+	switch s.Kind {
+	case KindHTTP, KindTCP:
+		if s.Address == "" {
+			s.Address = s.defaultAddress()
+		}
+		if s.Address == "" {
+			msgs = append(msgs, "address is required (host:port) unless the service name ends in .PORT")
+		} else if _, _, err := net.SplitHostPort(s.Address); err != nil {
+			msgs = append(msgs, fmt.Sprintf("address %q: want host:port", s.Address))
+		}
+		if s.Kind == KindHTTP {
+			if s.Method == "" {
+				s.Method = defaultHTTPMethod
+			}
+			if !isToken(s.Method) {
+				msgs = append(msgs, fmt.Sprintf("method %q: not an HTTP method", s.Method))
+			}
+			if s.Path == "" {
+				s.Path = defaultHTTPPath
+			}
+			if !strings.HasPrefix(s.Path, "/") || strings.ContainsAny(s.Path, " \r\n") {
+				msgs = append(msgs, fmt.Sprintf("path %q: want an absolute path without spaces", s.Path))
+			}
+			if strings.ContainsAny(s.Host, " \r\n/") {
+				msgs = append(msgs, fmt.Sprintf("host %q: not a host name", s.Host))
+			}
+		}
+	case KindFastCGI:
+		if _, _, err := fcgiNetwork(s.Address); err != nil {
+			msgs = append(msgs, err.Error())
+		}
+		if !strings.HasPrefix(s.Script, "/") {
+			msgs = append(msgs, fmt.Sprintf("script %q: want an absolute path such as /fpm-ping", s.Script))
+		}
+	case KindContainer:
+		if s.Socket == "" {
+			s.Socket = DefaultDockerSocket
+		}
+		if !filepath.IsAbs(s.Socket) {
+			msgs = append(msgs, fmt.Sprintf("socket %q: want an absolute path", s.Socket))
+		}
+		if s.Container == "" || strings.ContainsAny(s.Container, "/?#% ") {
+			msgs = append(msgs, fmt.Sprintf("container %q: want a container name or ID", s.Container))
+		}
+	case KindExec:
+		if len(s.Command) == 0 || !filepath.IsAbs(s.Command[0]) {
+			msgs = append(msgs, "command: want [\"/absolute/path\", \"arg\", ...]")
+		}
+	}
+	return msgs
+}
+
+// defaultAddress is 127.0.0.1:PORT for a service named NAME.PORT.
+func (s *Spec) defaultAddress() string {
+	i := strings.LastIndexByte(s.Service, '.')
+	if i < 0 {
+		return ""
+	}
+	p, err := strconv.Atoi(s.Service[i+1:])
+	if err != nil || p < 1 || p > 65535 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+}
+
+// fcgiNetwork maps a FastCGI address to a network and address: "unix:/path"
+// or "/path" is a unix socket, anything else host:port over TCP.
+func fcgiNetwork(addr string) (string, string, error) {
+	switch {
+	case strings.HasPrefix(addr, "unix:"):
+		p := strings.TrimPrefix(addr, "unix:")
+		if !filepath.IsAbs(p) {
+			return "", "", fmt.Errorf("address %q: want unix:/absolute/path", addr)
+		}
+		return "unix", p, nil
+	case strings.HasPrefix(addr, "/"):
+		return "unix", addr, nil
+	case addr == "":
+		return "", "", errors.New("address is required: host:port, unix:/path or /path")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return "", "", fmt.Errorf("address %q: want host:port, unix:/path or /path", addr)
+	}
+	return "tcp", addr, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

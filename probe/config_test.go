@@ -1,0 +1,114 @@
+package probe
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/http-status/http_status/cache"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := LoadFile("../contrib/probes.example.toml")
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if len(c.Probes) != 7 {
+		t.Fatalf("probes = %d, want 7", len(c.Probes))
+	}
+	for _, s := range c.Probes {
+		if _, err := newChecker(&s); err != nil {
+			t.Errorf("%s: %v", s.ID(), err)
+		}
+		if s.Line == 0 {
+			t.Errorf("%s: no line number", s.ID())
+		}
+	}
+	sq := c.Probes[0]
+	if sq.ID() != "squid.80/http" || sq.Interval.Duration != 2*time.Second || sq.Rise != 2 || sq.Fall != 3 || sq.Line != 14 {
+		t.Errorf("first probe = %+v", sq)
+	}
+	redis := c.Probes[2]
+	if redis.Address != "127.0.0.1:6379" || redis.Send != "PING\r\n" {
+		t.Errorf("redis default address/send = %q %q", redis.Address, redis.Send)
+	}
+	if c.Probes[4].Socket != "/var/run/docker.sock" || !c.Probes[6].VIP.IsValid() {
+		t.Errorf("container socket %q, vip %v", c.Probes[4].Socket, c.Probes[6].VIP)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, in string
+		want     []string // substrings of the error
+	}{
+		{"unknown key", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\nadress = \"x\"\n",
+			[]string{"t.toml:4: unknown key \"probe.adress\""}},
+		{"unknown defaults key", "[defaults]\nintervall = \"1s\"\n",
+			[]string{"t.toml:2: unknown key \"defaults.intervall\""}},
+		{"syntax", "[[probe]]\nservice = a.80\n", []string{"t.toml:2:"}},
+		{"wrong type", "[[probe]]\nservice = \"a.80\"\nrise = \"two\"\n", []string{"t.toml:3:"}},
+		{"bad duration", "[defaults]\ninterval = \"5\"\n", []string{"t.toml:2:", "want a number with a unit"}},
+		{"bad kind", "\n[[probe]]\nservice = \"a.80\"\nkind = \"icmp\"\n",
+			[]string{`t.toml:2: probe "a.80/icmp": kind "icmp"`}},
+		{"key of another kind", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\nscript = \"/x\"\n",
+			[]string{`key "script" does not apply to kind "tcp"`}},
+		{"bad service", "[[probe]]\nservice = \"../etc\"\nkind = \"tcp\"\naddress=\"127.0.0.1:1\"\n", []string{`service "../etc"`}},
+		{"no address", "[[probe]]\nservice = \"a\"\nkind = \"http\"\n", []string{"address is required"}},
+		{"timeout > interval", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\ninterval = \"1s\"\ntimeout = \"2s\"\n",
+			[]string{"timeout 2s is longer than interval 1s"}},
+		{"duplicate", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\n[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\n",
+			[]string{"t.toml:4: probe \"a.80/tcp\": duplicate probe name (also at line 1)"}},
+		{"bad vip", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\nonly_if_vip = \"x\"\n", []string{`only_if_vip "x"`}},
+		{"fastcgi script", "[[probe]]\nservice = \"php\"\nkind = \"fastcgi\"\naddress = \"unix:rel\"\n",
+			[]string{"unix:/absolute/path", `script ""`}},
+		{"exec relative", "[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"check\"]\n", []string{"command:"}},
+		{"bad rise", "[defaults]\nrise = 0\nfall = 101\n", []string{"[defaults]: fall 101"}},
+		{"bad initial", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\ninitial = \"maybe\"\n", []string{`initial "maybe"`}},
+		{"duplicate key", "[[probe]]\nservice = \"a.80\"\nrise = 1\nrise = 2\n", []string{"t.toml:4:1: key rise is already defined"}},
+		{"bad status", "[[probe]]\nservice = \"a.80\"\nkind = \"http\"\nexpect_status = [99]\n", []string{"expect_status 99"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.in), "t.toml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigEmpty(t *testing.T) {
+	c, err := Parse(nil, "empty.toml")
+	if err != nil || len(c.Probes) != 0 || c.Defaults.Interval.Duration != DefaultInterval {
+		t.Fatalf("empty config: %+v, %v", c, err)
+	}
+}
+
+// FuzzParse: parsing never panics, and an accepted config only holds probes
+// with a valid service name and a buildable checker.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("[defaults]\ninterval = \"1s\"\n[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\n"))
+	f.Add([]byte("[[probe]]\nservice = \"php\"\nkind = \"fastcgi\"\naddress = \"/x.sock\"\nscript = \"/p\"\n"))
+	f.Add([]byte("[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, "f.toml")
+		if err != nil {
+			return
+		}
+		for i := range c.Probes {
+			s := &c.Probes[i]
+			if !cache.ValidName(s.Service) || s.Name == "" {
+				t.Fatalf("accepted probe %+v", s)
+			}
+			if _, err := newChecker(s); err != nil {
+				t.Fatalf("accepted probe %s cannot run: %v", s.ID(), err)
+			}
+		}
+	})
+}

@@ -1,0 +1,205 @@
+package probe
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// dockerEngine is a real dockerd (Debian's docker.io) the test starts with
+// its own socket, data and exec roots, no iptables and no bridge; containers
+// run with --network none from an image imported from busybox-static.
+type dockerEngine struct {
+	t    *testing.T
+	dir  string
+	sock string
+	cmd  *exec.Cmd
+}
+
+func startDocker(t *testing.T) *dockerEngine {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the real Docker engine test needs root (dockerd); the stand-in test covers the API")
+	}
+	dockerd, err := exec.LookPath("dockerd")
+	if err != nil {
+		dockerd = "/usr/sbin/dockerd"
+	}
+	for _, p := range []string{dockerd, "/usr/bin/busybox"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("%s missing (Debian: apt-get install docker.io busybox-static); skipping the real Docker engine test", p)
+		}
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("docker CLI missing (Debian: docker.io)")
+	}
+	// A short path: containerd's sockets live under the exec root.
+	dir, err := os.MkdirTemp("", "hsdk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dockerEngine{t: t, dir: dir, sock: filepath.Join(dir, "docker.sock")}
+	d.cmd = exec.Command(dockerd,
+		"-H", "unix://"+d.sock,
+		"--data-root", filepath.Join(dir, "data"),
+		"--exec-root", filepath.Join(dir, "exec"),
+		"--pidfile", filepath.Join(dir, "docker.pid"),
+		"--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false", "--ip-masq=false",
+		"--storage-driver=vfs", "--shutdown-timeout=1",
+		"--containerd-namespace=http-status-test", "--containerd-plugins-namespace=http-status-test-plugins",
+	)
+	logf, err := os.Create(filepath.Join(dir, "dockerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		t.Skipf("cannot start dockerd: %v", err)
+	}
+	t.Cleanup(d.stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if out, err := exec.Command("docker", "-H", "unix://"+d.sock, "version").CombinedOutput(); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "dockerd.log"))
+			t.Skipf("dockerd did not come up here (%v: %s); log:\n%s", err, out, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// An image from busybox-static: just /bin/busybox and a few links.
+	root := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bb, err := os.ReadFile("/usr/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"sh", "sleep", "true", "false"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tar := filepath.Join(dir, "rootfs.tar")
+	if out, err := exec.Command("tar", "-C", root, "-cf", tar, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	d.docker("import", tar, "bb:test")
+	return d
+}
+
+func (d *dockerEngine) docker(args ...string) string {
+	d.t.Helper()
+	out, err := exec.Command("docker", append([]string{"-H", "unix://" + d.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		d.t.Fatalf("docker %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (d *dockerEngine) stop() {
+	if d.cmd == nil {
+		return
+	}
+	// Remove the containers, then stop dockerd (and its containerd).
+	if ids, err := exec.Command("docker", "-H", "unix://"+d.sock, "ps", "-aq").Output(); err == nil && len(ids) > 0 {
+		_ = exec.Command("docker", append([]string{"-H", "unix://" + d.sock, "rm", "-f"}, strings.Fields(string(ids))...)...).Run()
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = d.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	d.cmd = nil
+	if err := os.RemoveAll(d.dir); err != nil {
+		d.t.Logf("cleanup %s: %v", d.dir, err)
+	}
+}
+
+// TestContainerProbeDocker runs the container probe against a real Docker
+// engine: running, healthy, unhealthy, exited, missing; and with the Runner:
+// up -> docker stop -> down -> docker start -> up.
+func TestContainerProbeDocker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the real Docker engine test")
+	}
+	d := startDocker(t)
+	// The engine runs; whether it can start containers depends on the
+	// machine (cgroups, seccomp): skip, saying why, when it cannot.
+	if out, err := exec.Command("docker", "-H", "unix://"+d.sock, "run", "-d", "--name", "web", "--network", "none", "bb:test", "/bin/sleep", "600").CombinedOutput(); err != nil {
+		t.Skipf("dockerd runs but cannot start a container here: %v: %s", err, out)
+	}
+	d.docker("run", "-d", "--name", "hc", "--network", "none", "--health-cmd", "/bin/true", "--health-interval", "1s", "bb:test", "/bin/sleep", "600")
+	d.docker("run", "-d", "--name", "sick", "--network", "none", "--health-cmd", "/bin/false", "--health-interval", "1s", "--health-retries", "1", "bb:test", "/bin/sleep", "600")
+	d.docker("create", "--name", "never", "--network", "none", "bb:test", "/bin/true")
+
+	check := func(name string) (string, error) {
+		t.Helper()
+		return runCheck(t, fmt.Sprintf("service = \"app.1\"\nkind = \"container\"\nsocket = %q\ncontainer = %q\n", d.sock, name), 5*time.Second)
+	}
+	eventually := func(name, want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			msg, err := check(name)
+			got := msg
+			if err != nil {
+				got = err.Error()
+			}
+			if strings.Contains(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %q, want %q", name, got, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if msg, err := check("web"); err != nil || msg != "running" {
+		t.Errorf("web: %q, %v", msg, err)
+	}
+	eventually("hc", "running, healthy")
+	eventually("sick", "running but unhealthy")
+	_, err := check("never")
+	mustContain(t, err, "container never is created")
+	_, err = check("ghost")
+	mustContain(t, err, `no such container "ghost"`)
+
+	c := newCollector()
+	r := newTestRunner(t, c, Options{})
+	if err := r.Apply(mustParse(t, fmt.Sprintf(`
+[[probe]]
+service = "web.80"
+kind = "container"
+socket = %q
+container = "web"
+interval = "200ms"
+timeout = "200ms"
+rise = 2
+fall = 2
+`, d.sock))); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "web.80", "up", isOK)
+	d.docker("stop", "-t", "0", "web")
+	st := c.waitFor(t, "web.80", "down after docker stop", notOK)
+	if !strings.Contains(st.LastErr, "container web is exited") {
+		t.Errorf("LastErr = %q", st.LastErr)
+	}
+	d.docker("start", "web")
+	c.waitFor(t, "web.80", "up after docker start", isOK)
+}

@@ -1,0 +1,486 @@
+// Package probe runs active health checks (HTTP, TCP, FastCGI, container
+// state, scripts) declared in a configuration file, and reports each
+// service's combined verdict through a callback.
+//
+// probe is a producer, like watcher: it never writes the store. cmd wires
+// [Options.Report] to the watcher, whose loop publishes the results in the
+// next snapshot; [cache.Snapshot.Effective] combines them with the flag.
+//
+// # Schedule
+//
+// Each probe runs in its own goroutine: the first attempt at a random
+// instant within min(interval, 1s) of start, then every interval (so
+// probes keep random phases and 1,000 of them never fire in the same
+// millisecond). At most Concurrency attempts run at once (a semaphore);
+// every attempt has its own timeout (a context), so a hanging target
+// delays nobody beyond that timeout, and responders never wait for a
+// probe at all.
+//
+// # Rise and fall
+//
+// A passing probe turns failing after fall consecutive failures; a failing
+// one turns passing after rise consecutive successes. Before its first
+// result a probe is "pending": with initial = "down" (the default) pending
+// counts as failing and the first result is adopted at once; with initial =
+// "up" it counts as passing and fall failures are needed. A probe with
+// only_if_vip is idle while that address is absent from this host: it does
+// not run and does not vote; when the address comes back the probe starts
+// afresh (pending).
+//
+// # Concurrency
+//
+// A [Runner]'s methods are safe for concurrent use. [Runner.Apply] keeps
+// the probes whose settings did not change (with their state) and stops
+// the others; [Runner.Close] stops everything and waits.
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// DefaultConcurrency is how many attempts may run at once by default.
+const DefaultConcurrency = 32
+
+// Options configure a [Runner].
+type Options struct {
+	// Logger gets one line per transition.
+	Logger zerolog.Logger
+	// Concurrency bounds the attempts running at once; 0 means
+	// DefaultConcurrency.
+	Concurrency int
+	// HasVIP reports whether an address is on this host (for only_if_vip);
+	// cmd passes the store's current snapshot's HasVIP. Nil: never present.
+	HasVIP func(netip.Addr) bool
+	// Report receives a service's new combined status whenever it changes.
+	// It is called with the runner's lock held: it must not block (the
+	// watcher's SetProbeResults does not) nor call back into the Runner.
+	Report func(service string, st cache.ProbeStatus)
+	// Clear is called for a service whose probes were all removed.
+	Clear func(service string)
+	// Ready, when not nil, holds back every probe's first attempt until it
+	// is closed (cmd passes the watcher's Ready, so only_if_vip sees the
+	// real address list). Statuses are reported (pending) before that.
+	Ready <-chan struct{}
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Runner schedules the probes of the current configuration.
+type Runner struct {
+	opts   Options
+	log    zerolog.Logger
+	sem    chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	applyMu sync.Mutex // serializes Apply and Close
+
+	mu       sync.Mutex
+	probes   map[string]*running // by fingerprint
+	services map[string]*service // by service name
+	closed   bool
+}
+
+type service struct {
+	name   string
+	probes []*running // configuration order
+	last   cache.ProbeStatus
+	have   bool
+}
+
+type running struct {
+	spec   Spec
+	fp     string
+	chk    checker
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Guarded by Runner.mu.
+	ok      bool
+	pending bool
+	idle    bool
+	succ    int
+	fail    int
+	msg     string
+	since   time.Time
+}
+
+// NewRunner returns a Runner with no probes; [Runner.Apply] gives it some.
+func NewRunner(opts Options) *Runner {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Report == nil {
+		opts.Report = func(string, cache.ProbeStatus) {}
+	}
+	if opts.Clear == nil {
+		opts.Clear = func(string) {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Runner{
+		opts:     opts,
+		log:      opts.Logger,
+		sem:      make(chan struct{}, opts.Concurrency),
+		ctx:      ctx,
+		cancel:   cancel,
+		probes:   map[string]*running{},
+		services: map[string]*service{},
+	}
+}
+
+// fingerprint identifies a probe's settings: a reload keeps a probe whose
+// fingerprint is unchanged.
+func fingerprint(s *Spec) string {
+	c := *s
+	c.Line = 0
+	return fmt.Sprintf("%#v", c)
+}
+
+// Apply makes cfg the running configuration (nil: no probes). Unchanged
+// probes keep running with their state; removed ones are stopped and waited
+// for before Apply returns.
+func (r *Runner) Apply(cfg *Config) error {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	var specs []Spec
+	if cfg != nil {
+		specs = cfg.Probes
+	}
+	// Build every checker first: a bad spec changes nothing.
+	type item struct {
+		spec Spec
+		fp   string
+		chk  checker
+	}
+	items := make([]item, 0, len(specs))
+	for i := range specs {
+		s := specs[i]
+		fp := fingerprint(&s)
+		var chk checker
+		r.mu.Lock()
+		old := r.probes[fp]
+		r.mu.Unlock()
+		if old == nil {
+			c, err := newChecker(&s)
+			if err != nil {
+				return fmt.Errorf("probe %s: %w", s.ID(), err)
+			}
+			chk = c
+		}
+		items = append(items, item{s, fp, chk})
+	}
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return errors.New("probe: runner is closed")
+	}
+	now := r.opts.Now()
+	keep := map[string]*running{}
+	services := map[string]*service{}
+	var start []*running
+	for _, it := range items {
+		p := r.probes[it.fp]
+		if p == nil || keep[it.fp] != nil {
+			p = &running{spec: it.spec, fp: it.fp, chk: it.chk, done: make(chan struct{}), since: now}
+			p.reset()
+			if p.chk == nil { // a duplicate of a kept probe
+				c, err := newChecker(&p.spec)
+				if err != nil {
+					r.mu.Unlock()
+					return fmt.Errorf("probe %s: %w", it.spec.ID(), err)
+				}
+				p.chk = c
+			}
+			start = append(start, p)
+		}
+		keep[it.fp] = p
+		sv := services[p.spec.Service]
+		if sv == nil {
+			sv = &service{name: p.spec.Service}
+			if old := r.services[sv.name]; old != nil {
+				sv.last, sv.have = old.last, old.have
+			}
+			services[sv.name] = sv
+		}
+		sv.probes = append(sv.probes, p)
+	}
+	var stop []*running
+	for fp, p := range r.probes {
+		if keep[fp] != p {
+			stop = append(stop, p)
+		}
+	}
+	var cleared []string
+	for name := range r.services {
+		if services[name] == nil {
+			cleared = append(cleared, name)
+		}
+	}
+	r.probes, r.services = keep, services
+	r.mu.Unlock()
+
+	for _, p := range stop {
+		p.cancel()
+	}
+	for _, p := range stop {
+		<-p.done
+	}
+	slices.Sort(cleared)
+	for _, name := range cleared {
+		r.log.Info().Str("service", name).Msg(name + ": probes removed; the flag alone decides")
+		r.opts.Clear(name)
+	}
+	for _, p := range start {
+		ctx, cancel := context.WithCancel(r.ctx)
+		p.cancel = cancel
+		go r.loop(ctx, p)
+	}
+	r.mu.Lock()
+	names := make([]string, 0, len(r.services))
+	for name := range r.services {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		r.publishLocked(r.services[name])
+	}
+	r.mu.Unlock()
+	if len(start)+len(stop) > 0 {
+		r.log.Info().Int("probes", len(keep)).Int("started", len(start)).Int("stopped", len(stop)).Msg("probe configuration applied")
+	}
+	return nil
+}
+
+// Close stops every probe and waits for them. It is idempotent.
+func (r *Runner) Close() {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	r.mu.Lock()
+	r.closed = true
+	probes := r.probes
+	r.probes = map[string]*running{}
+	r.services = map[string]*service{}
+	r.mu.Unlock()
+	r.cancel()
+	for _, p := range probes {
+		<-p.done
+	}
+}
+
+// NumProbes is how many probes run.
+func (r *Runner) NumProbes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.probes)
+}
+
+func (p *running) reset() {
+	p.ok = p.spec.Initial == "up"
+	p.pending = true
+	p.succ, p.fail = 0, 0
+	p.msg = "pending: no result yet"
+}
+
+// idlePoll is how often an idle probe looks for its VIP.
+const idlePoll = time.Second
+
+func (r *Runner) loop(ctx context.Context, p *running) {
+	defer close(p.done)
+	if r.opts.Ready != nil {
+		select {
+		case <-r.opts.Ready:
+		case <-ctx.Done():
+			return
+		}
+	}
+	iv := p.spec.Interval.Duration
+	first := min(iv, time.Second)
+	t := time.NewTimer(rand.N(first) + time.Millisecond)
+	defer t.Stop()
+	next := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if p.spec.OnlyIfVIP != "" {
+			present := r.opts.HasVIP != nil && r.opts.HasVIP(p.spec.VIP)
+			if !present {
+				r.setIdle(p, true)
+				t.Reset(min(iv, idlePoll))
+				next = time.Now()
+				continue
+			}
+			r.setIdle(p, false)
+		}
+		next = next.Add(iv)
+		msg, err := r.attempt(ctx, p)
+		if ctx.Err() != nil {
+			return
+		}
+		r.record(p, msg, err)
+		now := time.Now()
+		if !next.After(now) {
+			// Overran (slow target or a full semaphore): skip the missed
+			// runs rather than firing them back to back.
+			for !next.After(now) {
+				next = next.Add(iv)
+			}
+		}
+		t.Reset(next.Sub(now))
+	}
+}
+
+// attempt runs one check under the semaphore and the probe's timeout.
+func (r *Runner) attempt(ctx context.Context, p *running) (string, error) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	defer func() { <-r.sem }()
+	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout.Duration)
+	defer cancel()
+	return p.chk.check(cctx)
+}
+
+func (r *Runner) setIdle(p *running, idle bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.idle == idle {
+		return
+	}
+	p.idle = idle
+	if idle {
+		r.log.Info().Str("service", p.spec.Service).Str("probe", p.spec.Name).Str("vip", p.spec.OnlyIfVIP).
+			Msg(p.spec.ID() + " idle: VIP " + p.spec.OnlyIfVIP + " is not on this host")
+	} else {
+		r.log.Info().Str("service", p.spec.Service).Str("probe", p.spec.Name).Str("vip", p.spec.OnlyIfVIP).
+			Msg(p.spec.ID() + " active: VIP " + p.spec.OnlyIfVIP + " is on this host")
+	}
+	p.reset()
+	p.since = r.opts.Now()
+	if sv := r.services[p.spec.Service]; sv != nil && slices.Contains(sv.probes, p) {
+		r.publishLocked(sv)
+	}
+}
+
+// record applies one result to the probe's rise/fall counters; it logs a
+// transition once and reports the service when its status changed.
+func (r *Runner) record(p *running, msg string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sv := r.services[p.spec.Service]
+	if sv == nil || !slices.Contains(sv.probes, p) {
+		return // stopped by a reload meanwhile
+	}
+	wasOK, wasPending := p.ok, p.pending
+	if err != nil {
+		p.fail++
+		p.succ = 0
+		p.msg = clean(err.Error())
+	} else {
+		p.succ++
+		p.fail = 0
+		p.msg = clean(msg)
+	}
+	switch {
+	case p.pending && p.spec.Initial != "up":
+		p.ok = err == nil // the first result decides at once
+	case p.ok && p.fail >= p.spec.Fall:
+		p.ok = false
+	case !p.ok && p.succ >= p.spec.Rise:
+		p.ok = true
+	}
+	p.pending = false
+	if p.ok != wasOK || (wasPending && p.spec.Initial != "up") {
+		now := r.opts.Now()
+		if p.ok != wasOK {
+			p.since = now
+		}
+		ev := r.log.Info()
+		state := "up"
+		if !p.ok {
+			ev = r.log.Warn()
+			state = "down"
+		}
+		ev = ev.Str("service", p.spec.Service).Str("probe", p.spec.Name).Str("kind", p.spec.Kind).Str("state", state)
+		if err != nil {
+			ev = ev.Str("error", p.msg).Int("failures", p.fail)
+		} else {
+			ev = ev.Str("result", p.msg).Int("successes", p.succ)
+		}
+		if wasPending {
+			ev = ev.Bool("first", true)
+		}
+		ev.Msg(p.spec.ID() + " " + state + ": " + p.msg)
+	}
+	r.publishLocked(sv)
+}
+
+// publishLocked recomputes a service's status and reports it if it changed.
+func (r *Runner) publishLocked(sv *service) {
+	st := cache.ProbeStatus{OK: true, Checks: make([]cache.CheckStatus, 0, len(sv.probes))}
+	for _, p := range sv.probes {
+		ok := p.ok // pending with initial = "down" has ok false (reset)
+		st.Checks = append(st.Checks, cache.CheckStatus{
+			Name: p.spec.Name, Kind: p.spec.Kind, OK: ok, Idle: p.idle, Msg: p.msg, Since: p.since,
+		})
+		if !ok && !p.idle && st.OK {
+			st.OK = false
+			st.LastErr = clip("probe "+p.spec.Name+": "+p.msg, cache.MaxReasonLen)
+		}
+	}
+	if sv.have && sv.last.Same(st) {
+		return
+	}
+	// The probes' own transitions were logged (record, setIdle); the
+	// service's combined verdict is not logged again.
+	st.Since = sv.last.Since
+	if !sv.have || sv.last.OK != st.OK {
+		st.Since = r.opts.Now()
+	}
+	sv.last, sv.have = st, true
+	r.opts.Report(sv.name, st)
+}
+
+// clean makes a message safe for a header and an agent line: one line of
+// printable UTF-8, at most cache.MaxReasonLen bytes.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	return clip(strings.TrimSpace(string(b)), cache.MaxReasonLen)
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

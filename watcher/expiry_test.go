@@ -1,0 +1,144 @@
+package watcher
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// expiryLog is a log sink the watcher goroutine writes and the test reads.
+type expiryLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *expiryLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *expiryLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startWatcher runs a watcher on dir (no VIP tracking) until the test ends.
+func startExpiryWatcher(t *testing.T, dir string, logs *expiryLog) *cache.Store {
+	t.Helper()
+	store := cache.NewStore()
+	w, err := New(Options{Dir: dir, Store: store, Logger: zerolog.New(logs)})
+	if err != nil {
+		t.Fatalf("watcher.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("Run returned before ready: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("watcher not ready after 10s")
+	}
+	return store
+}
+
+// TestExpiryReturnsUp writes a drain override that expires 300 ms later and
+// checks that, with no file event, the service is up from then on, the change
+// is logged, and a new snapshot was published.
+func TestExpiryReturnsUp(t *testing.T) {
+	dir := t.TempDir()
+	logs := &expiryLog{}
+	store := startExpiryWatcher(t, dir, logs)
+
+	until := time.Now().Add(300 * time.Millisecond)
+	content := "drain until=" + until.UTC().Format(time.RFC3339Nano) + " # deploy 1234\n"
+	if err := os.WriteFile(filepath.Join(dir, "squid.80"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// The write shows up as drain (unless the machine was so slow that the
+	// override already expired).
+	var gen uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		snap := store.Load()
+		e, ok := snap.Lookup("squid.80")
+		if ok && e.State == cache.Drain {
+			if !e.Expires.Equal(until.Truncate(0)) {
+				t.Fatalf("expiry = %v, want %v", e.Expires, until)
+			}
+			if time.Now().Before(until) && e.Effective(time.Now()).State != cache.Drain {
+				t.Fatalf("before expiry the effective state is %v, want drain", e.Effective(time.Now()).State)
+			}
+			gen = snap.Generation()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("squid.80 never seen as drain; entry %+v ok=%v", e, ok)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// After the instant: up, logged, and a later generation.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		snap := store.Load()
+		e, _ := snap.Lookup("squid.80")
+		eff := e.Effective(time.Now())
+		logged := strings.Contains(logs.String(), "squid.80 override expired: up")
+		if !time.Now().Before(until) && eff.State == cache.Up && eff.Reason == "" &&
+			snap.Generation() > gen && logged {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after expiry: effective %+v, generation %d (was %d), logged %v; logs:\n%s",
+				eff, snap.Generation(), gen, logged, logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := strings.Count(logs.String(), "override expired"); n != 1 {
+		t.Errorf("expiry logged %d times, want once", n)
+	}
+}
+
+// TestExpiredAtStart: an override that expired while the daemon was down is
+// plain up as soon as the daemon starts (the expiry is in the file).
+func TestExpiredAtStart(t *testing.T) {
+	dir := t.TempDir()
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	if err := os.WriteFile(filepath.Join(dir, "squid.80"), []byte("maint until="+past+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	if err := os.WriteFile(filepath.Join(dir, "web.443"), []byte("maint until="+future+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store := startExpiryWatcher(t, dir, &expiryLog{})
+	snap := store.Load()
+	e, ok := snap.Lookup("squid.80")
+	if !ok || e.Effective(time.Now()).State != cache.Up {
+		t.Errorf("squid.80 expired an hour ago: effective %v, want up", e.Effective(time.Now()).State)
+	}
+	e, ok = snap.Lookup("web.443")
+	if !ok || e.Effective(time.Now()).State != cache.Maint {
+		t.Errorf("web.443 expires in an hour: effective %v, want maint", e.Effective(time.Now()).State)
+	}
+}
