@@ -72,17 +72,18 @@ h2{font-size:1.1em;margin:1.5em 0 .4em}
 <div class="tally"><span class="up">{{.V.Counts.up}} up</span><span class="drain">{{.V.Counts.drain}} drain</span><span class="maint">{{.V.Counts.maint}} maint</span><span class="down">{{.V.Counts.down}} down</span></div>
 <h2>Services ({{len .V.Services}})</h2>
 <table id="services">
-<thead><tr><th>Service</th><th>State</th><th>Weight</th><th>Reason</th><th>Since</th><th>Until</th></tr></thead>
+<thead><tr><th>Service</th><th>State</th><th>Weight</th><th>Reason</th><th>Probes</th><th>Since</th><th>Until</th></tr></thead>
 <tbody>
 {{range .V.Services}}<tr class="state-{{.Effective}}" data-service="{{.Name}}" data-state="{{.Effective}}">
 <td class="name">{{.Name}}</td>
-<td><span class="badge {{.Effective}}">{{if eq .Effective "drain"}}drained{{else}}{{.Effective}}{{end}}</span>{{if ne .State .Effective}} <span class="muted">(flag says {{.State}}, expired)</span>{{end}}</td>
+<td><span class="badge {{.Effective}}">{{if eq .Effective "drain"}}drained{{else}}{{.Effective}}{{end}}</span>{{if ne .State .Effective}} <span class="muted">(flag says {{.State}}{{if and .Probe (not .Probe.OK)}}, probe failing{{else}}, expired{{end}})</span>{{end}}</td>
 <td>{{if .Weight}}{{.Weight}}%{{end}}</td>
 <td>{{.Reason}}{{if .Invalid}} <span class="invalid">flag not understood, counted as up: {{.Invalid}}</span>{{end}}</td>
+<td>{{with .Probe}}{{range .Checks}}<span class="badge {{if .Idle}}missing{{else if .OK}}up{{else}}down{{end}}" title="{{.Kind}}: {{.Msg}}">{{.Name}}</span> {{end}}{{end}}</td>
 <td class="when" title="{{ts .Since}}">{{ago $.V.Now .Since}} ago</td>
 <td class="when">{{ts .Expires}}</td>
 </tr>
-{{else}}<tr><td colspan="6" class="muted">No flag files: every service is out of rotation.</td></tr>
+{{else}}<tr><td colspan="7" class="muted">No flag files: every service is out of rotation.</td></tr>
 {{end}}</tbody>
 </table>
 <h2>Addresses ({{len .V.VIPs}})</h2>

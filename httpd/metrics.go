@@ -110,8 +110,9 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var (
 	descRequests     = prometheus.NewDesc(ns+"_requests_total", "Health-check answers by HTTP status code (/status, OPTIONS, and 404/405 for unknown paths or methods; not the pages or /metrics).", []string{"code"}, nil)
-	descServiceState = prometheus.NewDesc(ns+"_service_state", "1 for each flag file, labelled with its effective state (what /status answers without VIPs).", []string{"service", "state"}, nil)
+	descServiceState = prometheus.NewDesc(ns+"_service_state", "1 for each flag file, labelled with its effective state (flag and probes: what /status answers without VIPs).", []string{"service", "state"}, nil)
 	descServiceWt    = prometheus.NewDesc(ns+"_service_weight_percent", "Weight named in a flag file, for flags that name one.", []string{"service"}, nil)
+	descProbeOK      = prometheus.NewDesc(ns+"_service_probe_ok", "1 when every active probe of a service passes, 0 when one fails (services with probes only).", []string{"service"}, nil)
 	descServices     = prometheus.NewDesc(ns+"_services", "Flag files by effective state.", []string{"state"}, nil)
 	descVIPs         = prometheus.NewDesc(ns+"_vips", "Addresses configured on the host.", nil, nil)
 	descGeneration   = prometheus.NewDesc(ns+"_snapshot_generation", "Generation of the current snapshot (counts publications).", nil, nil)
@@ -133,7 +134,7 @@ var (
 type daemonCollector struct{ opts MetricsOptions }
 
 func (c *daemonCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descServiceState, descServiceWt, descServices, descVIPs, descGeneration, descBuilt, descDirOK, descVIPsOK} {
+	for _, d := range []*prometheus.Desc{descRequests, descServiceState, descServiceWt, descProbeOK, descServices, descVIPs, descGeneration, descBuilt, descDirOK, descVIPsOK} {
 		ch <- d
 	}
 	if c.opts.Heartbeat != nil {
@@ -162,13 +163,16 @@ func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.opts.Checker.Store().Load()
 	now := c.opts.Now()
 	byState := map[cache.State]int{cache.Up: 0, cache.Drain: 0, cache.Maint: 0, cache.Down: 0}
-	for name, e := range s.Services() {
-		eff := e.Effective(now)
+	for name := range s.Services() {
+		eff, _ := s.Effective(name, now) // flag and probes, as /status answers
 		byState[eff.State]++
 		ch <- prometheus.MustNewConstMetric(descServiceState, prometheus.GaugeValue, 1, name, eff.State.String())
 		if eff.Weight != cache.NoWeight {
 			ch <- prometheus.MustNewConstMetric(descServiceWt, prometheus.GaugeValue, float64(eff.Weight), name)
 		}
+	}
+	for name, p := range s.Probes() {
+		ch <- prometheus.MustNewConstMetric(descProbeOK, prometheus.GaugeValue, b2f(p.OK), name)
 	}
 	for st, n := range byState {
 		ch <- prometheus.MustNewConstMetric(descServices, prometheus.GaugeValue, float64(n), st.String())

@@ -125,9 +125,35 @@ type ServiceJSON struct {
 	// Invalid says why the content was not understood (it then counts
 	// as up).
 	Invalid string `json:"invalid,omitempty"`
-	// Probe is reserved for the service's probe results once probes
-	// exist (issue: probes); it is always absent for now.
-	Probe any `json:"probe,omitempty"`
+	// Probe is the service's active probes (absent when it has none). A
+	// failing probe makes an up flag answer down (effective_state).
+	Probe *ProbeJSON `json:"probe,omitempty"`
+}
+
+// ProbeJSON is the combined verdict of a service's probes.
+type ProbeJSON struct {
+	OK        bool             `json:"ok"`
+	Since     time.Time        `json:"since"`
+	LastError string           `json:"last_error,omitempty"`
+	Checks    []ProbeCheckJSON `json:"checks"`
+}
+
+// ProbeCheckJSON is one probe of a service.
+type ProbeCheckJSON struct {
+	Name  string    `json:"name"`
+	Kind  string    `json:"kind"`
+	OK    bool      `json:"ok"`
+	Idle  bool      `json:"idle,omitempty"` // not running: its only_if_vip is absent
+	Msg   string    `json:"msg,omitempty"`
+	Since time.Time `json:"since"`
+}
+
+func probeJSON(p cache.ProbeStatus) *ProbeJSON {
+	pj := &ProbeJSON{OK: p.OK, Since: p.Since, LastError: p.LastErr, Checks: make([]ProbeCheckJSON, 0, len(p.Checks))}
+	for _, c := range p.Checks {
+		pj.Checks = append(pj.Checks, ProbeCheckJSON{Name: c.Name, Kind: c.Kind, OK: c.OK, Idle: c.Idle, Msg: c.Msg, Since: c.Since})
+	}
+	return pj
 }
 
 // VIPJSON is one address configured on the host.
@@ -159,7 +185,7 @@ func View(s *cache.Snapshot, now time.Time) StatusJSON {
 		VIPs:     []VIPJSON{},
 	}
 	for name, e := range s.Services() {
-		eff := e.Effective(now)
+		eff, _ := s.Effective(name, now) // flag and probes, as /status answers
 		sj := ServiceJSON{
 			Name: name, State: e.State.String(), Effective: eff.State.String(),
 			Code: eff.State.HTTPCode(), Reason: eff.Reason, Since: eff.Since, Invalid: e.Invalid,
@@ -171,6 +197,9 @@ func View(s *cache.Snapshot, now time.Time) StatusJSON {
 		if !eff.Expires.IsZero() {
 			x := eff.Expires
 			sj.Expires = &x
+		}
+		if p, ok := s.Probe(name); ok {
+			sj.Probe = probeJSON(p)
 		}
 		v.Counts[sj.Effective]++
 		v.Services = append(v.Services, sj)
@@ -256,6 +285,10 @@ func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
 		if s.Expires != nil {
 			b.WriteString(" until ")
 			b.WriteString(s.Expires.UTC().Format(time.RFC3339))
+		}
+		if s.Probe != nil {
+			b.WriteString(" probe ")
+			b.WriteString(okWord(s.Probe.OK, "failing"))
 		}
 		if s.Invalid != "" {
 			b.WriteString(" invalid ")

@@ -312,3 +312,66 @@ func TestCheckCountsNoAllocs(t *testing.T) {
 		t.Fatalf("200 counted %d times, want >= 1000", got)
 	}
 }
+
+// TestPagesProbes: probe results from the snapshot show on every page, and
+// a failing probe turns an up flag down exactly as /status answers.
+func TestPagesProbes(t *testing.T) {
+	now := time.Now()
+	b := cache.NewBuilder(cache.Empty())
+	for name, content := range map[string]string{"php.9000": "", "api.80": "", "web.443": "drain"} {
+		e, _ := cache.ParseFlag([]byte(content))
+		e.Since = now
+		b.Set(name, e)
+	}
+	b.SetProbe("php.9000", cache.ProbeStatus{OK: false, Since: now, LastErr: "probe php-ping: status 500", Checks: []cache.CheckStatus{
+		{Name: "php-ping", Kind: "fastcgi", OK: false, Msg: "status 500", Since: now},
+	}})
+	b.SetProbe("api.80", cache.ProbeStatus{OK: true, Since: now, Checks: []cache.CheckStatus{
+		{Name: "http", Kind: "http", OK: true, Msg: "200 OK", Since: now},
+		{Name: "vip-only", Kind: "tcp", OK: true, Idle: true, Since: now},
+	}})
+	b.SetDirOK(true)
+	b.SetVIPsOK(true)
+	st := cache.NewStore()
+	st.Publish(b.Snapshot(now))
+	h, _ := pagesHandler(t, st, nil)
+
+	if code, _, _ := get(t, h, "GET", "/status?SERVICE=php&PORT=9000"); code != 503 {
+		t.Fatalf("/status for a failing probe: %d", code)
+	}
+	_, _, body := get(t, h, "GET", "/status.json")
+	var v StatusJSON
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]ServiceJSON{}
+	for _, s := range v.Services {
+		by[s.Name] = s
+	}
+	php := by["php.9000"]
+	if php.State != "up" || php.Effective != "down" || php.Code != 503 || php.Reason != "probe php-ping: status 500" ||
+		php.Probe == nil || php.Probe.OK || len(php.Probe.Checks) != 1 || php.Probe.Checks[0].Kind != "fastcgi" {
+		t.Errorf("php.9000: %+v probe %+v", php, php.Probe)
+	}
+	if api := by["api.80"]; api.Effective != "up" || api.Probe == nil || !api.Probe.OK || len(api.Probe.Checks) != 2 || !api.Probe.Checks[1].Idle {
+		t.Errorf("api.80: %+v", api)
+	}
+	if by["web.443"].Probe != nil {
+		t.Error("probe invented for a service without probes")
+	}
+	if _, _, txt := get(t, h, "GET", "/status.txt"); !strings.Contains(txt, "php.9000 down code 503 since") || !strings.Contains(txt, "probe failing") || !strings.Contains(txt, "api.80 up code 200 since "+now.UTC().Format(time.RFC3339)+" probe ok") {
+		t.Errorf("status.txt:\n%s", txt)
+	}
+	_, _, board := get(t, h, "GET", "/board")
+	for _, want := range []string{`data-service="php.9000" data-state="down"`, `(flag says up, probe failing)`, `<span class="badge down" title="fastcgi: status 500">php-ping</span>`, `<span class="badge missing" title="tcp: ">vip-only</span>`} {
+		if !strings.Contains(board, want) {
+			t.Errorf("board lacks %q", want)
+		}
+	}
+	_, _, metrics := get(t, h, "GET", "/metrics")
+	for _, want := range []string{`http_status_service_state{service="php.9000",state="down"} 1`, `http_status_service_probe_ok{service="php.9000"} 0`, `http_status_service_probe_ok{service="api.80"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
