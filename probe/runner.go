@@ -70,6 +70,10 @@ type Options struct {
 	Report func(service string, st cache.ProbeStatus)
 	// Clear is called for a service whose probes were all removed.
 	Clear func(service string)
+	// Observe, when not nil, is told how long each attempt took (from the
+	// moment it got a concurrency slot) and whether it passed; it feeds the
+	// probe-duration histogram. It must not block.
+	Observe func(service string, ok bool, d time.Duration)
 	// Ready, when not nil, holds back every probe's first attempt until it
 	// is closed (cmd passes the watcher's Ready, so only_if_vip sees the
 	// real address list). Statuses are reported (pending) before that.
@@ -359,7 +363,12 @@ func (r *Runner) attempt(ctx context.Context, p *running) (string, error) {
 	defer func() { <-r.sem }()
 	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout.Duration)
 	defer cancel()
-	return p.chk.check(cctx)
+	start := time.Now()
+	msg, err := p.chk.check(cctx)
+	if r.opts.Observe != nil && ctx.Err() == nil {
+		r.opts.Observe(p.spec.Service, err == nil, time.Since(start))
+	}
+	return msg, err
 }
 
 func (r *Runner) setIdle(p *running, idle bool) {

@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -25,9 +26,11 @@ func TestOnPublishAndTransitions(t *testing.T) {
 	if start != 1 {
 		t.Fatalf("Transitions after start = %d, want 1", start)
 	}
-	write(t, filepath.Join(dir, "b.80"), "drain")
+	// Written with rename so each is one change: a plain create-then-write
+	// may be seen empty (up) in between, which would count twice.
+	writeAtomic(t, dir, "b.80", "drain")
 	waitFor(t, st, "b.80", state("b.80", cache.Drain))
-	write(t, filepath.Join(dir, "a.80"), "down # x")
+	writeAtomic(t, dir, "a.80", "down # x")
 	waitFor(t, st, "a.80 down", state("a.80", cache.Down))
 	calls := func() int { mu.Lock(); defer mu.Unlock(); return len(lat) }
 	deadline := time.Now().Add(10 * time.Second)
@@ -43,5 +46,14 @@ func TestOnPublishAndTransitions(t *testing.T) {
 		if d < 0 {
 			t.Fatalf("negative latency %v", d)
 		}
+	}
+}
+
+func writeAtomic(t *testing.T, dir, name, content string) {
+	t.Helper()
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	write(t, tmp, content)
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		t.Fatal(err)
 	}
 }

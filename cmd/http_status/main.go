@@ -127,7 +127,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	pr, err := newProbes(cfg.ConfigFile, cfg.ProbeConcurrency, cfg.LoopbackVIPsOnly, store, w, log.With().Str("component", "probe").Logger())
+	pr, err := newProbes(cfg.ConfigFile, cfg.ProbeConcurrency, cfg.LoopbackVIPsOnly, store, w, obs.onProbe, log.With().Str("component", "probe").Logger())
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,17 @@ func (o *observability) onPublish(d time.Duration) {
 	}
 }
 
+// onProbe is the probe runner's Observe hook.
+func (o *observability) onProbe(service string, ok bool, d time.Duration) {
+	if m := o.metrics.Load(); m != nil {
+		result := "fail"
+		if ok {
+			result = "pass"
+		}
+		m.ObserveProbe(service, result, d)
+	}
+}
+
 // mount builds the pages and the metrics and mounts them on h.
 func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Watcher) {
 	httpd.NewPages(httpd.PagesOptions{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -21,7 +22,7 @@ type probes struct {
 // newProbes loads path (empty: no probes) and starts the runner. A bad file
 // is a startup error. Call before the watcher runs, so the first snapshot
 // already holds every probed service as pending.
-func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Store, w *watcher.Watcher, log zerolog.Logger) (*probes, error) {
+func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Store, w *watcher.Watcher, observe func(string, bool, time.Duration), log zerolog.Logger) (*probes, error) {
 	p := &probes{path: path, log: log}
 	p.runner = probe.NewRunner(probe.Options{
 		Logger:      log,
@@ -30,6 +31,7 @@ func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Sto
 		Report:      w.SetProbeResults,
 		Clear:       w.ClearProbeResults,
 		Ready:       w.Ready(),
+		Observe:     observe,
 	})
 	if path == "" {
 		return p, nil

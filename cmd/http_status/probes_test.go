@@ -75,7 +75,17 @@ func TestProbesReachStatus(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(statusDir, "web.80"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pr, err := newProbes(conf, 4, false, store, w, log)
+	var passed, failed atomic.Int64
+	observe := func(service string, ok bool, d time.Duration) {
+		if service == "web.80" && d >= 0 {
+			if ok {
+				passed.Add(1)
+			} else {
+				failed.Add(1)
+			}
+		}
+	}
+	pr, err := newProbes(conf, 4, false, store, w, observe, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +128,9 @@ func TestProbesReachStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCode(404, "drain")
+	if passed.Load() == 0 || failed.Load() == 0 {
+		t.Errorf("Observe hook saw %d passing and %d failing attempts, want both > 0", passed.Load(), failed.Load())
+	}
 	if err := os.WriteFile(filepath.Join(statusDir, "web.80"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +169,7 @@ func TestNewProbesBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = newProbes(conf, 4, false, store, w, zerolog.Nop())
+	_, err = newProbes(conf, 4, false, store, w, nil, zerolog.Nop())
 	if err == nil || !strings.Contains(err.Error(), "bad.toml:1: probe \"x.1/nope\": kind \"nope\"") {
 		t.Fatalf("err = %v", err)
 	}
