@@ -32,6 +32,7 @@ type Config struct {
 	AgentPort        int
 	AgentIP          string
 	AgentDefault     string
+	Version          bool
 }
 
 // DefaultDir is the original tool's status directory.
@@ -52,6 +53,19 @@ Flags (both -flag and --flag work):
 // -i/--ip, -d/--daemon and --pidfile keep their meaning.
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	c := Config{}
+	fs := newFlagSet(&c, stderr)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+// newFlagSet declares the daemon's flags into c. --help and the man page
+// (man.go) are both printed from it, so they cannot disagree.
+func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("http_status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&c.Port, "port", 8001, "TCP `port` to listen on for HTTP checks")
@@ -76,17 +90,12 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.AgentPort, "agent-port", 0, "TCP `port` for HAProxy's agent-check (0: off)")
 	fs.StringVar(&c.AgentIP, "agent-ip", "", "`address` for the agent-check listener (default: same as --ip)")
 	fs.StringVar(&c.AgentDefault, "agent-default", "status.html", "flag `name` answered when an agent-check connection sends no agent-send line")
+	fs.BoolVar(&c.Version, "version", false, "print the version, the commit and the Go version, and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
-	}
-	return c, c.validate()
+	return fs
 }
 
 func (c Config) validate() error {

@@ -32,6 +32,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && isCtlCommand(args[0]) {
 		return runCtl(args, stdout, stderr, time.Now())
 	}
+	if len(args) == 1 && args[0] == helpManFlag {
+		return printManPage(stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -39,6 +42,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "http_status:", err)
 		return 2
+	}
+	if cfg.Version {
+		fmt.Fprint(stdout, buildVersion())
+		return 0
 	}
 	if cfg.Daemon && !isDaemonChild() {
 		return daemonize(args, cfg, stderr)
@@ -228,13 +235,13 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		case runErr = <-errc:
 		}
 	}
-	sd.stopping()
-	log.Info().Dur("lameduck", cfg.Lameduck).Dur("grace", cfg.Grace).Msg("stopping")
 	if agent != nil {
 		// From here on the agent answers "up drain" for services that are
 		// up, so HAProxy moves new traffic away while we stop.
 		agent.SetDraining(true)
 	}
+	sd.stopping()
+	log.Info().Dur("lameduck", cfg.Lameduck).Dur("grace", cfg.Grace).Msg("stopping")
 	if runErr == nil && cfg.Lameduck > 0 {
 		// Lameduck: /status keeps answering from the flags and every
 		// listener stays open while the agent says drain.

@@ -17,7 +17,7 @@ func testLogger(t *testing.T) zerolog.Logger {
 
 // TestSystemdUnitsVerify runs systemd-analyze verify on systemd/*.service
 // and *.socket. verify wants ExecStart='s binary to exist, so the units are
-// copied into a temp dir with /usr/local/bin/http_status rewritten to the
+// copied into a temp dir with /usr/sbin/http_status rewritten to the
 // freshly built binary.
 func TestSystemdUnitsVerify(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
@@ -33,7 +33,7 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := strings.ReplaceAll(string(b), "/usr/local/bin/http_status", bin)
+		s := strings.ReplaceAll(string(b), "/usr/sbin/http_status", bin)
 		p := filepath.Join(tmp, name)
 		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,33 @@
+# make build | test | vet | man | package | clean
+# `make package` builds dist/*.deb and dist/*.rpm (see packaging/build.sh).
+
+GO      ?= go
+VERSION ?= $(shell packaging/version.sh)
+COMMIT  ?= $(shell packaging/version.sh commit)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: all build test vet man package clean
+
+all: vet build
+
+# ./http_status, stamped for --version like the packages.
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o http_status ./cmd/http_status
+
+test:
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt'd: $$out"; exit 1; fi
+
+# The committed man page, regenerated from the flag definitions
+# (TestManPageUpToDate fails when it is stale).
+man:
+	$(GO) run ./cmd/http_status --help-man > contrib/http_status.8
+
+package:
+	packaging/build.sh deb rpm
+
+clean:
+	rm -rf http_status dist

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var updateMan = flag.Bool("update-man", false, "rewrite contrib/http_status.8 from the flag definitions")
+
+var manPath = filepath.Join("..", "..", "contrib", "http_status.8")
+
+// TestManPageUpToDate fails when the committed man page is not what
+// --help-man prints now (a flag was added or its help changed). Fix: make man
+// (or go test ./cmd/http_status -run TestManPageUpToDate -update-man).
+func TestManPageUpToDate(t *testing.T) {
+	want := manPage()
+	if *updateMan {
+		if err := os.WriteFile(manPath, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(manPath)
+	if err != nil {
+		t.Fatalf("read the committed man page: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s is stale: regenerate it with `make man` and commit it", manPath)
+	}
+	var out, errb bytes.Buffer
+	if code := realMain([]string{"--help-man"}, &out, &errb); code != 0 || !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("--help-man: exit %d, stderr %q, output differs from manPage: %v", code, errb.String(), !bytes.Equal(out.Bytes(), want))
+	}
+}
+
+// TestManPageMatchesHelp checks that every flag --help lists is in OPTIONS,
+// with its default, and that the page has every section it promises.
+func TestManPageMatchesHelp(t *testing.T) {
+	page := string(manPage())
+	var help bytes.Buffer
+	if _, err := parseFlags([]string{"--help"}, &help); err != flag.ErrHelp {
+		t.Fatalf("--help: %v", err)
+	}
+	fs := newFlagSet(&Config{}, io.Discard)
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		if !strings.Contains(help.String(), "  -"+f.Name) {
+			t.Errorf("--help does not list -%s", f.Name)
+		}
+		dashes := `\-\-`
+		if len(f.Name) == 1 {
+			dashes = `\-`
+		}
+		if !strings.Contains(page, `\fB`+dashes+roffEscape(f.Name)+`\fR`) {
+			t.Errorf("man page does not list %s%s", strings.ReplaceAll(dashes, `\`, ""), f.Name)
+		}
+		if def, ok := nonZeroDefault(f); ok && !strings.Contains(page, roffEscape("(default "+def+")")) {
+			t.Errorf("man page lacks the default of --%s (%s)", f.Name, def)
+		}
+	})
+	if n < 10 {
+		t.Fatalf("only %d flags visited", n)
+	}
+	for _, sec := range []string{"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "THE /status CONTRACT", "FILES", "SIGNALS", "SEE ALSO"} {
+		if !strings.Contains(page, "\n.SH "+sec+"\n") {
+			t.Errorf("man page has no section %s", sec)
+		}
+	}
+	if strings.Contains(page, `\-\-help\-man`) || strings.Contains(help.String(), "help-man") {
+		t.Error("--help-man is meant to stay hidden")
+	}
+}
+
+// TestManPageRenders formats the committed page with groff's warnings on:
+// any warning (a bad macro, an unescaped control line) fails.
+func TestManPageRenders(t *testing.T) {
+	groff, err := exec.LookPath("groff")
+	if err != nil {
+		t.Skip("groff not installed (Debian package groff-base)")
+	}
+	cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-rLL=80n", manPath)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("groff: %v\n%s", err, stderr.String())
+	}
+	text := string(out)
+	for _, want := range []string{"--pidfile", "/etc/default/http_status", "SIGHUP"} {
+		if !strings.Contains(stripOverstrike(text), want) {
+			t.Errorf("rendered page lacks %q", want)
+		}
+	}
+}
+
+// stripOverstrike removes groff's tty bold/underline (x\bx, _\bx) and SGR
+// escapes, leaving plain text.
+func stripOverstrike(s string) string {
+	var b strings.Builder
+	r := []rune(s)
+	for i := 0; i < len(r); i++ {
+		if i+1 < len(r) && r[i+1] == '\b' {
+			i++ // drop the overstruck char and the backspace
+			continue
+		}
+		if r[i] == 0x1b { // CSI ... m
+			for i < len(r) && r[i] != 'm' {
+				i++
+			}
+			continue
+		}
+		b.WriteRune(r[i])
+	}
+	return b.String()
+}

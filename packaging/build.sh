@@ -1,0 +1,72 @@
+#!/bin/sh
+# Build the http_status .deb and .rpm with nfpm (packaging/nfpm.yaml).
+#
+#   packaging/build.sh [deb|rpm ...]      (default: deb rpm; or `make package`)
+#
+# Environment:
+#   OUT_DIR   where the packages go (default dist/)
+#   VERSION   package and --version version (default: from git, see below)
+#   GOARCH    target architecture (default: go env GOARCH)
+#   NFPM      nfpm command (default: go run of the pinned version below, so
+#             nfpm never enters go.mod)
+#
+# VERSION defaults to packaging/version.sh (the tag, or 0.0.0+git<time>.<commit>).
+# The binary is stamped with it and the commit: `http_status --version`.
+set -eu
+
+NFPM_VERSION=v2.45.2
+cd "$(dirname "$0")/.."
+
+OUT_DIR=${OUT_DIR:-dist}
+GOARCH=${GOARCH:-$(go env GOARCH)}
+NFPM=${NFPM:-go run github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION}
+[ $# -gt 0 ] || set -- deb rpm
+
+VERSION=${VERSION:-$(packaging/version.sh)}
+commit=$(packaging/version.sh commit)
+case "$VERSION" in
+[0-9]*) ;;
+*) echo "build.sh: VERSION $VERSION must start with a digit" >&2; exit 2 ;;
+esac
+
+STAGE=$(mktemp -d "${TMPDIR:-/tmp}/http_status-stage.XXXXXX")
+trap 'rm -rf "$STAGE"' EXIT
+trap 'exit 130' INT TERM
+export VERSION GOARCH STAGE
+
+# The binary: static, stamped.
+CGO_ENABLED=0 GOOS=linux go build -trimpath \
+	-ldflags "-s -w -X main.version=$VERSION -X main.commit=$commit" \
+	-o "$STAGE/http_status" ./cmd/http_status
+
+# The man page, regenerated from the flag definitions (the committed copy
+# is checked by TestManPageUpToDate), gzipped reproducibly.
+go run ./cmd/http_status --help-man | gzip -9n >"$STAGE/http_status.8.gz"
+
+# /usr/share/http_status: the upstart job, and the init-script helpers when
+# this tree has them.
+install -d "$STAGE/share/upstart"
+install -m 0644 contrib/upstart/http_status.conf "$STAGE/share/upstart/http_status.conf"
+if [ -f contrib/http_status.functions ]; then
+	install -m 0644 contrib/http_status.functions "$STAGE/share/http_status.functions"
+fi
+
+# Examples: ours, plus contrib/examples/ (e.g. configuration files) if any.
+install -d "$STAGE/examples"
+for f in packaging/examples/* contrib/examples/*; do
+	[ -f "$f" ] && install -m 0644 "$f" "$STAGE/examples/"
+done
+install -m 0644 packaging/http_status.default "$STAGE/examples/http_status.default"
+
+# nfpm's own messages go to stderr; stdout is the list of packages built.
+mkdir -p "$OUT_DIR"
+for p in "$@"; do
+	case "$p" in
+	deb) glob="$OUT_DIR/http-status_${VERSION}-1_*.deb" ;;
+	rpm) glob="$OUT_DIR/http-status-${VERSION}-1.*.rpm" ;;
+	*) echo "build.sh: unknown packager $p (want deb or rpm)" >&2; exit 2 ;;
+	esac
+	$NFPM package --config packaging/nfpm.yaml --packager "$p" --target "$OUT_DIR/" >&2
+	# shellcheck disable=SC2086
+	ls -1 $glob
+done
