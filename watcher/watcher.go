@@ -82,8 +82,9 @@ type Watcher struct {
 	probePending map[string]probeUpdate
 	probeWake    chan struct{}
 
-	heartbeat atomic.Int64 // unix nanos of the loop's last turn
-	stall     atomic.Int64 // test hook: nanoseconds the loop sleeps once
+	heartbeat atomic.Int64  // unix nanos of the loop's last turn
+	stall     atomic.Int64  // test hook: nanoseconds the loop sleeps once
+	unstall   chan struct{} // test hook: ends a stall early
 
 	// Loop-owned state.
 	fsw      *fsnotify.Watcher
@@ -143,6 +144,7 @@ func New(opts Options) (*Watcher, error) {
 		now:       opts.Now,
 		rescan:    make(chan struct{}, 1),
 		probeWake: make(chan struct{}, 1),
+		unstall:   make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 		warned:    map[string]string{},
 	}
@@ -169,6 +171,16 @@ func (w *Watcher) Heartbeat() time.Time { return time.Unix(0, w.heartbeat.Load()
 // StallForTest makes the loop sleep once for d on its next turn, to test that
 // a stuck loop stops the systemd watchdog.
 func (w *Watcher) StallForTest(d time.Duration) { w.stall.Store(int64(d)) }
+
+// EndStallForTest ends a stall begun by [Watcher.StallForTest] before its
+// time is up (a test that bursts events during the stall releases the loop
+// when the burst is written, however long writing it took).
+func (w *Watcher) EndStallForTest() {
+	select {
+	case w.unstall <- struct{}{}:
+	default:
+	}
+}
 
 // Stats returns a copy of the counters.
 func (w *Watcher) Stats() Stats {
@@ -239,7 +251,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	for {
 		w.heartbeat.Store(w.now().UnixNano())
 		if d := w.stall.Swap(0); d > 0 {
-			time.Sleep(time.Duration(d))
+			select {
+			case <-time.After(time.Duration(d)):
+			case <-w.unstall:
+			}
 		}
 		touched := map[string]struct{}{}
 		full, addrsChanged := false, false

@@ -62,8 +62,10 @@ func TestFaultInotifyOverflow(t *testing.T) {
 		t.Logf("not root: bursting past the default queue of %d events", queue)
 	}
 	// Stall the loop on its next turn so that neither it nor fsnotify's
-	// buffer (4096 events) drains the kernel queue, then burst.
-	s.w.StallForTest(2 * time.Second)
+	// buffer (4096 events) drains the kernel queue, then burst. The stall
+	// lasts until the burst is written (ended below), however slow the
+	// machine; the 60 s bound only keeps a broken test from hanging.
+	s.w.StallForTest(60 * time.Second)
 	writeFlags(t, dir, map[string]string{"wake.80": ""})
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		// Published: the loop's next turn is the stall.
@@ -94,6 +96,7 @@ func TestFaultInotifyOverflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFlags(t, dir, map[string]string{"web.443": "up 50%"})
+	s.w.EndStallForTest()
 	expectExact(t, s.base, want)
 	st := s.w.Stats()
 	t.Logf("watcher stats after %d-event burst (queue %d): %+v", burst, queue, st)
