@@ -90,6 +90,7 @@ wait_200() {
   return 1
 }
 
+echo "== machine: $(nproc) CPUs, $(awk -F": " "/^model name/ { print \$2; exit }" /proc/cpuinfo), Linux $(uname -r), $(go env GOVERSION), $(nginx -v 2>&1 | sed "s/.*: //"), $(wrk -v 2>&1 | head -1 | cut -d" " -f1-2)"
 echo "== build"
 go build -o "$T/http_status" ./cmd/http_status
 go build -o "$T/const200" ./bench/const200
