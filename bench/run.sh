@@ -5,7 +5,7 @@
 # as a ratio against nginx; nothing here asserts a speed.
 #
 #   bench/run.sh             # DURATION=10s per run, ROUNDS=3
-#   bench/run.sh --smoke     # DURATION=1s, ROUNDS=1, 16 connections: proves it works (~20 s)
+#   bench/run.sh --smoke     # DURATION=1s, ROUNDS=1, 16 connections: proves it works (~10 s warm)
 #
 # Environment:
 #   DURATION=10s  wrk -d per run          ROUNDS=3   rounds (median, min-max)
