@@ -74,8 +74,11 @@ type Watcher struct {
 	store  *cache.Store
 	now    func() time.Time
 	rescan chan struct{}
-	ready  chan struct{}
-	once   sync.Once
+	// waiters of Rescan, closed once the rescan they asked for is published
+	rescanMu      sync.Mutex
+	rescanWaiters []chan struct{}
+	ready         chan struct{}
+	once          sync.Once
 
 	// Probe results waiting for the loop (SetProbeResults).
 	probeMu      sync.Mutex
@@ -156,12 +159,19 @@ func New(opts Options) (*Watcher, error) {
 func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 
 // Rescan asks the loop for a full rescan of the directory and the addresses.
-// It does not wait.
-func (w *Watcher) Rescan() {
+// It does not wait: the returned channel is closed once a rescan begun after
+// this call has been published (it is never closed if the loop stops
+// first).
+func (w *Watcher) Rescan() <-chan struct{} {
+	done := make(chan struct{})
+	w.rescanMu.Lock()
+	w.rescanWaiters = append(w.rescanWaiters, done)
+	w.rescanMu.Unlock()
 	select {
 	case w.rescan <- struct{}{}:
-	default:
+	default: // one is pending; it takes this waiter too
 	}
+	return done
 }
 
 // Heartbeat is the time of the loop's last turn. The loop turns at least
@@ -258,6 +268,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		touched := map[string]struct{}{}
 		full, addrsChanged := false, false
+		var rescanned []chan struct{}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -280,6 +291,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-w.rescan:
 			w.log.Info().Msg("rescan requested")
 			full, addrsChanged = true, w.addrs != nil
+			w.rescanMu.Lock()
+			rescanned, w.rescanWaiters = w.rescanWaiters, nil
+			w.rescanMu.Unlock()
 		case <-resync.C:
 			full = true
 		case <-ticker.C:
@@ -327,6 +341,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		if w.publish(touched, entries, addrsChanged) && w.opts.OnPublish != nil {
 			w.opts.OnPublish(time.Since(woke))
+		}
+		for _, done := range rescanned {
+			close(done)
 		}
 		w.armExpiry(expiry)
 	}

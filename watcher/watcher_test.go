@@ -251,18 +251,32 @@ func TestRescanAndHeartbeat(t *testing.T) {
 	dir := t.TempDir()
 	w, st := startWatcher(t, Options{Dir: dir})
 	before := w.Stats().Rescans
-	w.Rescan()
-	deadline := time.Now().Add(10 * time.Second)
-	for w.Stats().Rescans == before {
-		if time.Now().After(deadline) {
-			t.Fatal("Rescan did not rescan")
+	// Stall the loop so the file below and the rescan request are seen in
+	// the same turn; once Rescan's channel is closed the rescanned state
+	// is published, with no polling.
+	w.StallForTest(time.Minute)
+	if err := os.WriteFile(filepath.Join(dir, "late.80"), []byte("drain"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := w.Rescan()
+	again := w.Rescan() // a second request while one is pending is served too
+	w.EndStallForTest()
+	for _, c := range []<-chan struct{}{done, again} {
+		select {
+		case <-c:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Rescan never reported done")
 		}
-		time.Sleep(time.Millisecond)
+	}
+	if w.Stats().Rescans == before {
+		t.Fatal("Rescan did not rescan")
+	}
+	if e, ok := st.Load().Lookup("late.80"); !ok || e.State != cache.Drain {
+		t.Fatalf("after Rescan: late.80 = %+v, %v; want drain", e, ok)
 	}
 	if time.Since(w.Heartbeat()) > 5*time.Second {
 		t.Fatalf("heartbeat stale: %v", w.Heartbeat())
 	}
-	_ = st
 }
 
 func TestNewErrors(t *testing.T) {

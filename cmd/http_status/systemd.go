@@ -80,22 +80,14 @@ func (n *notifier) stopping() {
 // rescan is done or reloadTimeout passed.
 func (n *notifier) reload(ctx context.Context, w *watcher.Watcher, store *cache.Store) {
 	n.send(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec() + "\nSTATUS=reloading")
-	before := w.Stats().Rescans
-	w.Rescan()
 	deadline := time.NewTimer(reloadTimeout)
 	defer deadline.Stop()
-	poll := time.NewTicker(5 * time.Millisecond)
-	defer poll.Stop()
-wait:
-	for w.Stats().Rescans == before {
-		select {
-		case <-ctx.Done():
-			return
-		case <-deadline.C:
-			n.log.Warn().Dur("waited", reloadTimeout).Msg("reload: the rescan did not finish in time")
-			break wait
-		case <-poll.C:
-		}
+	select {
+	case <-w.Rescan(): // published: READY=1 reports the rescanned state
+	case <-ctx.Done():
+		return
+	case <-deadline.C:
+		n.log.Warn().Dur("waited", reloadTimeout).Msg("reload: the rescan did not finish in time")
 	}
 	summary := store.Load().Summary(time.Now())
 	n.send(daemon.SdNotifyReady + "\n" + n.statusLine(summary))
