@@ -68,6 +68,7 @@ type loop struct {
 	acceptAgain int64 // when to re-arm it after EMFILE
 	stopping    bool
 	stopBy      int64
+	stopped     chan struct{} // closed once the loop no longer uses its listening socket
 }
 
 const (
@@ -84,7 +85,7 @@ func (e *engine) limit() int { return e.opts.MaxHeaderBytes }
 func newEngine(c *Checker, opts FastOptions, fds []int) (*engine, error) {
 	e := &engine{c: c, opts: opts, handoff: newHandoffListener()}
 	for i := 0; i < opts.Loops; i++ {
-		l := &loop{e: e, lfd: fds[0], rbuf: make([]byte, rbufSize), wbuf: make([]byte, 0, 16<<10)}
+		l := &loop{e: e, lfd: fds[0], stopped: make(chan struct{}), rbuf: make([]byte, rbufSize), wbuf: make([]byte, 0, 16<<10)}
 		if len(fds) > 1 {
 			l.lfd = fds[i]
 			l.ownLfd = true
@@ -479,6 +480,7 @@ func (l *loop) beginStop() {
 		unix.Close(l.lfd)
 	}
 	l.lfd = -1
+	close(l.stopped)
 }
 
 func (l *loop) closeAll() {
@@ -703,10 +705,12 @@ func ServeFast(ctx context.Context, c *Checker, srv *http.Server, ln net.Listene
 		opts.Loops = rp.Loops()
 	}
 	opts.grace = grace
-	fds, closeFDs, err := listenerFDs(ln, opts.Loops)
+	fds, closeShared, err := listenerFDs(ln, opts.Loops)
 	if err != nil {
 		return err
 	}
+	var closeOnce sync.Once
+	closeFDs := func() { closeOnce.Do(closeShared) }
 	defer closeFDs()
 	e, err := newEngine(c, opts, fds)
 	if err != nil {
@@ -733,8 +737,19 @@ func ServeFast(ctx context.Context, c *Checker, srv *http.Server, ln net.Listene
 	<-ctx.Done()
 	stopAt.Store(time.Now().UnixNano())
 	e.stop()
+	// Once no loop polls the listening socket, close it: new connections
+	// are refused, or, on a socket systemd holds, wait in its queue for
+	// the next process.
+	for _, l := range e.loops {
+		<-l.stopped
+	}
+	closeFDs()
+	lnErr := ln.Close()
+	if errors.Is(lnErr, net.ErrClosed) {
+		lnErr = nil
+	}
 	wg.Wait()
 	e.hwg.Wait()
 	hcancel()
-	return <-herr
+	return errors.Join(<-herr, lnErr)
 }

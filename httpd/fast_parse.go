@@ -29,9 +29,9 @@ const (
 
 // request kinds the engine answers itself.
 const (
-	kindStatus     = iota // GET or HEAD /status
-	kindOptions           // OPTIONS / or OPTIONS /status: status.html, with Allow
-	kindBadMethod         // a method other than GET, HEAD, OPTIONS: 405
+	kindStatus    = iota // GET or HEAD /status
+	kindOptions          // OPTIONS / or OPTIONS /status: status.html, with Allow
+	kindBadMethod        // a method other than GET, HEAD, OPTIONS: 405
 )
 
 // fastReq is one parsed request. Its query aliases the read buffer.
@@ -40,7 +40,7 @@ type fastReq struct {
 	head      bool
 	http10    bool
 	close     bool // close after the answer (Connection: close, or HTTP/1.0 without keep-alive)
-	keepAlive bool // HTTP/1.0 with Connection: keep-alive (answered with the same header)
+	keepAlive bool // HTTP/1.0 with a keep-alive token (answered with "Connection: keep-alive")
 	query     []byte
 }
 
@@ -49,18 +49,9 @@ type fastReq struct {
 // reqIncomplete, reqBad and reqTooLarge n is 0. limit bounds the header
 // block.
 func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
-	// net/http skips empty lines before a request line; so do we, but they
-	// count towards the limit.
+	// net/http answers 400 to a request starting with an empty line; so
+	// does the parser (the request line is empty).
 	start := 0
-	for start < len(b) && (b[start] == '\n' || b[start] == '\r') {
-		if b[start] == '\r' && (start+1 >= len(b) || b[start+1] != '\n') {
-			if start+1 >= len(b) {
-				break
-			}
-			return 0, reqBad
-		}
-		start++
-	}
 	// Find the end of the header block: an empty line (CRLF or bare LF).
 	end := -1
 	for i := start; i < len(b); i++ {
@@ -179,7 +170,7 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 		name := line[:colon]
 		for _, c := range name {
 			if !isTokenByte(c) {
-				return 0, reqBad
+				return end, reqHandoff // net/http: 400 invalid header name
 			}
 		}
 		val := trimOWS(line[colon+1:])
@@ -222,8 +213,10 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 	}
 	hasClose, hasKeepAlive := connTokens(connVal)
 	if r.http10 {
-		r.keepAlive = hasKeepAlive && !hasClose
-		r.close = !r.keepAlive
+		// As net/http: "Connection: keep-alive" is echoed whenever the
+		// token is there, but a close token still closes.
+		r.keepAlive = hasKeepAlive
+		r.close = !hasKeepAlive || hasClose
 	} else {
 		r.close = hasClose
 	}
@@ -399,7 +392,7 @@ func fastAnswer(out []byte, c *Checker, r *fastReq, date []byte, draining bool) 
 	switch {
 	case closeAfter && !r.http10:
 		out = append(out, "Connection: close\r\n"...)
-	case !closeAfter && r.http10:
+	case r.keepAlive && !draining:
 		out = append(out, "Connection: keep-alive\r\n"...)
 	}
 	out = append(out, "\r\n"...)
