@@ -261,6 +261,12 @@ func (l *loop) readable(c *fconn) {
 		if errno == unix.EAGAIN {
 			return
 		}
+		if n == 0 && errno == 0 && len(c.in) > 0 {
+			// The client ended its side with a request unfinished:
+			// net/http decides what that is worth (often a 400).
+			l.handoff(c, c.in, nil)
+			return
+		}
 		if errno != 0 || n == 0 {
 			l.close(c)
 			return
@@ -456,6 +462,12 @@ func (l *loop) sweep() {
 			continue
 		}
 		if c.deadline != 0 && l.nowNs >= c.deadline {
+			if len(c.in) > 0 && c.out == nil && indexB(c.in, '\n') < 0 {
+				// Part of a request line came, not all of it in
+				// time: net/http answers 400 then (and closes silently
+				// once the line is complete); so do we (best effort).
+				_, _ = write(c.fd, unsafeBytes(respBadRequest))
+			}
 			l.close(c)
 			continue
 		}

@@ -11,9 +11,11 @@ import (
 // DefaultFastMaxConns bounds the connections the fast engine holds at once
 // (handed-over connections are net/http's and not counted). Beyond it a new
 // connection is accepted and closed at once. Each idle connection costs
-// about 100 bytes; one with an incomplete request borrows a read buffer of
-// MaxHeaderBytes+512 until the request is complete.
-const DefaultFastMaxConns = 10000
+// about 100 bytes plus the kernel's socket buffers; one with an incomplete
+// request borrows a read buffer of MaxHeaderBytes+512 until the request is
+// complete, so 50,000 slow clients hold at most about 430 MB. The process's
+// RLIMIT_NOFILE is usually the tighter bound.
+const DefaultFastMaxConns = 50000
 
 // FastOptions tune [ServeFast]. Zero values take the defaults.
 type FastOptions struct {

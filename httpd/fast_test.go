@@ -542,3 +542,42 @@ func FuzzFastParse(f *testing.F) {
 		}
 	})
 }
+
+// TestFastPartialRequests: a request cut off by the read-header timeout or
+// by the client's half-close gets what net/http answers (400), a
+// connection that never sent a byte is closed silently.
+func TestFastPartialRequests(t *testing.T) {
+	reqs := []string{"", "\x16\x03\x01\x02\x00", "GET /status", "GET /status HTTP/1.1\r\nHost: x\r\n"}
+	var addrs []string
+	for _, e := range testEngines {
+		a, _ := serveEngine(t, e, fastTestHandler(t), func(s *http.Server) { s.ReadHeaderTimeout = 200 * time.Millisecond })
+		addrs = append(addrs, a)
+	}
+	get := func(addr, req string, halfClose bool) string {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(c, req)
+		if halfClose {
+			_ = c.(*net.TCPConn).CloseWrite()
+		}
+		b, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("%q: %v", req, err)
+		}
+		return string(b)
+	}
+	for _, half := range []bool{false, true} {
+		for _, req := range reqs {
+			want := get(addrs[0], req, half)
+			for i, e := range testEngines[1:] {
+				if got := get(addrs[i+1], req, half); got != want {
+					t.Errorf("%s: %q (half-close %v): got %q, want %q", e.name, req, half, got, want)
+				}
+			}
+		}
+	}
+}
