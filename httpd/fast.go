@@ -38,13 +38,14 @@ type engine struct {
 
 // fconn is one connection owned by a loop.
 type fconn struct {
-	fd       int
-	in       []byte // the start of a request not complete yet (from the loop's pool), or nil
-	out      []byte // answer bytes the socket did not take yet, or nil
-	deadline int64  // unix nanoseconds; the sweep closes the connection after it
-	served   bool   // answered at least one request (an idle one may close on stop)
-	closing  bool   // close once out is flushed
-	nodelay  bool   // TCP_NODELAY set (once it is kept alive)
+	fd         int
+	in         []byte // the start of a request not complete yet (from the loop's pool), or nil
+	out        []byte // answer bytes the socket did not take yet, or nil
+	deadline   int64  // unix nanoseconds; the sweep closes the connection after it
+	served     bool   // answered at least one request (an idle one may close on stop)
+	closing    bool   // close once out is flushed
+	nodelay    bool   // TCP_NODELAY set (once it is kept alive)
+	registered bool   // in the loop's epoll set
 }
 
 type loop struct {
@@ -238,19 +239,32 @@ func (l *loop) accept() {
 			continue
 		}
 		c := &fconn{fd: fd, deadline: l.nowNs + int64(l.e.opts.ReadHeaderTimeout)}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
-			l.e.nconns.Add(-1)
-			unix.Close(fd)
-			continue
-		}
 		for fd >= len(l.conns) {
 			l.conns = append(l.conns, make([]*fconn, len(l.conns)+64)...)
 		}
 		l.conns[fd] = c
 		l.n++
-		// With TCP_DEFER_ACCEPT the request is usually there already.
+		// With TCP_DEFER_ACCEPT the request is usually there already:
+		// answer it before registering the socket, so that a
+		// connection-per-request client costs no epoll_ctl at all.
 		l.readable(c)
+		if l.conns[fd] == c && !c.registered {
+			if err := l.setEvents(c, unix.EPOLLIN); err != nil {
+				l.close(c)
+			}
+		}
 	}
+}
+
+// setEvents registers c with the loop's epoll set for ev, or changes its
+// events.
+func (l *loop) setEvents(c *fconn, ev uint32) error {
+	op := unix.EPOLL_CTL_MOD
+	if !c.registered {
+		op = unix.EPOLL_CTL_ADD
+		c.registered = true
+	}
+	return unix.EpollCtl(l.epfd, op, c.fd, &unix.EpollEvent{Events: ev, Fd: int32(c.fd)})
 }
 
 // readable reads what the client sent and answers every complete request.
@@ -344,7 +358,9 @@ func (l *loop) write(c *fconn, out []byte) {
 		if n < len(out) {
 			c.out = append([]byte(nil), out[max(n, 0):]...)
 			c.deadline = l.nowNs + int64(l.e.opts.WriteTimeout)
-			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.fd)})
+			if err := l.setEvents(c, unix.EPOLLOUT); err != nil {
+				l.close(c)
+			}
 			return
 		}
 	}
@@ -384,7 +400,10 @@ func (l *loop) flush(c *fconn) {
 		l.close(c)
 		return
 	}
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)})
+	if err := l.setEvents(c, unix.EPOLLIN); err != nil {
+		l.close(c)
+		return
+	}
 	l.settle(c)
 }
 
@@ -422,7 +441,9 @@ func (l *loop) close(c *fconn) {
 // data (and what follows it) is replayed, after the answers already built
 // in out have been sent.
 func (l *loop) handoff(c *fconn, data, out []byte) {
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	if c.registered {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	}
 	replay := append([]byte(nil), data...)
 	pending := append(append([]byte(nil), c.out...), out...)
 	fd := c.fd

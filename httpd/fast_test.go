@@ -581,3 +581,43 @@ func TestFastPartialRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestFastBackpressure: a client that pipelines many requests and reads
+// slowly fills the socket; the engine keeps the rest of the answers until
+// the socket takes them and loses none.
+func TestFastBackpressure(t *testing.T) {
+	for _, e := range testEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := serveEngine(t, e, fastTestHandler(t), nil)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.(*net.TCPConn).SetReadBuffer(32 << 10)
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			const n = 30000
+			go func() {
+				req := strings.Repeat("GET /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nHost: x\r\n\r\n", 100)
+				for i := 0; i < n/100; i++ {
+					if _, err := io.WriteString(c, req); err != nil {
+						return
+					}
+				}
+			}()
+			time.Sleep(200 * time.Millisecond) // let the buffers fill
+			br := bufio.NewReader(c)
+			for i := 0; i < n; i++ {
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("answer %d: %v", i, err)
+				}
+				b, _ := io.ReadAll(res.Body)
+				if res.StatusCode != 200 || string(b) != BodyOK {
+					t.Fatalf("answer %d: %d %q", i, res.StatusCode, b)
+				}
+			}
+		})
+	}
+}
