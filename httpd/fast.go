@@ -79,9 +79,12 @@ const (
 	inBufExtra = 512
 )
 
-func (e *engine) limit() int { return e.opts.MaxHeaderBytes }
+// limit is the most a request's header block (request line included) may
+// take: net/http's rule, MaxHeaderBytes plus the 4096 bytes of slack it
+// allows (its bufio.Reader), so both engines answer 431 at the same size.
+func (e *engine) limit() int { return e.opts.MaxHeaderBytes + 4096 }
 
-// start creates the loops; the listening sockets are fds (one per loop) or
+// newEngine creates the loops; the listening sockets are fds (one per loop) or
 // one fd shared by all.
 func newEngine(c *Checker, opts FastOptions, fds []int) (*engine, error) {
 	e := &engine{c: c, opts: opts, handoff: newHandoffListener()}

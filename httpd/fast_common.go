@@ -12,9 +12,11 @@ import (
 // (handed-over connections are net/http's and not counted). Beyond it a new
 // connection is accepted and closed at once. Each idle connection costs
 // about 100 bytes plus the kernel's socket buffers; one with an incomplete
-// request borrows a read buffer of MaxHeaderBytes+512 until the request is
-// complete, so 50,000 slow clients hold at most about 430 MB. The process's
-// RLIMIT_NOFILE is usually the tighter bound.
+// request borrows a read buffer of MaxHeaderBytes+4.5 KiB until the request
+// is complete (12.5 KiB by default), so 50,000 slow clients would hold about
+// 640 MB; they are closed after the read-header timeout. The process's
+// RLIMIT_NOFILE (Go raises the soft limit to the hard one at start) may be
+// the tighter bound.
 const DefaultFastMaxConns = 50000
 
 // FastOptions tune [ServeFast]. Zero values take the defaults.
