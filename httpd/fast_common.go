@@ -1,5 +1,59 @@
 package httpd
 
+// The fast engine ([ServeFast], Linux; elsewhere it is [Serve]).
+//
+// N event loops (GOMAXPROCS by default), each a goroutine with its own
+// epoll instance. When we bind the port ourselves ([ListenReusePort]) each
+// loop has its own SO_REUSEPORT socket, so the kernel spreads connections
+// over the loops and no two loops contend for one accept queue; with a
+// socket inherited from systemd, every loop polls a duplicate of it with
+// EPOLLEXCLUSIVE (one loop woken per connection). TCP_DEFER_ACCEPT is set
+// on the listening socket: a connection is accepted once its request is
+// there, answered before it is even registered with epoll, and a client
+// that opens one connection per check costs accept4, read, write and close.
+//
+// Per request: one read into the loop's buffer, a parse of the request line
+// and headers that allocates nothing, [Checker.Check], the answer appended
+// to the loop's write buffer, one write for every request of the read
+// (pipelining). Socket calls are raw system calls (they never block); the
+// loop blocks only in epoll_wait, after a non-blocking poll found nothing.
+// A connection holds a read buffer only while a request is incomplete.
+//
+// The engine answers GET and HEAD /status, OPTIONS / and OPTIONS /status,
+// and 405 for other methods, with the bytes net/http sends for [Handler]'s
+// answers: same status line, headers in net/http's order (sorted, then Date,
+// then Connection), same body, same keep-alive rules for HTTP/1.0 and 1.1,
+// same 431 limit (MaxHeaderBytes plus net/http's 4096 bytes of slack), same
+// "400 Bad Request" for a malformed request line or header line, same 400
+// for a request line cut off by the read-header timeout. Everything else
+// (other paths, escaped paths, absolute targets, bodies, Transfer-Encoding,
+// Expect, a missing or repeated Host, invalid header names or values,
+// other HTTP versions, a request cut short by the client's half-close) is
+// handed to net/http with the bytes already read, and net/http answers it
+// exactly as before; the connection stays with net/http from then on. The
+// known differences: the Date value is computed once a second per loop;
+// WriteTimeout counts from when the socket first refuses bytes rather than
+// from the request; TCP_NODELAY is set only on connections kept alive (an
+// answer is always one write).
+//
+// Counting: [Checker.Check] counts its answers; the engine counts its 405s
+// with Codes().Inc, as [Handler] does; handed-over requests are counted by
+// [Handler]. Protocol errors (400 for a malformed request, 431) are not
+// counted, by either engine.
+//
+// Timeouts: the read-header timeout runs from accept, or from the first
+// byte of a later request; the idle timeout between requests; the write
+// timeout while answers wait for the socket. A sweep per loop (every
+// quarter of the shortest timeout, at most 1s) closes connections past
+// their deadline, so slowloris and idle clients are cut off.
+//
+// Stop: on ctx done every loop stops polling its listening socket, which is
+// then closed (a socket systemd holds keeps queuing connections for the
+// next process), closes idle keep-alive connections, lets each accepted
+// connection get its answer (with "Connection: close") and close; after
+// grace the rest are closed. net/http then stops likewise within what is
+// left of grace for the connections it was handed.
+
 import (
 	"net"
 	"net/http"
@@ -32,7 +86,8 @@ type FastOptions struct {
 	IdleTimeout       time.Duration
 	WriteTimeout      time.Duration
 	MaxHeaderBytes    int
-	// LockOSThread pins each loop to its own thread.
+	// LockOSThread pins each loop to its own thread (no clear gain
+	// measured on 2 CPUs; off by default).
 	LockOSThread bool
 
 	grace time.Duration
