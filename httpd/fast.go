@@ -623,6 +623,16 @@ func ListenReusePort(addr string, n int) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ta.Port != 0 {
+		// SO_REUSEPORT would let a second daemon of the same user bind
+		// the port too and silently take half the checks. A plain bind
+		// first fails, as net.Listen does, when anything holds the port.
+		ln, err := net.ListenTCP("tcp", ta)
+		if err != nil {
+			return nil, err
+		}
+		ln.Close()
+	}
 	rp := &ReusePortListener{}
 	port := ta.Port
 	for i := 0; i < n; i++ {

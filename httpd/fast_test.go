@@ -621,3 +621,45 @@ func TestFastBackpressure(t *testing.T) {
 		})
 	}
 }
+
+// TestListenReusePort: the sockets share one port, a port already in use
+// is refused (a second daemon must not take half the checks), IPv6 works.
+func TestListenReusePort(t *testing.T) {
+	if !FastSupported {
+		t.Skip("no fast engine on this OS")
+	}
+	ln, err := ListenReusePort("127.0.0.1:0", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if n := ln.(interface{ Loops() int }).Loops(); n != 3 {
+		t.Fatalf("%d sockets, want 3", n)
+	}
+	if _, err := ListenReusePort(ln.Addr().String(), 2); err == nil {
+		t.Fatal("second bind of a port in use succeeded")
+	}
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := ListenReusePort(held.Addr().String(), 2); err == nil {
+		t.Fatal("bind of a port net.Listen holds succeeded")
+	}
+	if l6, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Log("no IPv6 loopback:", err)
+	} else {
+		l6.Close()
+		ln6, err := ListenReusePort("[::1]:0", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln6.Close()
+		e := engineCase{"fast-ipv6", true, func(string) (net.Listener, error) { return ln6, nil }}
+		addr, _ := serveEngine(t, e, fastTestHandler(t), nil)
+		if got := exchange(t, addr, "GET /status HTTP/1.0\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.0 200 OK") {
+			t.Fatalf("IPv6: %q", got)
+		}
+	}
+}
