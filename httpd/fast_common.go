@@ -16,7 +16,9 @@ package httpd
 // and headers that allocates nothing, [Checker.Check], the answer appended
 // to the loop's write buffer, one write for every request of the read
 // (pipelining). Socket calls are raw system calls (they never block); the
-// loop blocks only in epoll_wait, after a non-blocking poll found nothing.
+// loop blocks only in epoll_wait, after a non-blocking poll found nothing,
+// and yields the CPU (sched_yield) after each batch of events so that it
+// does not hold it for whole time slices while others wait.
 // A connection holds a read buffer only while a request is incomplete.
 //
 // The engine answers GET and HEAD /status, OPTIONS / and OPTIONS /status,
