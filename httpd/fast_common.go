@@ -11,6 +11,9 @@ package httpd
 // on the listening socket: a connection is accepted once its request is
 // there, answered before it is even registered with epoll, and a client
 // that opens one connection per check costs accept4, read, write and close.
+// A connection still open after its first answer moves to the loop with
+// the fewest connections when that is at least two fewer, so keep-alive
+// clients are spread evenly whatever the kernel's hash did.
 //
 // Per request: one read into the loop's buffer, a parse of the request line
 // and headers that allocates nothing, [Checker.Check], the answer appended
