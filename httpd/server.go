@@ -156,6 +156,11 @@ func NewServer(h http.Handler, log zerolog.Logger) *http.Server {
 // not yet accepted stay queued for the next process, so a restart fails no
 // check.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+	return serveUntil(ctx, srv, ln, func() time.Time { return time.Now().Add(grace) })
+}
+
+// serveUntil is [Serve] with the stop deadline computed when ctx is done.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, deadlineAt func() time.Time) error {
 	busy := trackConns(srv)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -164,7 +169,7 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 		return err
 	case <-ctx.Done():
 	}
-	deadline := time.Now().Add(grace)
+	deadline := deadlineAt()
 	// Each connection closes after its current or next answer
 	// ("Connection: close"); idle keep-alive connections close now.
 	srv.SetKeepAlivesEnabled(false)

@@ -105,8 +105,18 @@ func rawRequest(t *testing.T, addr, req string) string {
 	return string(b)
 }
 
+// TestServerWire runs the wire-level checks against every engine.
 func TestServerWire(t *testing.T) {
-	addr := serve(t, testHandler(t))
+	for _, e := range testEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := serveEngine(t, e, testHandler(t), func(s *http.Server) { s.ReadHeaderTimeout = 300 * time.Millisecond })
+			testServerWire(t, addr, 300*time.Millisecond)
+		})
+	}
+}
+
+func testServerWire(t *testing.T, addr string, readHeaderTimeout time.Duration) {
 	t.Run("HTTP/1.0 without Host", func(t *testing.T) {
 		got := rawRequest(t, addr, "GET /status?SERVICE=squid&PORT=80 HTTP/1.0\r\n\r\n")
 		if !strings.HasPrefix(got, "HTTP/1.0 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\n"+BodyOK) {
@@ -165,10 +175,14 @@ func TestServerWire(t *testing.T) {
 		}
 		defer c.Close()
 		_, _ = io.WriteString(c, "GET /status HTTP/1.1\r\nHost: x\r\n") // never finishes
-		_ = c.SetReadDeadline(time.Now().Add(ReadHeaderTimeout + 5*time.Second))
+		start := time.Now()
+		_ = c.SetReadDeadline(time.Now().Add(readHeaderTimeout + 5*time.Second))
 		b, err := io.ReadAll(c)
 		if err != nil {
 			t.Fatalf("server did not close a client that never finished its headers: %v (read %q)", err, b)
+		}
+		if d := time.Since(start); d < readHeaderTimeout/2 {
+			t.Fatalf("closed after %v, before the read-header timeout %v", d, readHeaderTimeout)
 		}
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/http-status/http_status/httpd"
 )
 
 // Config is everything the daemon is told on its command line.
@@ -32,6 +34,7 @@ type Config struct {
 	AgentPort        int
 	AgentIP          string
 	AgentDefault     string
+	Engine           string
 	Version          bool
 }
 
@@ -90,6 +93,7 @@ func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.AgentPort, "agent-port", 0, "TCP `port` for HAProxy's agent-check (0: off)")
 	fs.StringVar(&c.AgentIP, "agent-ip", "", "`address` for the agent-check listener (default: same as --ip)")
 	fs.StringVar(&c.AgentDefault, "agent-default", "status.html", "flag `name` answered when an agent-check connection sends no agent-send line")
+	fs.StringVar(&c.Engine, "engine", defaultEngine(), "HTTP `engine` for /status: fast (epoll event loops answering /status and OPTIONS /, every other request handed to net/http; Linux only) or net/http")
 	fs.BoolVar(&c.Version, "version", false, "print the version, the commit and the Go version, and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -111,6 +115,11 @@ func (c Config) validate() error {
 	if c.AgentIP != "" && net.ParseIP(strings.Trim(c.AgentIP, "[]")) == nil {
 		return fmt.Errorf("--agent-ip %q: not an IP address", c.AgentIP)
 	}
+	switch c.Engine {
+	case engineFast, engineNetHTTP:
+	default:
+		return fmt.Errorf("--engine %q: want fast or net/http", c.Engine)
+	}
 	if c.Dir == "" {
 		return errors.New("--dir is empty")
 	}
@@ -129,6 +138,20 @@ func (c Config) validate() error {
 		return errors.New("--grace and --lameduck must not be negative")
 	}
 	return nil
+}
+
+// Engines for --engine.
+const (
+	engineFast    = "fast"
+	engineNetHTTP = "net/http"
+)
+
+// defaultEngine is fast where the epoll engine exists (Linux).
+func defaultEngine() string {
+	if httpd.FastSupported {
+		return engineFast
+	}
+	return engineNetHTTP
 }
 
 // Addr is the HTTP listen address.

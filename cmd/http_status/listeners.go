@@ -80,6 +80,11 @@ func fileListener(f *os.File, fd uintptr) (net.Listener, error) {
 // (systemd names it after the .socket unit when FileDescriptorName= is
 // missing) counts too.
 func (l *listeners) listen(name, addr string, log zerolog.Logger) (net.Listener, error) {
+	return l.listenWith(name, addr, log, nil)
+}
+
+// listenWith is listen with the bind function for an address of our own.
+func (l *listeners) listenWith(name, addr string, log zerolog.Logger, bind func(addr string) (net.Listener, error)) (net.Listener, error) {
 	if ln := l.take(name); ln != nil {
 		log.Info().Str("listener", name).Str("addr", ln.Addr().String()).Msg("using the socket passed by systemd")
 		return ln, nil
@@ -96,7 +101,10 @@ func (l *listeners) listen(name, addr string, log zerolog.Logger) (net.Listener,
 	if len(l.byName) > 0 {
 		log.Warn().Str("listener", name).Str("addr", addr).Msg("systemd passed sockets but none named " + name + "; binding the address from the flags")
 	}
-	ln, err := net.Listen("tcp", addr)
+	if bind == nil {
+		bind = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	}
+	ln, err := bind(addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for %s on %s: %w", name, addr, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -145,7 +146,13 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ln, err := lns.listen(listenerHTTP, cfg.Addr(), log)
+	// The fast engine binds one SO_REUSEPORT socket per event loop; a
+	// socket from systemd is shared by its loops instead.
+	var bindHTTP func(string) (net.Listener, error)
+	if cfg.Engine == engineFast {
+		bindHTTP = func(addr string) (net.Listener, error) { return httpd.ListenReusePort(addr, runtime.GOMAXPROCS(0)) }
+	}
+	ln, err := lns.listenWith(listenerHTTP, cfg.Addr(), log, bindHTTP)
 	if err != nil {
 		lns.closeUnused(log)
 		return fmt.Errorf("listen for HTTP checks: %w", err)
@@ -201,7 +208,15 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	obs.mount(h, checker, w) // read-only pages and /metrics
 	srv := httpd.NewServer(h, log.With().Str("component", "http").Logger())
 	wg.Go(func() {
-		if err := httpd.Serve(ctx, srv, ln, cfg.Grace); err != nil {
+		var err error
+		if cfg.Engine == engineFast {
+			// /status and OPTIONS / on the epoll engine; pages,
+			// /metrics, /healthz and the rest through srv.
+			err = httpd.ServeFast(ctx, checker, srv, ln, cfg.Grace, httpd.FastOptions{})
+		} else {
+			err = httpd.Serve(ctx, srv, ln, cfg.Grace)
+		}
+		if err != nil {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
@@ -218,7 +233,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	sd := newNotifier(log.With().Str("component", "systemd").Logger())
 	runErr := pid.write()
 	if runErr == nil {
-		log.Info().Str("listen", ln.Addr().String()).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")
+		log.Info().Str("listen", ln.Addr().String()).Str("engine", cfg.Engine).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")
 		sd.ready(store)
 		tellParent(nil)
 		wd := watchdogInterval(log)

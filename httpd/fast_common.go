@@ -1,0 +1,200 @@
+package httpd
+
+// The fast engine ([ServeFast], Linux; elsewhere it is [Serve]).
+//
+// N event loops (GOMAXPROCS by default), each a goroutine with its own
+// epoll instance. When we bind the port ourselves ([ListenReusePort]) each
+// loop has its own SO_REUSEPORT socket, so the kernel spreads connections
+// over the loops and no two loops contend for one accept queue; with a
+// socket inherited from systemd, every loop polls a duplicate of it with
+// EPOLLEXCLUSIVE (one loop woken per connection). TCP_DEFER_ACCEPT is set
+// on the listening socket: a connection is accepted once its request is
+// there, answered before it is even registered with epoll, and a client
+// that opens one connection per check costs accept4, read, write and close.
+// A connection still open after its first answer moves to the loop with
+// the fewest connections when that is at least two fewer, so keep-alive
+// clients are spread evenly whatever the kernel's hash did.
+//
+// Per request: one read into the loop's buffer, a parse of the request line
+// and headers that allocates nothing, [Checker.Check], the answer appended
+// to the loop's write buffer, one write for every request of the read
+// (pipelining). Socket calls are raw system calls (they never block); the
+// loop blocks only in epoll_wait, after a non-blocking poll found nothing,
+// and yields the CPU (sched_yield) after each batch of events so that it
+// does not hold it for whole time slices while others wait.
+// A connection holds a read buffer only while a request is incomplete.
+//
+// The engine answers GET and HEAD /status, OPTIONS / and OPTIONS /status,
+// and 405 for other methods, with the bytes net/http sends for [Handler]'s
+// answers: same status line, headers in net/http's order (sorted, then Date,
+// then Connection), same body, same keep-alive rules for HTTP/1.0 and 1.1,
+// same 431 limit (MaxHeaderBytes plus net/http's 4096 bytes of slack), same
+// "400 Bad Request" for a malformed request line or header line, same 400
+// for a request line cut off by the read-header timeout. Everything else
+// (other paths, escaped paths, absolute targets, bodies, Transfer-Encoding,
+// Expect, a missing or repeated Host, invalid header names or values,
+// other HTTP versions, a request cut short by the client's half-close) is
+// handed to net/http with the bytes already read, and net/http answers it
+// exactly as before; the connection stays with net/http from then on. The
+// known differences: the Date value is computed once a second per loop;
+// WriteTimeout counts from when the socket first refuses bytes rather than
+// from the request; TCP_NODELAY is set only on connections kept alive (an
+// answer is always one write).
+//
+// Counting: [Checker.Check] counts its answers; the engine counts its 405s
+// with Codes().Inc, as [Handler] does; handed-over requests are counted by
+// [Handler]. Protocol errors (400 for a malformed request, 431) are not
+// counted, by either engine.
+//
+// Timeouts: the read-header timeout runs from accept, or from the first
+// byte of a later request; the idle timeout between requests; the write
+// timeout while answers wait for the socket. A sweep per loop (every
+// quarter of the shortest timeout, at most 1s) closes connections past
+// their deadline, so slowloris and idle clients are cut off.
+//
+// Stop: on ctx done every loop stops polling its listening socket, which is
+// then closed (a socket systemd holds keeps queuing connections for the
+// next process), closes idle keep-alive connections, lets each accepted
+// connection get its answer (with "Connection: close") and close; after
+// grace the rest are closed. net/http then stops likewise within what is
+// left of grace for the connections it was handed.
+
+import (
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// DefaultFastMaxConns bounds the connections the fast engine holds at once
+// (handed-over connections are net/http's and not counted). Beyond it a new
+// connection is accepted and closed at once. Each idle connection costs
+// about 100 bytes plus the kernel's socket buffers; one with an incomplete
+// request borrows a read buffer of MaxHeaderBytes+4.5 KiB until the request
+// is complete (12.5 KiB by default), so 50,000 slow clients would hold about
+// 640 MB; they are closed after the read-header timeout. The process's
+// RLIMIT_NOFILE (Go raises the soft limit to the hard one at start) may be
+// the tighter bound.
+const DefaultFastMaxConns = 50000
+
+// FastOptions tune [ServeFast]. Zero values take the defaults.
+type FastOptions struct {
+	// Loops is the number of event loops (GOMAXPROCS by default). With a
+	// [ReusePortListener] it is the number of its sockets.
+	Loops int
+	// MaxConns bounds the connections held at once (DefaultFastMaxConns).
+	MaxConns int
+	// Timeouts and header limit; by default those of the http.Server
+	// passed to ServeFast, else the package's constants.
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	WriteTimeout      time.Duration
+	MaxHeaderBytes    int
+	// LockOSThread pins each loop to its own thread (no clear gain
+	// measured on 2 CPUs; off by default).
+	LockOSThread bool
+
+	grace time.Duration
+}
+
+func (o FastOptions) withDefaults(srv *http.Server) FastOptions {
+	if o.Loops <= 0 {
+		o.Loops = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultFastMaxConns
+	}
+	pick := func(v, fromSrv, def time.Duration) time.Duration {
+		switch {
+		case v > 0:
+			return v
+		case fromSrv > 0:
+			return fromSrv
+		}
+		return def
+	}
+	var s http.Server
+	if srv != nil {
+		s.ReadHeaderTimeout, s.IdleTimeout, s.WriteTimeout, s.MaxHeaderBytes = srv.ReadHeaderTimeout, srv.IdleTimeout, srv.WriteTimeout, srv.MaxHeaderBytes
+	}
+	o.ReadHeaderTimeout = pick(o.ReadHeaderTimeout, s.ReadHeaderTimeout, ReadHeaderTimeout)
+	o.IdleTimeout = pick(o.IdleTimeout, s.IdleTimeout, IdleTimeout)
+	o.WriteTimeout = pick(o.WriteTimeout, s.WriteTimeout, WriteTimeout)
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = s.MaxHeaderBytes
+		if o.MaxHeaderBytes <= 0 {
+			o.MaxHeaderBytes = MaxHeaderBytes
+		}
+	}
+	return o
+}
+
+// handoffListener is the net.Listener net/http's Server consumes for the
+// connections the fast engine hands over.
+type handoffListener struct {
+	ch        chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newHandoffListener() *handoffListener {
+	return &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// deliver passes c to Accept, or closes it once the listener is closed.
+func (h *handoffListener) deliver(c net.Conn) {
+	select {
+	case h.ch <- c:
+	case <-h.done:
+		c.Close()
+	}
+}
+
+func (h *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.ch:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoffListener) Close() error {
+	h.closeOnce.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handoffListener) Addr() net.Addr { return handoffAddr{} }
+
+type handoffAddr struct{}
+
+func (handoffAddr) Network() string { return "tcp" }
+func (handoffAddr) String() string  { return "fast-engine-handoff" }
+
+// replayConn is a handed-over connection: the bytes the engine already read
+// come first.
+type replayConn struct {
+	net.Conn
+	replay []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.replay) > 0 {
+		n := copy(p, c.replay)
+		c.replay = c.replay[n:]
+		if len(c.replay) == 0 {
+			c.replay = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite lets net/http half-close as it does on its own connections.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

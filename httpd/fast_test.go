@@ -1,0 +1,665 @@
+package httpd
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// engineCase is one way to serve: net/http alone, or the fast engine with
+// its own SO_REUSEPORT sockets or with one shared (inherited) socket.
+type engineCase struct {
+	name   string
+	fast   bool
+	listen func(addr string) (net.Listener, error)
+}
+
+var testEngines = []engineCase{
+	{"net-http", false, func(a string) (net.Listener, error) { return net.Listen("tcp", a) }},
+	{"fast-reuseport", true, func(a string) (net.Listener, error) { return ListenReusePort(a, 2) }},
+	{"fast-shared", true, func(a string) (net.Listener, error) { return net.Listen("tcp", a) }},
+}
+
+// serveEngine serves h with engine e on a loopback port until the test ends
+// or stop is called; tweak adjusts the server's limits first. stop cancels
+// and returns the serve error.
+func serveEngine(t *testing.T, e engineCase, h *Handler, tweak func(*http.Server)) (addr string, stop func() error) {
+	t.Helper()
+	ln, err := e.listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(h, zerolog.Nop())
+	if tweak != nil {
+		tweak(srv)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		defer ln.Close()
+		if e.fast {
+			done <- ServeFast(ctx, h.c, srv, ln, 2*time.Second, FastOptions{Loops: 2})
+		} else {
+			done <- Serve(ctx, srv, ln, 2*time.Second)
+		}
+	}()
+	var once sync.Once
+	var serr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case serr = <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("serve did not return")
+			}
+		})
+		return serr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String(), stop
+}
+
+// fastTestHandler is testHandler with an extra path, served by net/http
+// after a handoff.
+func fastTestHandler(t *testing.T) *Handler {
+	h := testHandler(t)
+	h.Handle("/extra", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "extra "+r.Method+" "+r.URL.RawQuery+"\n")
+	}))
+	return h
+}
+
+var dateRE = regexp.MustCompile(`\r\nDate: [^\r]*\r\n`)
+
+// exchange sends req on a new connection and reads until the server
+// closes it (or a short idle wait passes for keep-alive answers).
+func exchange(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	buf := make([]byte, 64<<10)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		n, err := c.Read(buf)
+		all = append(all, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	return dateRE.ReplaceAllString(string(all), "\r\nDate: X\r\n")
+}
+
+// TestFastSameBytes sends the same raw requests to net/http and to the fast
+// engine and wants the same bytes back (the Date value aside).
+func TestFastSameBytes(t *testing.T) {
+	reqs := []string{
+		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /status?SERVICE=squid&PORT=80 HTTP/1.0\r\n\r\n",
+		"GET /status?SERVICE=squid&PORT=80&VIP=192.0.2.10 HTTP/1.0\r\n\r\n",
+		"GET /status?SERVICE=squid&PORT=80&VIP=192.0.2.11 HTTP/1.0\r\n\r\n",
+		"GET /status?SERVICE=web&PORT=443 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /status?SERVICE=nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /status?SERVICE=../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /status?SERVICE=%73quid&PORT=80 HTTP/1.0\r\n\r\n",
+		"GET /status?VIP=192.0.2.10%2C192.0.2.10&SERVICE=squid&PORT=80 HTTP/1.0\r\n\r\n",
+		"GET /status?%zz HTTP/1.0\r\n\r\n",
+		"HEAD /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"HEAD /status HTTP/1.0\r\n\r\n",
+		"OPTIONS / HTTP/1.0\r\n\r\n",
+		"OPTIONS /status?SERVICE=nope HTTP/1.0\r\n\r\n",
+		"OPTIONS /other HTTP/1.0\r\n\r\n",
+		"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"POST /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"DELETE /anything HTTP/1.0\r\n\r\n",
+		"POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+		"POST /status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		"GET / HTTP/1.0\r\n\r\n",
+		"GET /extra?a=b HTTP/1.0\r\n\r\n",
+		"GET /%73tatus HTTP/1.0\r\n\r\n",
+		"GET /status/ HTTP/1.0\r\n\r\n",
+		"GET http://x/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		// Connection handling.
+		"GET /status HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /status HTTP/1.0\r\n\r\n",
+		"GET /status HTTP/1.0\r\nConnection: Keep-Alive, close\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: CLOSE\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
+		"GET /status HTTP/1.1\nHost: x\nConnection: close\n\n",
+		"\r\nGET /status HTTP/1.0\r\n\r\n",
+		// Pipelining, with a handoff in the middle.
+		"GET /status HTTP/1.1\r\nHost: x\r\n\r\nHEAD /status HTTP/1.1\r\nHost: x\r\n\r\nGET /extra?p HTTP/1.1\r\nHost: x\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		// Bad input.
+		"GET /status\r\n\r\n",
+		"GET /status FOO/1.1\r\nHost: x\r\n\r\n",
+		"GET /status HTTP/1.1\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: a b\r\n\r\n",
+		"GET /status HTTP/2.0\r\nHost: x\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nNo-Colon\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n",
+		"G@T /status HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /sta\x01tus HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 16<<10) + "\r\n\r\n",
+	}
+	var addrs []string
+	for _, e := range testEngines {
+		a, _ := serveEngine(t, e, fastTestHandler(t), nil)
+		addrs = append(addrs, a)
+	}
+	for _, req := range reqs {
+		want := exchange(t, addrs[0], req)
+		for i, e := range testEngines[1:] {
+			if got := exchange(t, addrs[i+1], req); got != want {
+				t.Errorf("%s: request %.120q\n got %q\nwant %q", e.name, req, got, want)
+			}
+		}
+	}
+}
+
+// TestFastCounts: every answer is counted exactly once, as with net/http.
+func TestFastCounts(t *testing.T) {
+	reqs := "GET /status HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /status?SERVICE=nope HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /status?SERVICE=..x HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"PUT /status HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /extra HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"HEAD /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	var counts []map[int]uint64
+	for _, e := range testEngines {
+		h := fastTestHandler(t)
+		addr, stop := serveEngine(t, e, h, nil)
+		if got := exchange(t, addr, reqs); strings.Count(got, "HTTP/1.1 ") != 8 {
+			t.Fatalf("%s: want 8 answers, got %q", e.name, got)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		m := map[int]uint64{}
+		h.c.Codes().Each(func(code int, n uint64) { m[code] = n })
+		counts = append(counts, m)
+	}
+	want := map[int]uint64{200: 3, 400: 1, 404: 2, 405: 1}
+	for i, m := range counts {
+		if len(m) != len(want) {
+			t.Errorf("%s: counts %v, want %v", testEngines[i].name, m, want)
+		}
+		for code, n := range want {
+			if m[code] != n {
+				t.Errorf("%s: counts %v, want %v", testEngines[i].name, m, want)
+			}
+		}
+	}
+}
+
+// TestFastKeepAliveIdle: an idle keep-alive connection is closed after the
+// idle timeout, one that keeps asking is not.
+func TestFastKeepAliveIdle(t *testing.T) {
+	for _, e := range testEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := serveEngine(t, e, fastTestHandler(t), func(s *http.Server) { s.IdleTimeout = 300 * time.Millisecond })
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for i := 0; i < 4; i++ {
+				if _, err := io.WriteString(c, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				time.Sleep(100 * time.Millisecond)
+			}
+			start := time.Now()
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("idle connection: read %d, %v; want EOF", n, err)
+			}
+			if d := time.Since(start); d < 150*time.Millisecond || d > 3*time.Second {
+				t.Fatalf("idle connection closed after %v, want about 300ms", d)
+			}
+		})
+	}
+}
+
+// TestFastGracefulStop: on stop, a connection accepted before it gets its
+// answer (with Connection: close), an idle keep-alive connection is closed,
+// a handed-over connection is finished by net/http, and no new connection
+// is accepted.
+func TestFastGracefulStop(t *testing.T) {
+	for _, e := range testEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			addr, stop := serveEngine(t, e, fastTestHandler(t), nil)
+			dial := func() net.Conn {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				return c
+			}
+			// idle: served once, kept alive.
+			idle := dial()
+			_, _ = io.WriteString(idle, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+			ibr := bufio.NewReader(idle)
+			if res, err := http.ReadResponse(ibr, nil); err != nil || res.StatusCode != 200 {
+				t.Fatalf("idle conn: %v %v", res, err)
+			} else {
+				_, _ = io.Copy(io.Discard, res.Body)
+			}
+			// partial: half a request sent before the stop.
+			partial := dial()
+			_, _ = io.WriteString(partial, "GET /status?SERVICE=squid")
+			// handed: a page request handed to net/http, kept alive.
+			handed := dial()
+			_, _ = io.WriteString(handed, "GET /extra HTTP/1.1\r\nHost: x\r\n\r\n")
+			hbr := bufio.NewReader(handed)
+			if res, err := http.ReadResponse(hbr, nil); err != nil || res.StatusCode != 200 {
+				t.Fatalf("handed conn: %v %v", res, err)
+			} else {
+				_, _ = io.Copy(io.Discard, res.Body)
+			}
+			time.Sleep(50 * time.Millisecond) // the partial bytes are read
+			stopped := make(chan error, 1)
+			go func() { stopped <- stop() }()
+			// The idle one is closed.
+			if n, err := ibr.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("idle keep-alive conn after stop: read %d, %v; want EOF", n, err)
+			}
+			// New connections are refused.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					break
+				}
+				c.Close()
+				if time.Now().After(deadline) {
+					t.Fatal("still accepting after stop")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			// The partial request completes and is answered, then closed.
+			_, _ = io.WriteString(partial, "&PORT=80 HTTP/1.1\r\nHost: x\r\n\r\n")
+			b, err := io.ReadAll(partial)
+			if err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 200 OK\r\n") || !strings.Contains(string(b), "\r\nConnection: close\r\n") || !strings.HasSuffix(string(b), BodyOK) {
+				t.Fatalf("partial request after stop: %v %q", err, b)
+			}
+			// The handed-over connection is closed by net/http.
+			if n, err := hbr.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("handed conn after stop: read %d, %v; want EOF", n, err)
+			}
+			select {
+			case err := <-stopped:
+				if err != nil {
+					t.Fatalf("serve: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("serve did not return")
+			}
+		})
+	}
+}
+
+// TestFastManyConns: many concurrent keep-alive clients, with pipelining,
+// all get right answers (run with -race).
+func TestFastManyConns(t *testing.T) {
+	for _, e := range testEngines[1:] {
+		t.Run(e.name, func(t *testing.T) {
+			addr, _ := serveEngine(t, e, fastTestHandler(t), nil)
+			var wg sync.WaitGroup
+			for i := 0; i < 32; i++ {
+				wg.Go(func() {
+					c, err := net.Dial("tcp", addr)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer c.Close()
+					_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+					br := bufio.NewReader(c)
+					for j := 0; j < 50; j++ {
+						req := "GET /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nHost: x\r\n\r\n"
+						if j%10 == 9 {
+							req = "GET /extra HTTP/1.1\r\nHost: x\r\n\r\n"
+						}
+						if _, err := io.WriteString(c, req+req); err != nil {
+							t.Error(err)
+							return
+						}
+						for k := 0; k < 2; k++ {
+							res, err := http.ReadResponse(br, nil)
+							if err != nil {
+								t.Error(err)
+								return
+							}
+							b, _ := io.ReadAll(res.Body)
+							if res.StatusCode != 200 || (string(b) != BodyOK && !strings.HasPrefix(string(b), "extra")) {
+								t.Errorf("got %d %q", res.StatusCode, b)
+								return
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// TestFastMaxConns: connections over the bound are closed at once.
+func TestFastMaxConns(t *testing.T) {
+	if !FastSupported {
+		t.Skip("no fast engine on this OS")
+	}
+	ln, err := ListenReusePort("127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fastTestHandler(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeFast(ctx, h.c, NewServer(h, zerolog.Nop()), ln, time.Second, FastOptions{MaxConns: 2})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		ln.Close()
+	}()
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if res, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || res.StatusCode != 200 {
+			t.Fatalf("conn %d: %v %v", i, res, err)
+		}
+		held = append(held, c)
+	}
+	got := exchange(t, ln.Addr().String(), "GET /status HTTP/1.0\r\n\r\n")
+	if got != "" {
+		t.Fatalf("third connection answered: %q", got)
+	}
+	held[0].Close()
+	time.Sleep(100 * time.Millisecond)
+	if got := exchange(t, ln.Addr().String(), "GET /status HTTP/1.0\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.0 200 OK") {
+		t.Fatalf("after one closed: %q", got)
+	}
+}
+
+// TestFastOptionsDefaults: the engine takes the server's limits.
+func TestFastOptionsDefaults(t *testing.T) {
+	srv := NewServer(http.NotFoundHandler(), zerolog.Nop())
+	srv.ReadHeaderTimeout = time.Millisecond
+	o := FastOptions{}.withDefaults(srv)
+	if o.ReadHeaderTimeout != time.Millisecond || o.IdleTimeout != IdleTimeout || o.WriteTimeout != WriteTimeout || o.MaxHeaderBytes != MaxHeaderBytes || o.Loops < 1 || o.MaxConns != DefaultFastMaxConns {
+		t.Fatalf("defaults: %+v", o)
+	}
+}
+
+func fastBenchChecker(tb testing.TB) *Checker {
+	st := snap(tb, map[string]string{"status.html": "", "squid.80": "", "web.443": "drain 50% # deploy 1234"}, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
+	return NewChecker(CheckerOptions{Store: st})
+}
+
+// TestFastAnswerNoAllocs: parsing and answering a health check allocates
+// nothing.
+func TestFastAnswerNoAllocs(t *testing.T) {
+	c := fastBenchChecker(t)
+	req := []byte("GET /status?SERVICE=web&PORT=443&VIP=192.0.2.10 HTTP/1.1\r\nHost: 127.0.0.1:8001\r\nUser-Agent: HAProxy\r\nConnection: keep-alive\r\n\r\n")
+	out := make([]byte, 0, 4096)
+	var d httpDate
+	var r fastReq
+	now := time.Now()
+	allocs := testing.AllocsPerRun(1000, func() {
+		n, oc := parseRequest(req, MaxHeaderBytes, &r)
+		if oc != reqAnswer || n != len(req) {
+			t.Fatalf("outcome %d n %d", oc, n)
+		}
+		out, _ = fastAnswer(out[:0], c, &r, d.get(now), false)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per request", allocs)
+	}
+}
+
+func BenchmarkFastParseAnswer(b *testing.B) {
+	c := fastBenchChecker(b)
+	req := []byte("GET /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nHost: 127.0.0.1:8001\r\nUser-Agent: wrk\r\n\r\n")
+	out := make([]byte, 0, 4096)
+	var d httpDate
+	var r fastReq
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = parseRequest(req, MaxHeaderBytes, &r)
+		out, _ = fastAnswer(out[:0], c, &r, d.get(now), false)
+	}
+}
+
+// FuzzFastParse feeds arbitrary bytes to the parser and, when it answers,
+// to the answer writer: no panic, consumed bytes within the input, the
+// query inside the request, and an answer that net/http's client reads.
+func FuzzFastParse(f *testing.F) {
+	for _, s := range []string{
+		"GET /status HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /status?SERVICE=squid&PORT=80&VIP=192.0.2.10 HTTP/1.0\r\n\r\n",
+		"OPTIONS / HTTP/1.0\r\n\r\n",
+		"PUT /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"\r\n\nGET /status HTTP/1.1\nHost: x\n\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\nGET /",
+		"GET /st",
+		"\r",
+	} {
+		f.Add([]byte(s), uint16(64))
+	}
+	c := fastBenchChecker(f)
+	f.Fuzz(func(t *testing.T, b []byte, limit uint16) {
+		lim := int(limit%(MaxHeaderBytes+1)) + 1
+		var r fastReq
+		n, oc := parseRequest(b, lim, &r)
+		if n < 0 || n > len(b) || n > lim {
+			t.Fatalf("n = %d for %d bytes (limit %d)", n, len(b), lim)
+		}
+		switch oc {
+		case reqIncomplete, reqBad, reqTooLarge:
+			if n != 0 {
+				t.Fatalf("outcome %d with n = %d", oc, n)
+			}
+			return
+		case reqHandoff:
+			return
+		case reqAnswer:
+		default:
+			t.Fatalf("outcome %d", oc)
+		}
+		if len(r.query) > 0 {
+			q := string(r.query)
+			if !strings.Contains(string(b[:n]), q) {
+				t.Fatalf("query %q not in the request", q)
+			}
+		}
+		var d httpDate
+		out, closeAfter := fastAnswer(nil, c, &r, d.get(time.Now()), false)
+		method := "GET"
+		if r.head {
+			method = "HEAD"
+		}
+		res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(out))), &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("answer %q: %v", out, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		if err != nil || (r.head && len(body) != 0) {
+			t.Fatalf("answer %q: body %q %v", out, body, err)
+		}
+		if closeAfter != res.Close {
+			t.Fatalf("answer %q: close %v, response says %v", out, closeAfter, res.Close)
+		}
+	})
+}
+
+// TestFastPartialRequests: a request cut off by the read-header timeout or
+// by the client's half-close gets what net/http answers (400), a
+// connection that never sent a byte is closed silently.
+func TestFastPartialRequests(t *testing.T) {
+	reqs := []string{"", "\x16\x03\x01\x02\x00", "GET /status", "GET /status HTTP/1.1\r\nHost: x\r\n"}
+	var addrs []string
+	for _, e := range testEngines {
+		a, _ := serveEngine(t, e, fastTestHandler(t), func(s *http.Server) { s.ReadHeaderTimeout = 200 * time.Millisecond })
+		addrs = append(addrs, a)
+	}
+	get := func(addr, req string, halfClose bool) string {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(c, req)
+		if halfClose {
+			_ = c.(*net.TCPConn).CloseWrite()
+		}
+		b, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("%q: %v", req, err)
+		}
+		return string(b)
+	}
+	for _, half := range []bool{false, true} {
+		for _, req := range reqs {
+			want := get(addrs[0], req, half)
+			for i, e := range testEngines[1:] {
+				if got := get(addrs[i+1], req, half); got != want {
+					t.Errorf("%s: %q (half-close %v): got %q, want %q", e.name, req, half, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestFastBackpressure: a client that pipelines many requests and reads
+// slowly fills the socket; the engine keeps the rest of the answers until
+// the socket takes them and loses none.
+func TestFastBackpressure(t *testing.T) {
+	for _, e := range testEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := serveEngine(t, e, fastTestHandler(t), nil)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.(*net.TCPConn).SetReadBuffer(32 << 10)
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			const n = 30000
+			go func() {
+				req := strings.Repeat("GET /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nHost: x\r\n\r\n", 100)
+				for i := 0; i < n/100; i++ {
+					if _, err := io.WriteString(c, req); err != nil {
+						return
+					}
+				}
+			}()
+			time.Sleep(200 * time.Millisecond) // let the buffers fill
+			br := bufio.NewReader(c)
+			for i := 0; i < n; i++ {
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("answer %d: %v", i, err)
+				}
+				b, _ := io.ReadAll(res.Body)
+				if res.StatusCode != 200 || string(b) != BodyOK {
+					t.Fatalf("answer %d: %d %q", i, res.StatusCode, b)
+				}
+			}
+		})
+	}
+}
+
+// TestListenReusePort: the sockets share one port, a port already in use
+// is refused (a second daemon must not take half the checks), IPv6 works.
+func TestListenReusePort(t *testing.T) {
+	if !FastSupported {
+		t.Skip("no fast engine on this OS")
+	}
+	ln, err := ListenReusePort("127.0.0.1:0", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if n := ln.(interface{ Loops() int }).Loops(); n != 3 {
+		t.Fatalf("%d sockets, want 3", n)
+	}
+	if _, err := ListenReusePort(ln.Addr().String(), 2); err == nil {
+		t.Fatal("second bind of a port in use succeeded")
+	}
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := ListenReusePort(held.Addr().String(), 2); err == nil {
+		t.Fatal("bind of a port net.Listen holds succeeded")
+	}
+	if l6, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Log("no IPv6 loopback:", err)
+	} else {
+		l6.Close()
+		ln6, err := ListenReusePort("[::1]:0", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln6.Close()
+		e := engineCase{"fast-ipv6", true, func(string) (net.Listener, error) { return ln6, nil }}
+		addr, _ := serveEngine(t, e, fastTestHandler(t), nil)
+		if got := exchange(t, addr, "GET /status HTTP/1.0\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.0 200 OK") {
+			t.Fatalf("IPv6: %q", got)
+		}
+	}
+}
