@@ -103,10 +103,17 @@ func (d *proc) stop(t *testing.T) error {
 	}
 }
 
-// TestEndToEnd runs the real binary against a temp dir, as an operator would.
+// TestEndToEnd runs the real binary against a temp dir, as an operator
+// would, with each HTTP engine.
 func TestEndToEnd(t *testing.T) {
+	for _, engine := range []string{engineFast, engineNetHTTP} {
+		t.Run(strings.ReplaceAll(engine, "/", "_"), func(t *testing.T) { testEndToEnd(t, engine) })
+	}
+}
+
+func testEndToEnd(t *testing.T, engine string) {
 	dir := filepath.Join(t.TempDir(), "flags")
-	d := runDaemon(t, "--dir", dir)
+	d := runDaemon(t, "--dir", dir, "--engine", engine)
 
 	if code, body := d.get(t, "/status"); code != 404 || !strings.Contains(body, "Service not available") {
 		t.Fatalf("no flag: %d %q", code, body)
@@ -138,6 +145,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitCode(t, "/status", 404)
+	// Pages are served on the same port whichever engine answers /status.
+	if code, body := d.get(t, "/status.txt"); code != 200 || !strings.Contains(body, "squid.80") {
+		t.Fatalf("/status.txt with engine %s: %d %q", engine, code, body)
+	}
 
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
@@ -152,6 +163,7 @@ func TestFlagErrors(t *testing.T) {
 		{"--port", "70000"},
 		{"--ip", "not-an-ip"},
 		{"--log-level", "loud"},
+		{"--engine", "nginx"},
 		{"--bogus"},
 		{"extra-arg"},
 	} {
