@@ -34,6 +34,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -135,8 +136,13 @@ func once(t *target, d *net.Dialer, buf []byte, timeout time.Duration, expect []
 	if t.mode == "agent" {
 		return errBad // closed before a whole line
 	}
+	return checkHTTP(buf[:n])
+}
+
+// checkHTTP accepts a whole HTTP answer with status 200.
+func checkHTTP(b []byte) error {
 	// "HTTP/1.x 200 "
-	if n < 13 || !bytes.HasPrefix(buf[:n], []byte("HTTP/1.")) || !bytes.Equal(buf[8:13], []byte(" 200 ")) {
+	if len(b) < 13 || !bytes.HasPrefix(b, []byte("HTTP/1.")) || !bytes.Equal(b[8:13], []byte(" 200 ")) {
 		return errBad
 	}
 	return nil
@@ -242,12 +248,18 @@ func main() {
 	timeout := flag.Duration("timeout", 2*time.Second, "per-connection deadline (dial, write and read)")
 	expect := flag.String("expect", "up ", "an agent reply must start with this")
 	pause := flag.Duration("pause", 0, "sleep between runs")
+	defClient := "go"
+	if epollSupported {
+		defClient = "epoll"
+	}
+	client := flag.String("client", defClient, "epoll: non-blocking sockets on -loops event loops, one OS thread each (like wrk; Linux); go: one goroutine per worker with net.Dial")
+	loops := flag.Int("loops", runtime.NumCPU(), "event loops of the epoll client")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: agentload [flags] NAME=http://HOST:PORT/PATH|NAME=agent://HOST:PORT/LINE ...\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() == 0 || *conc < 1 || *rounds < 1 {
+	if flag.NArg() == 0 || *conc < 1 || *rounds < 1 || (*client != "go" && *client != "epoll") {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -260,7 +272,11 @@ func main() {
 		}
 		ts = append(ts, t)
 	}
-	fmt.Printf("== agentload -c %d -d %s, %d round(s); one connection per request; baseline %s\n", *conc, *dur, *rounds, ts[0].name)
+	how := *client + " client"
+	if *client == "epoll" {
+		how += fmt.Sprintf(", %d loop(s)", *loops)
+	}
+	fmt.Printf("== agentload -c %d -d %s, %d round(s), %s; one connection per request; baseline %s\n", *conc, *dur, *rounds, how, ts[0].name)
 	res := make([][]result, len(ts)) // [target][round]
 	failed := false
 	for r := 0; r < *rounds; r++ {
@@ -269,7 +285,12 @@ func main() {
 			if *pause > 0 {
 				time.Sleep(*pause)
 			}
-			x := run(&ts[i], *conc, *dur, *timeout, []byte(*expect))
+			var x result
+			if *client == "epoll" {
+				x = runEpoll(&ts[i], *conc, *loops, *dur, *timeout, []byte(*expect))
+			} else {
+				x = run(&ts[i], *conc, *dur, *timeout, []byte(*expect))
+			}
 			res[i] = append(res[i], x)
 			note := ""
 			if x.errs+x.bad > 0 {
