@@ -87,6 +87,7 @@ type Agent struct {
 	log      zerolog.Logger
 	ln       net.Listener
 	draining atomic.Bool
+	live     atomic.Int64 // connections open (event loops only)
 
 	conns, bad atomic.Uint64
 }
@@ -163,7 +164,16 @@ func (a *Agent) Serve(ctx context.Context) error {
 	if a.ln == nil {
 		return errors.New("agent: Serve before Listen")
 	}
-	ln := a.ln
+	// Linux, TCP: event loops (agent_linux.go); elsewhere a goroutine per
+	// connection.
+	if ok, err := a.serveLoops(ctx, a.ln); ok {
+		return err
+	}
+	return a.serveGoroutines(ctx, a.ln)
+}
+
+// serveGoroutines is [Agent.Serve] with a goroutine per connection.
+func (a *Agent) serveGoroutines(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer ln.Close()
