@@ -30,6 +30,7 @@ type agentConn struct {
 	start    int64
 	deadline int64 // unix ns: answer (reading) or close (lingering) then
 	linger   bool  // answered; waiting for the peer to close
+	polled   bool  // in the loop's epoll set and conns
 	reads    int   // reads while lingering
 	buf      [MaxAgentLine]byte
 }
@@ -235,17 +236,26 @@ func (l *agentLoop) accept(now int64) {
 		l.a.conns.Add(1)
 		c := l.get()
 		c.fd, c.start, c.deadline = fd, now, now+int64(l.a.sendWait)
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
-			unix.Close(fd)
-			l.a.live.Add(-1)
-			l.put(c)
-			continue
-		}
-		l.conns[fd] = c
 		// HAProxy sends its agent-send line as soon as it is connected:
-		// it is often here already.
+		// it is often here already, and then the connection is answered
+		// and closed without entering the epoll set.
 		l.readLine(c, now)
 	}
+}
+
+// poll makes the loop wait for c's input (and watch its deadline); false
+// when that failed and c is closed.
+func (l *agentLoop) poll(c *agentConn) bool {
+	if c.polled {
+		return true
+	}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)}); err != nil {
+		l.close(c)
+		return false
+	}
+	c.polled = true
+	l.conns[c.fd] = c
+	return true
 }
 
 func (l *agentLoop) get() *agentConn {
@@ -258,7 +268,7 @@ func (l *agentLoop) get() *agentConn {
 }
 
 func (l *agentLoop) put(c *agentConn) {
-	c.n, c.linger, c.reads = 0, false, 0
+	c.n, c.linger, c.reads, c.polled = 0, false, 0, false
 	if len(l.free) < 256 {
 		l.free = append(l.free, c)
 	}
@@ -266,7 +276,9 @@ func (l *agentLoop) put(c *agentConn) {
 
 func (l *agentLoop) close(c *agentConn) {
 	unix.Close(c.fd) // leaves the epoll set too
-	delete(l.conns, c.fd)
+	if c.polled {
+		delete(l.conns, c.fd)
+	}
 	l.a.live.Add(-1)
 	l.put(c)
 }
@@ -277,6 +289,7 @@ func (l *agentLoop) readLine(c *agentConn, now int64) {
 	for {
 		m, errno := read(c.fd, c.buf[c.n:])
 		if errno == unix.EAGAIN {
+			l.poll(c)
 			return
 		}
 		if errno == unix.EINTR {
@@ -290,23 +303,28 @@ func (l *agentLoop) readLine(c *agentConn, now int64) {
 			c.n += m
 		}
 		if i := bytes.IndexByte(c.buf[:c.n], '\n'); i >= 0 {
-			l.answer(c, string(c.buf[:i]), true, now)
+			l.answer(c, string(c.buf[:i]), true, i == c.n-1, now)
 			return
 		}
 		if m <= 0 {
 			// EOF or an error: answer what we have.
-			l.answer(c, string(c.buf[:c.n]), true, now)
+			l.answer(c, string(c.buf[:c.n]), true, false, now)
 			return
 		}
 		if c.n == len(c.buf) {
-			l.answer(c, "", false, now)
+			l.answer(c, "", false, false, now)
 			return
 		}
 	}
 }
 
-// answer writes the reply, half-closes and lingers, as serveConn does.
-func (l *agentLoop) answer(c *agentConn, line string, ok bool, now int64) {
+// answer writes the reply, half-closes and lingers, as serveConn does. With
+// clean (the line ended with its newline and nothing followed it) and no
+// more input waiting, it closes at once: a peer that sent one line and
+// waits for the reply, as HAProxy does, sends nothing more, so there is
+// nothing a reset could come from, and the linger would only cost the
+// peer's FIN a wake-up of its own.
+func (l *agentLoop) answer(c *agentConn, line string, ok, clean bool, now int64) {
 	a := l.a
 	reply := AgentBadRequest
 	if ok {
@@ -323,12 +341,23 @@ func (l *agentLoop) answer(c *agentConn, line string, ok bool, now int64) {
 		l.close(c)
 		return
 	}
+	if clean {
+		var b [1]byte
+		if _, errno := read(c.fd, b[:]); errno == unix.EAGAIN {
+			l.close(c)
+			return
+		} else if errno == 0 {
+			c.reads++ // a byte, or the peer's close (then drain sees EOF again)
+		}
+	}
 	// Half-close, then wait briefly for the peer to close: closing with
 	// unread input would send a reset, which may discard the reply.
 	_ = unix.Shutdown(c.fd, unix.SHUT_WR)
 	c.linger = true
 	c.deadline = now + int64(agentLinger)
-	l.drain(c)
+	if l.poll(c) {
+		l.drain(c)
+	}
 }
 
 // drain reads and drops what the peer still sends while lingering, and
@@ -361,7 +390,7 @@ func (l *agentLoop) sweep(now int64) {
 		if c.linger {
 			l.close(c)
 		} else {
-			l.answer(c, string(c.buf[:c.n]), true, now)
+			l.answer(c, string(c.buf[:c.n]), true, false, now)
 		}
 	}
 }
