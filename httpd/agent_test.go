@@ -172,8 +172,31 @@ func TestAgentExpiry(t *testing.T) {
 // returns nil when cancelled.
 func agentServe(t *testing.T, a *Agent) string {
 	t.Helper()
+	return agentServeWith(t, a, nil)
+}
+
+// agentPaths are the two ways Serve runs: event loops (Linux, a TCP
+// listener) and a goroutine per connection (elsewhere, or any other
+// listener: here the TCP listener behind a wrapper).
+var agentPaths = []struct {
+	name string
+	wrap func(net.Listener) net.Listener
+}{
+	{"loops", nil},
+	{"goroutines", func(ln net.Listener) net.Listener { return wrappedListener{ln} }},
+}
+
+type wrappedListener struct{ net.Listener }
+
+// agentServeWith is agentServe with the listener wrapped by wrap (nil: as
+// it is).
+func agentServeWith(t *testing.T, a *Agent, wrap func(net.Listener) net.Listener) string {
+	t.Helper()
 	if err := a.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		a.UseListener(wrap(a.ln))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -216,9 +239,15 @@ func agentAsk(t *testing.T, addr, send string) string {
 }
 
 func TestAgentServe(t *testing.T) {
+	for _, p := range agentPaths {
+		t.Run(p.name, func(t *testing.T) { testAgentServe(t, p.wrap) })
+	}
+}
+
+func testAgentServe(t *testing.T, wrap func(net.Listener) net.Listener) {
 	st := agentStore(t, agentFlags)
 	a := newTestAgent(t, st, AgentOptions{SendWait: 50 * time.Millisecond, Logger: zerolog.Nop()})
-	addr := agentServe(t, a)
+	addr := agentServeWith(t, a, wrap)
 
 	for _, tt := range []struct{ send, want string }{
 		{"squid.80\n", "up ready 100%\n"},
@@ -266,9 +295,15 @@ func TestAgentBackToUp(t *testing.T) {
 // TestAgentSilentClient: a client that connects and neither sends nor
 // closes still gets an answer and then the connection is closed.
 func TestAgentSilentClient(t *testing.T) {
+	for _, p := range agentPaths {
+		t.Run(p.name, func(t *testing.T) { testAgentSilentClient(t, p.wrap) })
+	}
+}
+
+func testAgentSilentClient(t *testing.T, wrap func(net.Listener) net.Listener) {
 	st := agentStore(t, agentFlags)
 	a := newTestAgent(t, st, AgentOptions{SendWait: 50 * time.Millisecond})
-	addr := agentServe(t, a)
+	addr := agentServeWith(t, a, wrap)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -282,6 +317,84 @@ func TestAgentSilentClient(t *testing.T) {
 	}
 	if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the reply: %v, want EOF (the agent closes)", err)
+	}
+}
+
+// TestAgentSplitLine: a line that arrives in pieces is answered once whole;
+// a client that sends nothing at first and its line after the default
+// answer still reads that answer whole (the agent lingers, no reset).
+func TestAgentSplitLine(t *testing.T) {
+	for _, p := range agentPaths {
+		t.Run(p.name, func(t *testing.T) {
+			st := agentStore(t, agentFlags)
+			a := newTestAgent(t, st, AgentOptions{SendWait: 100 * time.Millisecond})
+			addr := agentServeWith(t, a, p.wrap)
+			for _, tt := range []struct {
+				first, second string
+				pause         time.Duration
+				want          string
+			}{
+				{"squi", "d.80\n", 20 * time.Millisecond, "up ready 100%\n"},
+				{"", "web.443\n", 300 * time.Millisecond, "up ready 100%\n"}, // answered for status.html first
+			} {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				if tt.first != "" {
+					if _, err := io.WriteString(c, tt.first); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(tt.pause)
+				_, _ = io.WriteString(c, tt.second)
+				b, err := io.ReadAll(c)
+				c.Close()
+				if string(b) != tt.want || err != nil {
+					t.Errorf("%q, %v, then %q: reply %q, %v; want %q", tt.first, tt.pause, tt.second, b, err, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestAgentMaxConns: with MaxConns connections open, the next one waits
+// until one of them ends.
+func TestAgentMaxConns(t *testing.T) {
+	for _, p := range agentPaths {
+		t.Run(p.name, func(t *testing.T) {
+			st := agentStore(t, agentFlags)
+			a := newTestAgent(t, st, AgentOptions{SendWait: 5 * time.Second, MaxConns: 2})
+			addr := agentServeWith(t, a, p.wrap)
+			var silent []net.Conn
+			for i := 0; i < 2; i++ {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				silent = append(silent, c)
+			}
+			time.Sleep(50 * time.Millisecond) // both taken by the agent
+			c, err := net.Dial("tcp", addr)   // into the backlog
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, "squid.80\n"); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if b, err := c.Read(make([]byte, 64)); err == nil {
+				t.Fatalf("third connection answered (%d bytes) while two are open with MaxConns 2", b)
+			}
+			silent[0].Close() // the agent sees EOF, answers, closes: room for one
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if b, err := io.ReadAll(c); string(b) != "up ready 100%\n" {
+				t.Errorf("third connection after one closed: %q, %v", b, err)
+			}
+		})
 	}
 }
 
