@@ -340,8 +340,9 @@ func (l *agentLoop) answer(c *agentConn, line string, ok, clean bool, now int64)
 	}
 	out := append(append(l.wbuf[:0], reply...), '\n')
 	l.wbuf = out[:0]
-	// One short line into a fresh connection's empty send buffer (at least
-	// 4 KiB): it is taken whole or the connection is broken.
+	// One short line (a reason is at most cache.MaxReasonLen bytes) into a
+	// fresh connection's empty send buffer (at least 4 KiB): it is taken
+	// whole or the connection is broken.
 	if m, errno := write(c.fd, out); errno != 0 || m != len(out) {
 		l.close(c)
 		return
