@@ -328,7 +328,8 @@ func (l *agentLoop) readLine(c *agentConn, now int64) {
 // more input waiting, it closes at once: a peer that sent one line and
 // waits for the reply, as HAProxy does, sends nothing more, so there is
 // nothing a reset could come from, and the linger would only cost the
-// peer's FIN a wake-up of its own.
+// peer's FIN a wake-up of its own. A peer that closed already (EOF) is
+// closed at once too, as serveConn's linger read would.
 func (l *agentLoop) answer(c *agentConn, line string, ok, clean bool, now int64) {
 	a := l.a
 	reply := AgentBadRequest
@@ -349,11 +350,14 @@ func (l *agentLoop) answer(c *agentConn, line string, ok, clean bool, now int64)
 	}
 	if clean {
 		var b [1]byte
-		if _, errno := read(c.fd, b[:]); errno == unix.EAGAIN {
+		m, errno := read(c.fd, b[:])
+		if errno == unix.EAGAIN || (errno == 0 && m == 0) {
+			// Nothing more pending, or the peer closed already.
 			l.close(c)
 			return
-		} else if errno == 0 {
-			c.reads++ // a byte, or the peer's close (then drain sees EOF again)
+		}
+		if m > 0 {
+			c.reads++
 		}
 	}
 	// Half-close, then wait briefly for the peer to close: closing with
