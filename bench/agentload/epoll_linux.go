@@ -33,17 +33,20 @@ func runEpoll(t *target, c, loops int, d, timeout time.Duration, expect []byte) 
 	if err != nil {
 		return result{errs: 1, firstErr: err}
 	}
-	var sa unix.Sockaddr
+	// newSockaddr: one per loop (unix.Connect writes into it).
 	family := unix.AF_INET
-	if ip4 := ap.IP.To4(); ip4 != nil {
-		s := &unix.SockaddrInet4{Port: ap.Port}
-		copy(s.Addr[:], ip4)
-		sa = s
-	} else {
+	if ap.IP.To4() == nil {
+		family = unix.AF_INET6
+	}
+	newSockaddr := func() unix.Sockaddr {
+		if ip4 := ap.IP.To4(); ip4 != nil {
+			s := &unix.SockaddrInet4{Port: ap.Port}
+			copy(s.Addr[:], ip4)
+			return s
+		}
 		s := &unix.SockaddrInet6{Port: ap.Port}
 		copy(s.Addr[:], ap.IP.To16())
-		sa = s
-		family = unix.AF_INET6
+		return s
 	}
 	loops = max(1, min(loops, c))
 	type lres struct {
@@ -65,6 +68,7 @@ func runEpoll(t *target, c, loops int, d, timeout time.Duration, expect []byte) 
 			defer runtime.UnlockOSThread()
 			r := &out[li]
 			r.lat = make([]time.Duration, 0, 1<<16)
+			sa := newSockaddr()
 			fail := func(e error) {
 				r.errs++
 				if r.err == nil {
