@@ -72,30 +72,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# free_port prints a TCP port nobody listens on, starting from a random one.
-free_port() {
-  local p=$((20000 + RANDOM % 30000)) i
-  for ((i = 0; i < 200; i++, p++)); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      if ! grep -q ":$(printf '%04X' "$p") " /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-        echo "$p"; return
-      fi
-    fi
-  done
-  echo "run.sh: no free port" >&2; exit 1
-}
-
-# wait_200 URL: waits up to 10 s for a 200.
-wait_200() {
-  local i code
-  for ((i = 0; i < 100; i++)); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)
-    [ "$code" = 200 ] && return 0
-    sleep 0.1
-  done
-  echo "run.sh: $1 answers $code, not 200" >&2
-  return 1
-}
+NAME=run.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh # after the cd to the repository root
 
 echo "== machine: $(nproc) CPUs, $(awk -F": " "/^model name/ { print \$2; exit }" /proc/cpuinfo), Linux $(uname -r), $(go env GOVERSION), $(nginx -v 2>&1 | sed "s/.*: //"), $(wrk -v 2>&1 | head -1 | cut -d" " -f1-2)"
 echo "== build"

@@ -44,26 +44,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  local p=$((20000 + RANDOM % 30000)) i
-  for ((i = 0; i < 200; i++, p++)); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
-      ! grep -q ":$(printf '%04X' "$p") " /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-      echo "$p"; return
-    fi
-  done
-  echo "no free port" >&2; exit 1
-}
-wait_200() {
-  local i code
-  for ((i = 0; i < 200; i++)); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)
-    [ "$code" = 200 ] && return 0
-    sleep 0.1
-  done
-  echo "syscalls.sh: $1 answers $code, not 200" >&2
-  return 1
-}
+NAME=syscalls.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh # after the cd to the repository root
 now() { date +%H:%M:%S.%6N; }
 
 # load NAME URL...: runs wrk on each URL (keep-alive for the first, one
@@ -147,8 +130,8 @@ for eng in "${ENGINE_LIST[@]}"; do
   strace -f -qq -tt -yy -s 64 -o "$T/$name.trace" "$T/http_status" "${args[@]}" &
   PIDS+=($!)
   base="http://127.0.0.1:$port"
-  wait_200 "$base/status?SERVICE=x&PORT=80&VIP=127.0.0.1"
-  wait_200 "$base/status"
+  wait_200 "$base/status?SERVICE=x&PORT=80&VIP=127.0.0.1" 200
+  wait_200 "$base/status" 200
   sleep 0.5 # let startup settle
   load "$name" "$base/status?SERVICE=x&PORT=80&VIP=127.0.0.1" "$base/status"
   report "$name" 1 || FAIL=1
@@ -177,7 +160,7 @@ http {
 EOF
   strace -f -qq -tt -yy -s 64 -o "$T/nginx.trace" nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -g 'daemon off;' &
   PIDS+=($!)
-  wait_200 "http://127.0.0.1:$port/status.html"
+  wait_200 "http://127.0.0.1:$port/status.html" 200
   sleep 0.5
   load nginx "http://127.0.0.1:$port/status.html" "http://127.0.0.1:$port/status.html"
   echo
