@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -49,12 +48,7 @@ func runEpoll(t *target, c, loops int, d, timeout time.Duration, expect []byte) 
 		return s
 	}
 	loops = max(1, min(loops, c))
-	type lres struct {
-		ok, errs, bad int
-		lat           []time.Duration
-		err           error
-	}
-	out := make([]lres, loops)
+	out := make([]part, loops)
 	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(d)
@@ -208,23 +202,7 @@ func runEpoll(t *target, c, loops int, d, timeout time.Duration, expect []byte) 
 		})
 	}
 	wg.Wait()
-	el := time.Since(start)
-	var res result
-	var lat []time.Duration
-	for _, r := range out {
-		res.ok += r.ok
-		res.errs += r.errs
-		res.bad += r.bad
-		lat = append(lat, r.lat...)
-		if res.firstErr == nil {
-			res.firstErr = r.err
-		}
-	}
-	slices.Sort(lat)
-	res.rps = float64(res.ok) / min(el, d).Seconds()
-	res.p50 = pct(lat, 50)
-	res.p99 = pct(lat, 99)
-	return res
+	return merge(out, min(time.Since(start), d))
 }
 
 // readSome reads what is there; finished is true once the reply is whole

@@ -155,14 +155,36 @@ type result struct {
 	firstErr      error
 }
 
+// part is what one worker (or one epoll loop) counted.
+type part struct {
+	ok, errs, bad int
+	lat           []time.Duration
+	err           error
+}
+
+// merge sums the parts of a run that took elapsed.
+func merge(parts []part, elapsed time.Duration) result {
+	var res result
+	var lat []time.Duration
+	for _, r := range parts {
+		res.ok += r.ok
+		res.errs += r.errs
+		res.bad += r.bad
+		lat = append(lat, r.lat...)
+		if res.firstErr == nil {
+			res.firstErr = r.err
+		}
+	}
+	slices.Sort(lat)
+	res.rps = float64(res.ok) / elapsed.Seconds()
+	res.p50 = pct(lat, 50)
+	res.p99 = pct(lat, 99)
+	return res
+}
+
 // run drives t with c workers for d.
 func run(t *target, c int, d, timeout time.Duration, expect []byte) result {
-	type wres struct {
-		ok, errs, bad int
-		lat           []time.Duration
-		err           error
-	}
-	out := make([]wres, c)
+	out := make([]part, c)
 	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(d)
@@ -197,23 +219,7 @@ func run(t *target, c int, d, timeout time.Duration, expect []byte) result {
 		})
 	}
 	wg.Wait()
-	el := time.Since(start)
-	var res result
-	var lat []time.Duration
-	for _, r := range out {
-		res.ok += r.ok
-		res.errs += r.errs
-		res.bad += r.bad
-		lat = append(lat, r.lat...)
-		if res.firstErr == nil {
-			res.firstErr = r.err
-		}
-	}
-	slices.Sort(lat)
-	res.rps = float64(res.ok) / el.Seconds()
-	res.p50 = pct(lat, 50)
-	res.p99 = pct(lat, 99)
-	return res
+	return merge(out, time.Since(start))
 }
 
 func pct(s []time.Duration, p float64) time.Duration {
