@@ -276,21 +276,9 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// eqFoldB reports whether b equals the upper-case ASCII word w, ignoring case.
+// eqFoldB is [eqFold] for a byte slice (no copy).
 func eqFoldB(b []byte, w string) bool {
-	if len(b) != len(w) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		if c != w[i] {
-			return false
-		}
-	}
-	return true
+	return eqFold(unsafeString(b), w)
 }
 
 // isTokenByte reports whether c may appear in an RFC 9110 token.
