@@ -128,26 +128,43 @@ func roundTrip(c *benchutil.Client, target string, want int) (*result, error) {
 	return r, nil
 }
 
-func files(bin string) error {
+// start runs the daemon on a new status directory holding the given flag
+// files and connects a client; stop undoes both and removes the directory.
+func start(bin string, flags ...string) (dir string, c *benchutil.Client, stop func(), err error) {
 	work, err := os.MkdirTemp("", "http_status-freshness")
 	if err != nil {
-		return err
+		return "", nil, nil, err
 	}
-	defer os.RemoveAll(work)
-	dir := filepath.Join(work, "status")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
+	dir = filepath.Join(work, "status")
+	d, err := func() (*benchutil.Daemon, error) {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, err
+		}
+		for _, f := range flags {
+			if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+				return nil, err
+			}
+		}
+		return benchutil.StartDaemon(bin, dir, work, 10*time.Second)
+	}()
+	if err != nil {
+		os.RemoveAll(work)
+		return "", nil, nil, err
 	}
-	d, err := benchutil.StartDaemon(bin, dir, work, 10*time.Second)
+	if c, err = benchutil.Dial(d.Addr); err != nil {
+		d.Stop()
+		os.RemoveAll(work)
+		return "", nil, nil, err
+	}
+	return dir, c, func() { c.Close(); d.Stop(); os.RemoveAll(work) }, nil
+}
+
+func files(bin string) error {
+	dir, c, stop, err := start(bin)
 	if err != nil {
 		return err
 	}
-	defer d.Stop()
-	c, err := benchutil.Dial(d.Addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer stop()
 
 	const target = "/status?SERVICE=fresh&PORT=80"
 	flag := filepath.Join(dir, "fresh.80")
@@ -215,28 +232,11 @@ func vips(bin string) error {
 	if err := netlink.LinkSetUp(lo); err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "http_status-freshness")
+	_, c, stop, err := start(bin, "status.html")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	dir := filepath.Join(work, "status")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "status.html"), nil, 0o644); err != nil {
-		return err
-	}
-	d, err := benchutil.StartDaemon(bin, dir, work, 10*time.Second)
-	if err != nil {
-		return err
-	}
-	defer d.Stop()
-	c, err := benchutil.Dial(d.Addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer stop()
 	const target = "/status?VIP=192.0.2.1"
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(192, 0, 2, 1), Mask: net.CIDRMask(32, 32)}}
 	rt, err := roundTrip(c, target, 404)
