@@ -138,7 +138,7 @@ http_status \- tell load balancers whether this host's services should get traff
 answers load balancers' health checks.
 Operators and deploy tools put a service in or out of rotation by creating or
 removing a \fIflag file\fR in the status directory
-(\fBtouch /run/http_status/squid.80\fR);
+(\fBtouch /var/run/http_status/squid.80\fR);
 load balancers poll
 \fBGET /status?SERVICE=squid&PORT=80&VIP=\fIaddr\fR
 and get 200 when the flag file exists and says up and every VIP is
@@ -192,11 +192,13 @@ It may be empty (up) or hold one line:
 service is up again.
 .SH FILES
 .TP
-.I /run/http_status
-The status directory of the packaged units and init scripts (owner
-\fBhttp_status\fR, group \fBhttp_status\fR, mode 0775).
-The default \fB\-\-dir\fR, \fI/var/run/http_status\fR, is the same
-directory where \fI/var/run\fR links to \fI/run\fR.
+.I /var/run/http_status
+The status directory: the default \fB\-\-dir\fR, and the directory of the
+control command, the init\-script functions, the SysV init script and the
+upstart job (owner \fBhttp_status\fR, group \fBhttp_status\fR, mode 0775
+when packaged).
+The systemd unit names it \fI/run/http_status\fR, the same directory
+wherever systemd runs (\fI/var/run\fR links to \fI/run\fR there).
 .TP
 .I /etc/default/http_status
 .TQ
