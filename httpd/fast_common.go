@@ -32,7 +32,8 @@ package httpd
 // "400 Bad Request" for a malformed request line or header line, same 400
 // for a request line cut off by the read-header timeout. Everything else
 // (other paths, escaped paths, absolute targets, bodies, Transfer-Encoding,
-// Expect, a missing or repeated Host, invalid header names or values,
+// Expect, a repeated Host, a missing Host on HTTP/1.1 except for the
+// health-check paths (see hostfix.go), invalid header names or values,
 // other HTTP versions, a request cut short by the client's half-close) is
 // handed to net/http with the bytes already read, and net/http answers it
 // exactly as before; the connection stays with net/http from then on. The

@@ -208,7 +208,7 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 			}
 		}
 	}
-	if hosts > 1 || conns > 1 || (hosts == 0 && !r.http10) {
+	if hosts > 1 || conns > 1 || (hosts == 0 && !r.http10 && !hostlessOK(path, r.kind == kindOptions)) {
 		return end, reqHandoff // net/http: 400 with its reason
 	}
 	hasClose, hasKeepAlive := connTokens(connVal)

@@ -23,6 +23,10 @@ const (
 	PathMetrics    = "/metrics"
 )
 
+// PathHealth answers like [PathHealthz], under the name FastCGI health
+// bridges (fastcgi-healthcheck) served.
+const PathHealth = "/health"
+
 // MaxPageRenders bounds how many status pages (JSON, text, board) render at
 // once. A page walks every service (10,000 flags make a 1.2 MB JSON page); a
 // flood of page requests gets 503 instead of eating the CPU the health
@@ -77,6 +81,7 @@ func (p *Pages) Mount(h *Handler) {
 	h.Handle(PathStatusText, p.page(p.serveText))
 	h.Handle(PathBoard, p.page(p.serveBoard))
 	h.Handle(PathHealthz, http.HandlerFunc(p.serveHealthz))
+	h.Handle(PathHealth, http.HandlerFunc(p.serveHealthz))
 }
 
 // page wraps a renderer: GET and HEAD only, bounded concurrency, no caching.
