@@ -205,3 +205,29 @@ func itoaT(i int) string {
 	}
 	return itoaT(i/10) + d[i%10:i%10+1]
 }
+
+// TestVIPMissingCode: --vip-missing-status 503 turns the missing-VIP answer
+// into a 503 (HAProxy's disable-on-404 then takes the server down instead of
+// draining it); everything else is unchanged.
+func TestVIPMissingCode(t *testing.T) {
+	st := snap(t, map[string]string{"squid.80": "", "web.80": "drain"}, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
+	for _, tc := range []struct {
+		opt  int
+		code int
+		body string
+	}{{0, 404, BodyNoVIP}, {404, 404, BodyNoVIP}, {503, 503, BodyNoVIP503}} {
+		c := NewChecker(CheckerOptions{Store: st, VIPMissingCode: tc.opt})
+		if r := c.Check("SERVICE=squid&PORT=80&VIP=192.0.2.11"); r.Code != tc.code || r.Body != tc.body || r.State != cache.Up || r.Reason != "VIP not configured" {
+			t.Errorf("VIPMissingCode %d: missing VIP answered %+v, want %d %q", tc.opt, r, tc.code, tc.body)
+		}
+		if r := c.Check("SERVICE=squid&PORT=80&VIP=192.0.2.10"); r.Code != 200 {
+			t.Errorf("VIPMissingCode %d: present VIP answered %d", tc.opt, r.Code)
+		}
+		if r := c.Check("SERVICE=web&PORT=80&VIP=192.0.2.11"); r.Code != 404 || r.Body != BodyDrain {
+			t.Errorf("VIPMissingCode %d: drain with a missing VIP answered %d %q, want the drain", tc.opt, r.Code, r.Body)
+		}
+		if r := c.Check("SERVICE=nope&VIP=192.0.2.11"); r.Code != 404 {
+			t.Errorf("VIPMissingCode %d: no flag answered %d, want 404", tc.opt, r.Code)
+		}
+	}
+}

@@ -13,9 +13,9 @@ import (
 // the legacy /var/run), the same directory as /var/run/http_status
 // wherever systemd runs.
 var systemdOnly = map[string]bool{
-	"systemd/http_status.service":   true,
-	"systemd/http_status.socket":    true,
-	"systemd/http_status.sysusers":  true,
+	"systemd/http_status.service":    true,
+	"systemd/http_status.socket":     true,
+	"systemd/http_status.sysusers":   true,
 	"packaging/http_status.tmpfiles": true,
 }
 

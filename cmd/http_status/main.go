@@ -195,7 +195,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return nil
 	}
 
-	checker := httpd.NewChecker(httpd.CheckerOptions{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly})
+	checker := httpd.NewChecker(httpd.CheckerOptions{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly, VIPMissingCode: cfg.VIPMissingStatus})
 	var agent *httpd.Agent
 	if agentLn != nil {
 		if agent, err = newAgent(cfg, checker, agentLn, log); err != nil {

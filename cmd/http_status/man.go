@@ -163,7 +163,8 @@ configured on an interface of this host.
 the flag is up (and every VIP is present).
 .TP
 .B 404
-no flag file, a VIP missing, or the flag says \fBdrain\fR
+no flag file, a VIP missing (503 with \fB\-\-vip\-missing\-status 503\fR),
+or the flag says \fBdrain\fR
 (with HAProxy's \fBhttp\-check disable\-on\-404\fR the server drains).
 .TP
 .B 503
