@@ -37,6 +37,19 @@ type Config struct {
 	AgentDefault     string
 	Engine           string
 	Version          bool
+	// Set holds the flags given on the command line (by their name in the
+	// flag set: "ip" and "i" are two names), as opposed to defaults.
+	Set map[string]bool
+}
+
+// set reports whether any of the named flags was given.
+func (c Config) set(names ...string) bool {
+	for _, n := range names {
+		if c.Set[n] {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultDir is the original tool's status directory.
@@ -61,6 +74,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.Set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.Set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}

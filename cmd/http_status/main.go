@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -158,6 +159,17 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return fmt.Errorf("listen for HTTP checks: %w", err)
 	}
 	defer ln.Close()
+	// A passed socket wins over -i/-p; say so when they disagree.
+	var sockWarnings []string
+	sockWarn := func(warning, short string) {
+		if warning != "" {
+			log.Warn().Msg(warning)
+			sockWarnings = append(sockWarnings, short)
+		}
+	}
+	if lns.passed(ln) {
+		sockWarn(flagsVsSocket(listenerHTTP, ln.Addr(), cfg.IP, cfg.set("ip", "i"), "--ip", cfg.Port, cfg.set("port", "p"), "--port"))
+	}
 	// The agent responder takes its socket the same way; it is off unless
 	// --agent-port is set or systemd passes a socket named "agent".
 	var agentLn net.Listener
@@ -168,6 +180,17 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			return fmt.Errorf("listen for agent checks: %w", err)
 		}
 		defer agentLn.Close()
+		if lns.passed(agentLn) {
+			ipFlag, ipSet := "--agent-ip", cfg.set("agent-ip")
+			if cfg.AgentIP == "" {
+				ipFlag, ipSet = "--ip", cfg.set("ip", "i")
+			}
+			ip := cfg.AgentIP
+			if ip == "" {
+				ip = cfg.IP
+			}
+			sockWarn(flagsVsSocket(listenerAgent, agentLn.Addr(), ip, ipSet, ipFlag, cfg.AgentPort, cfg.set("agent-port"), "--agent-port"))
+		}
 	}
 	lns.closeUnused(log)
 
@@ -231,6 +254,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 
 	// Ready: every listener is bound and the first snapshot is published.
 	sd := newNotifier(log.With().Str("component", "systemd").Logger())
+	sd.warn(strings.Join(sockWarnings, "; "))
 	runErr := pid.write()
 	if runErr == nil {
 		log.Info().Str("listen", ln.Addr().String()).Str("engine", cfg.Engine).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")

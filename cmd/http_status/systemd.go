@@ -32,7 +32,12 @@ type notifier struct {
 	log     zerolog.Logger
 	failing atomic.Bool // a send failed; log again only after a success
 	status  atomic.Pointer[string]
+	warning atomic.Pointer[string] // leads every STATUS= line when set
 }
+
+// warn puts w (a configuration problem the operator must see) at the start
+// of every STATUS= line from now on; "" clears it.
+func (n *notifier) warn(w string) { n.warning.Store(&w) }
 
 func newNotifier(log zerolog.Logger) *notifier {
 	return &notifier{log: log}
@@ -59,9 +64,13 @@ func firstLine(s string) string {
 	return s
 }
 
-// statusLine is STATUS=summary, remembered so supervise sends only changes.
+// statusLine is STATUS=summary (after the warning, if any), remembered so
+// supervise sends only changes.
 func (n *notifier) statusLine(summary string) string {
 	n.status.Store(&summary)
+	if w := n.warning.Load(); w != nil && *w != "" {
+		return "STATUS=" + *w + "; " + summary
+	}
 	return "STATUS=" + summary
 }
 
