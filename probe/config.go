@@ -41,6 +41,11 @@ const (
 	defaultHTTPMethod    = "GET"
 	defaultHTTPPath      = "/"
 	defaultFastCGIMethod = "GET"
+	// php-fpm's own defaults: listen = 127.0.0.1:9000, ping.path = /ping,
+	// ping.response = pong.
+	DefaultFastCGIAddress = "127.0.0.1:9000"
+	DefaultFastCGIScript  = "/ping"
+	DefaultFastCGIExpect  = "pong"
 )
 
 // Duration is a time.Duration written as a string in the file ("5s", "1m30s").
@@ -291,7 +296,7 @@ func (t *Timing) check() string {
 var keysByKind = map[string][]string{
 	KindHTTP:      {"address", "method", "path", "host", "expect_status", "expect_body"},
 	KindTCP:       {"address", "send", "expect"},
-	KindFastCGI:   {"address", "script", "expect_status", "expect_body"},
+	KindFastCGI:   {"address", "script", "path", "expect_status", "expect_body", "expect"},
 	KindContainer: {"socket", "container"},
 	KindExec:      {"command"},
 }
@@ -367,6 +372,29 @@ func (s *Spec) checkKind() []string {
 			}
 		}
 	case KindFastCGI:
+		// path and expect are fastcgi-healthcheck's names for script and
+		// expect_body.
+		if s.Path != "" {
+			if s.Script != "" {
+				msgs = append(msgs, "path and script name the same thing; set one")
+			}
+			s.Script, s.Path = s.Path, ""
+		}
+		if s.Expect != "" {
+			if s.ExpectBody != "" {
+				msgs = append(msgs, "expect and expect_body name the same thing; set one")
+			}
+			s.ExpectBody, s.Expect = s.Expect, ""
+		}
+		if s.Address == "" {
+			s.Address = DefaultFastCGIAddress
+		}
+		if s.Script == "" {
+			s.Script = DefaultFastCGIScript
+		}
+		if s.ExpectBody == "" {
+			s.ExpectBody = DefaultFastCGIExpect
+		}
 		if _, _, err := fcgiNetwork(s.Address); err != nil {
 			msgs = append(msgs, err.Error())
 		}
