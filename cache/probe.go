@@ -2,6 +2,7 @@ package cache
 
 import (
 	"iter"
+	"slices"
 	"time"
 )
 
@@ -12,7 +13,27 @@ type CheckStatus struct {
 	OK    bool      // passing after rise/fall; an idle probe keeps its last verdict
 	Idle  bool      // not running: its only_if_vip is absent from this host
 	Msg   string    // last result: the error, or what a passing check said
-	Since time.Time // when OK last changed (or the probe started)
+	Since time.Time // when OK (or State) last changed (or the probe started)
+	// State is what a passing probe asks for besides passing: Drain or
+	// Maint from a script that speaks HAProxy's agent words; Up (or the
+	// zero value) otherwise.
+	State State
+	// Weight is the weight (percent) such a script asked for, when
+	// HasWeight.
+	Weight    int
+	HasWeight bool
+	// Containers are the containers a container probe matched at its last
+	// attempt (none for other kinds).
+	Containers []Container
+}
+
+// Container is one container a container probe matched.
+type Container struct {
+	Name   string // without the leading "/"
+	ID     string // 12 characters
+	State  string // running, exited, created, ...
+	Health string // healthy, unhealthy, starting; "" without a health check
+	OK     bool   // counts as healthy
 }
 
 // ProbeStatus is the combined verdict of a service's active probes. It is a
@@ -20,23 +41,33 @@ type CheckStatus struct {
 type ProbeStatus struct {
 	// OK is true when every probe that is not idle passes.
 	OK bool
-	// Since is when OK last changed.
+	// Since is when OK (or State) last changed.
 	Since time.Time
 	// LastErr is why the service fails ("probe php-ping: status 500"), and
 	// the reason /status and the agent give; empty when OK.
 	LastErr string
+	// State, Weight and Reason are what passing probes ask for besides
+	// passing (scripts with output = "agent"): State is Drain or Maint
+	// (the stricter of what they said; Up or zero otherwise), Weight the
+	// smallest weight one named (when HasWeight), Reason theirs.
+	State     State
+	Weight    int
+	HasWeight bool
+	Reason    string
 	// Checks lists the probes, in configuration order.
 	Checks []CheckStatus
 }
 
 // Same reports whether two statuses say the same thing (ignoring Since).
 func (p ProbeStatus) Same(o ProbeStatus) bool {
-	if p.OK != o.OK || p.LastErr != o.LastErr || len(p.Checks) != len(o.Checks) {
+	if p.OK != o.OK || p.LastErr != o.LastErr || len(p.Checks) != len(o.Checks) ||
+		p.State != o.State || p.HasWeight != o.HasWeight || p.Weight != o.Weight || p.Reason != o.Reason {
 		return false
 	}
 	for i := range p.Checks {
 		a, b := p.Checks[i], o.Checks[i]
-		if a.Name != b.Name || a.Kind != b.Kind || a.OK != b.OK || a.Idle != b.Idle || a.Msg != b.Msg {
+		if a.Name != b.Name || a.Kind != b.Kind || a.OK != b.OK || a.Idle != b.Idle || a.Msg != b.Msg ||
+			a.State != b.State || a.HasWeight != b.HasWeight || a.Weight != b.Weight || !slices.Equal(a.Containers, b.Containers) {
 			return false
 		}
 	}
@@ -74,7 +105,11 @@ func (s *Snapshot) Probes() iter.Seq2[string, ProbeStatus] {
 //   - the flag says up and the probes pass (or the service has none, or
 //     every probe is idle): Up, with the flag's weight and reason;
 //   - the flag says up and a probe fails: Down, with the probe's last error
-//     as the reason and Since the time the probes started failing.
+//     as the reason and Since the time the probes started failing;
+//   - the flag says up and the probes pass, one asking for drain or maint
+//     (a script with output = "agent"): that state, with its reason;
+//   - a weight a probe asks for applies when the flag names none, and the
+//     smaller of the two applies when it does.
 //
 // ok is false when there is no flag file. It does not allocate.
 func (s *Snapshot) Effective(name string, now time.Time) (Entry, bool) {
@@ -86,8 +121,21 @@ func (s *Snapshot) Effective(name string, now time.Time) (Entry, bool) {
 	if e.State != Up || len(s.probes) == 0 {
 		return e, true
 	}
-	if p, has := s.probes[name]; has && !p.OK {
+	p, has := s.probes[name]
+	if !has {
+		return e, true
+	}
+	if !p.OK {
 		return Entry{State: Down, Weight: NoWeight, Reason: p.LastErr, Since: p.Since}, true
+	}
+	if p.HasWeight && (e.Weight == NoWeight || p.Weight < e.Weight) {
+		e.Weight = p.Weight
+	}
+	if p.State == Drain || p.State == Maint {
+		return Entry{State: p.State, Weight: e.Weight, Reason: p.Reason, Since: p.Since}, true
+	}
+	if e.Reason == "" {
+		e.Reason = p.Reason
 	}
 	return e, true
 }

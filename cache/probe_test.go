@@ -100,3 +100,41 @@ func TestProbeStatusSame(t *testing.T) {
 		t.Error("a different message is a change")
 	}
 }
+
+// TestEffectiveAgentProbe: passing probes that speak agent words (an exec
+// probe with output = "agent") can drain, put in maintenance and lower the
+// weight of an up flag, never raise it nor override the operator's drain.
+func TestEffectiveAgentProbe(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	since := now.Add(-time.Minute)
+	cases := []struct {
+		name   string
+		flag   Entry
+		probe  ProbeStatus
+		want   State
+		weight int
+		reason string
+	}{
+		{"probe drains", Entry{State: Up, Weight: NoWeight}, ProbeStatus{OK: true, State: Drain, Reason: "probe agent: deploy", Since: since}, Drain, NoWeight, "probe agent: deploy"},
+		{"probe maint", Entry{State: Up, Weight: 80, Reason: "mine"}, ProbeStatus{OK: true, State: Maint, Reason: "probe agent: maint", Since: since}, Maint, 80, "probe agent: maint"},
+		{"probe weight, flag none", Entry{State: Up, Weight: NoWeight}, ProbeStatus{OK: true, State: Up, Weight: 50, HasWeight: true}, Up, 50, ""},
+		{"smaller weight wins", Entry{State: Up, Weight: 30}, ProbeStatus{OK: true, Weight: 50, HasWeight: true}, Up, 30, ""},
+		{"probe weight 0", Entry{State: Up, Weight: 30}, ProbeStatus{OK: true, Weight: 0, HasWeight: true}, Up, 0, ""},
+		{"probe reason when the flag has none", Entry{State: Up, Weight: NoWeight}, ProbeStatus{OK: true, State: Up, Reason: "probe agent: slow"}, Up, NoWeight, "probe agent: slow"},
+		{"flag reason first", Entry{State: Up, Weight: NoWeight, Reason: "flag"}, ProbeStatus{OK: true, State: Up, Reason: "probe agent: slow"}, Up, NoWeight, "flag"},
+		{"zero State is up", Entry{State: Up, Weight: NoWeight}, ProbeStatus{OK: true}, Up, NoWeight, ""},
+		{"operator's drain wins", Entry{State: Drain, Weight: NoWeight, Reason: "op"}, ProbeStatus{OK: true, State: Maint, Reason: "probe agent: maint"}, Drain, NoWeight, "op"},
+	}
+	for _, tc := range cases {
+		b := NewBuilder(Empty())
+		b.Set("web.80", tc.flag)
+		b.SetProbe("web.80", tc.probe)
+		e, _ := b.Snapshot(now).Effective("web.80", now)
+		if e.State != tc.want || e.Weight != tc.weight || e.Reason != tc.reason {
+			t.Errorf("%s: %+v; want %s weight %d reason %q", tc.name, e, tc.want, tc.weight, tc.reason)
+		}
+		if (tc.want == Drain || tc.want == Maint) && tc.flag.State == Up && !e.Since.Equal(since) {
+			t.Errorf("%s: Since %v, want the probe's %v", tc.name, e.Since, since)
+		}
+	}
+}

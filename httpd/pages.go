@@ -145,18 +145,48 @@ type ProbeJSON struct {
 
 // ProbeCheckJSON is one probe of a service.
 type ProbeCheckJSON struct {
-	Name  string    `json:"name"`
-	Kind  string    `json:"kind"`
-	OK    bool      `json:"ok"`
-	Idle  bool      `json:"idle,omitempty"` // not running: its only_if_vip is absent
-	Msg   string    `json:"msg,omitempty"`
-	Since time.Time `json:"since"`
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	OK   bool   `json:"ok"`
+	// State is what the probe asks for: up, or drain or maint from a
+	// script with output = "agent"; down when failing.
+	State  string    `json:"state"`
+	Weight *int      `json:"weight,omitempty"` // a weight such a script asked for
+	Idle   bool      `json:"idle,omitempty"`   // not running: its only_if_vip is absent
+	Msg    string    `json:"msg,omitempty"`
+	Since  time.Time `json:"since"`
+	// Containers are the containers a container probe matched.
+	Containers []ContainerJSON `json:"containers,omitempty"`
+}
+
+// ContainerJSON is one container a container probe matched.
+type ContainerJSON struct {
+	Name   string `json:"name"`
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Health string `json:"health,omitempty"`
+	OK     bool   `json:"ok"`
 }
 
 func probeJSON(p cache.ProbeStatus) *ProbeJSON {
 	pj := &ProbeJSON{OK: p.OK, Since: p.Since, LastError: p.LastErr, Checks: make([]ProbeCheckJSON, 0, len(p.Checks))}
 	for _, c := range p.Checks {
-		pj.Checks = append(pj.Checks, ProbeCheckJSON{Name: c.Name, Kind: c.Kind, OK: c.OK, Idle: c.Idle, Msg: c.Msg, Since: c.Since})
+		st := c.State
+		if st == cache.Missing {
+			st = cache.Up
+		}
+		if !c.OK {
+			st = cache.Down
+		}
+		cj := ProbeCheckJSON{Name: c.Name, Kind: c.Kind, OK: c.OK, State: st.String(), Idle: c.Idle, Msg: c.Msg, Since: c.Since}
+		if c.HasWeight {
+			w := c.Weight
+			cj.Weight = &w
+		}
+		for _, ct := range c.Containers {
+			cj.Containers = append(cj.Containers, ContainerJSON(ct))
+		}
+		pj.Checks = append(pj.Checks, cj)
 	}
 	return pj
 }

@@ -17,12 +17,33 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/http-status/http_status/cache"
 )
 
 // checker runs one attempt. It returns a short message on success and an
 // error saying what failed otherwise. It must return when ctx is done.
 type checker interface {
 	check(ctx context.Context) (string, error)
+}
+
+// outcome is an attempt's result beyond pass or fail.
+type outcome struct {
+	msg string
+	// state, weight and reason: what a passing script with output =
+	// "agent" asked for (state Up otherwise).
+	state     cache.State
+	weight    int
+	hasWeight bool
+	reason    string
+	// containers a container probe matched, whether it passed or not.
+	containers []cache.Container
+}
+
+// detailChecker is a checker whose attempts say more than pass or fail;
+// the Runner prefers checkDetail when a checker has it.
+type detailChecker interface {
+	checkDetail(ctx context.Context) (outcome, error)
 }
 
 // maxBody bounds how much of a reply is read to look for an expected text.
@@ -43,7 +64,7 @@ func newChecker(s *Spec) (checker, error) {
 	case KindContainer:
 		return newContainerCheck(s.Socket, s.Container), nil
 	case KindExec:
-		return &execCheck{argv: s.Command, service: s.Service}, nil
+		return &execCheck{argv: s.Command, service: s.Service, agent: s.Output == OutputAgent}, nil
 	}
 	return nil, fmt.Errorf("probe: unknown kind %q", s.Kind)
 }
@@ -293,6 +314,7 @@ func orUnknown(s string) string {
 type execCheck struct {
 	argv    []string
 	service string
+	agent   bool // output = "agent": stdout's first line is HAProxy agent words
 }
 
 // killGrace is how long Wait waits for the output pipes once the process
@@ -300,6 +322,11 @@ type execCheck struct {
 const killGrace = time.Second
 
 func (e *execCheck) check(ctx context.Context) (string, error) {
+	o, err := e.checkDetail(ctx)
+	return o.msg, err
+}
+
+func (e *execCheck) checkDetail(ctx context.Context) (outcome, error) {
 	timeout := deadlineOf(ctx)
 	cmd := exec.CommandContext(ctx, e.argv[0], e.argv[1:]...)
 	// Its own process group, so a timeout kills the script and everything
@@ -309,9 +336,15 @@ func (e *execCheck) check(ctx context.Context) (string, error) {
 	cmd.WaitDelay = killGrace
 	cmd.Env = append(os.Environ(), "HTTP_STATUS_SERVICE="+e.service)
 	cmd.Stdin = nil
-	var out limitedBuffer
+	// Both streams in one buffer (the message is the first line of
+	// either); with agent output, stdout alone is also kept: the agent
+	// words are read there, as xinetd passed stdout to HAProxy.
+	var out, stdout limitedBuffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
+	if e.agent {
+		cmd.Stdout = io.MultiWriter(&out, &stdout)
+	}
 	err := cmd.Run()
 	// Whatever happened, no one of the group may outlive the attempt.
 	if cmd.Process != nil {
@@ -320,9 +353,9 @@ func (e *execCheck) check(ctx context.Context) (string, error) {
 	line := firstLine(out.Bytes())
 	if ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
-			return "", context.Canceled
+			return outcome{}, context.Canceled
 		}
-		return "", fmt.Errorf("timeout after %s; process group killed", timeout)
+		return outcome{}, fmt.Errorf("timeout after %s; process group killed", timeout)
 	}
 	if err != nil {
 		var ee *exec.ExitError
@@ -334,14 +367,38 @@ func (e *execCheck) check(ctx context.Context) (string, error) {
 			if line != "" {
 				msg += ": " + line
 			}
-			return "", errors.New(msg)
+			return outcome{}, errors.New(msg)
 		}
-		return "", fmt.Errorf("run %s: %w", e.argv[0], err)
+		return outcome{}, fmt.Errorf("run %s: %w", e.argv[0], err)
+	}
+	if e.agent {
+		return agentOutcome(firstLine(stdout.Bytes()))
 	}
 	if line == "" {
 		line = "exit 0"
 	}
-	return line, nil
+	return outcome{msg: line, state: cache.Up}, nil
+}
+
+// agentOutcome judges the first line a script with output = "agent"
+// printed on stdout after exiting 0: down (or fail, stopped) fails the
+// attempt like any failure; up, drain and maint pass, with that state,
+// weight and reason; a line that is not agent words fails.
+func agentOutcome(line string) (outcome, error) {
+	if line == "" {
+		return outcome{}, errors.New("exit 0 but no agent reply on stdout")
+	}
+	r, err := parseAgentReply(line)
+	if err != nil {
+		return outcome{}, fmt.Errorf("agent reply %q not understood: %w", clip(line, 100), err)
+	}
+	if r.state == cache.Down {
+		if r.reason != "" {
+			return outcome{}, errors.New("down: " + r.reason)
+		}
+		return outcome{}, errors.New("down")
+	}
+	return outcome{msg: line, state: r.state, weight: r.weight, hasWeight: r.hasWeight, reason: r.reason}, nil
 }
 
 // limitedBuffer keeps the first 4 KiB written and discards the rest (so a

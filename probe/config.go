@@ -27,6 +27,12 @@ const (
 	KindExec      = "exec"
 )
 
+// Values of an exec probe's output key.
+const (
+	OutputExit  = "exit"  // the exit code alone decides
+	OutputAgent = "agent" // and stdout's first line, in HAProxy's agent words
+)
+
 // Defaults applied when neither [defaults] nor the probe sets a value.
 const (
 	DefaultInterval      = 5 * time.Second
@@ -103,6 +109,10 @@ type Spec struct {
 	Container string `toml:"container"`
 	// exec
 	Command []string `toml:"command"`
+	// Output is how an exec probe's result is read: "exit" (the exit
+	// code, the default) or "agent" (the exit code, then the first line of
+	// stdout as HAProxy agent words).
+	Output string `toml:"output"`
 
 	// Line is where the [[probe]] table starts in the file (0 if unknown).
 	Line int `toml:"-"`
@@ -298,7 +308,7 @@ var keysByKind = map[string][]string{
 	KindTCP:       {"address", "send", "expect"},
 	KindFastCGI:   {"address", "script", "path", "expect_status", "expect_body", "expect"},
 	KindContainer: {"socket", "container"},
-	KindExec:      {"command"},
+	KindExec:      {"command", "output"},
 }
 
 // setKeys lists the kind-specific keys that are set.
@@ -321,6 +331,7 @@ func (s *Spec) setKeys() []string {
 	add("socket", s.Socket != "")
 	add("container", s.Container != "")
 	add("command", s.Command != nil)
+	add("output", s.Output != "")
 	return out
 }
 
@@ -414,6 +425,13 @@ func (s *Spec) checkKind() []string {
 	case KindExec:
 		if len(s.Command) == 0 || !filepath.IsAbs(s.Command[0]) {
 			msgs = append(msgs, "command: want [\"/absolute/path\", \"arg\", ...]")
+		}
+		switch s.Output {
+		case "":
+			s.Output = OutputExit
+		case OutputExit, OutputAgent:
+		default:
+			msgs = append(msgs, fmt.Sprintf("output %q: want exit or agent", s.Output))
 		}
 	}
 	return msgs

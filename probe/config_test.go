@@ -67,6 +67,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"unix:/absolute/path", `script "ping"`}},
 		{"fastcgi path and script", "[[probe]]\nservice = \"php\"\nkind = \"fastcgi\"\npath = \"/a\"\nscript = \"/b\"\nexpect = \"x\"\nexpect_body = \"y\"\n",
 			[]string{"path and script name the same thing", "expect and expect_body name the same thing"}},
+		{"exec output", "[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"/bin/true\"]\noutput = \"json\"\n", []string{`output "json": want exit or agent`}},
+		{"output on http", "[[probe]]\nservice = \"x.80\"\nkind = \"http\"\noutput = \"agent\"\n", []string{`key "output" does not apply to kind "http"`}},
 		{"exec relative", "[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"check\"]\n", []string{"command:"}},
 		{"bad rise", "[defaults]\nrise = 0\nfall = 101\n", []string{"[defaults]: fall 101"}},
 		{"bad initial", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\ninitial = \"maybe\"\n", []string{`initial "maybe"`}},

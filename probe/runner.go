@@ -120,6 +120,14 @@ type running struct {
 	fail    int
 	msg     string
 	since   time.Time
+	// From the last attempt that passed: what it asked for besides
+	// passing (scripts with output = "agent").
+	state     cache.State
+	weight    int
+	hasWeight bool
+	reason    string
+	// From the last attempt: the containers a container probe matched.
+	containers []cache.Container
 }
 
 // NewRunner returns a Runner with no probes; [Runner.Apply] gives it some.
@@ -300,6 +308,7 @@ func (p *running) reset() {
 	p.pending = true
 	p.succ, p.fail = 0, 0
 	p.msg = "pending: no result yet"
+	p.state, p.weight, p.hasWeight, p.reason, p.containers = cache.Up, 0, false, "", nil
 }
 
 // idlePoll is how often an idle probe looks for its VIP.
@@ -336,11 +345,11 @@ func (r *Runner) loop(ctx context.Context, p *running) {
 			r.setIdle(p, false)
 		}
 		next = next.Add(iv)
-		msg, err := r.attempt(ctx, p)
+		out, err := r.attempt(ctx, p)
 		if ctx.Err() != nil {
 			return
 		}
-		r.record(p, msg, err)
+		r.record(p, out, err)
 		now := time.Now()
 		if !next.After(now) {
 			// Overran (slow target or a full semaphore): skip the missed
@@ -354,21 +363,30 @@ func (r *Runner) loop(ctx context.Context, p *running) {
 }
 
 // attempt runs one check under the semaphore and the probe's timeout.
-func (r *Runner) attempt(ctx context.Context, p *running) (string, error) {
+func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return outcome{}, ctx.Err()
 	}
 	defer func() { <-r.sem }()
 	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout.Duration)
 	defer cancel()
 	start := time.Now()
-	msg, err := p.chk.check(cctx)
+	var out outcome
+	var err error
+	if dc, ok := p.chk.(detailChecker); ok {
+		out, err = dc.checkDetail(cctx)
+	} else {
+		out.msg, err = p.chk.check(cctx)
+	}
+	if out.state == cache.Missing {
+		out.state = cache.Up
+	}
 	if r.opts.Observe != nil && ctx.Err() == nil {
 		r.opts.Observe(p.spec.Service, err == nil, time.Since(start))
 	}
-	return msg, err
+	return out, err
 }
 
 func (r *Runner) setIdle(p *running, idle bool) {
@@ -394,14 +412,15 @@ func (r *Runner) setIdle(p *running, idle bool) {
 
 // record applies one result to the probe's rise/fall counters; it logs a
 // transition once and reports the service when its status changed.
-func (r *Runner) record(p *running, msg string, err error) {
+func (r *Runner) record(p *running, out outcome, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sv := r.services[p.spec.Service]
 	if sv == nil || !slices.Contains(sv.probes, p) {
 		return // stopped by a reload meanwhile
 	}
-	wasOK, wasPending := p.ok, p.pending
+	wasOK, wasPending, wasState := p.ok, p.pending, p.state
+	p.containers = out.containers
 	if err != nil {
 		p.fail++
 		p.succ = 0
@@ -409,7 +428,11 @@ func (r *Runner) record(p *running, msg string, err error) {
 	} else {
 		p.succ++
 		p.fail = 0
-		p.msg = clean(msg)
+		p.msg = clean(out.msg)
+		// What a passing script asks for (drain, maint, a weight) applies
+		// at once: it is the script's word, like a flag's, not a health
+		// verdict that rise and fall smooth.
+		p.state, p.weight, p.hasWeight, p.reason = out.state, out.weight, out.hasWeight, clean(out.reason)
 	}
 	switch {
 	case p.pending && p.spec.Initial != "up":
@@ -420,13 +443,19 @@ func (r *Runner) record(p *running, msg string, err error) {
 		p.ok = true
 	}
 	p.pending = false
+	if p.ok && p.state != wasState && p.ok == wasOK && !wasPending {
+		r.log.Info().Str("service", p.spec.Service).Str("probe", p.spec.Name).Str("kind", p.spec.Kind).
+			Str("state", p.state.String()).Str("result", p.msg).
+			Msg(p.spec.ID() + " " + p.state.String() + ": " + p.msg)
+		p.since = r.opts.Now()
+	}
 	if p.ok != wasOK || (wasPending && p.spec.Initial != "up") {
 		now := r.opts.Now()
 		if p.ok != wasOK {
 			p.since = now
 		}
 		ev := r.log.Info()
-		state := "up"
+		state := p.state.String()
 		if !p.ok {
 			ev = r.log.Warn()
 			state = "down"
@@ -447,16 +476,45 @@ func (r *Runner) record(p *running, msg string, err error) {
 
 // publishLocked recomputes a service's status and reports it if it changed.
 func (r *Runner) publishLocked(sv *service) {
-	st := cache.ProbeStatus{OK: true, Checks: make([]cache.CheckStatus, 0, len(sv.probes))}
+	st := cache.ProbeStatus{OK: true, State: cache.Up, Checks: make([]cache.CheckStatus, 0, len(sv.probes))}
 	for _, p := range sv.probes {
 		ok := p.ok // pending with initial = "down" has ok false (reset)
-		st.Checks = append(st.Checks, cache.CheckStatus{
+		cs := cache.CheckStatus{
 			Name: p.spec.Name, Kind: p.spec.Kind, OK: ok, Idle: p.idle, Msg: p.msg, Since: p.since,
-		})
-		if !ok && !p.idle && st.OK {
+			State: cache.Down, Containers: p.containers,
+		}
+		if ok {
+			cs.State, cs.Weight, cs.HasWeight = p.state, p.weight, p.hasWeight
+		}
+		st.Checks = append(st.Checks, cs)
+		if p.idle {
+			continue
+		}
+		if !ok && st.OK {
 			st.OK = false
 			st.LastErr = clip("probe "+p.spec.Name+": "+p.msg, cache.MaxReasonLen)
 		}
+		if !ok {
+			continue
+		}
+		// The strictest state a passing probe asks for wins (maint over
+		// drain over up), with its reason; and the smallest weight.
+		if stricter(p.state, st.State) {
+			st.State = p.state
+			why := p.reason
+			if why == "" {
+				why = p.state.String()
+			}
+			st.Reason = clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
+		} else if st.Reason == "" && p.reason != "" && st.State == cache.Up {
+			st.Reason = clip("probe "+p.spec.Name+": "+p.reason, cache.MaxReasonLen)
+		}
+		if p.hasWeight && (!st.HasWeight || p.weight < st.Weight) {
+			st.Weight, st.HasWeight = p.weight, true
+		}
+	}
+	if !st.OK {
+		st.State, st.Weight, st.HasWeight, st.Reason = cache.Down, 0, false, ""
 	}
 	if sv.have && sv.last.Same(st) {
 		return
@@ -464,11 +522,26 @@ func (r *Runner) publishLocked(sv *service) {
 	// The probes' own transitions were logged (record, setIdle); the
 	// service's combined verdict is not logged again.
 	st.Since = sv.last.Since
-	if !sv.have || sv.last.OK != st.OK {
+	if !sv.have || sv.last.OK != st.OK || sv.last.State != st.State {
 		st.Since = r.opts.Now()
 	}
 	sv.last, sv.have = st, true
 	r.opts.Report(sv.name, st)
+}
+
+// stricter reports whether a takes more traffic away than b (up < drain <
+// maint).
+func stricter(a, b cache.State) bool {
+	rank := func(s cache.State) int {
+		switch s {
+		case cache.Drain:
+			return 1
+		case cache.Maint:
+			return 2
+		}
+		return 0
+	}
+	return rank(a) > rank(b)
 }
 
 // clean makes a message safe for a header and an agent line: one line of
