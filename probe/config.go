@@ -27,6 +27,27 @@ const (
 	KindExec      = "exec"
 )
 
+// Values of a container probe's match key.
+const (
+	MatchAll = "all" // every matching container must be healthy
+	MatchAny = "any" // one healthy matching container is enough
+)
+
+// validContainerName reports whether s may start a Docker container name
+// ([a-zA-Z0-9][a-zA-Z0-9_.-]*).
+func validContainerName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
 // Values of an exec probe's output key.
 const (
 	OutputExit  = "exit"  // the exit code alone decides
@@ -104,9 +125,12 @@ type Spec struct {
 	Expect string `toml:"expect"`
 	// fastcgi
 	Script string `toml:"script"`
-	// container
-	Socket    string `toml:"socket"`
-	Container string `toml:"container"`
+	// container: one of Container, Label, NamePrefix
+	Socket     string `toml:"socket"`
+	Container  string `toml:"container"`
+	Label      string `toml:"label"`       // key or key=value
+	NamePrefix string `toml:"name_prefix"` // app- matches app-1, app-2...
+	Match      string `toml:"match"`       // all (default) or any, with several matches
 	// exec
 	Command []string `toml:"command"`
 	// Output is how an exec probe's result is read: "exit" (the exit
@@ -307,7 +331,7 @@ var keysByKind = map[string][]string{
 	KindHTTP:      {"address", "method", "path", "host", "expect_status", "expect_body"},
 	KindTCP:       {"address", "send", "expect"},
 	KindFastCGI:   {"address", "script", "path", "expect_status", "expect_body", "expect"},
-	KindContainer: {"socket", "container"},
+	KindContainer: {"socket", "container", "label", "name_prefix", "match"},
 	KindExec:      {"command", "output"},
 }
 
@@ -330,6 +354,9 @@ func (s *Spec) setKeys() []string {
 	add("script", s.Script != "")
 	add("socket", s.Socket != "")
 	add("container", s.Container != "")
+	add("label", s.Label != "")
+	add("name_prefix", s.NamePrefix != "")
+	add("match", s.Match != "")
 	add("command", s.Command != nil)
 	add("output", s.Output != "")
 	return out
@@ -419,8 +446,33 @@ func (s *Spec) checkKind() []string {
 		if !filepath.IsAbs(s.Socket) {
 			msgs = append(msgs, fmt.Sprintf("socket %q: want an absolute path", s.Socket))
 		}
-		if s.Container == "" || strings.ContainsAny(s.Container, "/?#% ") {
+		n := 0
+		for _, set := range []bool{s.Container != "", s.Label != "", s.NamePrefix != ""} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			msgs = append(msgs, "set one of container (a name or ID), label (key=value) and name_prefix")
+		}
+		if s.Container != "" && strings.ContainsAny(s.Container, "/?#% ") {
 			msgs = append(msgs, fmt.Sprintf("container %q: want a container name or ID", s.Container))
+		}
+		if s.Label != "" && (strings.HasPrefix(s.Label, "=") || strings.ContainsAny(s.Label, "\r\n")) {
+			msgs = append(msgs, fmt.Sprintf("label %q: want key or key=value", s.Label))
+		}
+		if s.NamePrefix != "" && !validContainerName(s.NamePrefix) {
+			msgs = append(msgs, fmt.Sprintf("name_prefix %q: want the start of a container name (letters, digits, _ . -)", s.NamePrefix))
+		}
+		switch s.Match {
+		case "":
+			s.Match = MatchAll
+		case MatchAll, MatchAny:
+			if s.Container != "" {
+				msgs = append(msgs, "match applies to label and name_prefix (container names one container)")
+			}
+		default:
+			msgs = append(msgs, fmt.Sprintf("match %q: want all or any", s.Match))
 		}
 	case KindExec:
 		if len(s.Command) == 0 || !filepath.IsAbs(s.Command[0]) {

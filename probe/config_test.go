@@ -13,8 +13,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example config: %v", err)
 	}
-	if len(c.Probes) != 8 {
-		t.Fatalf("probes = %d, want 8", len(c.Probes))
+	if len(c.Probes) != 10 {
+		t.Fatalf("probes = %d, want 10", len(c.Probes))
 	}
 	for _, s := range c.Probes {
 		if _, err := newChecker(&s); err != nil {
@@ -35,8 +35,14 @@ func TestExampleConfigLoads(t *testing.T) {
 	if fd := c.Probes[4]; fd.Name != "fpm-default" || fd.Address != DefaultFastCGIAddress || fd.Script != "/ping" || fd.ExpectBody != "pong" {
 		t.Errorf("fastcgi with php-fpm's defaults = %+v", fd)
 	}
-	if c.Probes[5].Socket != "/var/run/docker.sock" || !c.Probes[7].VIP.IsValid() {
-		t.Errorf("container socket %q, vip %v", c.Probes[5].Socket, c.Probes[7].VIP)
+	if c.Probes[5].Socket != "/var/run/docker.sock" || c.Probes[5].Match != MatchAll || !c.Probes[9].VIP.IsValid() {
+		t.Errorf("container socket %q match %q, vip %v", c.Probes[5].Socket, c.Probes[5].Match, c.Probes[9].VIP)
+	}
+	if cs := c.Probes[6]; cs.Label != "com.docker.compose.service=app" || cs.Match != MatchAny || cs.Socket != DefaultDockerSocket {
+		t.Errorf("container by label = %+v", cs)
+	}
+	if ag := c.Probes[8]; ag.Output != OutputAgent || c.Probes[7].Output != OutputExit {
+		t.Errorf("exec outputs %q %q", c.Probes[7].Output, ag.Output)
 	}
 }
 
@@ -67,6 +73,12 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"unix:/absolute/path", `script "ping"`}},
 		{"fastcgi path and script", "[[probe]]\nservice = \"php\"\nkind = \"fastcgi\"\npath = \"/a\"\nscript = \"/b\"\nexpect = \"x\"\nexpect_body = \"y\"\n",
 			[]string{"path and script name the same thing", "expect and expect_body name the same thing"}},
+		{"container two ways", "[[probe]]\nservice = \"a\"\nkind = \"container\"\ncontainer = \"x\"\nlabel = \"a=b\"\nmatch = \"any\"\n",
+			[]string{"set one of container", "match applies to label and name_prefix"}},
+		{"container none", "[[probe]]\nservice = \"a\"\nkind = \"container\"\n", []string{"set one of container"}},
+		{"container bad prefix", "[[probe]]\nservice = \"a\"\nkind = \"container\"\nname_prefix = \"-x/\"\nmatch = \"most\"\n",
+			[]string{`name_prefix "-x/"`, `match "most": want all or any`}},
+		{"container bad label", "[[probe]]\nservice = \"a\"\nkind = \"container\"\nlabel = \"=v\"\n", []string{`label "=v"`}},
 		{"exec output", "[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"/bin/true\"]\noutput = \"json\"\n", []string{`output "json": want exit or agent`}},
 		{"output on http", "[[probe]]\nservice = \"x.80\"\nkind = \"http\"\noutput = \"agent\"\n", []string{`key "output" does not apply to kind "http"`}},
 		{"exec relative", "[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"check\"]\n", []string{"command:"}},
