@@ -18,7 +18,7 @@ import (
 // it asks the backend over HTTP, greps the body and prints HAProxy agent
 // words, and exits 0 whatever it found.
 const seedAgentScript = `#!/bin/sh
-body=$(curl -s --max-time 0.4 "http://$1/health") || { echo "down #backend unreachable"; exit 0; }
+body=$(curl -s --max-time 0.25 "http://$1/health") || { echo "down #backend unreachable"; exit 0; }
 if echo "$body" | grep -q '^OK'; then
 	echo "up 100%"
 elif echo "$body" | grep -q '^SLOW'; then
@@ -74,7 +74,7 @@ func TestAgentScriptProbe(t *testing.T) {
 	}
 	conf := filepath.Join(tmp, "probes.toml")
 	probe := func(service, output string) string {
-		return fmt.Sprintf("[[probe]]\nservice = %q\nname = \"agent\"\nkind = \"exec\"\ncommand = [%q, %q]\n%sinterval = \"500ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1\n",
+		return fmt.Sprintf("[[probe]]\nservice = %q\nname = \"agent\"\nkind = \"exec\"\ncommand = [%q, %q]\n%sinterval = \"300ms\"\ntimeout = \"300ms\"\nrise = 1\nfall = 1\n",
 			service, script, ln.Addr().String(), output)
 	}
 	if err := os.WriteFile(conf, []byte(probe("api.8080", "output = \"agent\"\n")+probe("legacy.8080", "")), 0o644); err != nil {

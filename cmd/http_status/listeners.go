@@ -40,7 +40,7 @@ type listeners struct {
 // not a listening socket, it fails on such a descriptor and on two sockets
 // with the same name.
 func inheritListeners() (*listeners, error) {
-	l := &listeners{byName: map[string]net.Listener{}, taken: map[net.Listener]bool{}}
+	l := &listeners{byName: map[string]net.Listener{}}
 	var errs []error
 	for _, f := range activation.Files(true) {
 		fd := f.Fd()
@@ -119,6 +119,9 @@ func (l *listeners) take(name string) net.Listener {
 	ln := l.byName[name]
 	delete(l.byName, name)
 	if ln != nil {
+		if l.taken == nil {
+			l.taken = map[net.Listener]bool{}
+		}
 		l.taken[ln] = true
 	}
 	return ln
