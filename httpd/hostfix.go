@@ -1,6 +1,9 @@
 package httpd
 
-import "net"
+import (
+	"bytes"
+	"net"
+)
 
 // Health checks without a Host header.
 //
@@ -149,6 +152,16 @@ func (s *hostScan) feed(b []byte, at []int) []int {
 				s.st = scanLineStart
 				continue
 			}
+			if s.sp == 1 && s.inQuery && c != ' ' {
+				// The query does not matter: skip to its end.
+				if j := indexAny2(b[i:], ' ', '\n'); j > 0 {
+					i += j - 1
+					continue
+				} else if j < 0 {
+					i = len(b)
+					continue
+				}
+			}
 			s.requestLineByte(c)
 		case scanLineStart:
 			switch c {
@@ -183,6 +196,17 @@ func (s *hostScan) feed(b []byte, at []int) []int {
 			if c == '\n' {
 				s.endHeader()
 				s.st = scanLineStart
+				continue
+			}
+			if s.hdr != hdrContentLength {
+				// Only Content-Length's value matters: skip to the
+				// line's end.
+				j := bytes.IndexByte(b[i:], '\n')
+				if j < 0 {
+					i = len(b)
+				} else {
+					i += j - 1
+				}
 				continue
 			}
 			if s.nval < len(s.val) {
@@ -289,6 +313,15 @@ func (s *hostScan) endRequest() {
 		return
 	}
 	*s = hostScan{}
+}
+
+// indexAny2 is the index of the first x or y in b, or -1.
+func indexAny2(b []byte, x, y byte) int {
+	i, j := bytes.IndexByte(b, x), bytes.IndexByte(b, y)
+	if i < 0 || (j >= 0 && j < i) {
+		return j
+	}
+	return i
 }
 
 func trimCR(b []byte) []byte {

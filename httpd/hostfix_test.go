@@ -141,3 +141,33 @@ func FuzzHostlessAgree(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkHostFixRead is the scan's cost per request on the net/http
+// path: one HAProxy-style check with a Host (nothing inserted) and one
+// without (a Host line inserted), each read whole.
+func BenchmarkHostFixRead(b *testing.B) {
+	for _, req := range []string{
+		"GET /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n",
+		"GET /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nconnection: close\r\n\r\n",
+	} {
+		name := "with-host"
+		if !strings.Contains(req, "Host") {
+			name = "without-host"
+		}
+		b.Run(name, func(b *testing.B) {
+			cc := &chunkConn{}
+			c := &hostFixConn{Conn: cc}
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			for b.Loop() {
+				cc.data, cc.chunk = []byte(req), len(req)
+				c.scan = hostScan{}
+				for {
+					if _, err := c.Read(buf); err != nil {
+						break
+					}
+				}
+			}
+		})
+	}
+}
