@@ -25,6 +25,7 @@ const initScriptTemplate = `#!{{SHELL}}
 # Default-Stop:      0 1 6
 # Short-Description: a service behind a load balancer
 ### END INIT INFO
+set -e
 {{DISTRO}}
 {{NAME}}
 . {{FUNCS}}
