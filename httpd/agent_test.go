@@ -40,7 +40,7 @@ func agentPublish(t *testing.T, st *cache.Store, flags map[string]string, vips .
 		m[netip.MustParseAddr(v)] = cache.OnOther
 	}
 	b.SetVIPs(m)
-	b.SetDirOK(true)
+	b.SetDirProblem("")
 	b.SetVIPsOK(true)
 	st.Publish(b.Snapshot(time.Now()))
 }

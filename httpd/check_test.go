@@ -22,7 +22,7 @@ func snap(t testing.TB, flags map[string]string, vips map[string]cache.VIPFlags)
 		m[netip.MustParseAddr(a)] = f
 	}
 	b.SetVIPs(m)
-	b.SetDirOK(true)
+	b.SetDirProblem("")
 	b.SetVIPsOK(true)
 	st := cache.NewStore()
 	st.Publish(b.Snapshot(time.Now()))
