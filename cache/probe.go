@@ -2,6 +2,7 @@ package cache
 
 import (
 	"iter"
+	"net/netip"
 	"time"
 )
 
@@ -10,9 +11,20 @@ type CheckStatus struct {
 	Name  string    // probe name from the configuration ("http", "php-ping")
 	Kind  string    // http, tcp, fastcgi, container, exec
 	OK    bool      // passing after rise/fall; an idle probe keeps its last verdict
-	Idle  bool      // not running: its only_if_vip is absent from this host
+	Idle  bool      // not running: its only_if_vip is absent from this host (the prober's view)
 	Msg   string    // last result: the error, or what a passing check said
 	Since time.Time // when OK last changed (or the probe started)
+	// Reason is what /status and the agent say when this check fails the
+	// service ("probe php-ping: status 500"), at most MaxReasonLen bytes.
+	Reason string
+	// Gate is the check's only_if_vip (zero: none). The snapshot decides
+	// from its own VIP set whether a gated check is idle, so the gate
+	// moves together with the address: from the first snapshot on, and
+	// in the same publication as a VIP failover.
+	Gate netip.Addr
+	// GateLoopback: only the address on a loopback interface opens the
+	// gate (--vip-loopback-only).
+	GateLoopback bool
 }
 
 // ProbeStatus is the combined verdict of a service's active probes. It is a
@@ -36,28 +48,94 @@ func (p ProbeStatus) Same(o ProbeStatus) bool {
 	}
 	for i := range p.Checks {
 		a, b := p.Checks[i], o.Checks[i]
-		if a.Name != b.Name || a.Kind != b.Kind || a.OK != b.OK || a.Idle != b.Idle || a.Msg != b.Msg {
+		if a.Name != b.Name || a.Kind != b.Kind || a.OK != b.OK || a.Idle != b.Idle || a.Msg != b.Msg ||
+			a.Reason != b.Reason || a.Gate != b.Gate || a.GateLoopback != b.GateLoopback {
 			return false
 		}
 	}
 	return true
 }
 
-// Probe returns the probe status of a service; ok is false when the service
-// has no probes. It does not allocate.
+// Probe returns the probe status of a service as this snapshot sees it: a
+// gated check is idle exactly when its VIP is absent from this snapshot, and
+// OK and LastErr follow. ok is false when the service has no probes.
 func (s *Snapshot) Probe(name string) (ProbeStatus, bool) {
 	p, ok := s.probes[name]
+	if !ok {
+		return p, false
+	}
+	return s.resolve(p), true
+}
+
+// ProbeReported is the probe status of a service as the prober reported it,
+// before this snapshot's VIPs decide the gated checks (see [Snapshot.Probe]).
+func (s *Snapshot) ProbeReported(name string) (ProbeStatus, bool) {
+	p, ok := s.probes[name]
 	return p, ok
+}
+
+// CheckIdle reports whether c is idle in this snapshot.
+func (s *Snapshot) CheckIdle(c CheckStatus) bool {
+	if c.Gate.IsValid() {
+		return !s.HasVIP(c.Gate, c.GateLoopback)
+	}
+	return c.Idle
+}
+
+// verdict combines a service's checks as this snapshot sees them: the prober's
+// own verdict when no check is gated, otherwise the first check that is not
+// idle and fails decides. reason and since say why and since when it fails.
+// It does not allocate.
+func (s *Snapshot) verdict(p ProbeStatus) (ok bool, reason string, since time.Time) {
+	gated := false
+	for _, c := range p.Checks {
+		if c.Gate.IsValid() {
+			gated = true
+			break
+		}
+	}
+	if !gated {
+		return p.OK, p.LastErr, p.Since
+	}
+	for _, c := range p.Checks {
+		if !c.OK && !s.CheckIdle(c) {
+			if p.OK { // the prober saw it passing: the gate moved here
+				return false, c.Reason, c.Since
+			}
+			return false, c.Reason, p.Since
+		}
+	}
+	return true, "", p.Since
+}
+
+// resolve is p with each check's idleness and the combined verdict as this
+// snapshot sees them.
+func (s *Snapshot) resolve(p ProbeStatus) ProbeStatus {
+	gated := false
+	for _, c := range p.Checks {
+		gated = gated || c.Gate.IsValid()
+	}
+	if !gated {
+		return p
+	}
+	checks := make([]CheckStatus, len(p.Checks))
+	copy(checks, p.Checks)
+	for i := range checks {
+		checks[i].Idle = s.CheckIdle(checks[i])
+	}
+	ok, reason, since := s.verdict(p)
+	return ProbeStatus{OK: ok, Since: since, LastErr: reason, Checks: checks}
 }
 
 // NumProbed is the number of services that have probes.
 func (s *Snapshot) NumProbed() int { return len(s.probes) }
 
-// Probes yields each service with probes and its status, in no order.
+// Probes yields each service with probes and its status as [Snapshot.Probe]
+// gives it, in no order.
 func (s *Snapshot) Probes() iter.Seq2[string, ProbeStatus] {
 	return func(yield func(string, ProbeStatus) bool) {
 		for k, p := range s.probes {
-			if !yield(k, p) {
+			if !yield(k, s.resolve(p)) {
 				return
 			}
 		}
@@ -72,7 +150,9 @@ func (s *Snapshot) Probes() iter.Seq2[string, ProbeStatus] {
 //   - the flag says drain, maint or down: that state, whatever the probes say
 //     (the operator's word wins);
 //   - the flag says up and the probes pass (or the service has none, or
-//     every probe is idle): Up, with the flag's weight and reason;
+//     every probe is idle; a probe gated by only_if_vip is idle while its
+//     VIP is absent from this snapshot): Up, with the flag's weight and
+//     reason;
 //   - the flag says up and a probe fails: Down, with the probe's last error
 //     as the reason and Since the time the probes started failing.
 //
@@ -86,8 +166,12 @@ func (s *Snapshot) Effective(name string, now time.Time) (Entry, bool) {
 	if e.State != Up || len(s.probes) == 0 {
 		return e, true
 	}
-	if p, has := s.probes[name]; has && !p.OK {
-		return Entry{State: Down, Weight: NoWeight, Reason: p.LastErr, Since: p.Since}, true
+	p, has := s.probes[name]
+	if !has {
+		return e, true
+	}
+	if ok, reason, since := s.verdict(p); !ok {
+		return Entry{State: Down, Weight: NoWeight, Reason: reason, Since: since}, true
 	}
 	return e, true
 }

@@ -63,7 +63,12 @@ type Options struct {
 	Concurrency int
 	// HasVIP reports whether an address is on this host (for only_if_vip);
 	// cmd passes the store's current snapshot's HasVIP. Nil: never present.
+	// It only decides whether the probe runs: whether a gated probe votes
+	// is decided by each snapshot from its own VIPs (cache.CheckStatus.Gate).
 	HasVIP func(netip.Addr) bool
+	// LoopbackVIPsOnly: only an address on a loopback interface opens an
+	// only_if_vip gate (--vip-loopback-only), as HasVIP does.
+	LoopbackVIPsOnly bool
 	// Report receives a service's new combined status whenever it changes.
 	// It is called with the runner's lock held: it must not block (the
 	// watcher's SetProbeResults does not) nor call back into the Runner.
@@ -450,12 +455,17 @@ func (r *Runner) publishLocked(sv *service) {
 	st := cache.ProbeStatus{OK: true, Checks: make([]cache.CheckStatus, 0, len(sv.probes))}
 	for _, p := range sv.probes {
 		ok := p.ok // pending with initial = "down" has ok false (reset)
-		st.Checks = append(st.Checks, cache.CheckStatus{
+		c := cache.CheckStatus{
 			Name: p.spec.Name, Kind: p.spec.Kind, OK: ok, Idle: p.idle, Msg: p.msg, Since: p.since,
-		})
+			Reason: clip("probe "+p.spec.Name+": "+p.msg, cache.MaxReasonLen),
+		}
+		if p.spec.OnlyIfVIP != "" {
+			c.Gate, c.GateLoopback = p.spec.VIP, r.opts.LoopbackVIPsOnly
+		}
+		st.Checks = append(st.Checks, c)
 		if !ok && !p.idle && st.OK {
 			st.OK = false
-			st.LastErr = clip("probe "+p.spec.Name+": "+p.msg, cache.MaxReasonLen)
+			st.LastErr = c.Reason
 		}
 	}
 	if sv.have && sv.last.Same(st) {
