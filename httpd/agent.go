@@ -309,12 +309,14 @@ func (a *Agent) Reply(line string) string {
 }
 
 // hasService reports whether a query names a SERVICE: an agent must say
-// which service it asks about, or get a bad request.
+// which service it asks about, or get a bad request. The first SERVICE is
+// the one [Checker.Check] answers for, so it is the one that must be set:
+// "SERVICE=&SERVICE=x" would otherwise be answered for status.html.
 func hasService(q string) bool {
 	for kv := range strings.SplitSeq(q, "&") {
 		k, v, _ := strings.Cut(kv, "=")
-		if eqFold(k, "SERVICE") && v != "" {
-			return true
+		if eqFold(k, "SERVICE") {
+			return v != ""
 		}
 	}
 	return false

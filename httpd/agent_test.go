@@ -102,6 +102,8 @@ func TestAgentReply(t *testing.T) {
 		{"SERVICE=../x", AgentBadRequest},
 		{"SERVICE=squid&PORT=x", AgentBadRequest},
 		{"SERVICE=squid&VIP=nope", AgentBadRequest},
+		{"SERVICE=&SERVICE=squid&PORT=80", AgentBadRequest}, // the first SERVICE is the one answered for
+		{"service=&PORT=80", AgentBadRequest},
 		{"/etc/passwd", AgentBadRequest},
 		{"GET /status?SERVICE=squid HTTP/1.0", AgentBadRequest},
 	}

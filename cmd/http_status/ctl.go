@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,8 +81,8 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 	fset := flag.NewFlagSet("http_status "+cmd, flag.ContinueOnError)
 	fset.SetOutput(io.Discard)
 	fset.StringVar(&f.dir, "dir", DefaultDir, "")
-	fset.IntVar(&f.port, "port", 0, "")
-	fset.IntVar(&f.port, "p", 0, "")
+	fset.IntVar(&f.port, "port", noPort, "")
+	fset.IntVar(&f.port, "p", noPort, "")
 	fset.StringVar(&f.reason, "reason", "", "")
 	fset.DurationVar(&f.ttl, "ttl", 0, "")
 	fset.StringVar(&f.weight, "weight", "", "")
@@ -222,9 +223,12 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.
 	return nil
 }
 
+// noPort is --port not given (0 and -1 are ports given wrongly).
+const noPort = math.MinInt
+
 // flagName builds the flag-file name from NAME and --port.
 func flagName(name string, port int) (string, error) {
-	if port != 0 {
+	if port != noPort {
 		if port < 1 || port > 65535 {
 			return "", usagef("--port %d: want 1..65535", port)
 		}
