@@ -3,14 +3,21 @@ package main
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/flagfile"
 )
 
 // Tests of issue "never wrong": the answer follows the operator's truth
@@ -224,5 +231,126 @@ func TestNeverWrongOutOfWatches(t *testing.T) {
 	}
 	if !strings.Contains(d.stderr.String(), "out of inotify watches") {
 		t.Errorf("the log does not say why:\n%s", d.stderr.String())
+	}
+}
+
+// TestNeverWrongChurn flips a few hundred flags every way an operator or a
+// deploy tool does (create, rm, rename into place, rewrite in place, a new
+// state word) while pollers query over HTTP and the agent port. Once the
+// churn stops, every answer must equal what the files say, within a second.
+func TestNeverWrongChurn(t *testing.T) {
+	const nflags, writers, pollers = 300, 4, 4
+	churnFor := 2 * time.Second
+	if testing.Short() {
+		churnFor = 500 * time.Millisecond
+	}
+	dir := t.TempDir()
+	port, agentPort := freePort(t), freePort(t)
+	d := startDaemon(t, nil, "--dir", dir, "-p", fmt.Sprint(port), "--agent-port", fmt.Sprint(agentPort), "--resync", "10m", "--vips=false")
+	base := waitServing(t, d, port)
+	name := func(i int) string { return fmt.Sprintf("svc%03d.80", i) }
+	contents := []string{"", "up", "drain", "maint # churn", "down", "up 50%", "drain 300%"}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := filepath.Join(dir, name(rng.IntN(nflags)))
+				content := contents[rng.IntN(len(contents))]
+				switch rng.IntN(4) {
+				case 0: // rm
+					_ = os.Remove(p)
+				case 1: // rewrite in place (truncate, write)
+					_ = os.WriteFile(p, []byte(content), 0o644)
+				case 2: // write a temp file and rename it into place
+					tmp := filepath.Join(dir, fmt.Sprintf(".churn-%d-%d.tmp", w, i))
+					if os.WriteFile(tmp, []byte(content), 0o644) == nil {
+						_ = os.Rename(tmp, p)
+					}
+				case 3: // touch
+					if f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+						f.Close()
+					}
+				}
+			}
+		})
+	}
+	var queries, agentQueries atomic.Int64
+	for range pollers {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 5 * time.Second}
+			rng := rand.New(rand.NewPCG(7, 7))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := rng.IntN(nflags)
+				if res, err := c.Get(fmt.Sprintf("%s/status?SERVICE=svc%03d&PORT=80", base, i)); err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					queries.Add(1)
+				}
+				if cn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", agentPort), 5*time.Second); err == nil {
+					_ = cn.SetDeadline(time.Now().Add(5 * time.Second))
+					_, _ = io.WriteString(cn, name(i)+"\n")
+					_, _ = io.ReadAll(cn)
+					cn.Close()
+					agentQueries.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(churnFor) // the churn's length, not a synchronisation
+	close(stop)
+	wg.Wait()
+	t.Logf("%d HTTP and %d agent queries during the churn", queries.Load(), agentQueries.Load())
+
+	// The truth, read the daemon's way, against every answer.
+	c := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(settleWithin)
+	for {
+		var wrong []string
+		for i := range nflags {
+			e, present, _ := flagfile.Read(filepath.Join(dir, name(i)))
+			want := cache.Missing.HTTPCode()
+			if present {
+				want = e.Effective(time.Now()).State.HTTPCode()
+			}
+			res, err := c.Get(fmt.Sprintf("%s/status?SERVICE=svc%03d&PORT=80", base, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != want {
+				wrong = append(wrong, fmt.Sprintf("%s: %d, file says %d", name(i), res.StatusCode, want))
+			}
+			if i%10 == 0 {
+				reply := agentAsk(t, agentPort, name(i)+"\n")
+				wantReply := cache.Entry{State: cache.Missing, Weight: cache.NoWeight}.AgentReply()
+				if present {
+					wantReply = e.Effective(time.Now()).AgentReply()
+				}
+				if strings.TrimSpace(reply) != wantReply {
+					wrong = append(wrong, fmt.Sprintf("%s agent: %q, file says %q", name(i), reply, wantReply))
+				}
+			}
+		}
+		if len(wrong) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d answers differ from the files %s after the churn stopped:\n%s", len(wrong), settleWithin, strings.Join(wrong, "\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
