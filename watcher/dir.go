@@ -6,6 +6,9 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // # Which directory is watched
@@ -45,6 +48,8 @@ type dirWatch struct {
 	parentID     fileID
 	parentOK     bool
 	problem      string // why path is not watched; "" while it is
+	remote       string // the watched directory's filesystem when inotify misses remote changes
+	polled       time.Time
 }
 
 // checkDir makes the watch follow what w.dir.path leads to now. It reports
@@ -81,6 +86,13 @@ func (w *Watcher) checkDir() bool {
 		if err == nil && idOf(fi2) == id {
 			wasProblem := d.problem
 			d.id, d.watched, d.problem = id, true, ""
+			if r := remoteFS(d.path); r != d.remote {
+				d.remote = r
+				if r != "" {
+					w.log.Warn().Str("dir", d.path).Str("fs", r).Dur("every", remotePoll).
+						Msg("status directory is on a " + r + " filesystem: inotify misses changes made on other hosts, so it is also rescanned periodically")
+				}
+			}
 			if wasProblem != "" && wasProblem != problemNotYet {
 				w.log.Info().Str("dir", d.path).Str("was", wasProblem).Msg("status directory watched again")
 			}
@@ -175,6 +187,17 @@ func (w *Watcher) isDirName(name string) bool {
 	return name == w.dir.path || name == w.dir.parent
 }
 
+// pollDue reports whether a directory on a remote filesystem is due for its
+// periodic rescan.
+func (w *Watcher) pollDue() bool {
+	d := &w.dir
+	if d.remote == "" || !d.watched || time.Since(d.polled) < remotePoll {
+		return false
+	}
+	d.polled = time.Now()
+	return true
+}
+
 // dirProblem is what the snapshot reports about the directory: why it is not
 // watched, or why it could not be listed; "" when all is well.
 func (w *Watcher) dirProblem() string {
@@ -182,4 +205,55 @@ func (w *Watcher) dirProblem() string {
 		return w.dir.problem
 	}
 	return w.readProblem
+}
+
+// remotePoll is how often a status directory on a filesystem whose changes
+// inotify cannot see (see remoteFS) is rescanned in full.
+const remotePoll = time.Second
+
+// remoteFS names the filesystem holding path when it is one where inotify
+// sees only the changes made through this host's own kernel: network and
+// cluster filesystems and FUSE. A flag written on another host would never
+// make an event, so such a directory is also rescanned every remotePoll.
+// It returns "" for local filesystems.
+func remoteFS(path string) string {
+	magic, err := fsMagic(path)
+	if err != nil {
+		return ""
+	}
+	return remoteFSName(magic)
+}
+
+// fsMagic is statfs(2)'s f_type of path. A variable so that a test can stand
+// in for a network filesystem, which cannot be mounted where tests run.
+var fsMagic = func(path string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Type), nil // Type is int32 on some arches
+}
+
+func remoteFSName(magic int64) string {
+	switch magic {
+	case unix.NFS_SUPER_MAGIC:
+		return "nfs"
+	case unix.SMB_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC, unix.CIFS_SUPER_MAGIC:
+		return "smb/cifs"
+	case unix.FUSE_SUPER_MAGIC:
+		return "fuse"
+	case unix.V9FS_MAGIC:
+		return "9p"
+	case unix.CEPH_SUPER_MAGIC:
+		return "ceph"
+	case unix.AFS_SUPER_MAGIC:
+		return "afs"
+	case unix.CODA_SUPER_MAGIC:
+		return "coda"
+	case unix.OCFS2_SUPER_MAGIC:
+		return "ocfs2"
+	case 0x01161970:
+		return "gfs2"
+	}
+	return ""
 }

@@ -293,3 +293,38 @@ func TestDirOutOfWatchesChild(t *testing.T) {
 	write(t, filepath.Join(dir, "svc"), "drain")
 	settles(t, store, "watched", stateIs("svc", cache.Drain))
 }
+
+func TestRemoteFSNames(t *testing.T) {
+	for magic, want := range map[int64]string{
+		unix.NFS_SUPER_MAGIC: "nfs", unix.CIFS_SUPER_MAGIC: "smb/cifs", unix.SMB2_SUPER_MAGIC: "smb/cifs",
+		unix.FUSE_SUPER_MAGIC: "fuse", unix.V9FS_MAGIC: "9p", unix.CEPH_SUPER_MAGIC: "ceph",
+		unix.TMPFS_MAGIC: "", unix.EXT4_SUPER_MAGIC: "", unix.XFS_SUPER_MAGIC: "", unix.BTRFS_SUPER_MAGIC: "", unix.OVERLAYFS_SUPER_MAGIC: "",
+	} {
+		if got := remoteFSName(magic); got != want {
+			t.Errorf("remoteFSName(%#x) = %q, want %q", magic, got, want)
+		}
+	}
+	if got := remoteFS(t.TempDir()); got != "" {
+		t.Logf("the test's temp dir is on %s (rescanned every %s)", got, remotePoll)
+	}
+}
+
+// TestRemoteFSPolled: on a filesystem where inotify misses other hosts'
+// writes, the directory is rescanned every remotePoll. No network
+// filesystem can be mounted where tests run, so statfs is made to say NFS
+// for the (local) directory; the rescans must then come on their own.
+func TestRemoteFSPolled(t *testing.T) {
+	dir := t.TempDir()
+	orig := fsMagic
+	fsMagic = func(string) (int64, error) { return unix.NFS_SUPER_MAGIC, nil }
+	t.Cleanup(func() { fsMagic = orig }) // registered first, so it runs after the watcher stopped
+	w, _ := startWatcher(t, Options{Dir: dir, Resync: time.Hour})
+	before := w.Stats().Rescans
+	deadline := time.Now().Add(10 * remotePoll)
+	for w.Stats().Rescans < before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no periodic rescans of a remote directory: %d -> %d", before, w.Stats().Rescans)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -314,7 +314,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-ticker.C:
 			// Mounts and unmounts make no inotify event: compare what
 			// the path leads to with what is watched.
-			if w.checkDir() || w.readProblem != "" {
+			if w.checkDir() || w.readProblem != "" || w.pollDue() {
 				full = true
 			}
 		case <-w.probeWake:
