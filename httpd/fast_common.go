@@ -91,11 +91,12 @@ type FastOptions struct {
 	IdleTimeout       time.Duration
 	WriteTimeout      time.Duration
 	MaxHeaderBytes    int
-	// LockOSThread pins each loop to its own thread (no clear gain
-	// measured on 2 CPUs; off by default).
-	LockOSThread bool
-
-	grace time.Duration
+	// OutCap is the unsent output above which a connection is not read
+	// until its client has read its answers (evloop.DefaultOutCap).
+	OutCap int
+	// Yield makes each loop call sched_yield after a batch of events
+	// (off: see BENCHMARKS.md for what it does to throughput and tail).
+	Yield bool
 }
 
 func (o FastOptions) withDefaults(srv *http.Server) FastOptions {
@@ -173,10 +174,23 @@ func (handoffAddr) Network() string { return "tcp" }
 func (handoffAddr) String() string  { return "fast-engine-handoff" }
 
 // replayConn is a handed-over connection: the bytes the engine already read
-// come first.
+// come first. It counts against the engine's MaxConns until closed.
 type replayConn struct {
 	net.Conn
-	replay []byte
+	replay  []byte
+	release func()
+	once    sync.Once
+}
+
+// Close closes the connection and releases its place in MaxConns.
+func (c *replayConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		if c.release != nil {
+			c.release()
+		}
+	})
+	return err
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

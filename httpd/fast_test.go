@@ -419,9 +419,10 @@ func TestFastMaxConns(t *testing.T) {
 		}
 		held = append(held, c)
 	}
+	// Over the limit: a 503 saying why, and a clean close.
 	got := exchange(t, ln.Addr().String(), "GET /status HTTP/1.0\r\n\r\n")
-	if got != "" {
-		t.Fatalf("third connection answered: %q", got)
+	if got != respOverloaded {
+		t.Fatalf("third connection: %q, want the overload answer", got)
 	}
 	held[0].Close()
 	time.Sleep(100 * time.Millisecond)

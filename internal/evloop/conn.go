@@ -67,6 +67,25 @@ func (c *Conn[S]) WriteString(s string) {
 	c.l.wbuf = append(c.l.wbuf, s...)
 }
 
+// Buf is the output buffer to append an answer to in place; hand the
+// result back with SetBuf. (Write copies; Buf and SetBuf let an answer be
+// built where it is sent from.)
+func (c *Conn[S]) Buf() []byte {
+	if c.out != nil || !c.inCB {
+		return c.out
+	}
+	return c.l.wbuf
+}
+
+// SetBuf stores b, which Buf returned with bytes appended, as the output.
+func (c *Conn[S]) SetBuf(b []byte) {
+	if c.out != nil || !c.inCB {
+		c.out = b
+		return
+	}
+	c.l.wbuf = b
+}
+
 // Pending is how many bytes wait to be sent.
 func (c *Conn[S]) Pending() int {
 	if c.out != nil || !c.inCB {

@@ -101,6 +101,10 @@ type Options struct {
 	// cleanly afterwards, its input read first so the close sends no
 	// reset).
 	Overload func(fd int)
+	// StoppedAccepting, when set, is called once no loop accepts any
+	// more (on stop): the caller closes its own listener then, so that new
+	// connections are refused at once.
+	StoppedAccepting func()
 	// Logger gets accept errors (rate-limited), never a line per
 	// connection.
 	Logger zerolog.Logger
@@ -221,16 +225,17 @@ func New[S any](h Handler[S], fds []int, opts Options) (*Server[S], error) {
 // queuing them for the next process).
 func (s *Server[S]) stoppedPolling(l *loop[S]) {
 	last := s.polling.Add(-1) == 0
+	if last && s.opts.StoppedAccepting != nil {
+		defer s.opts.StoppedAccepting()
+	}
+	// Each loop forgets its socket itself (l.lfd is the loop's own).
 	switch {
 	case len(s.fds) > 1:
 		unix.Close(l.lfd)
-		l.lfd = -1
 	case last:
-		for _, m := range s.loops {
-			m.lfd = -1
-		}
 		unix.Close(s.fds[0])
 	}
+	l.lfd = -1
 }
 
 // Options is the server's options with the defaults filled in.
@@ -315,12 +320,20 @@ func (s *Server[S]) overload(fd int) {
 	if s.opts.Overload != nil {
 		s.opts.Overload(fd)
 	}
-	closeClean(fd)
+	CloseClean(fd)
 }
 
-// closeClean reads what the peer sent (a close with unread input sends a
-// reset, which can destroy an answer) and closes.
-func closeClean(fd int) {
+// CloseClean closes fd, a socket of a connection that is not kept, after
+// [Drain].
+func CloseClean(fd int) {
+	Drain(fd)
+	unix.Close(fd)
+}
+
+// Drain readies fd for a clean close: it reads what the peer sent (a close
+// with unread input sends a reset, which can destroy an answer just
+// written) and half-closes.
+func Drain(fd int) {
 	var buf [4096]byte
 	for range 4 {
 		if n, errno := read(fd, buf[:]); errno != 0 || n <= 0 {
@@ -328,7 +341,6 @@ func closeClean(fd int) {
 		}
 	}
 	_ = unix.Shutdown(fd, unix.SHUT_WR)
-	unix.Close(fd)
 }
 
 func errnoErr(op string, errno unix.Errno) error { return fmt.Errorf("evloop: %s: %w", op, errno) }

@@ -117,7 +117,7 @@ func serve(t *testing.T, h *lineHandler, opts Options) (*Server[lineState], stri
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	fds, err := ListenerFDs(ln)
+	fds, err := ListenerFDs(ln, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestBalance(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	fds, _ := ListenerFDs(ln)
+	fds, _ := ListenerFDs(ln, true)
 	s, err := New[lineState](h, fds, Options{Loops: 4, Balance: true}) // one shared socket, 4 loops
 	if err != nil {
 		t.Fatal(err)
@@ -548,7 +548,7 @@ func TestChildServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fds, _ := ListenerFDs(ln)
+	fds, _ := ListenerFDs(ln, true)
 	s, err := New[lineState](h, fds, Options{Loops: 1, Overload: func(fd int) { Write(fd, []byte("busy\n")) }})
 	if err != nil {
 		t.Fatal(err)

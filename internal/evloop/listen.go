@@ -13,11 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ListenerFDs returns the listening sockets for n loops: the sockets of a
+// ListenerFDs returns the listening sockets for a [Server]: the sockets of a
 // [ReusePortListener] (taken from it: the server owns and closes them), or
 // a duplicate of ln's socket that every loop polls (also the server's to
-// close; ln itself stays the caller's).
-func ListenerFDs(ln net.Listener) ([]int, error) {
+// close; ln itself stays the caller's). With deferAccept, TCP_DEFER_ACCEPT
+// is set on a duplicated socket: a connection is accepted only once its
+// first bytes are there (not for a protocol whose clients may stay silent).
+func ListenerFDs(ln net.Listener, deferAccept bool) ([]int, error) {
 	if rp, ok := ln.(*ReusePortListener); ok {
 		fds := rp.takeFDs()
 		if len(fds) == 0 {
@@ -45,8 +47,9 @@ func ListenerFDs(ln net.Listener) ([]int, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	// Wake us only when the request has arrived.
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1)
+	if deferAccept {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1)
+	}
 	return []int{fd}, nil
 }
 
