@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -499,4 +500,45 @@ func FuzzAgentReply(f *testing.F) {
 			t.Fatalf("Reply(%q) = %q: unexpected first word", line, r)
 		}
 	})
+}
+
+// TestAgentSilentConnectionsDoNotStarve: thousands of connections that send
+// nothing (each holds its place for the send wait) must not keep a real
+// check waiting. With the old bound of 1,024 connections the accept paused
+// and a real check waited for the silent ones' send wait.
+func TestAgentSilentConnectionsDoNotStarve(t *testing.T) {
+	const silent = 1500
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < 2*silent+200 {
+		t.Skipf("needs %d file descriptors, RLIMIT_NOFILE is %d", 2*silent+200, lim.Cur)
+	}
+	st := agentStore(t, agentFlags)
+	a := newTestAgent(t, st, AgentOptions{SendWait: 5 * time.Second})
+	addr := agentServeWith(t, a, nil)
+	for range silent {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	for i := range 5 {
+		start := time.Now()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, "squid.80\n")
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(b) != "up ready 100%\n" {
+			t.Fatalf("real check %d: %q %v", i, b, err)
+		}
+		// The silent ones' send wait is 5 s: an answer well before it
+		// means the real check did not wait behind them.
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("real check %d took %s with %d silent connections open", i, d, silent)
+		}
+	}
 }
