@@ -540,7 +540,7 @@ func (l *loop[S]) deadline(c *Conn[S]) {
 			in = l.rbuf[:0]
 		}
 		l.invoke(c, in, callExpired)
-		if !c.closed && !c.detached && c.hdl == was {
+		if !c.closed && !c.detached && !c.closing && c.hdl == was {
 			// Not extended: close, once what it wrote is sent.
 			c.closing = true
 			l.send(c)
