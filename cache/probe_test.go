@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -101,6 +102,47 @@ func TestProbeStatusSame(t *testing.T) {
 	}
 }
 
+// TestGatedCheckFollowsSnapshotVIPs: a check gated by only_if_vip is idle
+// exactly when its VIP is absent from the snapshot, whatever the prober last
+// saw, so the gate moves in the same publication as the address.
+func TestGatedCheckFollowsSnapshotVIPs(t *testing.T) {
+	now := time.Now()
+	vip := netip.MustParseAddr("192.0.2.10")
+	pending := ProbeStatus{OK: false, Since: now, LastErr: "probe tcp: pending: no result yet", Checks: []CheckStatus{{
+		Name: "tcp", Kind: "tcp", OK: false, Idle: true, Msg: "pending: no result yet", Since: now,
+		Reason: "probe tcp: pending: no result yet", Gate: vip,
+	}}}
+	build := func(vips map[netip.Addr]VIPFlags) *Snapshot {
+		b := NewBuilder(Empty())
+		b.Set("web.80", Entry{State: Up, Weight: NoWeight})
+		b.SetProbe("web.80", pending)
+		b.SetVIPs(vips)
+		return b.Snapshot(now)
+	}
+	standby := build(map[netip.Addr]VIPFlags{})
+	if e, _ := standby.Effective("web.80", now); e.State != Up {
+		t.Fatalf("gate closed: %v %q, want up (the probe is idle)", e.State, e.Reason)
+	}
+	if p, _ := standby.Probe("web.80"); !p.OK || !p.Checks[0].Idle {
+		t.Fatalf("gate closed: Probe = %+v", p)
+	}
+	active := build(map[netip.Addr]VIPFlags{vip: OnOther})
+	if e, _ := active.Effective("web.80", now); e.State != Down || e.Reason != "probe tcp: pending: no result yet" {
+		t.Fatalf("gate open: %v %q, want down with the probe's reason", e.State, e.Reason)
+	}
+	if p, _ := active.Probe("web.80"); p.OK || p.Checks[0].Idle || p.LastErr == "" {
+		t.Fatalf("gate open: Probe = %+v", p)
+	}
+	// --vip-loopback-only: the VIP on eth0 does not open the gate.
+	pending.Checks[0].GateLoopback = true
+	if e, _ := build(map[netip.Addr]VIPFlags{vip: OnOther}).Effective("web.80", now); e.State != Up {
+		t.Fatalf("loopback-only gate opened by a non-loopback VIP: %v", e.State)
+	}
+	if e, _ := build(map[netip.Addr]VIPFlags{vip: OnLoopback}).Effective("web.80", now); e.State != Down {
+		t.Fatalf("loopback-only gate not opened by a loopback VIP: %v", e.State)
+	}
+}
+
 // TestEffectiveAgentProbe: passing probes that speak agent words (an exec
 // probe with output = "agent") can drain, put in maintenance and lower the
 // weight of an up flag, never raise it nor override the operator's drain.
@@ -135,6 +177,35 @@ func TestEffectiveAgentProbe(t *testing.T) {
 		}
 		if (tc.want == Drain || tc.want == Maint) && tc.flag.State == Up && !e.Since.Equal(since) {
 			t.Errorf("%s: Since %v, want the probe's %v", tc.name, e.Since, since)
+		}
+	}
+}
+
+// TestAgentVerdictGated: a gated check that asks for drain drains the
+// service only while this snapshot holds its VIP.
+func TestAgentVerdictGated(t *testing.T) {
+	now := time.Now()
+	vip := netip.MustParseAddr("192.0.2.10")
+	p := ProbeStatus{OK: true, Since: now, State: Drain, Reason: "probe agent: deploy", Checks: []CheckStatus{
+		{Name: "agent", Kind: "exec", OK: true, Gate: vip, State: Drain, StateReason: "probe agent: deploy", Weight: 50, HasWeight: true},
+		{Name: "http", Kind: "http", OK: true},
+	}}
+	for _, tc := range []struct {
+		vips   map[netip.Addr]VIPFlags
+		want   State
+		weight int
+	}{{nil, Up, NoWeight}, {map[netip.Addr]VIPFlags{vip: OnOther}, Drain, 50}} {
+		b := NewBuilder(Empty())
+		b.Set("web.80", Entry{State: Up, Weight: NoWeight})
+		b.SetProbe("web.80", p)
+		b.SetVIPs(tc.vips)
+		s := b.Snapshot(now)
+		e, _ := s.Effective("web.80", now)
+		if e.State != tc.want || e.Weight != tc.weight {
+			t.Errorf("VIPs %v: %+v, want %s weight %d", tc.vips, e, tc.want, tc.weight)
+		}
+		if r, _ := s.Probe("web.80"); r.State != tc.want {
+			t.Errorf("VIPs %v: Probe().State %s, want %s", tc.vips, r.State, tc.want)
 		}
 	}
 }

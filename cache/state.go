@@ -57,11 +57,11 @@ func ParseStateWord(w string) (State, bool) {
 	switch strings.ToLower(w) {
 	case "up", "ready", "active":
 		return Up, true
-	case "drain", "draining":
+	case "drain", "draining", "drained":
 		return Drain, true
 	case "maint", "maintenance":
 		return Maint, true
-	case "down", "stopped", "stop", "fail", "failed", "inactive":
+	case "down", "stopped", "stop", "fail", "failed", "inactive", "disabled", "offline":
 		return Down, true
 	}
 	return Missing, false
@@ -187,56 +187,133 @@ var ErrGrammar = errors.New("not in the flag-file grammar")
 // STATE is up|ready, drain, maint, or down|stopped|fail; WEIGHT is 0..256
 // followed by %; TIME is RFC 3339 (2026-11-23T10:00:00Z) or Unix seconds;
 // everything after # is the reason. Lines after the first, and lines starting
-// with # before any word, are ignored. Empty content is Up.
+// with # before any word, are ignored. Empty content is Up. A UTF-8
+// byte-order mark at the start is skipped.
 //
-// Content outside the grammar (an old status.html page, say) is Up, as in the
-// original tool, and the returned error says why; the Entry is still usable.
+// # Content that is not quite in the grammar
+//
+// Flags are written by hand, and what decides traffic must fail closed. So
+// each part is read on its own: a part that cannot be read is ignored, and
+// the returned error (also in [Entry.Invalid]) says which; the Entry is
+// usable either way. In particular an out-of-rotation word (drain, maint,
+// down and their synonyms) anywhere before the reason is honoured, whatever
+// surrounds it: "drain 300%", "until=2026-11-23T10:00 maint", "drain\x00",
+// "drain # caf\xe9" are all out of rotation. An expiry that cannot be read
+// is ignored, so such an override stays until the file changes. When two
+// state words disagree, the first out-of-rotation one wins.
+//
+// Content with no state word at all (an old status.html page, say) is Up,
+// as in the original tool, and flagged.
 func ParseFlag(content []byte) (Entry, error) {
 	e := Entry{State: Up, Weight: NoWeight}
+	content = bytes.TrimPrefix(content, utf8BOM)
 	line := firstLine(content)
 	if line == "" {
 		return e, nil
 	}
-	reason := ""
+	reason, hasReason := "", false
 	if i := strings.IndexByte(line, '#'); i >= 0 {
-		reason = strings.TrimSpace(line[i+1:])
+		reason, hasReason = line[i+1:], true
 		line = line[:i]
 	}
-	sawState, sawWeight := false, false
-	for _, w := range strings.Fields(line) {
-		switch {
-		case !sawState && !sawWeight && e.Expires.IsZero() && isStateWord(w):
-			e.State, _ = ParseStateWord(w)
-			sawState = true
-		case !sawWeight && strings.HasSuffix(w, "%"):
-			n, err := strconv.Atoi(w[:len(w)-1])
-			if err != nil || n < 0 || n > MaxWeight {
-				return invalid(fmt.Errorf("weight %q: want 0%%..%d%%: %w", w, MaxWeight, ErrGrammar))
-			}
-			e.Weight, sawWeight = n, true
-		case e.Expires.IsZero() && (strings.HasPrefix(w, "until=") || strings.HasPrefix(w, "expires=")):
-			t, err := parseTime(w[strings.IndexByte(w, '=')+1:])
-			if err != nil {
-				return invalid(fmt.Errorf("expiry %q: %w", w, err))
-			}
-			e.Expires = t
-		default:
-			return invalid(fmt.Errorf("unexpected word %q: %w", clip(w, 40), ErrGrammar))
+	var problem error
+	note := func(err error) {
+		if problem == nil {
+			problem = err
 		}
 	}
-	r, err := cleanReason(reason)
-	if err != nil {
-		return invalid(err)
+	if hasControl(line) {
+		note(fmt.Errorf("control character before the reason: %w", ErrGrammar))
 	}
-	e.Reason = r
+	sawState, sawWeight, sawExpiry, sawOther := false, false, false, false
+	for _, w := range fields(line) {
+		st, ok := ParseStateWord(w)
+		if !ok {
+			// "drain." or "'down'" by hand: the word is still the word.
+			if t := strings.Trim(w, punct); t != w {
+				if st, ok = ParseStateWord(t); ok {
+					note(fmt.Errorf("punctuation around state word %q: %w", clip(w, 40), ErrGrammar))
+				}
+			}
+		}
+		if ok {
+			switch {
+			case !sawState:
+				if sawWeight || sawExpiry || sawOther {
+					note(fmt.Errorf("state word %q after other words: %w", clip(w, 40), ErrGrammar))
+				}
+				e.State, sawState = st, true
+			default:
+				note(fmt.Errorf("second state word %q: %w", clip(w, 40), ErrGrammar))
+				if e.State == Up && st != Up {
+					e.State = st // fail closed: out of rotation wins
+				}
+			}
+			continue
+		}
+		switch {
+		case strings.HasSuffix(w, "%"):
+			n, err := strconv.Atoi(w[:len(w)-1])
+			switch {
+			case err != nil || n < 0 || n > MaxWeight:
+				note(fmt.Errorf("weight %q: want 0%%..%d%%: %w", clip(w, 40), MaxWeight, ErrGrammar))
+			case sawWeight:
+				note(fmt.Errorf("second weight %q: %w", clip(w, 40), ErrGrammar))
+			default:
+				e.Weight, sawWeight = n, true
+			}
+		case hasPrefixFold(w, "until=") || hasPrefixFold(w, "expires="):
+			t, err := parseTime(w[strings.IndexByte(w, '=')+1:])
+			switch {
+			case err != nil:
+				note(fmt.Errorf("expiry %q: %w", clip(w, 60), err))
+			case sawExpiry:
+				note(fmt.Errorf("second expiry %q: %w", clip(w, 60), ErrGrammar))
+			default:
+				e.Expires, sawExpiry = t, true
+			}
+		default:
+			sawOther = true
+			note(fmt.Errorf("unexpected word %q: %w", clip(w, 40), ErrGrammar))
+		}
+	}
+	if hasReason {
+		r, err := cleanReason(reason)
+		if err != nil {
+			note(err)
+		}
+		e.Reason = r
+	}
+	if problem != nil {
+		e.Invalid = problem.Error()
+		return e, problem
+	}
 	return e, nil
 }
 
-func invalid(err error) (Entry, error) {
-	return Entry{State: Up, Weight: NoWeight, Invalid: err.Error()}, err
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// punct is what a hand-written state word may be wrapped in.
+const punct = ".,;:!?\"'`()[]{}<>"
+
+// fields splits s at blanks and at every other control character (a NUL
+// after the state word, say): what is between them are the words.
+func fields(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
 }
 
-func isStateWord(w string) bool { _, ok := ParseStateWord(w); return ok }
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
 
 func firstLine(b []byte) string {
 	if len(b) > MaxFlagSize {
@@ -273,20 +350,31 @@ func parseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// cleanReason checks a reason: printable UTF-8, bounded, so it is safe in a
-// header and an agent line.
+// cleanReason makes a reason safe for a header and an agent line: printable
+// UTF-8, bounded. What is not (a tab, a Latin-1 byte) is replaced, and the
+// error says so; the reason is usable either way.
 func cleanReason(r string) (string, error) {
+	var err error
 	if !utf8.ValidString(r) {
-		return "", fmt.Errorf("reason is not UTF-8: %w", ErrGrammar)
+		r = strings.ToValidUTF8(r, "\ufffd")
+		err = fmt.Errorf("reason is not UTF-8: %w", ErrGrammar)
 	}
-	for _, c := range r {
-		if c < 0x20 || c == 0x7f {
-			return "", fmt.Errorf("reason has a control character: %w", ErrGrammar)
+	if strings.ContainsFunc(r, isControl) {
+		r = strings.Map(func(c rune) rune {
+			if isControl(c) {
+				return ' '
+			}
+			return c
+		}, r)
+		if err == nil {
+			err = fmt.Errorf("reason has a control character: %w", ErrGrammar)
 		}
 	}
 	// Trimmed again after clipping: the line is trimmed when read back.
-	return strings.TrimSpace(clip(r, MaxReasonLen)), nil
+	return strings.TrimSpace(clip(strings.TrimSpace(r), MaxReasonLen)), err
 }
+
+func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
 
 func clip(s string, n int) string {
 	if len(s) <= n {

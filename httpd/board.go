@@ -67,7 +67,7 @@ h2{font-size:1.1em;margin:1.5em 0 .4em}
 <body>
 <h1>http_status on {{.Host}}</h1>
 <div class="meta">generation {{.V.Generation}}, built {{ts .V.Built}}, page rendered {{ts .V.Now}}{{if .Refresh}}, refreshes every {{.Refresh}} s{{end}}. Read-only: states change only through the status directory.</div>
-{{if not .V.DirOK}}<div class="warn" id="dir-missing">Status directory missing: every service is out of rotation.</div>{{end}}
+{{if not .V.DirOK}}<div class="warn" id="dir-missing">Status directory {{.V.DirProblem}}: every service is out of rotation.</div>{{end}}
 {{if not .V.VIPsOK}}<div class="warn" id="vips-stale">VIP list not current (netlink subscription down).</div>{{end}}
 <div class="tally"><span class="up">{{.V.Counts.up}} up</span><span class="drain">{{.V.Counts.drain}} drain</span><span class="maint">{{.V.Counts.maint}} maint</span><span class="down">{{.V.Counts.down}} down</span></div>
 <h2>Services ({{len .V.Services}})</h2>
@@ -78,7 +78,7 @@ h2{font-size:1.1em;margin:1.5em 0 .4em}
 <td class="name">{{.Name}}</td>
 <td><span class="badge {{.Effective}}">{{if eq .Effective "drain"}}drained{{else}}{{.Effective}}{{end}}</span>{{if ne .State .Effective}} <span class="muted">(flag says {{.State}}{{if and .Probe (not .Probe.OK)}}, probe failing{{else}}, expired{{end}})</span>{{end}}</td>
 <td>{{if .Weight}}{{.Weight}}%{{end}}</td>
-<td>{{.Reason}}{{if .Invalid}} <span class="invalid">flag not understood, counted as up: {{.Invalid}}</span>{{end}}</td>
+<td>{{.Reason}}{{if .Invalid}} <span class="invalid">flag not fully understood, counted as {{.State}}: {{.Invalid}}</span>{{end}}</td>
 <td>{{with .Probe}}{{range .Checks}}<span class="badge {{if .Idle}}missing{{else if .OK}}up{{else}}down{{end}}" title="{{.Kind}}: {{.Msg}}">{{.Name}}</span> {{end}}{{end}}</td>
 <td class="when" title="{{ts .Since}}">{{ago $.V.Now .Since}} ago</td>
 <td class="when">{{ts .Expires}}</td>

@@ -220,6 +220,12 @@ func (p *parsed) parse(raw string) *Result {
 		switch {
 		case eqFold(k, "SERVICE"):
 			if haveService {
+				if service == "" && v != "" {
+					// "SERVICE=&SERVICE=web": the first (empty) one
+					// would answer for status.html, the asker meant
+					// web. Ambiguous: refuse rather than guess.
+					return &resBadService
+				}
 				continue
 			}
 			d, ok := unescape(v, decBuf[0][:])

@@ -22,7 +22,7 @@ func snap(t testing.TB, flags map[string]string, vips map[string]cache.VIPFlags)
 		m[netip.MustParseAddr(a)] = f
 	}
 	b.SetVIPs(m)
-	b.SetDirOK(true)
+	b.SetDirProblem("")
 	b.SetVIPsOK(true)
 	st := cache.NewStore()
 	st.Publish(b.Snapshot(time.Now()))
@@ -75,6 +75,8 @@ func TestCheck(t *testing.T) {
 		{"all name chars", "SERVICE=a-b_c%40d%2Be%3Af", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"unknown params ignored", "SERVICE=squid&PORT=80&_=12345&x", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"first occurrence wins", "SERVICE=squid&SERVICE=nope&PORT=80", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"empty first service, then another", "SERVICE=&SERVICE=squid&PORT=80", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"empty service alone is status.html", "SERVICE=", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"empty pairs", "&&SERVICE=squid&&PORT=80&", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"traversal", "SERVICE=../../etc/passwd", c, 400, BodyBadService, cache.Missing, "", 0},
 		{"traversal encoded", "SERVICE=..%2F..%2Fetc%2Fpasswd", c, 400, BodyBadService, cache.Missing, "", 0},

@@ -223,6 +223,20 @@ func TestFastSameBytes(t *testing.T) {
 		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
 		"GET /status HTTP/1.1\nHost: x\nConnection: close\n\n",
 		"\r\nGET /status HTTP/1.0\r\n\r\n",
+		// Connection tokens as net/http reads them: bounded by spaces,
+		// commas or tabs; on HTTP/1.0 keep-alive wins over close.
+		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: foo close\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\tfoo\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /status HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\nGET /status HTTP/1.0\r\n\r\n",
+		"GET /status HTTP/1.0\r\nConnection: foo keep-alive\r\n\r\nGET /status HTTP/1.0\r\n\r\n",
+		"GET /status HTTP/1.0\r\nConnection: KEEP-ALIVE\r\n\r\nGET /status HTTP/1.0\r\n\r\n",
+		// Blank lines after a POST are tolerated (net/http: "RFC 7230
+		// section 3 tolerance for old buggy clients"), not after a GET.
+		"POST /status HTTP/1.1\r\nHost: x\r\n\r\n\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"POST /status HTTP/1.1\r\nHost: x\r\n\r\n\n\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"POST /status HTTP/1.1\r\nHost: x\r\n\r\n\r\n\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		// Pipelining, with a handoff in the middle.
 		"GET /status HTTP/1.1\r\nHost: x\r\n\r\nHEAD /status HTTP/1.1\r\nHost: x\r\n\r\nGET /extra?p HTTP/1.1\r\nHost: x\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		// Bad input.
@@ -494,9 +508,10 @@ func TestFastMaxConns(t *testing.T) {
 		}
 		held = append(held, c)
 	}
+	// Over the limit: a 503 saying why, and a clean close.
 	got := exchange(t, ln.Addr().String(), "GET /status HTTP/1.0\r\n\r\n")
-	if got != "" {
-		t.Fatalf("third connection answered: %q", got)
+	if got != respOverloaded {
+		t.Fatalf("third connection: %q, want the overload answer", got)
 	}
 	held[0].Close()
 	time.Sleep(100 * time.Millisecond)

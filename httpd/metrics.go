@@ -25,8 +25,9 @@ type MetricsOptions struct {
 	Checker *Checker
 	// Watcher returns the watcher's counters; nil leaves them out.
 	Watcher func() WatcherStats
-	// Heartbeat is the watcher loop's last turn; nil leaves it out.
-	Heartbeat func() time.Time
+	// HeartbeatAge is how long ago the watcher loop last turned
+	// (monotonic); nil leaves it out.
+	HeartbeatAge func() time.Duration
 	// Now is the clock used for expiries; time.Now when nil.
 	Now func() time.Time
 }
@@ -137,7 +138,7 @@ func (c *daemonCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descServiceState, descServiceWt, descProbeOK, descServices, descVIPs, descGeneration, descBuilt, descDirOK, descVIPsOK} {
 		ch <- d
 	}
-	if c.opts.Heartbeat != nil {
+	if c.opts.HeartbeatAge != nil {
 		ch <- descHeartbeat
 	}
 	if c.opts.Watcher != nil {
@@ -184,8 +185,8 @@ func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descDirOK, prometheus.GaugeValue, b2f(s.DirOK()))
 	ch <- prometheus.MustNewConstMetric(descVIPsOK, prometheus.GaugeValue, b2f(s.VIPsOK()))
-	if c.opts.Heartbeat != nil {
-		ch <- prometheus.MustNewConstMetric(descHeartbeat, prometheus.GaugeValue, now.Sub(c.opts.Heartbeat()).Seconds())
+	if c.opts.HeartbeatAge != nil {
+		ch <- prometheus.MustNewConstMetric(descHeartbeat, prometheus.GaugeValue, c.opts.HeartbeatAge().Seconds())
 	}
 	if c.opts.Watcher != nil {
 		ws := c.opts.Watcher()

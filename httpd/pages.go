@@ -38,10 +38,10 @@ type PagesOptions struct {
 	Store *cache.Store
 	// Now is the clock used for expiries; time.Now when nil.
 	Now func() time.Time
-	// Heartbeat is the time of the watcher loop's last turn; /healthz
-	// fails when it is older than HeartbeatMaxAge. Nil: /healthz only
-	// checks that the daemon answers.
-	Heartbeat       func() time.Time
+	// HeartbeatAge is how long ago the watcher loop last turned, on the
+	// monotonic clock; /healthz fails when it is over HeartbeatMaxAge.
+	// Nil: /healthz only checks that the daemon answers.
+	HeartbeatAge    func() time.Duration
 	HeartbeatMaxAge time.Duration
 	// BoardRefresh is the board's default auto-refresh period (meta
 	// refresh); 0 means 10 s. ?refresh=N overrides it; ?refresh=0 turns
@@ -127,8 +127,9 @@ type ServiceJSON struct {
 	Reason  string     `json:"reason,omitempty"`
 	Since   time.Time  `json:"since"`
 	Expires *time.Time `json:"expires,omitempty"`
-	// Invalid says why the content was not understood (it then counts
-	// as up).
+	// Invalid says which part of the content was not understood and
+	// ignored; the state word, when there is one, still counts (see
+	// cache.ParseFlag).
 	Invalid string `json:"invalid,omitempty"`
 	// Probe is the service's active probes (absent when it has none). A
 	// failing probe makes an up flag answer down (effective_state).
@@ -203,6 +204,7 @@ type StatusJSON struct {
 	Built      time.Time      `json:"built"`
 	Now        time.Time      `json:"now"`
 	DirOK      bool           `json:"dir_ok"`
+	DirProblem string         `json:"dir_problem,omitempty"` // why DirOK is false
 	VIPsOK     bool           `json:"vips_ok"`
 	Counts     map[string]int `json:"counts"` // effective state -> services
 	Services   []ServiceJSON  `json:"services"`
@@ -214,7 +216,7 @@ type StatusJSON struct {
 func View(s *cache.Snapshot, now time.Time) StatusJSON {
 	v := StatusJSON{
 		Generation: s.Generation(), Built: s.Built(), Now: now,
-		DirOK: s.DirOK(), VIPsOK: s.VIPsOK(),
+		DirOK: s.DirOK(), DirProblem: s.DirProblem(), VIPsOK: s.VIPsOK(),
 		Counts:   map[string]int{"up": 0, "drain": 0, "maint": 0, "down": 0},
 		Services: make([]ServiceJSON, 0, s.Len()),
 		VIPs:     []VIPJSON{},
@@ -297,7 +299,7 @@ func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
 	b.WriteString("; built: ")
 	b.WriteString(v.Built.UTC().Format(time.RFC3339Nano))
 	b.WriteString("; dir: ")
-	b.WriteString(okWord(v.DirOK, "missing"))
+	b.WriteString(okWord(v.DirOK, v.DirProblem))
 	b.WriteString("; vips: ")
 	b.WriteString(okWord(v.VIPsOK, "stale"))
 	b.WriteByte('\n')

@@ -107,11 +107,12 @@ func TestRunnerAgentOutput(t *testing.T) {
 	if d.Reason != "probe b: maint" || d.Checks[0].State != cache.Drain {
 		t.Errorf("d.1: %+v", d)
 	}
-	f := c.waitFor(t, "f.1", "down", notOK)
+	ran := func(st cache.ProbeStatus) bool { return !st.OK && !strings.Contains(st.LastErr, "pending") }
+	f := c.waitFor(t, "f.1", "down", ran)
 	if f.LastErr != "probe b: down: broken" || f.State != cache.Down {
 		t.Errorf("f.1: %+v", f)
 	}
-	x := c.waitFor(t, "x.1", "down on exit 1", notOK)
+	x := c.waitFor(t, "x.1", "down on exit 1", ran)
 	if x.LastErr != "probe a: exit 1: drain" {
 		t.Errorf("x.1: %+v", x)
 	}

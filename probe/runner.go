@@ -63,7 +63,12 @@ type Options struct {
 	Concurrency int
 	// HasVIP reports whether an address is on this host (for only_if_vip);
 	// cmd passes the store's current snapshot's HasVIP. Nil: never present.
+	// It only decides whether the probe runs: whether a gated probe votes
+	// is decided by each snapshot from its own VIPs (cache.CheckStatus.Gate).
 	HasVIP func(netip.Addr) bool
+	// LoopbackVIPsOnly: only an address on a loopback interface opens an
+	// only_if_vip gate (--vip-loopback-only), as HasVIP does.
+	LoopbackVIPsOnly bool
 	// Report receives a service's new combined status whenever it changes.
 	// It is called with the runner's lock held: it must not block (the
 	// watcher's SetProbeResults does not) nor call back into the Runner.
@@ -476,45 +481,40 @@ func (r *Runner) record(p *running, out outcome, err error) {
 
 // publishLocked recomputes a service's status and reports it if it changed.
 func (r *Runner) publishLocked(sv *service) {
-	st := cache.ProbeStatus{OK: true, State: cache.Up, Checks: make([]cache.CheckStatus, 0, len(sv.probes))}
+	st := cache.ProbeStatus{OK: true, Checks: make([]cache.CheckStatus, 0, len(sv.probes))}
 	for _, p := range sv.probes {
 		ok := p.ok // pending with initial = "down" has ok false (reset)
-		cs := cache.CheckStatus{
+		c := cache.CheckStatus{
 			Name: p.spec.Name, Kind: p.spec.Kind, OK: ok, Idle: p.idle, Msg: p.msg, Since: p.since,
-			State: cache.Down, Containers: p.containers,
+			Reason: clip("probe "+p.spec.Name+": "+p.msg, cache.MaxReasonLen),
+			State:  cache.Down, Containers: p.containers,
 		}
 		if ok {
-			cs.State, cs.Weight, cs.HasWeight = p.state, p.weight, p.hasWeight
-		}
-		st.Checks = append(st.Checks, cs)
-		if p.idle {
-			continue
-		}
-		if !ok && st.OK {
-			st.OK = false
-			st.LastErr = clip("probe "+p.spec.Name+": "+p.msg, cache.MaxReasonLen)
-		}
-		if !ok {
-			continue
-		}
-		// The strictest state a passing probe asks for wins (maint over
-		// drain over up), with its reason; and the smallest weight.
-		if stricter(p.state, st.State) {
-			st.State = p.state
-			why := p.reason
-			if why == "" {
-				why = p.state.String()
+			c.State, c.Weight, c.HasWeight = p.state, p.weight, p.hasWeight
+			// What /status says when this check's drain or maint (or an
+			// up script's "#reason") applies.
+			switch why := p.reason; {
+			case p.state == cache.Drain || p.state == cache.Maint:
+				if why == "" {
+					why = p.state.String()
+				}
+				c.StateReason = clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
+			case why != "":
+				c.StateReason = clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
 			}
-			st.Reason = clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
-		} else if st.Reason == "" && p.reason != "" && st.State == cache.Up {
-			st.Reason = clip("probe "+p.spec.Name+": "+p.reason, cache.MaxReasonLen)
 		}
-		if p.hasWeight && (!st.HasWeight || p.weight < st.Weight) {
-			st.Weight, st.HasWeight = p.weight, true
+		if p.spec.OnlyIfVIP != "" {
+			c.Gate, c.GateLoopback = p.spec.VIP, r.opts.LoopbackVIPsOnly
+		}
+		st.Checks = append(st.Checks, c)
+		if !ok && !p.idle && st.OK {
+			st.OK = false
+			st.LastErr = c.Reason
 		}
 	}
-	if !st.OK {
-		st.State, st.Weight, st.HasWeight, st.Reason = cache.Down, 0, false, ""
+	st.State = cache.Down
+	if st.OK {
+		st.State, st.Weight, st.HasWeight, st.Reason = cache.AgentVerdict(st.Checks, func(c cache.CheckStatus) bool { return c.Idle })
 	}
 	if sv.have && sv.last.Same(st) {
 		return
@@ -527,21 +527,6 @@ func (r *Runner) publishLocked(sv *service) {
 	}
 	sv.last, sv.have = st, true
 	r.opts.Report(sv.name, st)
-}
-
-// stricter reports whether a takes more traffic away than b (up < drain <
-// maint).
-func stricter(a, b cache.State) bool {
-	rank := func(s cache.State) int {
-		switch s {
-		case cache.Drain:
-			return 1
-		case cache.Maint:
-			return 2
-		}
-		return 0
-	}
-	return rank(a) > rank(b)
 }
 
 // clean makes a message safe for a header and an agent line: one line of

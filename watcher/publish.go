@@ -69,7 +69,7 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 			continue // the rescan already read it
 		}
 		e, ok := w.readFlag(name)
-		if !w.dirOK {
+		if w.dirProblem() != "" {
 			ok = false
 		}
 		apply(name, e, ok)
@@ -77,8 +77,8 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 	if w.applyProbes(old, b) {
 		changed = true
 	}
-	if old.DirOK() != w.dirOK {
-		b.SetDirOK(w.dirOK)
+	if p := w.dirProblem(); old.DirProblem() != p {
+		b.SetDirProblem(p)
 		changed = true
 	}
 

@@ -6,15 +6,16 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/flagfile"
 )
 
 // The control command writes and lists flag files directly; it does not talk
@@ -80,8 +81,8 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 	fset := flag.NewFlagSet("http_status "+cmd, flag.ContinueOnError)
 	fset.SetOutput(io.Discard)
 	fset.StringVar(&f.dir, "dir", DefaultDir, "")
-	fset.IntVar(&f.port, "port", 0, "")
-	fset.IntVar(&f.port, "p", 0, "")
+	fset.IntVar(&f.port, "port", noPort, "")
+	fset.IntVar(&f.port, "p", noPort, "")
 	fset.StringVar(&f.reason, "reason", "", "")
 	fset.DurationVar(&f.ttl, "ttl", 0, "")
 	fset.StringVar(&f.weight, "weight", "", "")
@@ -222,9 +223,12 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.
 	return nil
 }
 
+// noPort is --port not given (0 and -1 are ports given wrongly).
+const noPort = math.MinInt
+
 // flagName builds the flag-file name from NAME and --port.
 func flagName(name string, port int) (string, error) {
-	if port != 0 {
+	if port != noPort {
 		if port < 1 || port > 65535 {
 			return "", usagef("--port %d: want 1..65535", port)
 		}
@@ -394,31 +398,13 @@ func listFlags(dir string, w io.Writer, now time.Time) error {
 	return nil
 }
 
-// readFlagFile reads a flag as the watcher does: regular files only, no
-// symlinks, the first MaxFlagSize bytes. note says what is odd about it; a
-// Missing state means the daemon does not count it.
+// readFlagFile reads a flag as the watcher does (one reader for both:
+// [flagfile.Read]). note says what is odd about it; a Missing state means
+// the daemon does not count it.
 func readFlagFile(p string) (cache.Entry, string) {
-	missing := cache.Entry{State: cache.Missing, Weight: cache.NoWeight}
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if errors.Is(err, syscall.ELOOP) {
-		return missing, "a symlink: ignored by the daemon (use a regular file)"
-	}
-	if err != nil {
-		return missing, err.Error()
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return missing, "not a regular file: ignored by the daemon"
-	}
-	buf := make([]byte, cache.MaxFlagSize)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return cache.Entry{State: cache.Up, Weight: cache.NoWeight}, "cannot read, counted as up: " + err.Error()
-	}
-	e, err := cache.ParseFlag(buf[:n])
-	if err != nil {
-		return e, "content not understood, counted as up: " + err.Error()
+	e, _, problem := flagfile.Read(p)
+	if problem != nil {
+		return e, problem.Error()
 	}
 	return e, ""
 }

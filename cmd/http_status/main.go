@@ -261,7 +261,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		sd.ready(store)
 		tellParent(nil)
 		wd := watchdogInterval(log)
-		wg.Go(func() { sd.supervise(ctx, store, w.Heartbeat, wd, heartbeatMaxAge) })
+		wg.Go(func() { sd.supervise(ctx, store, w.HeartbeatAge, wd, heartbeatMaxAge) })
 	}
 
 	for runErr == nil && sig.Err() == nil {

@@ -38,12 +38,12 @@ func (o *observability) onProbe(service string, ok bool, d time.Duration) {
 func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Watcher) {
 	httpd.NewPages(httpd.PagesOptions{
 		Store:           c.Store(),
-		Heartbeat:       w.Heartbeat,
+		HeartbeatAge:    w.HeartbeatAge,
 		HeartbeatMaxAge: heartbeatMaxAge,
 	}).Mount(h)
 	m := httpd.NewMetrics(httpd.MetricsOptions{
-		Checker:   c,
-		Heartbeat: w.Heartbeat,
+		Checker:      c,
+		HeartbeatAge: w.HeartbeatAge,
 		Watcher: func() httpd.WatcherStats {
 			s := w.Stats()
 			return httpd.WatcherStats{

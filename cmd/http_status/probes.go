@@ -25,13 +25,14 @@ type probes struct {
 func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Store, w *watcher.Watcher, observe func(string, bool, time.Duration), log zerolog.Logger) (*probes, error) {
 	p := &probes{path: path, log: log}
 	p.runner = probe.NewRunner(probe.Options{
-		Logger:      log,
-		Concurrency: concurrency,
-		HasVIP:      func(a netip.Addr) bool { return store.Load().HasVIP(a, loopbackOnly) },
-		Report:      w.SetProbeResults,
-		Clear:       w.ClearProbeResults,
-		Ready:       w.Ready(),
-		Observe:     observe,
+		Logger:           log,
+		Concurrency:      concurrency,
+		HasVIP:           func(a netip.Addr) bool { return store.Load().HasVIP(a, loopbackOnly) },
+		LoopbackVIPsOnly: loopbackOnly,
+		Report:           w.SetProbeResults,
+		Clear:            w.ClearProbeResults,
+		Ready:            w.Ready(),
+		Observe:          observe,
 	})
 	if path == "" {
 		return p, nil

@@ -108,7 +108,7 @@ func (n *notifier) reload(ctx context.Context, w *watcher.Watcher, store *cache.
 // WATCHDOG=1 every watchdog/2, but only while heartbeat (the watcher loop's
 // last turn) is younger than maxAge: a stuck loop stops the pings and systemd
 // restarts us.
-func (n *notifier) supervise(ctx context.Context, store *cache.Store, heartbeat func() time.Time, watchdog, maxAge time.Duration) {
+func (n *notifier) supervise(ctx context.Context, store *cache.Store, heartbeatAge func() time.Duration, watchdog, maxAge time.Duration) {
 	status := time.NewTicker(time.Second)
 	defer status.Stop()
 	var pings <-chan time.Time
@@ -134,8 +134,8 @@ func (n *notifier) supervise(ctx context.Context, store *cache.Store, heartbeat 
 			if old := n.status.Load(); old == nil || *old != summary {
 				n.send(n.statusLine(summary))
 			}
-		case now := <-pings:
-			age := now.Sub(heartbeat())
+		case <-pings:
+			age := heartbeatAge()
 			if age < maxAge {
 				if stuck {
 					n.log.Warn().Dur("age", age).Msg("watcher loop alive again; watchdog pings resume")
