@@ -88,6 +88,9 @@ type Entry struct {
 	Reason  string    // free text, no control characters
 	Expires time.Time // zero: never. At and after this instant the entry is plain Up.
 	Since   time.Time // when the watcher first saw this state
+	// ConnPort is the local port whose connections count for this service
+	// (the conn=PORT word); 0: the port in the name (squid.80).
+	ConnPort uint16
 	// Invalid is set when the content was not in the grammar (it then
 	// counts as Up). The watcher logs it once.
 	Invalid string
@@ -97,7 +100,7 @@ type Entry struct {
 // service is plain Up, with no weight and no reason.
 func (e Entry) Effective(now time.Time) Entry {
 	if e.State != Missing && !e.Expires.IsZero() && !now.Before(e.Expires) {
-		return Entry{State: Up, Weight: NoWeight, Since: e.Expires}
+		return Entry{State: Up, Weight: NoWeight, Since: e.Expires, ConnPort: e.ConnPort}
 	}
 	return e
 }
@@ -105,7 +108,7 @@ func (e Entry) Effective(now time.Time) Entry {
 // SameAs reports whether two entries say the same thing (ignoring Since).
 func (e Entry) SameAs(o Entry) bool {
 	return e.State == o.State && e.Weight == o.Weight && e.Reason == o.Reason &&
-		e.Expires.Equal(o.Expires) && e.Invalid == o.Invalid
+		e.Expires.Equal(o.Expires) && e.Invalid == o.Invalid && e.ConnPort == o.ConnPort
 }
 
 // AgentReply is the HAProxy agent-check reply for e, without the trailing
@@ -167,6 +170,9 @@ func (e Entry) Format() string {
 	if !e.Expires.IsZero() {
 		parts = append(parts, "until="+e.Expires.UTC().Format(time.RFC3339Nano))
 	}
+	if e.ConnPort != 0 {
+		parts = append(parts, "conn="+strconv.Itoa(int(e.ConnPort)))
+	}
 	if e.Reason != "" {
 		parts = append(parts, "# "+e.Reason)
 	}
@@ -182,11 +188,13 @@ var ErrGrammar = errors.New("not in the flag-file grammar")
 //
 // The first line holds words separated by blanks:
 //
-//	[STATE] [WEIGHT%] [until=TIME] [# REASON...]
+//	[STATE] [WEIGHT%] [until=TIME] [conn=PORT] [# REASON...]
 //
 // STATE is up|ready, drain, maint, or down|stopped|fail; WEIGHT is 0..256
 // followed by %; TIME is RFC 3339 (2026-11-23T10:00:00Z) or Unix seconds;
-// everything after # is the reason. Lines after the first, and lines starting
+// PORT (1..65535) is where the service's connections arrive, when that is
+// not the port in its name (it changes no answer: an unreadable one is
+// ignored); everything after # is the reason. Lines after the first, and lines starting
 // with # before any word, are ignored. Empty content is Up. A UTF-8
 // byte-order mark at the start is skipped.
 //
@@ -272,6 +280,16 @@ func ParseFlag(content []byte) (Entry, error) {
 			default:
 				e.Expires, sawExpiry = t, true
 			}
+		case hasPrefixFold(w, "conn="):
+			p, err := ParsePort(w[len("conn="):])
+			switch {
+			case err != nil:
+				note(fmt.Errorf("%q: %w", clip(w, 40), err))
+			case e.ConnPort != 0:
+				note(fmt.Errorf("second conn port %q: %w", clip(w, 40), ErrGrammar))
+			default:
+				e.ConnPort = p
+			}
 		default:
 			sawOther = true
 			note(fmt.Errorf("unexpected word %q: %w", clip(w, 40), ErrGrammar))
@@ -309,6 +327,15 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// ParsePort parses a TCP port, 1..65535, in decimal.
+func ParsePort(s string) (uint16, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 || s[0] == '+' || s[0] == '0' {
+		return 0, fmt.Errorf("port %q: want 1..65535: %w", clip(s, 20), ErrGrammar)
+	}
+	return uint16(n), nil
 }
 
 func hasPrefixFold(s, prefix string) bool {
