@@ -52,6 +52,7 @@ type Snapshot struct {
 	shards    [shardCount]map[string]Entry
 	vips      map[netip.Addr]VIPFlags
 	probes    map[string]ProbeStatus // services with active probes
+	conns     ConnCounts             // live connection counts (conns.go)
 	nServices int
 	// dirProblem says why the status directory is not watched ("missing",
 	// "out of inotify watches ..."); empty while it is.
@@ -281,7 +282,8 @@ func (b *Builder) Snapshot(now time.Time) *Snapshot {
 // Store holds the current snapshot. The zero Store is not usable; use
 // [NewStore].
 type Store struct {
-	p atomic.Pointer[Snapshot]
+	p      atomic.Pointer[Snapshot]
+	notify atomic.Pointer[func(*Snapshot)] // SetOnPublish
 }
 
 // NewStore returns a Store holding [Empty], so Load never returns nil.
@@ -295,4 +297,9 @@ func NewStore() *Store {
 func (st *Store) Load() *Snapshot { return st.p.Load() }
 
 // Publish makes s current. Only the watcher loop calls it.
-func (st *Store) Publish(s *Snapshot) { st.p.Store(s) }
+func (st *Store) Publish(s *Snapshot) {
+	st.p.Store(s)
+	if f := st.notify.Load(); f != nil {
+		(*f)(s)
+	}
+}

@@ -13,6 +13,7 @@ import (
 // logged once. Nothing is published when nothing changed; it reports whether
 // a snapshot was published.
 func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.Entry, addrs bool) bool {
+	defer w.connsPublished()
 	old := w.store.Load()
 	b := cache.NewBuilder(old)
 	now := w.now()
@@ -75,6 +76,9 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 		apply(name, e, ok)
 	}
 	if w.applyProbes(old, b) {
+		changed = true
+	}
+	if w.applyConns(old, b) {
 		changed = true
 	}
 	if p := w.dirProblem(); old.DirProblem() != p {

@@ -83,6 +83,7 @@ type Watcher struct {
 	probeMu      sync.Mutex
 	probePending map[string]probeUpdate
 	probeWake    chan struct{}
+	conns        connQueue // connection counts waiting (SetConnCounts)
 
 	// The loop's last turn, as monotonic nanoseconds since epoch: a step
 	// of the wall clock (date -s, NTP) must neither fake a stall nor hide
