@@ -109,6 +109,10 @@ type Spec struct {
 	Name      string `toml:"name"`
 	Kind      string `toml:"kind"`
 	OnlyIfVIP string `toml:"only_if_vip"`
+	// ConnPort is the local port whose connections count for the service
+	// (traffic arriving on another port than the name's); it does not
+	// change the probe. Probes of one service must agree on it.
+	ConnPort int `toml:"conn_port"`
 	Timing
 
 	// http, tcp, fastcgi
@@ -305,7 +309,45 @@ func (c *Config) validate() error {
 			at(s, "%s", msg)
 		}
 	}
+	errs = append(errs, c.checkConnPorts()...)
 	return errors.Join(errs...)
+}
+
+// checkConnPorts checks each conn_port and that the probes of a service
+// agree on it.
+func (c *Config) checkConnPorts() []error {
+	var errs []error
+	first := map[string]*Spec{}
+	for i := range c.Probes {
+		s := &c.Probes[i]
+		if s.ConnPort == 0 {
+			continue
+		}
+		if s.ConnPort < 1 || s.ConnPort > 65535 {
+			errs = append(errs, fmt.Errorf("%s:%d: probe %q: conn_port %d: want 1..65535", c.Source, s.Line, s.ID(), s.ConnPort))
+			continue
+		}
+		if f := first[s.Service]; f != nil && f.ConnPort != s.ConnPort {
+			errs = append(errs, fmt.Errorf("%s:%d: probe %q: conn_port %d, but line %d says %d for the same service", c.Source, s.Line, s.ID(), s.ConnPort, f.Line, f.ConnPort))
+			continue
+		}
+		first[s.Service] = s
+	}
+	return errs
+}
+
+// ConnPorts maps each service that sets conn_port to it.
+func (c *Config) ConnPorts() map[string]uint16 {
+	out := map[string]uint16{}
+	if c == nil {
+		return out
+	}
+	for _, s := range c.Probes {
+		if s.ConnPort >= 1 && s.ConnPort <= 65535 {
+			out[s.Service] = uint16(s.ConnPort)
+		}
+	}
+	return out
 }
 
 func (t *Timing) check() string {

@@ -166,6 +166,7 @@ func NewRunner(opts Options) *Runner {
 func fingerprint(s *Spec) string {
 	c := *s
 	c.Line = 0
+	c.ConnPort = 0 // not the probe's business: a change restarts nothing
 	return fmt.Sprintf("%#v", c)
 }
 
