@@ -30,6 +30,9 @@ type MetricsOptions struct {
 	HeartbeatAge func() time.Duration
 	// Now is the clock used for expiries; time.Now when nil.
 	Now func() time.Time
+	// NeedConns tells the connection sampler that a scrape needs counts
+	// (see [PagesOptions.NeedConns]); nil: no connection gauges.
+	NeedConns func() <-chan struct{}
 }
 
 // Metrics is the daemon's Prometheus registry and /metrics handler. It uses
@@ -44,6 +47,7 @@ type MetricsOptions struct {
 // series rather than adding one: 10,000 flags are 10,000 series, and the
 // whole scrape is then about 0.6 MB.
 type Metrics struct {
+	opts           MetricsOptions
 	reg            *prometheus.Registry
 	publishLatency prometheus.Histogram
 	probeDuration  *prometheus.HistogramVec
@@ -59,7 +63,7 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{opts: opts, reg: prometheus.NewRegistry()}
 	m.publishLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: ns, Name: "publish_latency_seconds",
 		Help: "Time from the watcher waking up on an event (inotify, netlink, timer) to the new snapshot being published.",
@@ -106,6 +110,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !readOnlyMethod(w, r) {
 		return
 	}
+	waitConns(m.opts.Checker.Store(), m.opts.NeedConns)
 	m.handler.ServeHTTP(w, r)
 }
 
@@ -129,13 +134,15 @@ var (
 	descResubscribes = prometheus.NewDesc(ns+"_watcher_netlink_resubscribes_total", "netlink address subscriptions re-established after a failure.", nil, nil)
 	descPublishes    = prometheus.NewDesc(ns+"_watcher_publishes_total", "Snapshots published.", nil, nil)
 	descLastRescan   = prometheus.NewDesc(ns+"_watcher_last_rescan_duration_seconds", "Duration of the last full rescan.", nil, nil)
+	descConns        = prometheus.NewDesc(ns+"_service_connections", "Established TCP connections on the service's port (conn= or conn_port, else the port in its name), while counts are sampled.", []string{"service"}, nil)
+	descConnsLive    = prometheus.NewDesc(ns+"_connections_sampling", "1 while connection counts are sampled (something needs them), 0 otherwise.", nil, nil)
 )
 
 // daemonCollector reads everything at scrape time.
 type daemonCollector struct{ opts MetricsOptions }
 
 func (c *daemonCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descServiceState, descServiceWt, descProbeOK, descServices, descVIPs, descGeneration, descBuilt, descDirOK, descVIPsOK} {
+	for _, d := range []*prometheus.Desc{descRequests, descServiceState, descServiceWt, descProbeOK, descServices, descVIPs, descGeneration, descBuilt, descDirOK, descVIPsOK, descConns, descConnsLive} {
 		ch <- d
 	}
 	if c.opts.HeartbeatAge != nil {
@@ -171,7 +178,11 @@ func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 		if eff.Weight != cache.NoWeight {
 			ch <- prometheus.MustNewConstMetric(descServiceWt, prometheus.GaugeValue, float64(eff.Weight), name)
 		}
+		if n, ok := s.Conns(name); ok {
+			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(n), name)
+		}
 	}
+	ch <- prometheus.MustNewConstMetric(descConnsLive, prometheus.GaugeValue, b2f(s.ConnCounts().Live))
 	for name, p := range s.Probes() {
 		ch <- prometheus.MustNewConstMetric(descProbeOK, prometheus.GaugeValue, b2f(p.OK), name)
 	}

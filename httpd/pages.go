@@ -47,6 +47,11 @@ type PagesOptions struct {
 	// refresh); 0 means 10 s. ?refresh=N overrides it; ?refresh=0 turns
 	// it off.
 	BoardRefresh time.Duration
+	// NeedConns tells the connection sampler that a page needs counts
+	// ([conns.Sampler.Touch]); a page waits at most a second for the
+	// channel it returns when the snapshot has no live counts. Nil: pages
+	// show no counts.
+	NeedConns func() <-chan struct{}
 }
 
 // Pages serves the read-only status pages: /status.json, /status.txt, the
@@ -134,6 +139,12 @@ type ServiceJSON struct {
 	// Probe is the service's active probes (absent when it has none). A
 	// failing probe makes an up flag answer down (effective_state).
 	Probe *ProbeJSON `json:"probe,omitempty"`
+	// Conns is the number of established connections on ConnPort, while
+	// the connection sampler runs (absent otherwise).
+	Conns *int `json:"connections,omitempty"`
+	// ConnPort is the local port counted: conn= in the flag, conn_port in
+	// the probe configuration, or the port in the name (absent: none).
+	ConnPort uint16 `json:"conn_port,omitempty"`
 }
 
 // ProbeJSON is the combined verdict of a service's probes.
@@ -209,6 +220,10 @@ type StatusJSON struct {
 	Counts     map[string]int `json:"counts"` // effective state -> services
 	Services   []ServiceJSON  `json:"services"`
 	VIPs       []VIPJSON      `json:"vips"`
+	// ConnsLive is true while connection counts are sampled; ConnsError
+	// says why the last count failed.
+	ConnsLive  bool   `json:"connections_live"`
+	ConnsError string `json:"connections_error,omitempty"`
 }
 
 // View builds the /status.json document from one snapshot; the text page
@@ -221,23 +236,10 @@ func View(s *cache.Snapshot, now time.Time) StatusJSON {
 		Services: make([]ServiceJSON, 0, s.Len()),
 		VIPs:     []VIPJSON{},
 	}
+	cc := s.ConnCounts()
+	v.ConnsLive, v.ConnsError = cc.Live, cc.Err
 	for name, e := range s.Services() {
-		eff, _ := s.Effective(name, now) // flag and probes, as /status answers
-		sj := ServiceJSON{
-			Name: name, State: e.State.String(), Effective: eff.State.String(),
-			Code: eff.State.HTTPCode(), Reason: eff.Reason, Since: eff.Since, Invalid: e.Invalid,
-		}
-		if eff.Weight != cache.NoWeight {
-			w := eff.Weight
-			sj.Weight = &w
-		}
-		if !eff.Expires.IsZero() {
-			x := eff.Expires
-			sj.Expires = &x
-		}
-		if p, ok := s.Probe(name); ok {
-			sj.Probe = probeJSON(p)
-		}
+		sj := serviceView(s, name, e, now)
 		v.Counts[sj.Effective]++
 		v.Services = append(v.Services, sj)
 	}
@@ -262,8 +264,60 @@ func View(s *cache.Snapshot, now time.Time) StatusJSON {
 	return v
 }
 
+// serviceView is one service of s at now, as /status.json shows it and as
+// an /events change carries it.
+func serviceView(s *cache.Snapshot, name string, e cache.Entry, now time.Time) ServiceJSON {
+	eff, _ := s.Effective(name, now) // flag and probes, as /status answers
+	sj := ServiceJSON{
+		Name: name, State: e.State.String(), Effective: eff.State.String(),
+		Code: eff.State.HTTPCode(), Reason: eff.Reason, Since: eff.Since, Invalid: e.Invalid,
+		ConnPort: s.ConnPort(name),
+	}
+	if eff.Weight != cache.NoWeight {
+		w := eff.Weight
+		sj.Weight = &w
+	}
+	if !eff.Expires.IsZero() {
+		x := eff.Expires
+		sj.Expires = &x
+	}
+	if p, ok := s.Probe(name); ok {
+		sj.Probe = probeJSON(p)
+	}
+	if n, ok := s.Conns(name); ok {
+		sj.Conns = &n
+	}
+	return sj
+}
+
+// load is the snapshot a page renders. When nothing has needed connection
+// counts lately the sampler is idle: wake it and wait (at most a second)
+// for its first sample, so the page shows current counts rather than none.
+func (p *Pages) load() *cache.Snapshot { return waitConns(p.opts.Store, p.opts.NeedConns) }
+
+// waitConns tells the sampler (need) that counts are needed, and when the
+// snapshot has none yet waits at most a second for the first sample; it
+// returns the snapshot to use.
+func waitConns(st *cache.Store, need func() <-chan struct{}) *cache.Snapshot {
+	s := st.Load()
+	if need == nil {
+		return s
+	}
+	ch := need()
+	if s.ConnCounts().Live {
+		return s
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
+	return st.Load()
+}
+
 func (p *Pages) serveJSON(w http.ResponseWriter, r *http.Request) {
-	v := View(p.opts.Store.Load(), p.now())
+	v := View(p.load(), p.now())
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	if _, ok := r.URL.Query()["pretty"]; ok {
@@ -284,7 +338,7 @@ func (p *Pages) serveJSON(w http.ResponseWriter, r *http.Request) {
 // serveText is a plain-text page in the spirit of nginx's upstream check
 // status page: a summary line, then one line per service.
 func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
-	v := View(p.opts.Store.Load(), p.now())
+	v := View(p.load(), p.now())
 	var b bytes.Buffer
 	b.WriteString("Service count: ")
 	b.WriteString(strconv.Itoa(len(v.Services)))
@@ -316,6 +370,10 @@ func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
 			b.WriteString(" weight ")
 			b.WriteString(strconv.Itoa(*s.Weight))
 			b.WriteByte('%')
+		}
+		if s.Conns != nil {
+			b.WriteString(" conns ")
+			b.WriteString(strconv.Itoa(*s.Conns))
 		}
 		b.WriteString(" since ")
 		b.WriteString(s.Since.UTC().Format(time.RFC3339))

@@ -144,7 +144,7 @@ func TestBoard(t *testing.T) {
 		`<tr class="state-drain" data-service="web.443" data-state="drain">`,
 		`<span class="badge drain">drained</span>`,
 		`deploy &lt;b&gt;1234&lt;/b&gt;`, // the reason is escaped
-		`<meta http-equiv="refresh" content="10">`,
+		`<noscript><meta http-equiv="refresh" content="10"></noscript>`,
 		`<tr class="state-up" data-service="db.5432" data-state="up">`,
 		`(flag says down, expired)`,
 		`<td class="name">10.0.0.1</td><td>loopback</td>`,
@@ -153,10 +153,13 @@ func TestBoard(t *testing.T) {
 			t.Errorf("board lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"<b>", "<script", "http://", "https://"} {
+	for _, bad := range []string{"<b>", "http://", "https://"} {
 		if strings.Contains(body, bad) {
 			t.Errorf("board contains %q (unescaped reason or external asset)", bad)
 		}
+	}
+	if strings.Count(body, "<script") != 1 || !strings.Contains(body, "<script>"+boardJS+"</script>") {
+		t.Error("board has a script other than its own")
 	}
 	if _, _, body := get(t, h, "GET", "/board?refresh=0"); strings.Contains(body, `http-equiv="refresh"`) {
 		t.Error("refresh=0 still refreshes")
@@ -362,7 +365,7 @@ func TestPagesProbes(t *testing.T) {
 		t.Errorf("status.txt:\n%s", txt)
 	}
 	_, _, board := get(t, h, "GET", "/board")
-	for _, want := range []string{`data-service="php.9000" data-state="down"`, `(flag says up, probe failing)`, `<span class="badge down" title="fastcgi: status 500">php-ping</span>`, `<span class="badge missing" title="tcp: ">vip-only</span>`} {
+	for _, want := range []string{`data-service="php.9000" data-state="down"`, `(flag says up, probe failing)`, `<span class="badge down" title="fastcgi: status 500">php-ping</span>`, `<span class="badge idle" title="idle, tcp: ">vip-only</span>`} {
 		if !strings.Contains(board, want) {
 			t.Errorf("board lacks %q", want)
 		}
