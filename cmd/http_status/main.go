@@ -227,8 +227,13 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			return err
 		}
 	}
+	lv := newLive(store, w, pr, log.With().Str("component", "conns").Logger()) // connection counts, /events
+	defer lv.close()
+	obs.needConns = lv.sampler.Touch
 	h := httpd.NewHandler(checker)
 	obs.mount(h, checker, w) // read-only pages and /metrics
+	lv.mount(h)
+	wg.Go(func() { lv.run(ctx) })
 	srv := httpd.NewServer(h, log.With().Str("component", "http").Logger())
 	wg.Go(func() {
 		var err error

@@ -14,6 +14,8 @@ import (
 // checker exist; publishes before that (the first snapshot) are not timed.
 type observability struct {
 	metrics atomic.Pointer[httpd.Metrics]
+	// needConns wakes the connection sampler (live.go); set before mount.
+	needConns func() <-chan struct{}
 }
 
 // onPublish is the watcher's OnPublish hook.
@@ -40,6 +42,7 @@ func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Wat
 		Store:           c.Store(),
 		HeartbeatAge:    w.HeartbeatAge,
 		HeartbeatMaxAge: heartbeatMaxAge,
+		NeedConns:       o.needConns,
 	}).Mount(h)
 	m := httpd.NewMetrics(httpd.MetricsOptions{
 		Checker:      c,
@@ -52,6 +55,7 @@ func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Wat
 				Transitions: s.Transitions, LastRescan: time.Duration(s.LastRescanNanos),
 			}
 		},
+		NeedConns: o.needConns,
 	})
 	m.Mount(h)
 	o.metrics.Store(m)
