@@ -451,7 +451,7 @@ func TestDrainWaitNamespace(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done; done <- nil })
 	waitOutput(t, "3 connections in the namespace", out, fmt.Sprintf("3 connections on port %d", port))
 	for i, c := range cs {
 		c.Close()
