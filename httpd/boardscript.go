@@ -94,7 +94,16 @@ function tally() {
   document.title = document.title.replace(/\d+\/\d+ up$/, n.up + "/" + all.length + " up");
   document.getElementById("gen").textContent = gen;
 }
+// A resync fetches every service: at most one every 5 s (a big host whose
+// counts all move would otherwise fetch it every second).
+var lastResync = 0, resyncTimer = null;
 function resync() {
+  var wait = lastResync + 5000 - Date.now();
+  if (wait > 0) {
+    if (!resyncTimer) resyncTimer = setTimeout(function () { resyncTimer = null; resync(); }, wait);
+    return;
+  }
+  lastResync = Date.now();
   fetch("/status.json", { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (doc) {
     var seen = {};
     doc.services.forEach(function (s) { seen[s.name] = true; apply(s, doc.generation); });

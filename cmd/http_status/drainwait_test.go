@@ -527,3 +527,30 @@ func TestConnCountsMatchSS(t *testing.T) {
 	cs[4].Close()
 	check(3)
 }
+
+// TestDrainWaitTerminal: on a terminal (a pty made by script(1)) progress
+// is one live line, rewritten in place, with the deadline.
+func TestDrainWaitTerminal(t *testing.T) {
+	t.Parallel()
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script (util-linux) not installed: no pty to test the live line")
+	}
+	port := loopbackPort(t)
+	dialLoopback(t, port, 1, 0)
+	dir := t.TempDir()
+	line := fmt.Sprintf("%s drain tty -p %d --wait 1500ms --min-wait 0 --dir %s", testBinary(t), port, dir)
+	cmd := exec.Command(script, "-qfec", line, "/dev/null")
+	cmd.Env = append(cleanEnv(), "TERM=dumb")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1 (deadline)\n%q", err, out)
+	}
+	s := string(out)
+	if n := strings.Count(s, "\r\x1b[K"); n < 2 || !strings.Contains(s, fmt.Sprintf("tty.%d: 1 connection on port %d, ", port, port)) || !strings.Contains(s, "elapsed, deadline in ") {
+		t.Errorf("want a live line rewritten at least twice (%d), got %q", n, s)
+	}
+	if !strings.Contains(s, "deadline: 1 connection still open") {
+		t.Errorf("no deadline message: %q", s)
+	}
+}

@@ -185,12 +185,18 @@ dot\-files and names ending in \fB.tmp\fR or \fB~\fR do not count).
 It may be empty (up) or hold one line:
 .PP
 .RS
-[\fISTATE\fR] [\fIWEIGHT\fB%\fR] [\fBuntil=\fITIME\fR] [\fB#\fR \fIREASON\fR]
+[\fISTATE\fR] [\fIWEIGHT\fB%\fR] [\fBuntil=\fITIME\fR] [\fBconn=\fIPORT\fR] [\fB#\fR \fIREASON\fR]
 .RE
 .PP
 \fISTATE\fR is \fBup\fR, \fBdrain\fR, \fBmaint\fR or \fBdown\fR;
 \fIWEIGHT\fR 0 to 256; \fITIME\fR RFC 3339 or Unix seconds, after which the
-service is up again.
+service is up again; \fIPORT\fR the local port whose connections count for
+the service when it is not the one in its name.
+.PP
+\fBhttp_status drain \fINAME\fB \-\-wait \fIDURATION\fR [\fB\-\-then maint\fR|\fBdown\fR|\fBinactivate\fR]
+writes drain, waits until no established TCP connection has the service's
+port as its local port, then applies \fB\-\-then\fR; at the deadline it exits
+1 and leaves the drain. \fBhttp_status help\fR lists the control commands.
 .SH FILES
 .TP
 .I /var/run/http_status
