@@ -10,11 +10,15 @@ import (
 // (same cells, classes and texts). It is inline and allowed by its hash in
 // the Content-Security-Policy, so the page still loads nothing else. A
 // "sync" event naming another generation than the page's, or a stream that
-// restarts, fetches /status.json and applies every service. Without
+// restarts, fetches /status.json and applies every service, at most once
+// every 5 s (on a big host whose counts all move, a sync would otherwise
+// come every second). Without
 // JavaScript the <noscript> refresh reloads the page instead; if the stream
 // stays down for the refresh period, the script reloads it too.
 //
-// It must not contain "{{" (it is part of a template) nor "</script".
+// It must not contain "{{" (it is part of a template), "</script", nor
+// comments (html/template removes comments from scripts, which would break
+// the hash).
 const boardJS = `(function () {
 "use strict";
 var body = document.body, tbody = document.querySelector("#services tbody");
@@ -94,8 +98,6 @@ function tally() {
   document.title = document.title.replace(/\d+\/\d+ up$/, n.up + "/" + all.length + " up");
   document.getElementById("gen").textContent = gen;
 }
-// A resync fetches every service: at most one every 5 s (a big host whose
-// counts all move would otherwise fetch it every second).
 var lastResync = 0, resyncTimer = null;
 function resync() {
   var wait = lastResync + 5000 - Date.now();

@@ -143,7 +143,7 @@ func TestBoardLooks(t *testing.T) {
 	if !strings.Contains(csp, "script-src "+boardScriptHash+";") || !strings.Contains(csp, "connect-src 'self'") || strings.Contains(csp, "unsafe-eval") {
 		t.Errorf("CSP %q", csp)
 	}
-	if strings.Contains(boardJS, "{{") || strings.Contains(boardJS, "</script") {
+	if strings.Contains(boardJS, "{{") || strings.Contains(boardJS, "</script") || strings.Contains(boardJS, "//") || strings.Contains(boardJS, "/*") {
 		t.Error("boardJS would break its template")
 	}
 }

@@ -60,6 +60,7 @@ type Events struct {
 	qmu   sync.Mutex
 	queue []*cache.Snapshot
 	wake  chan struct{}
+	prev  *cache.Snapshot // Run-owned: the last snapshot compared
 
 	mu      sync.Mutex
 	subs    map[*subscriber]struct{}
@@ -78,6 +79,9 @@ type subscriber struct {
 // store's publications; [Events.Run] must run for events to flow.
 func NewEvents(opts EventsOptions) *Events {
 	e := &Events{opts: opts, wake: make(chan struct{}, 1), subs: map[*subscriber]struct{}{}}
+	// Every snapshot published from here on is queued and compared with
+	// this one, however late Run starts.
+	e.prev = opts.Store.Load()
 	opts.Store.SetOnPublish(e.published)
 	return e
 }
@@ -114,7 +118,8 @@ func (e *Events) Subscribers() int {
 // Run compares each published snapshot with the one before and sends the
 // changes, until ctx is done; then every stream ends.
 func (e *Events) Run(ctx context.Context) {
-	prev := e.opts.Store.Load()
+	prev := e.prev
+	defer func() { e.prev = prev }()
 	defer e.stop()
 	for {
 		select {

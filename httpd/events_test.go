@@ -210,8 +210,10 @@ func TestEventsStream(t *testing.T) {
 	if ch := c.change(t); ch.Generation != g5 || ch.Old != "maint" || ch.Effective != "up" {
 		t.Errorf("last event %+v", ch)
 	}
-	if ev.Sent() < 7 {
-		t.Errorf("Sent() = %d", ev.Sent())
+	for deadline := time.Now().Add(10 * time.Second); ev.Sent() < 7; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Sent() = %d, want 7", ev.Sent())
+		}
 	}
 	// The client goes away: its slot and its hold are released.
 	c.conn.Close()
@@ -248,7 +250,8 @@ func TestEventsSyncOnBigChange(t *testing.T) {
 }
 
 // TestEventsSlowSubscriberDropped: a subscriber that does not keep up is
-// dropped once its buffer is full, and publishing never waits for it.
+// dropped once its buffer is full, while one that keeps up is not, and
+// publishing never waits for either.
 func TestEventsSlowSubscriberDropped(t *testing.T) {
 	st := snap(t, map[string]string{"a.80": "up"}, nil)
 	ev := NewEvents(EventsOptions{Store: st})
@@ -262,39 +265,36 @@ func TestEventsSlowSubscriberDropped(t *testing.T) {
 	wg.Go(func() { ev.Run(ctx) })
 	defer wg.Wait()
 	defer cancel()
-	var got int
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-fast.ch:
-				got++
-			case <-fast.gone:
-				return
-			}
-		}
-	}()
 	pub := publisher{st}
-	start := time.Now()
-	for i := range EventBuffer * 4 {
-		pub.do(func(b *cache.Builder) { b.Set("a.80", entry(t, fmt.Sprintf("up %d%%", i%200))) })
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("publishing %d snapshots took %v", EventBuffer*4, d)
+	for i := range EventBuffer + 10 {
+		g := pub.do(func(b *cache.Builder) { b.Set("a.80", entry(t, fmt.Sprintf("up %d%%", i%200))) })
+		// The fast one reads each event as it comes.
+		select {
+		case f := <-fast.ch:
+			if !strings.HasPrefix(string(f), fmt.Sprintf("id: %d\n", g)) {
+				t.Fatalf("fast subscriber got %q for generation %d", f, g)
+			}
+		case <-fast.gone:
+			t.Fatalf("the subscriber that keeps up was dropped at event %d", i)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no event for generation %d (event %d)", g, i)
+		}
 	}
 	select {
 	case <-slow.gone:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the slow subscriber was not dropped")
 	}
-	if ev.Dropped() != 1 {
-		t.Errorf("Dropped() = %d", ev.Dropped())
+	if ev.Dropped() != 1 || ev.Subscribers() != 1 {
+		t.Errorf("Dropped() = %d, Subscribers() = %d; want 1, 1", ev.Dropped(), ev.Subscribers())
 	}
-	cancel()
-	<-done
-	if got == 0 {
-		t.Error("the fast subscriber got nothing")
+	// Nobody reads now: a burst of publications still never waits.
+	start := time.Now()
+	for i := range 10 * EventBuffer {
+		pub.do(func(b *cache.Builder) { b.Set("a.80", entry(t, fmt.Sprintf("down %d%%", i%200))) })
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("publishing %d snapshots took %v", 10*EventBuffer, d)
 	}
 }
 
