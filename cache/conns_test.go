@@ -82,3 +82,18 @@ func TestStoreOnPublish(t *testing.T) {
 		t.Errorf("hook saw %v", seen)
 	}
 }
+
+// BenchmarkConnPorts is what the idle sampler does once a second: find the
+// ports to count and whether anything drains, over 10,000 flags.
+func BenchmarkConnPorts(b *testing.B) {
+	bl := NewBuilder(Empty())
+	for i := range 10000 {
+		bl.Set("svc"+itoa(i)+"."+itoa(1+i%60000), Entry{State: Up, Weight: NoWeight})
+	}
+	s := bl.Snapshot(time.Now())
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.ConnPorts(nil, now)
+	}
+}

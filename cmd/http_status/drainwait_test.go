@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -553,4 +554,36 @@ func TestDrainWaitTerminal(t *testing.T) {
 	if !strings.Contains(s, "deadline: 1 connection still open") {
 		t.Errorf("no deadline message: %q", s)
 	}
+}
+
+// TestSamplerFollowsDrain: the daemon counts nothing while nothing needs
+// counts (health checks do not), starts when a flag goes to drain, and
+// stops when the drain ends.
+func TestSamplerFollowsDrain(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "flags")
+	writeFlags(t, dir, map[string]string{"web.8080": "up"})
+	port := freePort(t)
+	log := &lockedBuffer{}
+	startProcess(t, log, testBinary(t), "--dir", dir, "-p", strconv.Itoa(port), "--vips=false", "--log-format", "json", "--log-level", "debug")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	pollUntil(t, "daemon answers", 15*time.Second, func() (bool, string) {
+		res, err := http.Get(base + "/status?SERVICE=web&PORT=8080")
+		if err != nil {
+			return false, err.Error()
+		}
+		res.Body.Close()
+		return res.StatusCode == 200, res.Status
+	})
+	if strings.Contains(log.String(), "connection sampler started") {
+		t.Fatal("the sampler started for health checks alone")
+	}
+	if code, _, errs := runCtlSync("drain", "web.8080", "--dir", dir); code != 0 {
+		t.Fatal(errs)
+	}
+	waitOutput(t, "a drain starts the sampler", log, `"draining":true,"subscribers":0,"time"`)
+	if code, _, errs := runCtlSync("activate", "web.8080", "--dir", dir); code != 0 {
+		t.Fatal(errs)
+	}
+	waitOutput(t, "the drain's end stops it", log, "connection sampler stopped")
 }

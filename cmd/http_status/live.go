@@ -40,7 +40,7 @@ func newLive(store *cache.Store, w *watcher.Watcher, pr *probes, log zerolog.Log
 	}
 	l.sampler = conns.NewSampler(conns.SamplerOptions{
 		Count: count,
-		Ports: func() ([]uint16, bool) { return store.Load().ConnPorts(pr.connPorts(), time.Now()) },
+		Ports: l.ports(store, pr),
 		Report: func(s conns.Sample) <-chan struct{} {
 			c := cache.ConnCounts{Live: s.Live, Ports: s.Ports, Config: pr.connPorts()}
 			if s.Err != nil {
@@ -52,6 +52,32 @@ func newLive(store *cache.Store, w *watcher.Watcher, pr *probes, log zerolog.Log
 	})
 	l.events = httpd.NewEvents(httpd.EventsOptions{Store: store, Hold: l.sampler.Hold})
 	return l
+}
+
+// ports is the sampler's Ports: the ports the services need and whether
+// one drains. The sampler asks once a second, idle or not, so the answer
+// is kept until the snapshot (or the probe file's conn_port) changes: with
+// 10,000 flags working it out takes milliseconds (BENCHMARKS.md). An
+// expiring drain is a new snapshot too (the watcher republishes then).
+func (l *live) ports(store *cache.Store, pr *probes) func() ([]uint16, bool) {
+	var (
+		gen      uint64
+		cfg      *map[string]uint16
+		ports    []uint16
+		draining bool
+	)
+	return func() ([]uint16, bool) {
+		s, c := store.Load(), pr.conns.Load()
+		if s.Generation() != gen || c != cfg || gen == 0 {
+			var m map[string]uint16
+			if c != nil {
+				m = *c
+			}
+			ports, draining = s.ConnPorts(m, time.Now())
+			gen, cfg = s.Generation(), c
+		}
+		return ports, draining
+	}
 }
 
 // mount mounts /events on h.
