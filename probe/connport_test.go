@@ -53,3 +53,13 @@ kind    = "tcp"
 		t.Error("nil config has conn ports")
 	}
 }
+
+func TestExampleConfigConnPort(t *testing.T) {
+	c, err := LoadFile("../contrib/probes.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ConnPorts(); !maps.Equal(got, map[string]uint16{"app.8080": 443}) {
+		t.Errorf("example conn ports %v", got)
+	}
+}
