@@ -587,3 +587,37 @@ func TestSamplerFollowsDrain(t *testing.T) {
 	}
 	waitOutput(t, "the drain's end stops it", log, "connection sampler stopped")
 }
+
+// TestDrainPort: which port drain --wait counts: --conn-port, else the
+// flag's conn=, else the --config file's conn_port, else the name's.
+func TestDrainPort(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "probes.toml")
+	if err := os.WriteFile(cfg, []byte("[[probe]]\nservice = \"web.8080\"\nkind = \"tcp\"\nconn_port = 443\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "api.9000"), []byte("up conn=9443\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f    ctlFlags
+		name string
+		want uint16
+	}{
+		{ctlFlags{dir: dir}, "web.8080", 8080},
+		{ctlFlags{dir: dir, config: cfg}, "web.8080", 443},
+		{ctlFlags{dir: dir, config: cfg, connPort: 1443}, "web.8080", 1443},
+		{ctlFlags{dir: dir, config: cfg}, "api.9000", 9443},
+		{ctlFlags{dir: dir}, "api.9000", 9443},
+	} {
+		if got, err := drainPort(tc.f, tc.name); err != nil || got != tc.want {
+			t.Errorf("%s %+v: %d, %v; want %d", tc.name, tc.f, got, err, tc.want)
+		}
+	}
+	if _, err := drainPort(ctlFlags{dir: dir}, "status.html"); err == nil {
+		t.Error("no port, no error")
+	}
+	if _, err := drainPort(ctlFlags{dir: dir, config: filepath.Join(dir, "missing.toml")}, "status.html"); err == nil {
+		t.Error("a missing --config is not an error")
+	}
+}
