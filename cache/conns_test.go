@@ -52,6 +52,19 @@ func TestSnapshotConns(t *testing.T) {
 		t.Error("db.5432 drains, ConnPorts says nothing drains")
 	}
 
+	// An agent script draining an up flag is a drain too.
+	b = NewBuilder(Empty())
+	b.Set("app.8080", Entry{State: Up, Weight: NoWeight})
+	b.SetProbe("app.8080", ProbeStatus{OK: true, State: Drain, Reason: "probe agent: deploy",
+		Checks: []CheckStatus{{Name: "agent", Kind: "exec", OK: true, State: Drain}}})
+	ps := b.Snapshot(now)
+	if eff, _ := ps.Effective("app.8080", now); eff.State != Drain {
+		t.Fatalf("setup: the agent script does not drain (%v)", eff.State)
+	}
+	if _, draining := ps.ConnPorts(nil, now); !draining {
+		t.Error("a drain by an agent script does not count as a drain")
+	}
+
 	b = NewBuilder(s)
 	b.SetConns(ConnCounts{Config: cfg})
 	s = b.Snapshot(now)

@@ -50,7 +50,7 @@ function rowFor(s, g) {
   tr.appendChild(el("td", "name", s.name));
   td = el("td");
   td.appendChild(el("span", "badge " + st, st === "drain" ? "drained" : st));
-  if (s.state !== st) td.appendChild(el("span", "muted", " (flag says " + s.state + (s.probe && !s.probe.ok ? ", probe failing" : ", expired") + ")"));
+  if (s.state !== st) td.appendChild(el("span", "muted", " (flag says " + s.state + (s.probe && !s.probe.ok ? ", probe failing" : s.probe && s.state === "up" ? ", set by a probe" : ", expired") + ")"));
   tr.appendChild(td);
   tr.appendChild(el("td", null, s.weight == null ? "" : s.weight + "%"));
   td = el("td", null, s.reason || "");
