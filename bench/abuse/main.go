@@ -81,7 +81,7 @@ func main() {
 	silent := flag.Int("silent", 3000, "agent: silent connections held open")
 	checks := flag.Int("checks", 20, "agent: real checks, one at a time")
 	interval := flag.Duration("interval", 100*time.Millisecond, "agent: pause between real checks")
-	summary := flag.String("summary", "", "also append the summary table to this file")
+	summary := flag.String("summary", "", "append the summary table to this file instead of printing it")
 	netns := flag.Bool("netns", os.Geteuid() == 0, "run in a fresh network namespace with the daemon's TCP send buffers capped by -wmem (needs root)")
 	wmem := flag.String("wmem", "4096 16384 16384", "net.ipv4.tcp_wmem (min default max) in the namespace of -netns")
 	var extra argList
@@ -147,8 +147,9 @@ func main() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.cell, r.measured, r.goal, r.met)
 	}
 	tw.Flush()
-	fmt.Print("\n", b.String())
-	if *summary != "" {
+	if *summary == "" {
+		fmt.Print("\n", b.String())
+	} else {
 		f, err := os.OpenFile(*summary, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err == nil {
 			_, err = io.WriteString(f, b.String())
