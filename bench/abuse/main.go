@@ -87,27 +87,37 @@ func main() {
 	var extra argList
 	flag.Var(&extra, "daemon-arg", "extra argument for the daemon (repeatable), e.g. -daemon-arg=--engine=net/http")
 	flag.Parse()
-	if *bin == "" || flag.NArg() != 0 || *clients < 1 || *silent < 0 || *checks < 1 || *pipeline < 1 {
+	if *bin == "" || flag.NArg() != 0 || *clients < 1 || *silent < 0 || *checks < 1 || *pipeline < 1 || !validWmem(*wmem) {
 		flag.Usage()
 		os.Exit(2)
 	}
 	where := "this network namespace, the kernel's TCP buffers"
 	if *netns && !benchutil.InNetns() {
-		err := benchutil.ReexecInNetns(os.Args[1:]...)
-		if err == nil {
-			return
+		// Try first: in a container unshare may be there and still
+		// not be allowed.
+		if err := exec.Command("unshare", "-n", "true").Run(); err != nil {
+			fmt.Printf("abuse: no network namespace of its own (unshare -n: %v): measuring in this one\n", err)
+		} else {
+			err := benchutil.ReexecInNetns(os.Args[1:]...)
+			if err == nil {
+				return
+			}
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				os.Exit(ee.ExitCode())
+			}
+			fatal(fmt.Errorf("a network namespace of its own (-netns=false measures in this one): %w", err))
 		}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.ExitCode())
-		}
-		fatal(fmt.Errorf("a network namespace of its own (-netns=false measures in this one): %w", err))
 	}
 	if benchutil.InNetns() {
-		if err := setupNetns(*wmem); err != nil {
+		if err := loUp(); err != nil {
 			fatal(err)
 		}
 		where = "a network namespace of its own, net.ipv4.tcp_wmem " + strings.Join(strings.Fields(*wmem), " ")
+		if err := setWmem(*wmem); err != nil {
+			fmt.Printf("abuse: %v: the kernel's default TCP buffers\n", err)
+			where = "a network namespace of its own, the kernel's TCP buffers"
+		}
 	}
 	limit, err := raiseNofile()
 	if err != nil {
@@ -171,9 +181,8 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-// setupNetns readies the fresh network namespace: lo up, the TCP send
-// buffers capped.
-func setupNetns(wmem string) error {
+// loUp brings up lo in the fresh network namespace.
+func loUp() error {
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("netns: lo: %w", err)
@@ -181,9 +190,28 @@ func setupNetns(wmem string) error {
 	if err := netlink.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("netns: lo up: %w", err)
 	}
-	if len(strings.Fields(wmem)) != 3 {
-		return fmt.Errorf("-wmem %q: want three numbers, min default max", wmem)
+	return nil
+}
+
+// validWmem: three positive numbers, min <= default <= max.
+func validWmem(wmem string) bool {
+	f := strings.Fields(wmem)
+	if len(f) != 3 {
+		return false
 	}
+	prev := 1
+	for _, s := range f {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < prev {
+			return false
+		}
+		prev = v
+	}
+	return true
+}
+
+// setWmem caps the TCP send buffers of this network namespace.
+func setWmem(wmem string) error {
 	if err := os.WriteFile("/proc/sys/net/ipv4/tcp_wmem", []byte(wmem+"\n"), 0o644); err != nil {
 		return fmt.Errorf("netns: set net.ipv4.tcp_wmem: %w", err)
 	}

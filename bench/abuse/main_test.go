@@ -198,3 +198,14 @@ func TestSilentConns(t *testing.T) {
 	}
 	s.stop() // twice is fine
 }
+
+func TestValidWmem(t *testing.T) {
+	for in, want := range map[string]bool{
+		"4096 16384 16384": true, " 4096  16384 4194304 ": true, "1 1 1": true,
+		"4096 16384": false, "4096 16384 8192": false, "0 1 2": false, "a b c": false, "": false, "1 2 3 4": false,
+	} {
+		if got := validWmem(in); got != want {
+			t.Errorf("validWmem(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
