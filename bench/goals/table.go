@@ -39,7 +39,10 @@ type cellKey struct {
 
 // buildTable computes, per cell (mode, conns) and non-base target, the
 // medians over the rounds of rps, p99 and their per-round ratios to the
-// base; cells in the order they first appear, targets likewise.
+// base. Cells come in the order they first appear; within a cell, targets
+// in the order they first appear in the whole file (run.sh rotates which
+// target runs first, but its first run of all follows its target list), so
+// that every cell lists them alike.
 func buildTable(rows []row) table {
 	var cells []cellKey
 	base := map[cellKey]map[int]row{}
@@ -49,6 +52,7 @@ func buildTable(rows []row) table {
 	}
 	var targets []tk
 	byTarget := map[tk][]row{}
+	order := map[string]int{} // target -> first appearance
 	var t table
 	for _, r := range rows {
 		k := cellKey{r.Mode, r.Conns}
@@ -57,6 +61,9 @@ func buildTable(rows []row) table {
 			cells = append(cells, k)
 		}
 		t.rounds = max(t.rounds, r.Round)
+		if _, ok := order[r.Target]; !ok {
+			order[r.Target] = len(order)
+		}
 		if r.Role == "base" {
 			base[k][r.Round] = r
 			continue
@@ -67,6 +74,7 @@ func buildTable(rows []row) table {
 		}
 		byTarget[x] = append(byTarget[x], r)
 	}
+	slices.SortStableFunc(targets, func(a, b tk) int { return order[a.target] - order[b.target] })
 	for _, c := range cells {
 		for _, x := range targets {
 			if x.cellKey != c {
