@@ -20,7 +20,7 @@
 #   DURATION=3s   wrk -d / agentload -d per run    ROUNDS=1  rounds (median, and ratio min-max)
 #   CONNS_LIST="1 16 64 256"  wrk -c of the grid (CONNS=N alone means CONNS_LIST=N)
 #   THREADS=2     wrk -t (at most the connection count)
-#   MODES="keepalive close"   connection modes of the grid
+#   MODES="keepalive close"   connection modes of the grid; GRID=0 skips the grid
 #   AGENT_CONNS="1 16 64"     agentload -c of the agent cells; AGENT=0 skips them
 #   ABUSE=1       0 skips the abuse cells; ABUSE_ARGS: more bench/abuse flags
 #   EXTRA=""      more grid targets, not judged by a goal: status (fast /status),
@@ -61,6 +61,7 @@ ROUNDS=${ROUNDS:-1}
 THREADS=${THREADS:-2}
 CONNS_LIST=${CONNS_LIST:-1 16 64 256}
 MODES=${MODES:-keepalive close}
+GRID=${GRID:-1}
 AGENT=${AGENT:-1}
 AGENT_CONNS=${AGENT_CONNS:-1 16 64}
 ABUSE=${ABUSE:-1}
@@ -230,6 +231,7 @@ fi
 [ "$FAIL" = 0 ] || { echo "run.sh: a target is not answering; see $T (KEEP=1 keeps it)" >&2; exit 1; }
 
 read -r -a MODE_A <<<"$MODES"
+[ "$GRID" = 1 ] || MODE_A=()
 read -r -a CONN_A <<<"$CONNS_LIST"
 read -r -a ACONN_A <<<"$AGENT_CONNS"
 secs=${DURATION%s}
@@ -244,7 +246,7 @@ RES="$T/results.tsv"
 : >"$RES"
 
 # --- 1. the grid: wrk --latency, every target in every cell ---------------
-echo "== grid: wrk -t$THREADS (at most -c) -d$DURATION --latency; modes: $MODES; connections: $CONNS_LIST; ROUNDS=$ROUNDS PIN=$PIN"
+if [ "$GRID" = 1 ]; then echo "== grid: wrk -t$THREADS (at most -c) -d$DURATION --latency; modes: $MODES; connections: $CONNS_LIST; ROUNDS=$ROUNDS PIN=$PIN"; fi
 n=${#TARGETS[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
   cell=0
