@@ -164,7 +164,7 @@ AGENT_TARGETS=("nginx /status.html=http://127.0.0.1:$NGINX_PORT/status.html|base
 # start_daemon NAME BIN ENGINE AGENT(0/1): starts one http_status on a fresh
 # status directory; sets PORT (and APORT when AGENT is 1).
 start_daemon() {
-  local name=$1 bin=$2 eng=$3 tag dir args
+  local name=$1 bin=$2 eng=$3 tag dir args help
   tag=${name//[^a-zA-Z0-9]/_}
   dir="$T/status-$tag"
   mkdir -p "$dir"
@@ -172,7 +172,8 @@ start_daemon() {
   PORT=$(free_port)
   args=(--dir "$dir" --ip 127.0.0.1 --port "$PORT" --log-level warn --log-file "$T/$tag.log")
   if [ -n "$eng" ]; then
-    if "$bin" --help 2>&1 | grep -qE '^ +--?engine'; then
+    help=$("$bin" --help 2>&1 || true)
+    if grep -qE '^ +--?engine' <<<"$help"; then
       args+=(--engine "$eng")
     elif [ "$eng" != net/http ]; then
       echo "run.sh: $bin has no --engine flag (net/http only): $name runs net/http" >&2
@@ -208,6 +209,17 @@ if has_extra const200; then
   PIDS+=($!)
   TARGETS+=("const200 net/http|http://127.0.0.1:$CONST_PORT/|info")
 fi
+
+# servers_alive: every server started above still runs. wrk catches SIGINT
+# and exits 0, and bash then runs no INT trap (it takes the child to have
+# handled the signal), while the servers in the same process group have
+# died of it: stop here rather than measure nothing.
+servers_alive() {
+  local p
+  for p in "${PIDS[@]}"; do
+    kill -0 "$p" 2>/dev/null || { echo "run.sh: a server (pid $p) has exited (interrupted?); stopping" >&2; exit 1; }
+  done
+}
 
 FAIL=0
 for t in "${TARGETS[@]}"; do
@@ -263,6 +275,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         if ! "${LOAD_PIN[@]}" wrk -t"$((THREADS < c ? THREADS : c))" -c"$c" -d"$DURATION" --latency "${hdr[@]}" "$url" >"$out" 2>&1; then
           echo "wrk failed for $name ($mode, $c connections):" >&2; cat "$out" >&2; FAIL=1
         fi
+        servers_alive
         if ! fig=$("$T/goals" wrk "$out" 2>&1); then
           echo "run.sh: $fig" >&2; FAIL=1
           fig="NaN NaN 0 0"
@@ -292,9 +305,11 @@ if [ "$AGENT" = 1 ]; then
     echo
     echo "== agent port: bench/agentload -c $c -d $DURATION -rounds $ROUNDS"
     tsv="$T/agentload-c$c.tsv"
+    : >"$tsv"
     if ! "${LOAD_PIN[@]}" "$T/agentload" -c "$c" -d "$DURATION" -rounds "$ROUNDS" -tsv "$tsv" "${aargs[@]}"; then
       FAIL=1
     fi
+    servers_alive
     while IFS=$'\t' read -r r name rps p50 p99 err bad; do
       printf '%d\tagent\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$c" "$name" "${AROLE[$name]:-info}" "$rps" "$p99" "$err" "$bad" >>"$RES"
     done <"$tsv"
