@@ -13,8 +13,8 @@
 # same cell and round, with the goal and whether it is met. Nothing here
 # asserts a speed; a goal not met is reported, not an error.
 #
-#   bench/run.sh             # DURATION=3s, ROUNDS=1: about 2 minutes
-#   bench/run.sh --smoke     # 16 connections, 1 s a run, small abuse cells: proves it works (~15 s warm)
+#   bench/run.sh             # DURATION=3s, ROUNDS=1: 25 runs of 3 s and the abuse cells, about 1.5 minutes
+#   bench/run.sh --smoke     # 16 connections, 1 s a run, small abuse cells: proves it works (11-13 s warm)
 #
 # Environment:
 #   DURATION=3s   wrk -d / agentload -d per run    ROUNDS=1  rounds (median, and ratio min-max)
@@ -22,7 +22,9 @@
 #   THREADS=2     wrk -t (at most the connection count)
 #   MODES="keepalive close"   connection modes of the grid; GRID=0 skips the grid
 #   AGENT_CONNS="1 16 64"     agentload -c of the agent cells; AGENT=0 skips them
-#   ABUSE=1       0 skips the abuse cells; ABUSE_ARGS: more bench/abuse flags
+#   ABUSE=1       0 skips the abuse cells; ABUSE_ARGS: more bench/abuse flags (as root
+#                 they run in a network namespace of their own with small TCP send
+#                 buffers, so that the daemon, not the kernel, holds unread answers)
 #   EXTRA=""      more grid targets, not judged by a goal: status (fast /status),
 #                 nethttp and nethttp-status (--engine net/http), const200 (a
 #                 constant-200 net/http server)
