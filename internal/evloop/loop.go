@@ -25,6 +25,7 @@ type loop[S any] struct {
 	rbuf      []byte
 	wbuf      []byte
 	pool      [][]byte // input buffers
+	outPool   [][]byte // output buffers
 	free      []*Conn[S]
 	now       time.Time
 	nowNs     int64
@@ -414,6 +415,9 @@ func (l *loop[S]) send(c *Conn[S]) {
 			return
 		}
 		if n < len(l.wbuf) {
+			if c.out == nil {
+				c.out = l.getOut()
+			}
 			c.out = append(c.out, l.wbuf[max(n, 0):]...)
 		}
 		l.wbuf = l.wbuf[:0]
@@ -424,7 +428,7 @@ func (l *loop[S]) send(c *Conn[S]) {
 			return
 		}
 		if n >= len(c.out) {
-			c.out = nil
+			l.putOut(c)
 		} else if n > 0 {
 			c.out = c.out[:copy(c.out, c.out[n:])]
 		}
@@ -550,6 +554,28 @@ func (l *loop[S]) deadline(c *Conn[S]) {
 	}
 }
 
+// getOut is a buffer for the output a connection's socket did not take: its
+// capacity holds OutCap and an answer more, so that it does not grow while
+// the handler fills it to the cap.
+func (l *loop[S]) getOut() []byte {
+	if k := len(l.outPool); k > 0 {
+		b := l.outPool[k-1]
+		l.outPool = l.outPool[:k-1]
+		return b[:0]
+	}
+	return make([]byte, 0, l.s.opts.OutCap+outSlack)
+}
+
+// outSlack is room for the answer that takes the output over the cap.
+const outSlack = 4096
+
+func (l *loop[S]) putOut(c *Conn[S]) {
+	if c.out != nil && cap(c.out) == l.s.opts.OutCap+outSlack && len(l.outPool) < 64 {
+		l.outPool = append(l.outPool, c.out[:0])
+	}
+	c.out = nil
+}
+
 func (l *loop[S]) getIn() []byte {
 	if k := len(l.pool); k > 0 {
 		b := l.pool[k-1]
@@ -586,7 +612,7 @@ func (l *loop[S]) close(c *Conn[S]) {
 	c.closed = true
 	l.forget(c)
 	l.putIn(c)
-	c.out = nil
+	l.putOut(c)
 	unix.Close(c.fd) // also leaves the epoll set
 	if !c.inCB && len(l.free) < 1024 {
 		l.free = append(l.free, c)
