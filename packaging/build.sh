@@ -7,19 +7,19 @@
 #   OUT_DIR   where the packages go (default dist/)
 #   VERSION   package and --version version (default: from git, see below)
 #   GOARCH    target architecture (default: go env GOARCH)
-#   NFPM      nfpm command (default: go run of the pinned version below, so
-#             nfpm never enters go.mod)
+#   NFPM      nfpm command (default: `go tool nfpm`, the version pinned as a
+#             tool dependency in go.mod, built from the module cache, so no
+#             network is needed once the cache is warm)
 #
 # VERSION defaults to packaging/version.sh (the tag, or 0.0.0+git<time>.<commit>).
 # The binary is stamped with it and the commit: `http_status --version`.
 set -eu
 
-NFPM_VERSION=v2.45.2
 cd "$(dirname "$0")/.."
 
 OUT_DIR=${OUT_DIR:-dist}
 GOARCH=${GOARCH:-$(go env GOARCH)}
-NFPM=${NFPM:-go run github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION}
+NFPM=${NFPM:-go tool nfpm}
 [ $# -gt 0 ] || set -- deb rpm
 
 VERSION=${VERSION:-$(packaging/version.sh)}
