@@ -12,7 +12,15 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/internal/testbin"
+	"github.com/http-status/http_status/internal/testenv"
 )
+
+// Most tests here wait on child processes and the daemon's timeouts: let
+// four of them wait at once.
+func TestMain(m *testing.M) {
+	testenv.WaitBoundParallel(4)
+	os.Exit(m.Run())
+}
 
 // testBinary is the http_status binary for tests that need a real process
 // (signals, inherited descriptors, setsid): one build shared with the other

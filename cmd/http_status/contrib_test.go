@@ -41,6 +41,7 @@ func toolPath(t *testing.T, name, why string) string {
 }
 
 func TestContribHAProxyCfg(t *testing.T) {
+	t.Parallel()
 	haproxy := toolPath(t, "haproxy", "haproxy -c -f contrib/haproxy.cfg")
 	out, err := exec.Command(haproxy, "-c", "-f", contribPath(t, "haproxy.cfg")).CombinedOutput()
 	if err != nil {
@@ -52,6 +53,7 @@ func TestContribHAProxyCfg(t *testing.T) {
 }
 
 func TestContribKeepalivedConf(t *testing.T) {
+	t.Parallel()
 	keepalived := toolPath(t, "keepalived", "keepalived -t -f contrib/keepalived.conf")
 	out, err := exec.Command(keepalived, "-t", "-f", contribPath(t, "keepalived.conf")).CombinedOutput()
 	if err != nil {
@@ -65,6 +67,7 @@ func TestContribKeepalivedConf(t *testing.T) {
 }
 
 func TestContribShellSyntax(t *testing.T) {
+	t.Parallel()
 	sh := toolPath(t, "sh", "shell syntax check")
 	for _, f := range []string{"http_status.functions", "trafficserver/http_status-parent-check.sh"} {
 		if out, err := exec.Command(sh, "-n", contribPath(t, f)).CombinedOutput(); err != nil {
@@ -77,6 +80,7 @@ func TestContribShellSyntax(t *testing.T) {
 // found, with the binary and without it (plain touch/rm), and checks what
 // activate, inactivate and deactivate do to the status directory.
 func TestContribFunctions(t *testing.T) {
+	t.Parallel()
 	funcs := contribPath(t, "http_status.functions")
 	var shells []string
 	for _, s := range []string{"sh", "dash", "bash", "busybox"} {

@@ -154,6 +154,7 @@ func TestCtlCreatesDir(t *testing.T) {
 // TestCtlAtomic: a reader racing many rewrites only ever sees one whole
 // version of the file or the other.
 func TestCtlAtomic(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "x.80")
 	long := strings.Repeat("r", cache.MaxReasonLen)

@@ -106,6 +106,7 @@ func (d *proc) stop(t *testing.T) error {
 // TestEndToEnd runs the real binary against a temp dir, as an operator
 // would, with each HTTP engine.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	for _, engine := range []string{engineFast, engineNetHTTP} {
 		t.Run(strings.ReplaceAll(engine, "/", "_"), func(t *testing.T) { testEndToEnd(t, engine) })
 	}
@@ -159,6 +160,7 @@ func testEndToEnd(t *testing.T, engine string) {
 }
 
 func TestFlagErrors(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"--port", "70000"},
 		{"--ip", "not-an-ip"},

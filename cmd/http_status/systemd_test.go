@@ -307,6 +307,7 @@ func TestNotifyMessage(t *testing.T) {
 // socket as fd 3 named "http". --port names a port the test holds, so a
 // daemon that ignored the inherited socket would fail to start.
 func TestSocketActivation(t *testing.T) {
+	t.Parallel()
 	sa, err := exec.LookPath("systemd-socket-activate")
 	if err != nil {
 		t.Skip("systemd-socket-activate not installed (Debian package systemd)")
@@ -383,6 +384,7 @@ func activatedDaemon(t *testing.T, f *os.File, name string, env []string, args .
 // process on the same inherited socket). No check may fail: connections made
 // while no daemon runs wait in the kernel's backlog.
 func TestRestartUnderLoad(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
 	}
@@ -483,6 +485,7 @@ func TestRestartUnderLoad(t *testing.T) {
 // TestBadInheritedSocket: a descriptor that is not a listening socket is a
 // startup error, not a silently missing listener.
 func TestBadInheritedSocket(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
 	}
