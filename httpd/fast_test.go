@@ -2,7 +2,9 @@ package httpd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -92,13 +94,22 @@ var dateRE = regexp.MustCompile(`\r\nDate: [^\r]*\r\n`)
 // closes it (or a short idle wait passes for keep-alive answers).
 func exchange(t *testing.T, addr, req string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	got, err := exchangeErr(addr, req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+// exchangeErr is exchange for use off the test's goroutine.
+func exchangeErr(addr, req string) (string, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
 	defer c.Close()
 	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	var all []byte
 	buf := make([]byte, 64<<10)
@@ -110,12 +121,39 @@ func exchange(t *testing.T, addr, req string) string {
 			break
 		}
 	}
-	return dateRE.ReplaceAllString(string(all), "\r\nDate: X\r\n")
+	return dateRE.ReplaceAllString(string(all), "\r\nDate: X\r\n"), nil
+}
+
+// allEngines runs get(addr of engine i, case j) for every engine and case
+// at once, each on its own connection, and returns the answers by engine
+// then case: the exchanges spend their time waiting on idle and header
+// timeouts, so they wait together.
+func allEngines(t *testing.T, addrs []string, cases int, get func(addr string, j int) (string, error)) [][]string {
+	t.Helper()
+	got := make([][]string, len(addrs))
+	errs := make([][]error, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		got[i], errs[i] = make([]string, cases), make([]error, cases)
+		for j := range cases {
+			wg.Go(func() { got[i][j], errs[i][j] = get(a, j) })
+		}
+	}
+	wg.Wait()
+	for i := range errs {
+		for j, err := range errs[i] {
+			if err != nil {
+				t.Fatalf("engine %d, case %d: %v", i, j, err)
+			}
+		}
+	}
+	return got
 }
 
 // TestFastSameBytes sends the same raw requests to net/http and to the fast
 // engine and wants the same bytes back (the Date value aside).
 func TestFastSameBytes(t *testing.T) {
+	t.Parallel()
 	reqs := []string{
 		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		"GET /status?SERVICE=squid&PORT=80 HTTP/1.0\r\n\r\n",
@@ -173,11 +211,12 @@ func TestFastSameBytes(t *testing.T) {
 		a, _ := serveEngine(t, e, fastTestHandler(t), nil)
 		addrs = append(addrs, a)
 	}
-	for _, req := range reqs {
-		want := exchange(t, addrs[0], req)
+	got := allEngines(t, addrs, len(reqs), func(addr string, j int) (string, error) { return exchangeErr(addr, reqs[j]) })
+	for j, req := range reqs {
+		want := got[0][j]
 		for i, e := range testEngines[1:] {
-			if got := exchange(t, addrs[i+1], req); got != want {
-				t.Errorf("%s: request %.120q\n got %q\nwant %q", e.name, req, got, want)
+			if got[i+1][j] != want {
+				t.Errorf("%s: request %.120q\n got %q\nwant %q", e.name, req, got[i+1][j], want)
 			}
 		}
 	}
@@ -223,6 +262,7 @@ func TestFastCounts(t *testing.T) {
 // TestFastKeepAliveIdle: an idle keep-alive connection is closed after the
 // idle timeout, one that keeps asking is not.
 func TestFastKeepAliveIdle(t *testing.T) {
+	t.Parallel()
 	for _, e := range testEngines {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
@@ -261,6 +301,7 @@ func TestFastKeepAliveIdle(t *testing.T) {
 // a handed-over connection is finished by net/http, and no new connection
 // is accepted.
 func TestFastGracefulStop(t *testing.T) {
+	t.Parallel()
 	for _, e := range testEngines {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
@@ -340,6 +381,7 @@ func TestFastGracefulStop(t *testing.T) {
 // TestFastManyConns: many concurrent keep-alive clients, with pipelining,
 // all get right answers (run with -race).
 func TestFastManyConns(t *testing.T) {
+	t.Parallel()
 	for _, e := range testEngines[1:] {
 		t.Run(e.name, func(t *testing.T) {
 			addr, _ := serveEngine(t, e, fastTestHandler(t), nil)
@@ -385,6 +427,7 @@ func TestFastManyConns(t *testing.T) {
 
 // TestFastMaxConns: connections over the bound are closed at once.
 func TestFastMaxConns(t *testing.T) {
+	t.Parallel()
 	if !FastSupported {
 		t.Skip("no fast engine on this OS")
 	}
@@ -547,36 +590,45 @@ func FuzzFastParse(f *testing.F) {
 // by the client's half-close gets what net/http answers (400), a
 // connection that never sent a byte is closed silently.
 func TestFastPartialRequests(t *testing.T) {
+	t.Parallel()
 	reqs := []string{"", "\x16\x03\x01\x02\x00", "GET /status", "GET /status HTTP/1.1\r\nHost: x\r\n"}
 	var addrs []string
 	for _, e := range testEngines {
 		a, _ := serveEngine(t, e, fastTestHandler(t), func(s *http.Server) { s.ReadHeaderTimeout = 200 * time.Millisecond })
 		addrs = append(addrs, a)
 	}
-	get := func(addr, req string, halfClose bool) string {
+	type tc struct {
+		req  string
+		half bool
+	}
+	var cases []tc
+	for _, half := range []bool{false, true} {
+		for _, req := range reqs {
+			cases = append(cases, tc{req, half})
+		}
+	}
+	got := allEngines(t, addrs, len(cases), func(addr string, j int) (string, error) {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		_, _ = io.WriteString(c, req)
-		if halfClose {
+		_, _ = io.WriteString(c, cases[j].req)
+		if cases[j].half {
 			_ = c.(*net.TCPConn).CloseWrite()
 		}
 		b, err := io.ReadAll(c)
 		if err != nil {
-			t.Fatalf("%q: %v", req, err)
+			return "", fmt.Errorf("%q: %w", cases[j].req, err)
 		}
-		return string(b)
-	}
-	for _, half := range []bool{false, true} {
-		for _, req := range reqs {
-			want := get(addrs[0], req, half)
-			for i, e := range testEngines[1:] {
-				if got := get(addrs[i+1], req, half); got != want {
-					t.Errorf("%s: %q (half-close %v): got %q, want %q", e.name, req, half, got, want)
-				}
+		return string(b), nil
+	})
+	for j, c := range cases {
+		want := got[0][j]
+		for i, e := range testEngines[1:] {
+			if got[i+1][j] != want {
+				t.Errorf("%s: %q (half-close %v): got %q, want %q", e.name, c.req, c.half, got[i+1][j], want)
 			}
 		}
 	}
@@ -586,6 +638,7 @@ func TestFastPartialRequests(t *testing.T) {
 // slowly fills the socket; the engine keeps the rest of the answers until
 // the socket takes them and loses none.
 func TestFastBackpressure(t *testing.T) {
+	t.Parallel()
 	for _, e := range testEngines {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
@@ -608,14 +661,41 @@ func TestFastBackpressure(t *testing.T) {
 			}()
 			time.Sleep(200 * time.Millisecond) // let the buffers fill
 			br := bufio.NewReader(c)
-			for i := 0; i < n; i++ {
-				res, err := http.ReadResponse(br, nil)
+			// The first answer is parsed; the others must be the same
+			// bytes, the Date value aside (it has a fixed width), which
+			// is much cheaper to check 30,000 times under -race.
+			var tmpl []byte
+			for {
+				line, err := br.ReadSlice('\n')
 				if err != nil {
+					t.Fatalf("answer 0: %v", err)
+				}
+				tmpl = append(tmpl, line...)
+				if string(line) == "\r\n" {
+					break
+				}
+			}
+			res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(tmpl)), nil)
+			if err != nil || res.StatusCode != 200 || res.ContentLength != int64(len(BodyOK)) {
+				t.Fatalf("answer 0: %q: %v", tmpl, err)
+			}
+			body := make([]byte, len(BodyOK))
+			if _, err := io.ReadFull(br, body); err != nil || string(body) != BodyOK {
+				t.Fatalf("answer 0 body %q: %v", body, err)
+			}
+			tmpl = append(tmpl, body...)
+			d := bytes.Index(tmpl, []byte("\r\nDate: "))
+			if d < 0 {
+				t.Fatalf("answer 0 has no Date: %q", tmpl)
+			}
+			dateEnd := d + len("\r\nDate: ") + len(http.TimeFormat)
+			ans := make([]byte, len(tmpl))
+			for i := 1; i < n; i++ {
+				if _, err := io.ReadFull(br, ans); err != nil {
 					t.Fatalf("answer %d: %v", i, err)
 				}
-				b, _ := io.ReadAll(res.Body)
-				if res.StatusCode != 200 || string(b) != BodyOK {
-					t.Fatalf("answer %d: %d %q", i, res.StatusCode, b)
+				if !bytes.Equal(ans[:d], tmpl[:d]) || !bytes.Equal(ans[dateEnd:], tmpl[dateEnd:]) {
+					t.Fatalf("answer %d: %q, want %q", i, ans, tmpl)
 				}
 			}
 		})
@@ -625,6 +705,7 @@ func TestFastBackpressure(t *testing.T) {
 // TestListenReusePort: the sockets share one port, a port already in use
 // is refused (a second daemon must not take half the checks), IPv6 works.
 func TestListenReusePort(t *testing.T) {
+	t.Parallel()
 	if !FastSupported {
 		t.Skip("no fast engine on this OS")
 	}
