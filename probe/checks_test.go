@@ -94,6 +94,7 @@ func mustContain(t *testing.T, err error, want string) {
 }
 
 func TestHTTPProbe(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	mux := http.NewServeMux()
@@ -167,6 +168,7 @@ func TestHTTPProbe(t *testing.T) {
 }
 
 func TestTCPProbe(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -235,6 +237,7 @@ func gone(pid int) bool {
 }
 
 func TestExecProbe(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
 	}
@@ -313,6 +316,7 @@ func engineStandIn(t *testing.T) string {
 }
 
 func TestContainerProbeStandIn(t *testing.T) {
+	t.Parallel()
 	sock := engineStandIn(t)
 	spec := func(name string) string {
 		return fmt.Sprintf("service = \"app.8080\"\nkind = \"container\"\nsocket = %q\ncontainer = %q\n", sock, name)
@@ -345,6 +349,7 @@ func TestContainerProbeStandIn(t *testing.T) {
 // TestFastCGIGoServer checks the client against Go's own FastCGI server
 // (net/http/fcgi), over TCP: params arrive, Status and body are parsed.
 func TestFastCGIGoServer(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

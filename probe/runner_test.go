@@ -118,6 +118,7 @@ func (f *flipServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestRunnerRiseFall(t *testing.T) {
+	t.Parallel()
 	fs := &flipServer{}
 	fs.healthy.Store(true)
 	addr := serveHTTP(t, fs)
@@ -170,6 +171,7 @@ fall = 2
 }
 
 func TestRunnerInitialUp(t *testing.T) {
+	t.Parallel()
 	c := newCollector()
 	r := newTestRunner(t, c, Options{})
 	if err := r.Apply(mustParse(t, fmt.Sprintf(`
@@ -239,6 +241,7 @@ func waitInflight(t *testing.T, h *hangServer, n int64) {
 // running (while fewer than Concurrency hang), and Close returns although
 // targets still hang.
 func TestRunnerHangingTargets(t *testing.T) {
+	t.Parallel()
 	h := &hangServer{release: make(chan struct{})}
 	defer close(h.release)
 	slow := serveHTTP(t, h)
@@ -269,6 +272,7 @@ func TestRunnerHangingTargets(t *testing.T) {
 
 // TestRunnerConcurrencyBound: never more than Concurrency attempts at once.
 func TestRunnerConcurrencyBound(t *testing.T) {
+	t.Parallel()
 	h := &hangServer{release: make(chan struct{})}
 	slow := serveHTTP(t, h)
 	c := newCollector()
@@ -296,6 +300,7 @@ func TestRunnerConcurrencyBound(t *testing.T) {
 }
 
 func TestRunnerOnlyIfVIP(t *testing.T) {
+	t.Parallel()
 	var present atomic.Bool
 	vip := netip.MustParseAddr("192.0.2.10")
 	c := newCollector()
@@ -317,7 +322,11 @@ only_if_vip = "192.0.2.10"
 		t.Errorf("idle probe votes: %+v", st)
 	}
 	present.Store(true)
-	st = c.waitFor(t, "web.80", "active and failing", notOK)
+	// Pending (not OK) comes first when the probe turns active; wait for
+	// its first result.
+	st = c.waitFor(t, "web.80", "active and failing", func(st cache.ProbeStatus) bool {
+		return !st.OK && !strings.Contains(st.LastErr, "pending")
+	})
 	if st.Checks[0].Idle || !strings.Contains(st.LastErr, "connection refused") {
 		t.Errorf("active: %+v", st)
 	}
@@ -396,6 +405,7 @@ func TestRunnerReload(t *testing.T) {
 }
 
 func TestRunnerManyProbesSpread(t *testing.T) {
+	t.Parallel()
 	// 1,000 probes against one server: all come up, and their first
 	// attempts are spread (not all in the same millisecond).
 	var mu sync.Mutex
