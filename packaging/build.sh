@@ -43,6 +43,9 @@ CGO_ENABLED=0 GOOS=linux go build -trimpath \
 # is checked by TestManPageUpToDate), gzipped reproducibly.
 go run ./cmd/http_status --help-man | gzip -9n >"$STAGE/http_status.8.gz"
 
+# The copyright file: our license and those of every module linked in.
+CGO_ENABLED=0 GOOS=linux packaging/copyright.sh >"$STAGE/copyright"
+
 # /usr/share/http_status: the upstart job, and the init-script helpers when
 # this tree has them.
 install -d "$STAGE/share/upstart"
