@@ -119,7 +119,9 @@ func TestBoardChromium(t *testing.T) {
 		return out
 	}
 
-	dom := string(run("--dump-dom"))
+	// One launch does both: the DOM on stdout and the screenshot.
+	shot := filepath.Join(tmp, "board.png")
+	dom := string(run("--dump-dom", "--screenshot="+shot))
 	for _, want := range []string{
 		`<tr class="state-drain" data-service="web.443" data-state="drain">`,
 		`<span class="badge drain">drained</span>`,
@@ -136,8 +138,6 @@ func TestBoardChromium(t *testing.T) {
 		t.Logf("DOM:\n%s", dom)
 	}
 
-	shot := filepath.Join(tmp, "board.png")
-	run("--screenshot=" + shot)
 	f, err := os.Open(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)
