@@ -391,7 +391,7 @@ func (l *loop) process(c *fconn, data []byte) {
 	out := l.wbuf[:0]
 	date := l.date.get(l.now)
 	draining := l.stopping
-	partial := false
+	partial, answered := false, false
 	for len(data) > 0 && !c.closing {
 		n, outcome := parseRequest(data, l.e.limit(), &l.req)
 		switch outcome {
@@ -401,9 +401,16 @@ func (l *loop) process(c *fconn, data []byte) {
 			c.served = true
 			c.closing = closeAfter
 			data = data[n:]
+			answered = true
 			continue
 		case reqIncomplete:
 			partial = true
+			if answered {
+				// The next request began in these bytes: its header
+				// timeout runs from now, as net/http's would, not from
+				// the first byte of an earlier request.
+				c.deadline = l.nowNs + int64(l.e.opts.ReadHeaderTimeout)
+			}
 			if c.in == nil {
 				c.in = l.getBuf()
 			}
@@ -480,6 +487,12 @@ func (l *loop) flush(c *fconn) {
 	if c.closing {
 		l.close(c)
 		return
+	}
+	if c.in != nil {
+		// A request was begun behind the answers: we did not read while
+		// they waited, so its header timeout starts now (net/http reads
+		// the next request only once the answer is written).
+		c.deadline = l.nowNs + int64(l.e.opts.ReadHeaderTimeout)
 	}
 	if err := l.setEvents(c, unix.EPOLLIN); err != nil {
 		l.close(c)
