@@ -43,10 +43,12 @@ type PagesOptions struct {
 	// refresh); 0 means 10 s. ?refresh=N overrides it; ?refresh=0 turns
 	// it off.
 	BoardRefresh time.Duration
+	// Version is shown on the index page (GET / from a browser).
+	Version string
 }
 
 // Pages serves the read-only status pages: /status.json, /status.txt, the
-// HTML /board and /healthz. They read the current snapshot only; nothing
+// HTML /board, /healthz, and the index for browsers at /. They read the current snapshot only; nothing
 // here changes a state (states change only through the status directory).
 type Pages struct {
 	opts PagesOptions
@@ -77,6 +79,7 @@ func (p *Pages) Mount(h *Handler) {
 	h.Handle(PathStatusText, p.page(p.serveText))
 	h.Handle(PathBoard, p.page(p.serveBoard))
 	h.Handle(PathHealthz, http.HandlerFunc(p.serveHealthz))
+	h.HandleIndex(http.HandlerFunc(p.serveIndex))
 }
 
 // page wraps a renderer: GET and HEAD only, bounded concurrency, no caching.

@@ -40,6 +40,7 @@ func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Wat
 		Store:           c.Store(),
 		Heartbeat:       w.Heartbeat,
 		HeartbeatMaxAge: heartbeatMaxAge,
+		Version:         indexVersion(buildVersion()),
 	}).Mount(h)
 	m := httpd.NewMetrics(httpd.MetricsOptions{
 		Checker:   c,
@@ -55,4 +56,9 @@ func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Wat
 	})
 	m.Mount(h)
 	o.metrics.Store(m)
+}
+
+// indexVersion is the version line of the index page.
+func indexVersion(v versionInfo) string {
+	return "http_status " + v.Version + " (commit " + v.Commit + ", " + v.GoVersion + ")"
 }
