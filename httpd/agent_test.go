@@ -261,7 +261,9 @@ func TestAgentServe(t *testing.T) {
 
 func testAgentServe(t *testing.T, wrap func(net.Listener) net.Listener) {
 	st := agentStore(t, agentFlags)
-	a := newTestAgent(t, st, AgentOptions{SendWait: 50 * time.Millisecond, Logger: zerolog.Nop()})
+	// SendWait long enough that a client starved by a busy machine still
+	// sends its line in time: the cases run at once, so waiting costs little.
+	a := newTestAgent(t, st, AgentOptions{SendWait: 500 * time.Millisecond, Logger: zerolog.Nop()})
 	addr := agentServeWith(t, a, wrap)
 
 	var wg sync.WaitGroup
@@ -348,8 +350,11 @@ func TestAgentSplitLine(t *testing.T) {
 	t.Parallel()
 	for _, p := range agentPaths {
 		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
 			st := agentStore(t, agentFlags)
-			a := newTestAgent(t, st, AgentOptions{SendWait: 100 * time.Millisecond})
+			// SendWait leaves a starved client room to send its first
+			// bytes; the second case waits past it on purpose.
+			a := newTestAgent(t, st, AgentOptions{SendWait: 300 * time.Millisecond})
 			addr := agentServeWith(t, a, p.wrap)
 			for _, tt := range []struct {
 				first, second string
@@ -357,7 +362,7 @@ func TestAgentSplitLine(t *testing.T) {
 				want          string
 			}{
 				{"squi", "d.80\n", 20 * time.Millisecond, "up ready 100%\n"},
-				{"", "web.443\n", 300 * time.Millisecond, "up ready 100%\n"}, // answered for status.html first
+				{"", "web.443\n", 700 * time.Millisecond, "up ready 100%\n"}, // answered for status.html first
 			} {
 				c, err := net.Dial("tcp", addr)
 				if err != nil {
