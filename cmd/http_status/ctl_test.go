@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 var ctlNow = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -155,7 +156,7 @@ func TestCtlCreatesDir(t *testing.T) {
 // version of the file or the other.
 func TestCtlAtomic(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	dir := testenv.TmpfsDir(t) // 200 fsynced rewrites: on a tmpfs, like /run/http_status
 	p := filepath.Join(dir, "x.80")
 	long := strings.Repeat("r", cache.MaxReasonLen)
 	a := "drain # " + long + "\n"

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/http-status/http_status/internal/testenv"
 	"github.com/http-status/http_status/watcher"
 )
 
@@ -49,7 +50,7 @@ func lowerInotifyQueue(t *testing.T, n int) (undo func(), ok bool) {
 // rescans, and ends with every flag exactly.
 func TestFaultInotifyOverflow(t *testing.T) {
 	noLeaks(t)
-	dir := t.TempDir()
+	dir := testenv.TmpfsDir(t) // thousands of files: on a tmpfs, like /run/http_status
 	writeFlags(t, dir, map[string]string{"keep.80": "", "gone.80": "", "web.443": "drain"})
 	queue := 16384
 	undo, lowered := lowerInotifyQueue(t, 64)
