@@ -363,7 +363,7 @@ func TestDebPackage(t *testing.T) {
 		t.Skip("this host runs systemd: installing would enable and start the real service")
 	}
 	deb1 := buildPackages(t, v1, "deb")["deb"]
-	deb2 := buildPackages(t, v2, "deb")["deb"]
+	deb2 := buildPackages(t, v2, "deb", "rpm")["deb"] // the rpm for TestRPMFileList, in the same build
 
 	purge := func() {
 		if _, code := run(t, nil, "dpkg", "-s", pkgName); code == 0 {
