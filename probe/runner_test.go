@@ -102,18 +102,23 @@ func mustParse(t *testing.T, s string) *Config {
 func isOK(st cache.ProbeStatus) bool  { return st.OK }
 func notOK(st cache.ProbeStatus) bool { return !st.OK }
 
-// flipServer answers 200 or 503 depending on healthy, and counts requests.
+// flipServer answers 200 or 503 depending on healthy, and counts requests
+// and, once decided, each kind of answer (so that a request already in
+// flight when the test flips healthy is counted as what it got).
 type flipServer struct {
-	healthy atomic.Bool
-	hits    atomic.Int64
+	healthy      atomic.Bool
+	hits         atomic.Int64
+	goods, fails atomic.Int64
 }
 
 func (f *flipServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.hits.Add(1)
 	if f.healthy.Load() {
+		f.goods.Add(1)
 		w.Write([]byte("ok"))
 		return
 	}
+	f.fails.Add(1)
 	http.Error(w, "sick", 503)
 }
 
@@ -144,19 +149,19 @@ fall = 2
 	}
 	// The first result decides at once.
 	c.waitFor(t, "web.80", "up", isOK)
-	h0 := fs.hits.Load() // before the flip: every failing hit is counted
+	f0 := fs.fails.Load()
 	fs.healthy.Store(false)
 	st = c.waitFor(t, "web.80", "down", notOK)
-	if n := fs.hits.Load() - h0; n < 2 {
+	if n := fs.fails.Load() - f0; n < 2 {
 		t.Errorf("went down after %d failed attempts, want fall = 2", n)
 	}
 	if st.LastErr != "probe http: HTTP 503, want 200-399" || len(st.Checks) != 1 || st.Checks[0].OK {
 		t.Errorf("down status: %+v", st)
 	}
-	h0 = fs.hits.Load()
+	g0 := fs.goods.Load()
 	fs.healthy.Store(true)
 	c.waitFor(t, "web.80", "up again", isOK)
-	if n := fs.hits.Load() - h0; n < 3 {
+	if n := fs.goods.Load() - g0; n < 3 {
 		t.Errorf("came back after %d good attempts, want rise = 3", n)
 	}
 	logs := c.log()
