@@ -776,9 +776,10 @@ func TestListenReusePort(t *testing.T) {
 // each request completes in time.
 func TestFastPipelinedPartial(t *testing.T) {
 	t.Parallel()
-	// Each step takes a quarter of the header timeout, leaving a busy
-	// machine room; twelve steps last three header timeouts.
-	const rht = 600 * time.Millisecond
+	// Each step takes an eighth of the header timeout (the daemon's own,
+	// 2 s), leaving a starved client room; twelve steps last one and a
+	// half header timeouts.
+	const rht = ReadHeaderTimeout
 	for _, e := range testEngines {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
@@ -815,7 +816,7 @@ func TestFastPipelinedPartial(t *testing.T) {
 			for i := range steps {
 				// Pacing, not ordering: each request completes well
 				// within the header timeout, the next one starts at once.
-				time.Sleep(rht / 4)
+				time.Sleep(rht / 8)
 				next := head
 				if i == steps-1 {
 					next = ""

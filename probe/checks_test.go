@@ -237,7 +237,6 @@ func gone(pid int) bool {
 }
 
 func TestExecProbe(t *testing.T) {
-	t.Parallel()
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
 	}
@@ -247,6 +246,10 @@ func TestExecProbe(t *testing.T) {
 	env := writeScript(t, dir, "env", "echo \"service=$HTTP_STATUS_SERVICE\"\n")
 	pidfile := filepath.Join(dir, "child.pid")
 	hang := writeScript(t, dir, "hang", "sleep 60 &\necho $! > "+pidfile+"\necho started\nsleep 60\n")
+	// Parallel only once the scripts are written: a process forked by a
+	// parallel test while a script is open for writing would hold it open
+	// and make its exec fail with "text file busy" (golang.org/issue/22315).
+	t.Parallel()
 
 	spec := func(p string) string {
 		return fmt.Sprintf("service = \"db.3306\"\nkind = \"exec\"\ncommand = [%q]\n", p)
