@@ -272,7 +272,7 @@ func TestFastKeepAliveIdle(t *testing.T) {
 	for _, e := range testEngines {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
-			const idle = 500 * time.Millisecond
+			const idle = time.Second
 			addr, _ := serveEngine(t, e, fastTestHandler(t), func(s *http.Server) { s.IdleTimeout = idle })
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
@@ -283,8 +283,9 @@ func TestFastKeepAliveIdle(t *testing.T) {
 			var lastSent time.Time
 			for i := 0; i < 4; i++ {
 				if i > 0 {
-					// Active well within the idle timeout: kept open.
-					time.Sleep(idle / 5)
+					// Active well within the idle timeout (room for a
+					// starved client): kept open.
+					time.Sleep(idle / 10)
 				}
 				lastSent = time.Now()
 				if _, err := io.WriteString(c, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
