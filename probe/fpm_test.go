@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,11 +71,18 @@ func (f *fpm) start() {
 	if err := f.cmd.Start(); err != nil {
 		f.t.Fatalf("start php-fpm: %v", err)
 	}
+	// Ready when it accepts: the socket file appears at bind, a moment
+	// before listen.
 	deadline := time.Now().Add(10 * time.Second)
-	for !fileExists(f.sock) {
+	for {
+		c, err := net.Dial("unix", f.sock)
+		if err == nil {
+			c.Close()
+			return
+		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(f.log)
-			f.t.Fatalf("php-fpm did not create %s; log:\n%s", f.sock, b)
+			f.t.Fatalf("php-fpm does not accept on %s: %v; log:\n%s", f.sock, err, b)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
