@@ -1,7 +1,6 @@
 package httpd
 
 import (
-	"bytes"
 	"html/template"
 	"mime"
 	"net/http"
@@ -47,21 +46,7 @@ Health checks ask <code>GET /status?SERVICE=name&amp;PORT=port&amp;VIP=addr</cod
 
 // serveIndex renders the index for a browser.
 func (p *Pages) serveIndex(w http.ResponseWriter, r *http.Request) {
-	var buf bytes.Buffer
-	if err := indexTmpl.Execute(&buf, struct{ Host, Version string }{p.host, p.opts.Version}); err != nil {
-		http.Error(w, "Internal Server Error - "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Content-Security-Policy", boardCSP)
-	hdr.Set("X-Frame-Options", "DENY")
-	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(buf.Bytes())
-	}
+	writeHTML(w, r, indexTmpl, struct{ Host, Version string }{p.host, p.opts.Version})
 }
 
 // acceptsHTML reports whether the request's Accept header asks for

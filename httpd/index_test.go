@@ -3,11 +3,9 @@ package httpd
 import (
 	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestIndex: GET / from a browser gets the index, on every engine (the
@@ -25,22 +23,14 @@ func TestIndex(t *testing.T) {
 			addr, _ := serveEngine(t, e, h, nil)
 			ask := func(method, accept string) (*http.Response, string) {
 				t.Helper()
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				req := method + " / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
 				if accept != "" {
 					req += "Accept: " + accept + "\r\n"
 				}
-				if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-					t.Fatal(err)
-				}
-				res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
+				raw := rawRequest(t, addr, req+"\r\n")
+				res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), &http.Request{Method: method})
 				if err != nil {
-					t.Fatalf("%s / (Accept %q): %v", method, accept, err)
+					t.Fatalf("%s / (Accept %q): %v in %q", method, accept, err, raw)
 				}
 				b, _ := io.ReadAll(res.Body)
 				res.Body.Close()
