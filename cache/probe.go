@@ -2,6 +2,8 @@ package cache
 
 import (
 	"iter"
+	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -10,9 +12,43 @@ type CheckStatus struct {
 	Name  string    // probe name from the configuration ("http", "php-ping")
 	Kind  string    // http, tcp, fastcgi, container, exec
 	OK    bool      // passing after rise/fall; an idle probe keeps its last verdict
-	Idle  bool      // not running: its only_if_vip is absent from this host
+	Idle  bool      // not running: its only_if_vip is absent from this host (the prober's view)
 	Msg   string    // last result: the error, or what a passing check said
 	Since time.Time // when OK last changed (or the probe started)
+	// Reason is what /status and the agent say when this check fails the
+	// service ("probe php-ping: status 500"), at most MaxReasonLen bytes.
+	Reason string
+	// Gate is the check's only_if_vip (zero: none). The snapshot decides
+	// from its own VIP set whether a gated check is idle, so the gate
+	// moves together with the address: from the first snapshot on, and
+	// in the same publication as a VIP failover.
+	Gate netip.Addr
+	// GateLoopback: only the address on a loopback interface opens the
+	// gate (--vip-loopback-only).
+	GateLoopback bool
+	// State is what a passing probe asks for besides passing: Drain or
+	// Maint from a script that speaks HAProxy's agent words (output =
+	// "agent"); Up (or the zero value) otherwise.
+	State State
+	// Weight is the weight (percent) such a script asked for, when
+	// HasWeight.
+	Weight    int
+	HasWeight bool
+	// StateReason is what /status and the agent say when this check's
+	// State (or an up script's "#reason") applies ("probe agent: deploy").
+	StateReason string
+	// Containers are the containers a container probe matched at its last
+	// attempt (none for other kinds).
+	Containers []Container
+}
+
+// Container is one container a container probe matched.
+type Container struct {
+	Name   string // without the leading "/"
+	ID     string // 12 characters
+	State  string // running, exited, created, ...
+	Health string // healthy, unhealthy, starting; "" without a health check
+	OK     bool   // counts as healthy
 }
 
 // ProbeStatus is the combined verdict of a service's active probes. It is a
@@ -25,39 +61,171 @@ type ProbeStatus struct {
 	// LastErr is why the service fails ("probe php-ping: status 500"), and
 	// the reason /status and the agent give; empty when OK.
 	LastErr string
+	// State, Weight and Reason are what the passing checks ask for
+	// besides passing ([AgentVerdict]): Drain or Maint (Up or zero
+	// otherwise), the smallest weight one named (when HasWeight), and the
+	// reason that goes with them.
+	State     State
+	Weight    int
+	HasWeight bool
+	Reason    string
 	// Checks lists the probes, in configuration order.
 	Checks []CheckStatus
 }
 
 // Same reports whether two statuses say the same thing (ignoring Since).
 func (p ProbeStatus) Same(o ProbeStatus) bool {
-	if p.OK != o.OK || p.LastErr != o.LastErr || len(p.Checks) != len(o.Checks) {
+	if p.OK != o.OK || p.LastErr != o.LastErr || len(p.Checks) != len(o.Checks) ||
+		p.State != o.State || p.HasWeight != o.HasWeight || p.Weight != o.Weight || p.Reason != o.Reason {
 		return false
 	}
 	for i := range p.Checks {
 		a, b := p.Checks[i], o.Checks[i]
-		if a.Name != b.Name || a.Kind != b.Kind || a.OK != b.OK || a.Idle != b.Idle || a.Msg != b.Msg {
+		if a.Name != b.Name || a.Kind != b.Kind || a.OK != b.OK || a.Idle != b.Idle || a.Msg != b.Msg ||
+			a.Reason != b.Reason || a.Gate != b.Gate || a.GateLoopback != b.GateLoopback ||
+			a.State != b.State || a.HasWeight != b.HasWeight || a.Weight != b.Weight || a.StateReason != b.StateReason ||
+			!slices.Equal(a.Containers, b.Containers) {
 			return false
 		}
 	}
 	return true
 }
 
-// Probe returns the probe status of a service; ok is false when the service
-// has no probes. It does not allocate.
+// AgentVerdict combines what the passing checks that are not idle ask for
+// besides passing (scripts with output = "agent"): the strictest state
+// (maint over drain over up) with its check's StateReason, or, while up,
+// the first up check's StateReason; and the smallest weight named. It does
+// not allocate.
+func AgentVerdict(checks []CheckStatus, idle func(CheckStatus) bool) (st State, weight int, hasWeight bool, reason string) {
+	st = Up
+	for _, c := range checks {
+		if !c.OK || idle(c) {
+			continue
+		}
+		switch {
+		case stateRank(c.State) > stateRank(st):
+			st, reason = c.State, c.StateReason
+		case st == Up && reason == "":
+			reason = c.StateReason
+		}
+		if c.HasWeight && (!hasWeight || c.Weight < weight) {
+			weight, hasWeight = c.Weight, true
+		}
+	}
+	return st, weight, hasWeight, reason
+}
+
+// stateRank orders what a passing check may ask for: up < drain < maint.
+func stateRank(s State) int {
+	switch s {
+	case Drain:
+		return 1
+	case Maint:
+		return 2
+	}
+	return 0
+}
+
+// agent is what p's passing checks ask for as this snapshot sees them: the
+// prober's own combination when no check is gated, else recomputed with
+// this snapshot's gates.
+func (s *Snapshot) agent(p ProbeStatus) (State, int, bool, string) {
+	for _, c := range p.Checks {
+		if c.Gate.IsValid() {
+			return AgentVerdict(p.Checks, s.CheckIdle)
+		}
+	}
+	st := p.State
+	if st == Missing {
+		st = Up
+	}
+	return st, p.Weight, p.HasWeight, p.Reason
+}
+
+// Probe returns the probe status of a service as this snapshot sees it: a
+// gated check is idle exactly when its VIP is absent from this snapshot, and
+// OK and LastErr follow. ok is false when the service has no probes.
 func (s *Snapshot) Probe(name string) (ProbeStatus, bool) {
 	p, ok := s.probes[name]
+	if !ok {
+		return p, false
+	}
+	return s.resolve(p), true
+}
+
+// ProbeReported is the probe status of a service as the prober reported it,
+// before this snapshot's VIPs decide the gated checks (see [Snapshot.Probe]).
+func (s *Snapshot) ProbeReported(name string) (ProbeStatus, bool) {
+	p, ok := s.probes[name]
 	return p, ok
+}
+
+// CheckIdle reports whether c is idle in this snapshot.
+func (s *Snapshot) CheckIdle(c CheckStatus) bool {
+	if c.Gate.IsValid() {
+		return !s.HasVIP(c.Gate, c.GateLoopback)
+	}
+	return c.Idle
+}
+
+// verdict combines a service's checks as this snapshot sees them: the prober's
+// own verdict when no check is gated, otherwise the first check that is not
+// idle and fails decides. reason and since say why and since when it fails.
+// It does not allocate.
+func (s *Snapshot) verdict(p ProbeStatus) (ok bool, reason string, since time.Time) {
+	gated := false
+	for _, c := range p.Checks {
+		if c.Gate.IsValid() {
+			gated = true
+			break
+		}
+	}
+	if !gated {
+		return p.OK, p.LastErr, p.Since
+	}
+	for _, c := range p.Checks {
+		if !c.OK && !s.CheckIdle(c) {
+			if p.OK { // the prober saw it passing: the gate moved here
+				return false, c.Reason, c.Since
+			}
+			return false, c.Reason, p.Since
+		}
+	}
+	return true, "", p.Since
+}
+
+// resolve is p with each check's idleness and the combined verdict as this
+// snapshot sees them.
+func (s *Snapshot) resolve(p ProbeStatus) ProbeStatus {
+	gated := false
+	for _, c := range p.Checks {
+		gated = gated || c.Gate.IsValid()
+	}
+	if !gated {
+		return p
+	}
+	checks := make([]CheckStatus, len(p.Checks))
+	copy(checks, p.Checks)
+	for i := range checks {
+		checks[i].Idle = s.CheckIdle(checks[i])
+	}
+	ok, reason, since := s.verdict(p)
+	r := ProbeStatus{OK: ok, Since: since, LastErr: reason, Checks: checks, State: Down}
+	if ok {
+		r.State, r.Weight, r.HasWeight, r.Reason = s.agent(p)
+	}
+	return r
 }
 
 // NumProbed is the number of services that have probes.
 func (s *Snapshot) NumProbed() int { return len(s.probes) }
 
-// Probes yields each service with probes and its status, in no order.
+// Probes yields each service with probes and its status as [Snapshot.Probe]
+// gives it, in no order.
 func (s *Snapshot) Probes() iter.Seq2[string, ProbeStatus] {
 	return func(yield func(string, ProbeStatus) bool) {
 		for k, p := range s.probes {
-			if !yield(k, p) {
+			if !yield(k, s.resolve(p)) {
 				return
 			}
 		}
@@ -72,9 +240,15 @@ func (s *Snapshot) Probes() iter.Seq2[string, ProbeStatus] {
 //   - the flag says drain, maint or down: that state, whatever the probes say
 //     (the operator's word wins);
 //   - the flag says up and the probes pass (or the service has none, or
-//     every probe is idle): Up, with the flag's weight and reason;
+//     every probe is idle; a probe gated by only_if_vip is idle while its
+//     VIP is absent from this snapshot): Up, with the flag's weight and
+//     reason;
 //   - the flag says up and a probe fails: Down, with the probe's last error
-//     as the reason and Since the time the probes started failing.
+//     as the reason and Since the time the probes started failing;
+//   - the flag says up and the probes pass, one asking for drain or maint
+//     (a script with output = "agent"): that state, with its reason;
+//   - a weight a probe asks for applies when the flag names none, and the
+//     smaller of the two applies when it does.
 //
 // ok is false when there is no flag file. It does not allocate.
 func (s *Snapshot) Effective(name string, now time.Time) (Entry, bool) {
@@ -86,8 +260,22 @@ func (s *Snapshot) Effective(name string, now time.Time) (Entry, bool) {
 	if e.State != Up || len(s.probes) == 0 {
 		return e, true
 	}
-	if p, has := s.probes[name]; has && !p.OK {
-		return Entry{State: Down, Weight: NoWeight, Reason: p.LastErr, Since: p.Since}, true
+	p, has := s.probes[name]
+	if !has {
+		return e, true
+	}
+	if ok, reason, since := s.verdict(p); !ok {
+		return Entry{State: Down, Weight: NoWeight, Reason: reason, Since: since}, true
+	}
+	st, w, hasW, why := s.agent(p)
+	if hasW && (e.Weight == NoWeight || w < e.Weight) {
+		e.Weight = w
+	}
+	if st == Drain || st == Maint {
+		return Entry{State: st, Weight: e.Weight, Reason: why, Since: p.Since}, true
+	}
+	if e.Reason == "" {
+		e.Reason = why
 	}
 	return e, true
 }

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -98,5 +99,113 @@ func TestProbeStatusSame(t *testing.T) {
 	b.Checks = []CheckStatus{{Name: "x", Msg: "other"}}
 	if a.Same(b) {
 		t.Error("a different message is a change")
+	}
+}
+
+// TestGatedCheckFollowsSnapshotVIPs: a check gated by only_if_vip is idle
+// exactly when its VIP is absent from the snapshot, whatever the prober last
+// saw, so the gate moves in the same publication as the address.
+func TestGatedCheckFollowsSnapshotVIPs(t *testing.T) {
+	now := time.Now()
+	vip := netip.MustParseAddr("192.0.2.10")
+	pending := ProbeStatus{OK: false, Since: now, LastErr: "probe tcp: pending: no result yet", Checks: []CheckStatus{{
+		Name: "tcp", Kind: "tcp", OK: false, Idle: true, Msg: "pending: no result yet", Since: now,
+		Reason: "probe tcp: pending: no result yet", Gate: vip,
+	}}}
+	build := func(vips map[netip.Addr]VIPFlags) *Snapshot {
+		b := NewBuilder(Empty())
+		b.Set("web.80", Entry{State: Up, Weight: NoWeight})
+		b.SetProbe("web.80", pending)
+		b.SetVIPs(vips)
+		return b.Snapshot(now)
+	}
+	standby := build(map[netip.Addr]VIPFlags{})
+	if e, _ := standby.Effective("web.80", now); e.State != Up {
+		t.Fatalf("gate closed: %v %q, want up (the probe is idle)", e.State, e.Reason)
+	}
+	if p, _ := standby.Probe("web.80"); !p.OK || !p.Checks[0].Idle {
+		t.Fatalf("gate closed: Probe = %+v", p)
+	}
+	active := build(map[netip.Addr]VIPFlags{vip: OnOther})
+	if e, _ := active.Effective("web.80", now); e.State != Down || e.Reason != "probe tcp: pending: no result yet" {
+		t.Fatalf("gate open: %v %q, want down with the probe's reason", e.State, e.Reason)
+	}
+	if p, _ := active.Probe("web.80"); p.OK || p.Checks[0].Idle || p.LastErr == "" {
+		t.Fatalf("gate open: Probe = %+v", p)
+	}
+	// --vip-loopback-only: the VIP on eth0 does not open the gate.
+	pending.Checks[0].GateLoopback = true
+	if e, _ := build(map[netip.Addr]VIPFlags{vip: OnOther}).Effective("web.80", now); e.State != Up {
+		t.Fatalf("loopback-only gate opened by a non-loopback VIP: %v", e.State)
+	}
+	if e, _ := build(map[netip.Addr]VIPFlags{vip: OnLoopback}).Effective("web.80", now); e.State != Down {
+		t.Fatalf("loopback-only gate not opened by a loopback VIP: %v", e.State)
+	}
+}
+
+// TestEffectiveAgentProbe: passing probes that speak agent words (an exec
+// probe with output = "agent") can drain, put in maintenance and lower the
+// weight of an up flag, never raise it nor override the operator's drain.
+func TestEffectiveAgentProbe(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	since := now.Add(-time.Minute)
+	cases := []struct {
+		name   string
+		flag   Entry
+		probe  ProbeStatus
+		want   State
+		weight int
+		reason string
+	}{
+		{"probe drains", Entry{State: Up, Weight: NoWeight}, ProbeStatus{OK: true, State: Drain, Reason: "probe agent: deploy", Since: since}, Drain, NoWeight, "probe agent: deploy"},
+		{"probe maint", Entry{State: Up, Weight: 80, Reason: "mine"}, ProbeStatus{OK: true, State: Maint, Reason: "probe agent: maint", Since: since}, Maint, 80, "probe agent: maint"},
+		{"probe weight, flag none", Entry{State: Up, Weight: NoWeight}, ProbeStatus{OK: true, State: Up, Weight: 50, HasWeight: true}, Up, 50, ""},
+		{"smaller weight wins", Entry{State: Up, Weight: 30}, ProbeStatus{OK: true, Weight: 50, HasWeight: true}, Up, 30, ""},
+		{"probe weight 0", Entry{State: Up, Weight: 30}, ProbeStatus{OK: true, Weight: 0, HasWeight: true}, Up, 0, ""},
+		{"probe reason when the flag has none", Entry{State: Up, Weight: NoWeight}, ProbeStatus{OK: true, State: Up, Reason: "probe agent: slow"}, Up, NoWeight, "probe agent: slow"},
+		{"flag reason first", Entry{State: Up, Weight: NoWeight, Reason: "flag"}, ProbeStatus{OK: true, State: Up, Reason: "probe agent: slow"}, Up, NoWeight, "flag"},
+		{"zero State is up", Entry{State: Up, Weight: NoWeight}, ProbeStatus{OK: true}, Up, NoWeight, ""},
+		{"operator's drain wins", Entry{State: Drain, Weight: NoWeight, Reason: "op"}, ProbeStatus{OK: true, State: Maint, Reason: "probe agent: maint"}, Drain, NoWeight, "op"},
+	}
+	for _, tc := range cases {
+		b := NewBuilder(Empty())
+		b.Set("web.80", tc.flag)
+		b.SetProbe("web.80", tc.probe)
+		e, _ := b.Snapshot(now).Effective("web.80", now)
+		if e.State != tc.want || e.Weight != tc.weight || e.Reason != tc.reason {
+			t.Errorf("%s: %+v; want %s weight %d reason %q", tc.name, e, tc.want, tc.weight, tc.reason)
+		}
+		if (tc.want == Drain || tc.want == Maint) && tc.flag.State == Up && !e.Since.Equal(since) {
+			t.Errorf("%s: Since %v, want the probe's %v", tc.name, e.Since, since)
+		}
+	}
+}
+
+// TestAgentVerdictGated: a gated check that asks for drain drains the
+// service only while this snapshot holds its VIP.
+func TestAgentVerdictGated(t *testing.T) {
+	now := time.Now()
+	vip := netip.MustParseAddr("192.0.2.10")
+	p := ProbeStatus{OK: true, Since: now, State: Drain, Reason: "probe agent: deploy", Checks: []CheckStatus{
+		{Name: "agent", Kind: "exec", OK: true, Gate: vip, State: Drain, StateReason: "probe agent: deploy", Weight: 50, HasWeight: true},
+		{Name: "http", Kind: "http", OK: true},
+	}}
+	for _, tc := range []struct {
+		vips   map[netip.Addr]VIPFlags
+		want   State
+		weight int
+	}{{nil, Up, NoWeight}, {map[netip.Addr]VIPFlags{vip: OnOther}, Drain, 50}} {
+		b := NewBuilder(Empty())
+		b.Set("web.80", Entry{State: Up, Weight: NoWeight})
+		b.SetProbe("web.80", p)
+		b.SetVIPs(tc.vips)
+		s := b.Snapshot(now)
+		e, _ := s.Effective("web.80", now)
+		if e.State != tc.want || e.Weight != tc.weight {
+			t.Errorf("VIPs %v: %+v, want %s weight %d", tc.vips, e, tc.want, tc.weight)
+		}
+		if r, _ := s.Probe("web.80"); r.State != tc.want {
+			t.Errorf("VIPs %v: Probe().State %s, want %s", tc.vips, r.State, tc.want)
+		}
 	}
 }

@@ -52,16 +52,19 @@ type Snapshot struct {
 	shards    [shardCount]map[string]Entry
 	vips      map[netip.Addr]VIPFlags
 	probes    map[string]ProbeStatus // services with active probes
+	conns     ConnCounts             // live connection counts (conns.go)
 	nServices int
-	dirOK     bool
-	vipsOK    bool
+	// dirProblem says why the status directory is not watched ("missing",
+	// "out of inotify watches ..."); empty while it is.
+	dirProblem string
+	vipsOK     bool
 }
 
 var emptyShard = map[string]Entry{}
 
 // Empty returns a snapshot with no services and no VIPs, generation 0.
 func Empty() *Snapshot {
-	s := &Snapshot{vips: map[netip.Addr]VIPFlags{}}
+	s := &Snapshot{vips: map[netip.Addr]VIPFlags{}, dirProblem: "not read yet"}
 	for i := range s.shards {
 		s.shards[i] = emptyShard
 	}
@@ -75,7 +78,11 @@ func (s *Snapshot) Generation() uint64 { return s.gen }
 func (s *Snapshot) Built() time.Time { return s.built }
 
 // DirOK reports whether the status directory was present and watched.
-func (s *Snapshot) DirOK() bool { return s.dirOK }
+func (s *Snapshot) DirOK() bool { return s.dirProblem == "" }
+
+// DirProblem says why the status directory is not watched (it is then
+// treated as empty: every service out of rotation), or "" when it is.
+func (s *Snapshot) DirProblem() string { return s.dirProblem }
 
 // VIPsOK reports whether the VIP list is current (the netlink subscription is
 // up, or VIP tracking is off).
@@ -167,8 +174,9 @@ func (s *Snapshot) Summary(now time.Time) string {
 	b.WriteString(" services up, ")
 	b.WriteString(itoa(len(s.vips)))
 	b.WriteString(" addresses")
-	if !s.dirOK {
-		b.WriteString(", status directory missing")
+	if s.dirProblem != "" {
+		b.WriteString(", status directory ")
+		b.WriteString(s.dirProblem)
 	}
 	return b.String()
 }
@@ -255,8 +263,9 @@ func (b *Builder) SetVIPs(v map[netip.Addr]VIPFlags) {
 	b.vipsCp = true
 }
 
-// SetDirOK records whether the status directory is present and watched.
-func (b *Builder) SetDirOK(ok bool) { b.next.dirOK = ok }
+// SetDirProblem records why the status directory is not watched; "" means
+// it is present and watched.
+func (b *Builder) SetDirProblem(p string) { b.next.dirProblem = p }
 
 // SetVIPsOK records whether the VIP set is current.
 func (b *Builder) SetVIPsOK(ok bool) { b.next.vipsOK = ok }
@@ -273,7 +282,8 @@ func (b *Builder) Snapshot(now time.Time) *Snapshot {
 // Store holds the current snapshot. The zero Store is not usable; use
 // [NewStore].
 type Store struct {
-	p atomic.Pointer[Snapshot]
+	p      atomic.Pointer[Snapshot]
+	notify atomic.Pointer[func(*Snapshot)] // SetOnPublish
 }
 
 // NewStore returns a Store holding [Empty], so Load never returns nil.
@@ -287,4 +297,9 @@ func NewStore() *Store {
 func (st *Store) Load() *Snapshot { return st.p.Load() }
 
 // Publish makes s current. Only the watcher loop calls it.
-func (st *Store) Publish(s *Snapshot) { st.p.Store(s) }
+func (st *Store) Publish(s *Snapshot) {
+	st.p.Store(s)
+	if f := st.notify.Load(); f != nil {
+		(*f)(s)
+	}
+}

@@ -127,7 +127,7 @@ func TestSummaryAndExpiry(t *testing.T) {
 	b.Set("a", Entry{State: Up, Weight: NoWeight})
 	b.Set("b", Entry{State: Drain, Weight: NoWeight, Expires: now.Add(time.Minute)})
 	b.Set("c", Entry{State: Maint, Weight: NoWeight, Expires: now.Add(-time.Minute)})
-	b.SetDirOK(true)
+	b.SetDirProblem("")
 	s := b.Snapshot(now)
 	if got := s.Summary(now); got != "2/3 services up, 0 addresses" {
 		t.Fatalf("Summary = %q", got)

@@ -57,11 +57,11 @@ func ParseStateWord(w string) (State, bool) {
 	switch strings.ToLower(w) {
 	case "up", "ready", "active":
 		return Up, true
-	case "drain", "draining":
+	case "drain", "draining", "drained":
 		return Drain, true
 	case "maint", "maintenance":
 		return Maint, true
-	case "down", "stopped", "stop", "fail", "failed", "inactive":
+	case "down", "stopped", "stop", "fail", "failed", "inactive", "disabled", "offline":
 		return Down, true
 	}
 	return Missing, false
@@ -88,6 +88,9 @@ type Entry struct {
 	Reason  string    // free text, no control characters
 	Expires time.Time // zero: never. At and after this instant the entry is plain Up.
 	Since   time.Time // when the watcher first saw this state
+	// ConnPort is the local port whose connections count for this service
+	// (the conn=PORT word); 0: the port in the name (squid.80).
+	ConnPort uint16
 	// Invalid is set when the content was not in the grammar (it then
 	// counts as Up). The watcher logs it once.
 	Invalid string
@@ -97,7 +100,7 @@ type Entry struct {
 // service is plain Up, with no weight and no reason.
 func (e Entry) Effective(now time.Time) Entry {
 	if e.State != Missing && !e.Expires.IsZero() && !now.Before(e.Expires) {
-		return Entry{State: Up, Weight: NoWeight, Since: e.Expires}
+		return Entry{State: Up, Weight: NoWeight, Since: e.Expires, ConnPort: e.ConnPort}
 	}
 	return e
 }
@@ -105,7 +108,7 @@ func (e Entry) Effective(now time.Time) Entry {
 // SameAs reports whether two entries say the same thing (ignoring Since).
 func (e Entry) SameAs(o Entry) bool {
 	return e.State == o.State && e.Weight == o.Weight && e.Reason == o.Reason &&
-		e.Expires.Equal(o.Expires) && e.Invalid == o.Invalid
+		e.Expires.Equal(o.Expires) && e.Invalid == o.Invalid && e.ConnPort == o.ConnPort
 }
 
 // AgentReply is the HAProxy agent-check reply for e, without the trailing
@@ -167,6 +170,9 @@ func (e Entry) Format() string {
 	if !e.Expires.IsZero() {
 		parts = append(parts, "until="+e.Expires.UTC().Format(time.RFC3339Nano))
 	}
+	if e.ConnPort != 0 {
+		parts = append(parts, "conn="+strconv.Itoa(int(e.ConnPort)))
+	}
 	if e.Reason != "" {
 		parts = append(parts, "# "+e.Reason)
 	}
@@ -182,61 +188,159 @@ var ErrGrammar = errors.New("not in the flag-file grammar")
 //
 // The first line holds words separated by blanks:
 //
-//	[STATE] [WEIGHT%] [until=TIME] [# REASON...]
+//	[STATE] [WEIGHT%] [until=TIME] [conn=PORT] [# REASON...]
 //
 // STATE is up|ready, drain, maint, or down|stopped|fail; WEIGHT is 0..256
 // followed by %; TIME is RFC 3339 (2026-11-23T10:00:00Z) or Unix seconds;
-// everything after # is the reason. Lines after the first, and lines starting
-// with # before any word, are ignored. Empty content is Up.
+// PORT (1..65535) is where the service's connections arrive, when that is
+// not the port in its name (it changes no answer: an unreadable one is
+// ignored); everything after # is the reason. Lines after the first, and lines starting
+// with # before any word, are ignored. Empty content is Up. A UTF-8
+// byte-order mark at the start is skipped.
 //
-// Content outside the grammar (an old status.html page, say) is Up, as in the
-// original tool, and the returned error says why; the Entry is still usable.
+// # Content that is not quite in the grammar
+//
+// Flags are written by hand, and what decides traffic must fail closed. So
+// each part is read on its own: a part that cannot be read is ignored, and
+// the returned error (also in [Entry.Invalid]) says which; the Entry is
+// usable either way. In particular an out-of-rotation word (drain, maint,
+// down and their synonyms) anywhere before the reason is honoured, whatever
+// surrounds it: "drain 300%", "until=2026-11-23T10:00 maint", "drain\x00",
+// "drain # caf\xe9" are all out of rotation. An expiry that cannot be read
+// is ignored, so such an override stays until the file changes. When two
+// state words disagree, the first out-of-rotation one wins.
+//
+// Content with no state word at all (an old status.html page, say) is Up,
+// as in the original tool, and flagged.
 func ParseFlag(content []byte) (Entry, error) {
 	e := Entry{State: Up, Weight: NoWeight}
+	content = bytes.TrimPrefix(content, utf8BOM)
 	line := firstLine(content)
 	if line == "" {
 		return e, nil
 	}
-	reason := ""
+	reason, hasReason := "", false
 	if i := strings.IndexByte(line, '#'); i >= 0 {
-		reason = strings.TrimSpace(line[i+1:])
+		reason, hasReason = line[i+1:], true
 		line = line[:i]
 	}
-	sawState, sawWeight := false, false
-	for _, w := range strings.Fields(line) {
-		switch {
-		case !sawState && !sawWeight && e.Expires.IsZero() && isStateWord(w):
-			e.State, _ = ParseStateWord(w)
-			sawState = true
-		case !sawWeight && strings.HasSuffix(w, "%"):
-			n, err := strconv.Atoi(w[:len(w)-1])
-			if err != nil || n < 0 || n > MaxWeight {
-				return invalid(fmt.Errorf("weight %q: want 0%%..%d%%: %w", w, MaxWeight, ErrGrammar))
-			}
-			e.Weight, sawWeight = n, true
-		case e.Expires.IsZero() && (strings.HasPrefix(w, "until=") || strings.HasPrefix(w, "expires=")):
-			t, err := parseTime(w[strings.IndexByte(w, '=')+1:])
-			if err != nil {
-				return invalid(fmt.Errorf("expiry %q: %w", w, err))
-			}
-			e.Expires = t
-		default:
-			return invalid(fmt.Errorf("unexpected word %q: %w", clip(w, 40), ErrGrammar))
+	var problem error
+	note := func(err error) {
+		if problem == nil {
+			problem = err
 		}
 	}
-	r, err := cleanReason(reason)
-	if err != nil {
-		return invalid(err)
+	if hasControl(line) {
+		note(fmt.Errorf("control character before the reason: %w", ErrGrammar))
 	}
-	e.Reason = r
+	sawState, sawWeight, sawExpiry, sawOther := false, false, false, false
+	for _, w := range fields(line) {
+		st, ok := ParseStateWord(w)
+		if !ok {
+			// "drain." or "'down'" by hand: the word is still the word.
+			if t := strings.Trim(w, punct); t != w {
+				if st, ok = ParseStateWord(t); ok {
+					note(fmt.Errorf("punctuation around state word %q: %w", clip(w, 40), ErrGrammar))
+				}
+			}
+		}
+		if ok {
+			switch {
+			case !sawState:
+				if sawWeight || sawExpiry || sawOther {
+					note(fmt.Errorf("state word %q after other words: %w", clip(w, 40), ErrGrammar))
+				}
+				e.State, sawState = st, true
+			default:
+				note(fmt.Errorf("second state word %q: %w", clip(w, 40), ErrGrammar))
+				if e.State == Up && st != Up {
+					e.State = st // fail closed: out of rotation wins
+				}
+			}
+			continue
+		}
+		switch {
+		case strings.HasSuffix(w, "%"):
+			n, err := strconv.Atoi(w[:len(w)-1])
+			switch {
+			case err != nil || n < 0 || n > MaxWeight:
+				note(fmt.Errorf("weight %q: want 0%%..%d%%: %w", clip(w, 40), MaxWeight, ErrGrammar))
+			case sawWeight:
+				note(fmt.Errorf("second weight %q: %w", clip(w, 40), ErrGrammar))
+			default:
+				e.Weight, sawWeight = n, true
+			}
+		case hasPrefixFold(w, "until=") || hasPrefixFold(w, "expires="):
+			t, err := parseTime(w[strings.IndexByte(w, '=')+1:])
+			switch {
+			case err != nil:
+				note(fmt.Errorf("expiry %q: %w", clip(w, 60), err))
+			case sawExpiry:
+				note(fmt.Errorf("second expiry %q: %w", clip(w, 60), ErrGrammar))
+			default:
+				e.Expires, sawExpiry = t, true
+			}
+		case hasPrefixFold(w, "conn="):
+			p, err := ParsePort(w[len("conn="):])
+			switch {
+			case err != nil:
+				note(fmt.Errorf("%q: %w", clip(w, 40), err))
+			case e.ConnPort != 0:
+				note(fmt.Errorf("second conn port %q: %w", clip(w, 40), ErrGrammar))
+			default:
+				e.ConnPort = p
+			}
+		default:
+			sawOther = true
+			note(fmt.Errorf("unexpected word %q: %w", clip(w, 40), ErrGrammar))
+		}
+	}
+	if hasReason {
+		r, err := cleanReason(reason)
+		if err != nil {
+			note(err)
+		}
+		e.Reason = r
+	}
+	if problem != nil {
+		e.Invalid = problem.Error()
+		return e, problem
+	}
 	return e, nil
 }
 
-func invalid(err error) (Entry, error) {
-	return Entry{State: Up, Weight: NoWeight, Invalid: err.Error()}, err
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// punct is what a hand-written state word may be wrapped in.
+const punct = ".,;:!?\"'`()[]{}<>"
+
+// fields splits s at blanks and at every other control character (a NUL
+// after the state word, say): what is between them are the words.
+func fields(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
 }
 
-func isStateWord(w string) bool { _, ok := ParseStateWord(w); return ok }
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// ParsePort parses a TCP port, 1..65535, in decimal.
+func ParsePort(s string) (uint16, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 || s[0] == '+' || s[0] == '0' {
+		return 0, fmt.Errorf("port %q: want 1..65535: %w", clip(s, 20), ErrGrammar)
+	}
+	return uint16(n), nil
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
 
 func firstLine(b []byte) string {
 	if len(b) > MaxFlagSize {
@@ -273,20 +377,31 @@ func parseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// cleanReason checks a reason: printable UTF-8, bounded, so it is safe in a
-// header and an agent line.
+// cleanReason makes a reason safe for a header and an agent line: printable
+// UTF-8, bounded. What is not (a tab, a Latin-1 byte) is replaced, and the
+// error says so; the reason is usable either way.
 func cleanReason(r string) (string, error) {
+	var err error
 	if !utf8.ValidString(r) {
-		return "", fmt.Errorf("reason is not UTF-8: %w", ErrGrammar)
+		r = strings.ToValidUTF8(r, "\ufffd")
+		err = fmt.Errorf("reason is not UTF-8: %w", ErrGrammar)
 	}
-	for _, c := range r {
-		if c < 0x20 || c == 0x7f {
-			return "", fmt.Errorf("reason has a control character: %w", ErrGrammar)
+	if strings.ContainsFunc(r, isControl) {
+		r = strings.Map(func(c rune) rune {
+			if isControl(c) {
+				return ' '
+			}
+			return c
+		}, r)
+		if err == nil {
+			err = fmt.Errorf("reason has a control character: %w", ErrGrammar)
 		}
 	}
 	// Trimmed again after clipping: the line is trimmed when read back.
-	return strings.TrimSpace(clip(r, MaxReasonLen)), nil
+	return strings.TrimSpace(clip(strings.TrimSpace(r), MaxReasonLen)), err
 }
+
+func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
 
 func clip(s string, n int) string {
 	if len(s) <= n {

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -51,19 +52,42 @@ func TestParseFlag(t *testing.T) {
 		{"reason clipped then trimmed", "down # " + strings.Repeat("x", MaxReasonLen-1) + " y",
 			Entry{State: Down, Weight: NoWeight, Reason: strings.Repeat("x", MaxReasonLen-1)}, false},
 
-		// Outside the grammar: Up, flagged invalid.
+		// Outside the grammar with no state word: Up, flagged invalid.
 		{"html page", "<html><body>OK</body></html>\n", Entry{State: Up, Weight: NoWeight}, true},
 		{"weight too big", "up 257%", Entry{State: Up, Weight: NoWeight}, true},
 		{"negative weight", "up -5%", Entry{State: Up, Weight: NoWeight}, true},
 		{"weight not a number", "up x%", Entry{State: Up, Weight: NoWeight}, true},
-		{"state after weight", "50% drain", Entry{State: Up, Weight: NoWeight}, true},
-		{"two states", "drain down", Entry{State: Up, Weight: NoWeight}, true},
-		{"two weights", "up 5% 6%", Entry{State: Up, Weight: NoWeight}, true},
-		{"bad time", "drain until=tomorrow", Entry{State: Up, Weight: NoWeight}, true},
-		{"year too far", "drain until=99999999999999", Entry{State: Up, Weight: NoWeight}, true},
-		{"before 1970", "drain until=1969-12-31T23:00:00Z", Entry{State: Up, Weight: NoWeight}, true},
-		{"control char in reason", "down # a\x01b", Entry{State: Up, Weight: NoWeight}, true},
-		{"bad utf8 reason", "down # \xff", Entry{State: Up, Weight: NoWeight}, true},
+		{"two weights", "up 5% 6%", Entry{State: Up, Weight: 5}, true},
+		{"nul only", "\x00", Entry{State: Up, Weight: NoWeight}, true},
+
+		// Fail closed: an out-of-rotation word is honoured whatever
+		// surrounds it; what cannot be read is ignored and flagged.
+		{"state after weight", "50% drain", Entry{State: Drain, Weight: 50}, true},
+		{"word order until maint", "until=2026-11-23T10:00:00Z maint", Entry{State: Maint, Weight: NoWeight, Expires: until}, true},
+		{"two states", "drain down", Entry{State: Drain, Weight: NoWeight}, true},
+		{"up then down", "up down", Entry{State: Down, Weight: NoWeight}, true},
+		{"unknown text then drain", "please drain", Entry{State: Drain, Weight: NoWeight}, true},
+		{"drain bad weight", "drain 300%", Entry{State: Drain, Weight: NoWeight}, true},
+		{"bad time", "drain until=tomorrow", Entry{State: Drain, Weight: NoWeight}, true},
+		{"until without zone", "drain until=2026-11-23T10:00:00", Entry{State: Drain, Weight: NoWeight}, true},
+		{"month 13", "maint until=2026-13-01T10:00:00Z", Entry{State: Maint, Weight: NoWeight}, true},
+		{"year too far", "drain until=99999999999999", Entry{State: Drain, Weight: NoWeight}, true},
+		{"before 1970", "drain until=1969-12-31T23:00:00Z", Entry{State: Drain, Weight: NoWeight}, true},
+		{"control char in reason", "down # a\x01b", Entry{State: Down, Weight: NoWeight, Reason: "a b"}, true},
+		{"tab in reason", "drain # a\tb", Entry{State: Drain, Weight: NoWeight, Reason: "a b"}, true},
+		{"latin-1 in reason", "drain # caf\xe9", Entry{State: Drain, Weight: NoWeight, Reason: "caf\ufffd"}, true},
+		{"bad utf8 reason", "down # \xff", Entry{State: Down, Weight: NoWeight, Reason: "\ufffd"}, true},
+		{"nul after word", "drain\x00", Entry{State: Drain, Weight: NoWeight}, true},
+		{"nul-padded file", "maint\x00\x00\x00\x00", Entry{State: Maint, Weight: NoWeight}, true},
+		{"punctuation", "Drain.", Entry{State: Drain, Weight: NoWeight}, true},
+		{"quoted", "'maint'", Entry{State: Maint, Weight: NoWeight}, true},
+		{"upper case until", "drain UNTIL=2026-11-23T10:00:00Z", Entry{State: Drain, Weight: NoWeight, Expires: until}, false},
+
+		// A byte-order mark from an editor is not a problem.
+		{"bom", "\xef\xbb\xbfdrain # x", Entry{State: Drain, Weight: NoWeight, Reason: "x"}, false},
+		{"bom then comment", "\xef\xbb\xbf# note\nmaint", Entry{State: Maint, Weight: NoWeight}, false},
+		{"synonyms", "drained", Entry{State: Drain, Weight: NoWeight}, false},
+		{"disabled", "disabled", Entry{State: Down, Weight: NoWeight}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,8 +113,8 @@ func TestParseFlag(t *testing.T) {
 func TestParseFlagLongContent(t *testing.T) {
 	// Only MaxFlagSize bytes count: a long first line is not read whole.
 	e, err := ParseFlag([]byte("drain " + strings.Repeat("x", 2*MaxFlagSize)))
-	if err == nil || e.State != Up {
-		t.Fatalf("long content = %+v, %v; want Up and an error", e, err)
+	if err == nil || e.State != Drain {
+		t.Fatalf("long content = %+v, %v; want Drain (fail closed) and an error", e, err)
 	}
 }
 
@@ -192,27 +216,34 @@ func FuzzParseFlag(f *testing.F) {
 		"", "up", "drain 50% # deploy", "maint until=2026-11-23T10:00:00Z # k",
 		"down until=1795428000", "<html>", "up 256%", "# c\nfail#x", "drain\r\n",
 		"up 5% until=2026-11-23T10:00:00.123+05:00 #  spaced reason  ",
-		"down # \u00a0x\u00a0", "50%",
+		"down # \u00a0x\u00a0", "50%", "drain\x00", "\xef\xbb\xbfmaint", "until=1795428000 maint",
+		"drain # caf\xe9", "drain 300%", "x\tdown", "'drain'",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, content []byte) {
 		e, err := ParseFlag(content)
-		if err != nil {
-			if e.State != Up || e.Invalid == "" || !errors.Is(err, ErrGrammar) {
-				t.Fatalf("ParseFlag(%q) = %+v, %v: want Up, Invalid set, ErrGrammar", content, e, err)
-			}
-			return
+		if err != nil && (e.Invalid == "" || !errors.Is(err, ErrGrammar)) {
+			t.Fatalf("ParseFlag(%q) = %+v, %v: want Invalid set and ErrGrammar", content, e, err)
+		}
+		if err == nil && e.Invalid != "" {
+			t.Fatalf("ParseFlag(%q): Invalid %q without an error", content, e.Invalid)
 		}
 		if e.State == Missing {
 			t.Fatalf("ParseFlag(%q) gave Missing", content)
 		}
+		// Fail closed: an out-of-rotation word before the reason is never
+		// read as up, whatever else the line holds.
+		if out := outWord(content); out && e.State == Up {
+			t.Fatalf("ParseFlag(%q) = up, but the line names an out-of-rotation state", content)
+		}
 		if e.Weight != NoWeight && (e.Weight < 0 || e.Weight > MaxWeight) {
 			t.Fatalf("weight %d out of range", e.Weight)
 		}
-		if len(e.Reason) > MaxReasonLen || !utf8.ValidString(e.Reason) {
-			t.Fatalf("reason %q too long or not UTF-8", e.Reason)
+		if len(e.Reason) > MaxReasonLen || !utf8.ValidString(e.Reason) || strings.ContainsFunc(e.Reason, isControl) {
+			t.Fatalf("reason %q too long, not UTF-8 or with a control character", e.Reason)
 		}
+		e.Invalid = ""
 		text := e.Format()
 		back, err := ParseFlag([]byte(text))
 		if err != nil {
@@ -236,4 +267,19 @@ func FuzzParseFlag(f *testing.F) {
 			t.Fatalf("agent reply %q names no administrative state", reply)
 		}
 	})
+}
+
+// outWord is the fuzz oracle for failing closed: whether the first line of
+// content (as ParseFlag picks it) names drain, maint or down before any '#'.
+func outWord(content []byte) bool {
+	line := firstLine(bytes.TrimPrefix(content, utf8BOM))
+	if i := strings.IndexByte(line, '#'); i >= 0 {
+		line = line[:i]
+	}
+	for _, w := range strings.FieldsFunc(line, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		if st, ok := ParseStateWord(strings.Trim(w, punct)); ok && st != Up {
+			return true
+		}
+	}
+	return false
 }

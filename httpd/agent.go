@@ -9,12 +9,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/evloop"
 )
 
 // Agent limits and defaults.
@@ -34,8 +34,12 @@ const (
 	agentLinger = 250 * time.Millisecond
 	// MaxAgentLine bounds the agent-send line.
 	MaxAgentLine = 512
-	// DefaultAgentMaxConns bounds connections served at once.
-	DefaultAgentMaxConns = 1024
+	// DefaultAgentMaxConns bounds connections served at once. A
+	// connection that sends nothing holds its place for the send wait, so
+	// the bound is high: thousands of silent connections must not keep a
+	// real check out. An open agent connection costs a few hundred bytes
+	// (a line buffer of MaxAgentLine only while its line is incomplete).
+	DefaultAgentMaxConns = 50000
 )
 
 // Agent replies.
@@ -87,15 +91,48 @@ type Agent struct {
 	log      zerolog.Logger
 	ln       net.Listener
 	draining atomic.Bool
-	live     atomic.Int64 // connections open (event loops only)
 
 	conns, bad atomic.Uint64
+	replies    [nReplyWords]atomic.Uint64
+	loopStats  atomic.Pointer[*evloop.Server[agentConn]] // the event loops, once serving
 }
 
 // AgentStats count what the agent did, for metrics.
 type AgentStats struct {
 	Conns       uint64 // connections answered
 	BadRequests uint64 // of which with a line not understood
+	// Replies counts answers by their first word: up, drain (an up drain
+	// reply), maint, down.
+	Replies map[string]uint64
+	// Open is how many connections are open now; Overloaded how many were
+	// closed at accept for want of room (event loops only).
+	Open       int64
+	Overloaded uint64
+}
+
+// Reply words counted by [AgentStats].
+const (
+	replyUp = iota
+	replyDrain
+	replyMaint
+	replyDown
+	nReplyWords
+)
+
+var replyWords = [nReplyWords]string{"up", "drain", "maint", "down"}
+
+// countReply counts reply by what it tells HAProxy.
+func (a *Agent) countReply(reply string) {
+	switch {
+	case strings.HasPrefix(reply, "up drain"):
+		a.replies[replyDrain].Add(1)
+	case strings.HasPrefix(reply, "up"):
+		a.replies[replyUp].Add(1)
+	case strings.HasPrefix(reply, "maint"):
+		a.replies[replyMaint].Add(1)
+	default:
+		a.replies[replyDown].Add(1)
+	}
 }
 
 // NewAgent checks opts and returns an Agent.
@@ -154,7 +191,15 @@ func (a *Agent) SetDraining(on bool) { a.draining.Store(on) }
 
 // Stats returns the counters.
 func (a *Agent) Stats() AgentStats {
-	return AgentStats{Conns: a.conns.Load(), BadRequests: a.bad.Load()}
+	st := AgentStats{Conns: a.conns.Load(), BadRequests: a.bad.Load(), Replies: map[string]uint64{}}
+	for i, w := range replyWords {
+		st.Replies[w] = a.replies[i].Load()
+	}
+	if p := a.loopStats.Load(); p != nil {
+		ls := (*p).Stats()
+		st.Open, st.Overloaded = ls.Open, ls.Overloaded
+	}
+	return st
 }
 
 // Serve answers connections until ctx is done, then closes the listener,
@@ -181,20 +226,15 @@ func (a *Agent) serveGoroutines(ctx context.Context, ln net.Listener) error {
 	defer wg.Wait()
 	backoff := time.Duration(0)
 	for {
-		select {
-		case a.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
 		conn, err := ln.Accept()
 		if err != nil {
-			<-a.sem
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return nil
 			}
-			if !transientAcceptError(err) {
-				return fmt.Errorf("agent: accept: %w", err)
-			}
+			// Whatever it is (out of descriptors, or a network error
+			// the kernel passes on from one connection: EPROTO, EPERM,
+			// ENETDOWN), that connection is lost, not the agent: log,
+			// back off, go on.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			a.log.Warn().Err(err).Dur("retry_in", backoff).Msg("agent: accept failed")
 			select {
@@ -205,24 +245,23 @@ func (a *Agent) serveGoroutines(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		select {
+		case a.sem <- struct{}{}:
+		default:
+			// MaxConns: no room. Close it cleanly with no reply
+			// (HAProxy keeps the server's state when the agent cannot
+			// answer) rather than let it wait behind silent ones.
+			if tc, ok := conn.(interface{ CloseWrite() error }); ok {
+				_ = tc.CloseWrite()
+			}
+			conn.Close()
+			continue
+		}
 		wg.Go(func() {
 			defer func() { <-a.sem }()
 			a.serveConn(conn)
 		})
 	}
-}
-
-func transientAcceptError(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *Agent) serveConn(conn net.Conn) {
@@ -238,6 +277,7 @@ func (a *Agent) serveConn(conn net.Conn) {
 	if reply == AgentBadRequest {
 		a.bad.Add(1)
 	}
+	a.countReply(reply)
 	_ = conn.SetWriteDeadline(time.Now().Add(AgentWriteTimeout))
 	if _, err := conn.Write([]byte(reply + "\n")); err != nil {
 		return
@@ -309,12 +349,14 @@ func (a *Agent) Reply(line string) string {
 }
 
 // hasService reports whether a query names a SERVICE: an agent must say
-// which service it asks about, or get a bad request.
+// which service it asks about, or get a bad request. The first SERVICE is
+// the one [Checker.Check] answers for, so it is the one that must be set:
+// "SERVICE=&SERVICE=x" would otherwise be answered for status.html.
 func hasService(q string) bool {
 	for kv := range strings.SplitSeq(q, "&") {
 		k, v, _ := strings.Cut(kv, "=")
-		if eqFold(k, "SERVICE") && v != "" {
-			return true
+		if eqFold(k, "SERVICE") {
+			return v != ""
 		}
 	}
 	return false

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ func agentPublish(t *testing.T, st *cache.Store, flags map[string]string, vips .
 		m[netip.MustParseAddr(v)] = cache.OnOther
 	}
 	b.SetVIPs(m)
-	b.SetDirOK(true)
+	b.SetDirProblem("")
 	b.SetVIPsOK(true)
 	st.Publish(b.Snapshot(time.Now()))
 }
@@ -104,6 +105,8 @@ func TestAgentReply(t *testing.T) {
 		{"SERVICE=../x", AgentBadRequest},
 		{"SERVICE=squid&PORT=x", AgentBadRequest},
 		{"SERVICE=squid&VIP=nope", AgentBadRequest},
+		{"SERVICE=&SERVICE=squid&PORT=80", AgentBadRequest}, // the first SERVICE is the one answered for
+		{"service=&PORT=80", AgentBadRequest},
 		{"/etc/passwd", AgentBadRequest},
 		{"GET /status?SERVICE=squid HTTP/1.0", AgentBadRequest},
 	}
@@ -386,8 +389,9 @@ func TestAgentSplitLine(t *testing.T) {
 	}
 }
 
-// TestAgentMaxConns: with MaxConns connections open, the next one waits
-// until one of them ends.
+// TestAgentMaxConns: with MaxConns connections open, the next one is closed
+// at once with no reply (HAProxy keeps the server's state when the agent
+// cannot answer), and once one of them ends new ones are served.
 func TestAgentMaxConns(t *testing.T) {
 	t.Parallel()
 	for _, p := range agentPaths {
@@ -404,23 +408,44 @@ func TestAgentMaxConns(t *testing.T) {
 				defer c.Close()
 				silent = append(silent, c)
 			}
-			time.Sleep(50 * time.Millisecond) // both taken by the agent
-			c, err := net.Dial("tcp", addr)   // into the backlog
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if _, err := io.WriteString(c, "squid.80\n"); err != nil {
-				t.Fatal(err)
-			}
-			_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-			if b, err := c.Read(make([]byte, 64)); err == nil {
-				t.Fatalf("third connection answered (%d bytes) while two are open with MaxConns 2", b)
+			// Both taken by the agent: a third is closed with no reply.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.WriteString(c, "squid.80\n")
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				b, err := io.ReadAll(c)
+				c.Close()
+				if err != nil {
+					t.Fatalf("third connection: %v (want a clean close)", err)
+				}
+				if len(b) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("third connection answered %q while two are open with MaxConns 2", b)
+				}
 			}
 			silent[0].Close() // the agent sees EOF, answers, closes: room for one
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if b, err := io.ReadAll(c); string(b) != "up ready 100%\n" {
-				t.Errorf("third connection after one closed: %q, %v", b, err)
+			deadline = time.Now().Add(5 * time.Second)
+			for {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.WriteString(c, "squid.80\n")
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				b, _ := io.ReadAll(c)
+				c.Close()
+				if string(b) == "up ready 100%\n" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no answer after one closed: %q", b)
+				}
 			}
 		})
 	}
@@ -504,4 +529,45 @@ func FuzzAgentReply(f *testing.F) {
 			t.Fatalf("Reply(%q) = %q: unexpected first word", line, r)
 		}
 	})
+}
+
+// TestAgentSilentConnectionsDoNotStarve: thousands of connections that send
+// nothing (each holds its place for the send wait) must not keep a real
+// check waiting. With the old bound of 1,024 connections the accept paused
+// and a real check waited for the silent ones' send wait.
+func TestAgentSilentConnectionsDoNotStarve(t *testing.T) {
+	const silent = 1500
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < 2*silent+200 {
+		t.Skipf("needs %d file descriptors, RLIMIT_NOFILE is %d", 2*silent+200, lim.Cur)
+	}
+	st := agentStore(t, agentFlags)
+	a := newTestAgent(t, st, AgentOptions{SendWait: 5 * time.Second})
+	addr := agentServeWith(t, a, nil)
+	for range silent {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	for i := range 5 {
+		start := time.Now()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, "squid.80\n")
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(b) != "up ready 100%\n" {
+			t.Fatalf("real check %d: %q %v", i, b, err)
+		}
+		// The silent ones' send wait is 5 s: an answer well before it
+		// means the real check did not wait behind them.
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("real check %d took %s with %d silent connections open", i, d, silent)
+		}
+	}
 }

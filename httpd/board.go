@@ -10,7 +10,9 @@ import (
 
 // boardCSP forbids every external or scripted resource: the board is one
 // server-rendered document with inline CSS.
-const boardCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+// The one inline script (boardJS) is allowed by its hash; it may only talk
+// back to this daemon (/events, /status.json).
+var boardCSP = "default-src 'none'; style-src 'unsafe-inline'; script-src " + boardScriptHash + "; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 var boardTmpl = template.Must(template.New("board").Funcs(template.FuncMap{
 	"ts": func(v any) string {
@@ -28,18 +30,19 @@ var boardTmpl = template.Must(template.New("board").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
-	"ago": func(now, t time.Time) string {
+	"ts3339": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
 		}
-		return now.Sub(t).Truncate(time.Second).String()
+		return t.UTC().Format(time.RFC3339Nano)
 	},
+	"ago": ago,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-{{if .Refresh}}<meta http-equiv="refresh" content="{{.Refresh}}">{{end}}
+{{if .Refresh}}<noscript><meta http-equiv="refresh" content="{{.Refresh}}"></noscript>{{end}}
 <title>http_status {{.Host}}: {{.V.Counts.up}}/{{len .V.Services}} up</title>
 <style>
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;color:#1d1d1f;background:#fafafa}
@@ -57,34 +60,39 @@ td.name{font-family:ui-monospace,Menlo,Consolas,monospace}
 .drain{background:#fff0c2;color:#7a5400}
 .maint{background:#dde7fb;color:#1f3f8a}
 .down,.missing{background:#fbd9d7;color:#8a1c17}
+.idle{background:#e8eaed;color:#555}
 tr.state-drain td{background:#fffaf0}
-tr.state-down td,tr.state-maint td{background:#fff6f6}
+tr.state-maint td{background:#f3f6fd}
+tr.state-down td{background:#fff6f6}
+td.conns{text-align:right;font-variant-numeric:tabular-nums}
+#live{font-weight:600}
 .invalid{color:#8a1c17;font-size:.85em}
 .muted{color:#777}
 h2{font-size:1.1em;margin:1.5em 0 .4em}
 </style>
 </head>
-<body>
+<body data-generation="{{.V.Generation}}" data-refresh="{{.Refresh}}" data-now="{{.V.Now.UTC.Format "2006-01-02T15:04:05.000Z07:00"}}">
 <h1>http_status on {{.Host}}</h1>
-<div class="meta">generation {{.V.Generation}}, built {{ts .V.Built}}, page rendered {{ts .V.Now}}{{if .Refresh}}, refreshes every {{.Refresh}} s{{end}}. Read-only: states change only through the status directory.</div>
-{{if not .V.DirOK}}<div class="warn" id="dir-missing">Status directory missing: every service is out of rotation.</div>{{end}}
+<div class="meta"><span id="live">{{if .Refresh}}refreshes every {{.Refresh}} s{{else}}static{{end}}</span> · generation <span id="gen">{{.V.Generation}}</span>, built {{ts .V.Built}}, page rendered {{ts .V.Now}}. Read-only: states change only through the status directory.</div>
+{{if not .V.DirOK}}<div class="warn" id="dir-missing">Status directory {{.V.DirProblem}}: every service is out of rotation.</div>{{end}}
 {{if not .V.VIPsOK}}<div class="warn" id="vips-stale">VIP list not current (netlink subscription down).</div>{{end}}
-<div class="tally"><span class="up">{{.V.Counts.up}} up</span><span class="drain">{{.V.Counts.drain}} drain</span><span class="maint">{{.V.Counts.maint}} maint</span><span class="down">{{.V.Counts.down}} down</span></div>
-<h2>Services ({{len .V.Services}})</h2>
+<div class="tally"><span class="up" id="n-up">{{.V.Counts.up}} up</span><span class="drain" id="n-drain">{{.V.Counts.drain}} drain</span><span class="maint" id="n-maint">{{.V.Counts.maint}} maint</span><span class="down" id="n-down">{{.V.Counts.down}} down</span></div>
+<h2>Services (<span id="n-services">{{len .V.Services}}</span>)</h2>
 <table id="services">
-<thead><tr><th>Service</th><th>State</th><th>Weight</th><th>Reason</th><th>Probes</th><th>Since</th><th>Until</th></tr></thead>
+<thead><tr><th>Service</th><th>State</th><th>Weight</th><th>Reason</th><th>Probes</th><th title="established TCP connections on the service's port">Conns</th><th>Since</th><th>Until</th></tr></thead>
 <tbody>
 {{range .V.Services}}<tr class="state-{{.Effective}}" data-service="{{.Name}}" data-state="{{.Effective}}">
 <td class="name">{{.Name}}</td>
-<td><span class="badge {{.Effective}}">{{if eq .Effective "drain"}}drained{{else}}{{.Effective}}{{end}}</span>{{if ne .State .Effective}} <span class="muted">(flag says {{.State}}{{if and .Probe (not .Probe.OK)}}, probe failing{{else}}, expired{{end}})</span>{{end}}</td>
+<td><span class="badge {{.Effective}}">{{if eq .Effective "drain"}}drained{{else}}{{.Effective}}{{end}}</span>{{if ne .State .Effective}} <span class="muted">(flag says {{.State}}{{if and .Probe (not .Probe.OK)}}, probe failing{{else if and .Probe (eq .State "up")}}, set by a probe{{else}}, expired{{end}})</span>{{end}}</td>
 <td>{{if .Weight}}{{.Weight}}%{{end}}</td>
-<td>{{.Reason}}{{if .Invalid}} <span class="invalid">flag not understood, counted as up: {{.Invalid}}</span>{{end}}</td>
-<td>{{with .Probe}}{{range .Checks}}<span class="badge {{if .Idle}}missing{{else if .OK}}up{{else}}down{{end}}" title="{{.Kind}}: {{.Msg}}">{{.Name}}</span> {{end}}{{end}}</td>
-<td class="when" title="{{ts .Since}}">{{ago $.V.Now .Since}} ago</td>
+<td>{{.Reason}}{{if .Invalid}} <span class="invalid">flag not fully understood, counted as {{.State}}: {{.Invalid}}</span>{{end}}</td>
+<td>{{with .Probe}}{{range .Checks}}<span class="badge {{if .Idle}}idle{{else if .OK}}up{{else}}down{{end}}" title="{{if .Idle}}idle, {{end}}{{.Kind}}: {{.Msg}}">{{.Name}}</span> {{end}}{{end}}</td>
+<td class="conns"{{if .ConnPort}} title="port {{.ConnPort}}"{{end}}>{{if .Conns}}{{.Conns}}{{else}}-{{end}}</td>
+<td class="when" title="{{ts .Since}}" data-since="{{ts3339 .Since}}">{{ago $.V.Now .Since}}</td>
 <td class="when">{{ts .Expires}}</td>
 </tr>
-{{else}}<tr><td colspan="7" class="muted">No flag files: every service is out of rotation.</td></tr>
-{{end}}</tbody>
+{{end}}<tr id="no-flags"{{if .V.Services}} hidden{{end}}><td colspan="8" class="muted">No flag files: every service is out of rotation.</td></tr>
+</tbody>
 </table>
 <h2>Addresses ({{len .V.VIPs}})</h2>
 <table id="vips">
@@ -94,9 +102,36 @@ h2{font-size:1.1em;margin:1.5em 0 .4em}
 {{else}}<tr><td colspan="2" class="muted">none tracked</td></tr>
 {{end}}</tbody>
 </table>
+<script>` + boardJS + `</script>
 </body>
 </html>
 `))
+
+// ago says how long before now t was, for people: "42s ago", "5m 3s ago",
+// "3h 12m ago", "2d 3h ago", and past 30 days the date ("on 2019-03-01"),
+// never "60600h11m50s ago".
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := now.Sub(t)
+	s := int64(d / time.Second)
+	m, h := s/60, s/3600
+	days := h / 24
+	switch {
+	case d < 0:
+		return "just now"
+	case s < 60:
+		return strconv.FormatInt(s, 10) + "s ago"
+	case m < 60:
+		return strconv.FormatInt(m, 10) + "m " + strconv.FormatInt(s%60, 10) + "s ago"
+	case h < 24:
+		return strconv.FormatInt(h, 10) + "h " + strconv.FormatInt(m%60, 10) + "m ago"
+	case days < 30:
+		return strconv.FormatInt(days, 10) + "d " + strconv.FormatInt(h%24, 10) + "h ago"
+	}
+	return "on " + t.UTC().Format("2006-01-02")
+}
 
 // boardData is what the template sees.
 type boardData struct {
@@ -109,7 +144,7 @@ type boardData struct {
 const maxRefresh = 3600
 
 func (p *Pages) serveBoard(w http.ResponseWriter, r *http.Request) {
-	d := boardData{V: View(p.opts.Store.Load(), p.now()), Refresh: int(p.opts.BoardRefresh / time.Second)}
+	d := boardData{V: View(p.load(), p.now()), Refresh: int(p.opts.BoardRefresh / time.Second)}
 	d.Host = p.host
 	if s := r.URL.Query().Get("refresh"); s != "" {
 		n, err := strconv.Atoi(s)

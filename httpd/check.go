@@ -29,6 +29,7 @@ const (
 	BodyOKVIP       = "OK - service and VIP all fine!\n"
 	BodyNoService   = "Not Found - Service not available!\n"
 	BodyNoVIP       = "Not Found - VIP alias not available!\n"
+	BodyNoVIP503    = "Service Unavailable - VIP alias not available!\n"
 	BodyDrain       = "Not Found - Service draining!\n"
 	BodyMaint       = "Service Unavailable - Service in maintenance!\n"
 	BodyDown        = "Service Unavailable - Service down!\n"
@@ -63,6 +64,11 @@ type CheckerOptions struct {
 	LoopbackVIPsOnly bool
 	// Now is the clock used for expiries; time.Now when nil.
 	Now func() time.Time
+	// VIPMissingCode answers a service that is up while a VIP it names is
+	// not on this host: 404 (the original's code, and the default when
+	// 0) or 503. HAProxy's "http-check disable-on-404" drains a server on
+	// 404 but takes it down on 503.
+	VIPMissingCode int
 }
 
 // Checker turns a /status query into a [Result].
@@ -70,14 +76,19 @@ type Checker struct {
 	store    *cache.Store
 	loopback bool
 	now      func() time.Time
+	noVIP    int        // code for a missing VIP
+	noVIPMsg string     // and its body
 	codes    CodeCounts // answers of Check, and the Handler's 404/405
 }
 
 // NewChecker returns a Checker reading opts.Store.
 func NewChecker(opts CheckerOptions) *Checker {
-	c := &Checker{store: opts.Store, loopback: opts.LoopbackVIPsOnly, now: opts.Now}
+	c := &Checker{store: opts.Store, loopback: opts.LoopbackVIPsOnly, now: opts.Now, noVIP: 404, noVIPMsg: BodyNoVIP}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if opts.VIPMissingCode == 503 {
+		c.noVIP, c.noVIPMsg = 503, BodyNoVIP503
 	}
 	return c
 }
@@ -145,7 +156,7 @@ func (c *Checker) answer(q *parsed) Result {
 	}
 	for _, a := range q.vips[:q.nvips] {
 		if !snap.HasVIP(a, c.loopback) {
-			return Result{Code: 404, Body: BodyNoVIP, State: e.State, Weight: e.Weight, Reason: "VIP not configured"}
+			return Result{Code: c.noVIP, Body: c.noVIPMsg, State: e.State, Weight: e.Weight, Reason: "VIP not configured"}
 		}
 	}
 	if q.nvips > 0 {
@@ -209,6 +220,12 @@ func (p *parsed) parse(raw string) *Result {
 		switch {
 		case eqFold(k, "SERVICE"):
 			if haveService {
+				if service == "" && v != "" {
+					// "SERVICE=&SERVICE=web": the first (empty) one
+					// would answer for status.html, the asker meant
+					// web. Ambiguous: refuse rather than guess.
+					return &resBadService
+				}
 				continue
 			}
 			d, ok := unescape(v, decBuf[0][:])

@@ -22,7 +22,7 @@ func snap(t testing.TB, flags map[string]string, vips map[string]cache.VIPFlags)
 		m[netip.MustParseAddr(a)] = f
 	}
 	b.SetVIPs(m)
-	b.SetDirOK(true)
+	b.SetDirProblem("")
 	b.SetVIPsOK(true)
 	st := cache.NewStore()
 	st.Publish(b.Snapshot(time.Now()))
@@ -75,6 +75,8 @@ func TestCheck(t *testing.T) {
 		{"all name chars", "SERVICE=a-b_c%40d%2Be%3Af", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"unknown params ignored", "SERVICE=squid&PORT=80&_=12345&x", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"first occurrence wins", "SERVICE=squid&SERVICE=nope&PORT=80", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		{"empty first service, then another", "SERVICE=&SERVICE=squid&PORT=80", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"empty service alone is status.html", "SERVICE=", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"empty pairs", "&&SERVICE=squid&&PORT=80&", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"traversal", "SERVICE=../../etc/passwd", c, 400, BodyBadService, cache.Missing, "", 0},
 		{"traversal encoded", "SERVICE=..%2F..%2Fetc%2Fpasswd", c, 400, BodyBadService, cache.Missing, "", 0},
@@ -204,4 +206,30 @@ func itoaT(i int) string {
 		return d[i : i+1]
 	}
 	return itoaT(i/10) + d[i%10:i%10+1]
+}
+
+// TestVIPMissingCode: --vip-missing-status 503 turns the missing-VIP answer
+// into a 503 (HAProxy's disable-on-404 then takes the server down instead of
+// draining it); everything else is unchanged.
+func TestVIPMissingCode(t *testing.T) {
+	st := snap(t, map[string]string{"squid.80": "", "web.80": "drain"}, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
+	for _, tc := range []struct {
+		opt  int
+		code int
+		body string
+	}{{0, 404, BodyNoVIP}, {404, 404, BodyNoVIP}, {503, 503, BodyNoVIP503}} {
+		c := NewChecker(CheckerOptions{Store: st, VIPMissingCode: tc.opt})
+		if r := c.Check("SERVICE=squid&PORT=80&VIP=192.0.2.11"); r.Code != tc.code || r.Body != tc.body || r.State != cache.Up || r.Reason != "VIP not configured" {
+			t.Errorf("VIPMissingCode %d: missing VIP answered %+v, want %d %q", tc.opt, r, tc.code, tc.body)
+		}
+		if r := c.Check("SERVICE=squid&PORT=80&VIP=192.0.2.10"); r.Code != 200 {
+			t.Errorf("VIPMissingCode %d: present VIP answered %d", tc.opt, r.Code)
+		}
+		if r := c.Check("SERVICE=web&PORT=80&VIP=192.0.2.11"); r.Code != 404 || r.Body != BodyDrain {
+			t.Errorf("VIPMissingCode %d: drain with a missing VIP answered %d %q, want the drain", tc.opt, r.Code, r.Body)
+		}
+		if r := c.Check("SERVICE=nope&VIP=192.0.2.11"); r.Code != 404 {
+			t.Errorf("VIPMissingCode %d: no flag answered %d, want 404", tc.opt, r.Code)
+		}
+	}
 }

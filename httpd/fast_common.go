@@ -1,56 +1,55 @@
 package httpd
 
-// The fast engine ([ServeFast], Linux; elsewhere it is [Serve]).
+// The fast engine ([ServeFast]).
 //
-// N event loops (GOMAXPROCS by default), each a goroutine with its own
-// epoll instance. When we bind the port ourselves ([ListenReusePort]) each
-// loop has its own SO_REUSEPORT socket, so the kernel spreads connections
-// over the loops and no two loops contend for one accept queue; with a
-// socket inherited from systemd, every loop polls a duplicate of it with
-// EPOLLEXCLUSIVE (one loop woken per connection). TCP_DEFER_ACCEPT is set
-// on the listening socket: a connection is accepted once its request is
-// there, answered before it is even registered with epoll, and a client
-// that opens one connection per check costs accept4, read, write and close.
-// A connection still open after its first answer moves to the loop with
-// the fewest connections when that is at least two fewer, so keep-alive
-// clients are spread evenly whatever the kernel's hash did.
+// The HTTP/1.x fast path is a handler on the event loops of
+// internal/evloop, which own the sockets, accept, deadlines, buffers,
+// backpressure, balancing and the stop (see that package). When we bind the
+// port ourselves ([ListenReusePort]) each loop has its own SO_REUSEPORT
+// socket; with a socket inherited from systemd every loop polls it with
+// EPOLLEXCLUSIVE. TCP_DEFER_ACCEPT is set on the listening socket: a
+// connection is accepted once its request is there and answered before it
+// is even registered with epoll, so a client that opens one connection per
+// check costs accept4, read, write and close.
 //
-// Per request: one read into the loop's buffer, a parse of the request line
-// and headers that allocates nothing, [Checker.Check], the answer appended
-// to the loop's write buffer, one write for every request of the read
-// (pipelining). Socket calls are raw system calls (they never block); the
-// loop blocks only in epoll_wait, after a non-blocking poll found nothing,
-// and yields the CPU (sched_yield) after each batch of events so that it
-// does not hold it for whole time slices while others wait.
-// A connection holds a read buffer only while a request is incomplete.
+// Per request: a parse of the request line and headers that allocates
+// nothing, [Checker.Check], the answer appended in place to the loop's
+// output buffer, one write for every request of a read (pipelining). A
+// connection holds an input buffer only while a request is incomplete, and
+// at most OutCap of unsent answers: past that it is not read until its
+// client has read them.
 //
 // The engine answers GET and HEAD /status, OPTIONS / and OPTIONS /status,
 // and 405 for other methods, with the bytes net/http sends for [Handler]'s
 // answers: same status line, headers in net/http's order (sorted, then Date,
-// then Connection), same body, same keep-alive rules for HTTP/1.0 and 1.1,
-// same 431 limit (MaxHeaderBytes plus net/http's 4096 bytes of slack), same
-// "400 Bad Request" for a malformed request line or header line, same 400
-// for a request line cut off by the read-header timeout. Everything else
-// (other paths, escaped paths, absolute targets, bodies, Transfer-Encoding,
-// Expect, a missing or repeated Host, invalid header names or values,
-// other HTTP versions, a request cut short by the client's half-close) is
-// handed to net/http with the bytes already read, and net/http answers it
-// exactly as before; the connection stays with net/http from then on. The
-// known differences: the Date value is computed once a second per loop;
+// then Connection), same body, same keep-alive rules for HTTP/1.0 and 1.1
+// (Connection tokens as net/http reads them), same 431 limit (MaxHeaderBytes
+// plus net/http's 4096 bytes of slack), same "400 Bad Request" for a
+// malformed request line (answered as soon as the line is in) or header
+// line, same 400 for a request line cut off by the read-header timeout,
+// same tolerance of CR/LF after a POST, and the same half-close and wait
+// after a 400 or 431. Everything else (other paths, escaped paths, absolute
+// targets, bodies, Transfer-Encoding, Expect, a repeated Host, a missing
+// Host on HTTP/1.1 except for the health-check paths (see hostfix.go),
+// invalid header names or values, other HTTP versions, a request cut short
+// by the client's half-close) is handed to net/http with the bytes already
+// read, and net/http answers it exactly as before; the connection stays with
+// net/http from then on, and counts against MaxConns until net/http closes
+// it. The known differences: the Date value is computed once a second;
 // WriteTimeout counts from when the socket first refuses bytes rather than
 // from the request; TCP_NODELAY is set only on connections kept alive (an
-// answer is always one write).
+// answer is always one write); a connection over MaxConns, or one accepted
+// when no file descriptor is left, gets a 503 "too many connections now"
+// instead of no answer.
 //
 // Counting: [Checker.Check] counts its answers; the engine counts its 405s
 // with Codes().Inc, as [Handler] does; handed-over requests are counted by
 // [Handler]. Protocol errors (400 for a malformed request, 431) are not
 // counted, by either engine.
 //
-// Timeouts: the read-header timeout runs from accept, or from the first
-// byte of a later request; the idle timeout between requests; the write
-// timeout while answers wait for the socket. A sweep per loop (every
-// quarter of the shortest timeout, at most 1s) closes connections past
-// their deadline, so slowloris and idle clients are cut off.
+// Timeouts: the read-header timeout runs from the first byte of each
+// request (from accept for the first); the idle timeout between requests;
+// the write timeout while answers wait for the socket.
 //
 // Stop: on ctx done every loop stops polling its listening socket, which is
 // then closed (a socket systemd holds keeps queuing connections for the
@@ -67,15 +66,16 @@ import (
 	"time"
 )
 
-// DefaultFastMaxConns bounds the connections the fast engine holds at once
-// (handed-over connections are net/http's and not counted). Beyond it a new
-// connection is accepted and closed at once. Each idle connection costs
-// about 100 bytes plus the kernel's socket buffers; one with an incomplete
-// request borrows a read buffer of MaxHeaderBytes+4.5 KiB until the request
-// is complete (12.5 KiB by default), so 50,000 slow clients would hold about
-// 640 MB; they are closed after the read-header timeout. The process's
-// RLIMIT_NOFILE (Go raises the soft limit to the hard one at start) may be
-// the tighter bound.
+// DefaultFastMaxConns bounds the connections the fast engine holds at once,
+// those handed over to net/http included until net/http closes them. Beyond
+// it a new connection gets a 503 and is closed. An idle connection costs a
+// few hundred bytes plus the kernel's socket buffers; one with an
+// incomplete request borrows an input buffer of MaxHeaderBytes+4.5 KiB
+// until the request is complete (12.5 KiB by default), and one whose client
+// does not read its answers holds at most OutCap (16 KiB) of them; so
+// 50,000 slow clients would hold at most about 1.4 GB, and they are closed
+// after the read-header or write timeout. The process's RLIMIT_NOFILE (Go
+// raises the soft limit to the hard one at start) may be the tighter bound.
 const DefaultFastMaxConns = 50000
 
 // FastOptions tune [ServeFast]. Zero values take the defaults.
@@ -91,11 +91,12 @@ type FastOptions struct {
 	IdleTimeout       time.Duration
 	WriteTimeout      time.Duration
 	MaxHeaderBytes    int
-	// LockOSThread pins each loop to its own thread (no clear gain
-	// measured on 2 CPUs; off by default).
-	LockOSThread bool
-
-	grace time.Duration
+	// OutCap is the unsent output above which a connection is not read
+	// until its client has read its answers (evloop.DefaultOutCap).
+	OutCap int
+	// Yield makes each loop call sched_yield after a batch of events
+	// (off: see BENCHMARKS.md for what it does to throughput and tail).
+	Yield bool
 }
 
 func (o FastOptions) withDefaults(srv *http.Server) FastOptions {
@@ -173,10 +174,23 @@ func (handoffAddr) Network() string { return "tcp" }
 func (handoffAddr) String() string  { return "fast-engine-handoff" }
 
 // replayConn is a handed-over connection: the bytes the engine already read
-// come first.
+// come first. It counts against the engine's MaxConns until closed.
 type replayConn struct {
 	net.Conn
-	replay []byte
+	replay  []byte
+	release func()
+	once    sync.Once
+}
+
+// Close closes the connection and releases its place in MaxConns.
+func (c *replayConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		if c.release != nil {
+			c.release()
+		}
+	})
+	return err
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

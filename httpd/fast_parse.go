@@ -41,6 +41,7 @@ type fastReq struct {
 	http10    bool
 	close     bool // close after the answer (Connection: close, or HTTP/1.0 without keep-alive)
 	keepAlive bool // HTTP/1.0 with a keep-alive token (answered with "Connection: keep-alive")
+	post      bool // the method was POST (net/http then tolerates CR/LF before the next request)
 	query     []byte
 }
 
@@ -74,6 +75,14 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 		if len(b) > limit {
 			return 0, reqTooLarge
 		}
+		// net/http reads the request line first and answers a bad one
+		// at once, without waiting for the headers.
+		if i := indexB(b, '\n'); i >= 0 && i < limit {
+			line, _ := nextLine(b[:i+1])
+			if badRequestLine(line) {
+				return 0, reqBad
+			}
+		}
 		return 0, reqIncomplete
 	}
 	if end > limit {
@@ -82,26 +91,20 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 	*r = fastReq{}
 	line, rest := nextLine(b[start:end])
 	// Request line.
-	sp1 := indexB(line, ' ')
-	if sp1 <= 0 {
+	if badRequestLine(line) {
 		return 0, reqBad
 	}
+	sp1 := indexB(line, ' ')
 	method := line[:sp1]
 	tail := line[sp1+1:]
 	sp2 := indexB(tail, ' ')
-	if sp2 < 0 {
-		return 0, reqBad
-	}
 	target, version := tail[:sp2], tail[sp2+1:]
 	switch string(version) { // no allocation: compared, not converted
 	case "HTTP/1.1":
 	case "HTTP/1.0":
 		r.http10 = true
 	default:
-		if len(version) > 5 && string(version[:5]) == "HTTP/" {
-			return end, reqHandoff // net/http answers 505 or serves HTTP/1.x
-		}
-		return 0, reqBad
+		return end, reqHandoff // net/http answers 505 or serves HTTP/1.x
 	}
 	for _, c := range method {
 		if !isTokenByte(c) {
@@ -134,6 +137,9 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 	case "GET":
 	case "HEAD":
 		r.head = true
+	case "POST":
+		r.post = true
+		r.kind = kindBadMethod
 	case "OPTIONS":
 		r.kind = kindOptions
 	case "CONNECT", "PRI":
@@ -208,19 +214,40 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 			}
 		}
 	}
-	if hosts > 1 || conns > 1 || (hosts == 0 && !r.http10) {
+	if hosts > 1 || conns > 1 || (hosts == 0 && !r.http10 && !hostlessOK(path, r.kind == kindOptions)) {
 		return end, reqHandoff // net/http: 400 with its reason
 	}
-	hasClose, hasKeepAlive := connTokens(connVal)
 	if r.http10 {
-		// As net/http: "Connection: keep-alive" is echoed whenever the
-		// token is there, but a close token still closes.
-		r.keepAlive = hasKeepAlive
-		r.close = !hasKeepAlive || hasClose
+		// As net/http: with a keep-alive token the answer says
+		// "Connection: keep-alive" and the connection stays open, a
+		// close token or not; without one it closes.
+		r.keepAlive = hasToken(connVal, "keep-alive")
+		r.close = !r.keepAlive
 	} else {
-		r.close = hasClose
+		r.close = hasToken(connVal, "close")
 	}
 	return end, reqAnswer
+}
+
+// badRequestLine reports whether net/http answers 400 to the request line
+// at once: not "METHOD SP TARGET SP VERSION" with a version that at least
+// starts like "HTTP/x".
+func badRequestLine(line []byte) bool {
+	sp1 := indexB(line, ' ')
+	if sp1 <= 0 {
+		return true
+	}
+	tail := line[sp1+1:]
+	sp2 := indexB(tail, ' ')
+	if sp2 < 0 {
+		return true
+	}
+	version := tail[sp2+1:]
+	switch string(version) {
+	case "HTTP/1.1", "HTTP/1.0":
+		return false
+	}
+	return !(len(version) > 5 && string(version[:5]) == "HTTP/")
 }
 
 // nextLine splits b after its first LF; line has the LF and a CR before it
@@ -237,24 +264,42 @@ func nextLine(b []byte) (line, rest []byte) {
 	return line, rest
 }
 
-// connTokens reports the close and keep-alive tokens of a Connection value.
-func connTokens(v []byte) (hasClose, hasKeepAlive bool) {
-	for len(v) > 0 {
-		var tok []byte
-		if i := indexB(v, ','); i >= 0 {
-			tok, v = v[:i], v[i+1:]
-		} else {
-			tok, v = v, nil
+// hasToken is net/http's test of a Connection value for a token (its
+// hasToken): ASCII case-insensitive, bounded by the value's ends, spaces,
+// commas or tabs. token is lower case.
+func hasToken(v []byte, token string) bool {
+	for sp := 0; sp+len(token) <= len(v); sp++ {
+		if sp > 0 && !isTokenBoundary(v[sp-1]) {
+			continue
 		}
-		tok = trimOWS(tok)
-		switch {
-		case eqFoldB(tok, "CLOSE"):
-			hasClose = true
-		case eqFoldB(tok, "KEEP-ALIVE"):
-			hasKeepAlive = true
+		if end := sp + len(token); end != len(v) && !isTokenBoundary(v[end]) {
+			continue
+		}
+		if eqFoldLower(v[sp:sp+len(token)], token) {
+			return true
 		}
 	}
-	return hasClose, hasKeepAlive
+	return false
+}
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
+
+// eqFoldLower reports whether b equals the lower-case ASCII word w,
+// ignoring case.
+func eqFoldLower(b []byte, w string) bool {
+	if len(b) != len(w) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != w[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func indexB(b []byte, c byte) int {
@@ -380,7 +425,9 @@ func fastAnswer(out []byte, c *Checker, r *fastReq, date []byte, draining bool) 
 	switch {
 	case closeAfter && !r.http10:
 		out = append(out, "Connection: close\r\n"...)
-	case r.keepAlive && !draining:
+	case r.keepAlive:
+		// net/http sends it for an HTTP/1.0 keep-alive request even
+		// when it closes after (keep-alives disabled while stopping).
 		out = append(out, "Connection: keep-alive\r\n"...)
 	}
 	out = append(out, "\r\n"...)

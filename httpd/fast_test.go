@@ -77,10 +77,11 @@ func serveEngine(t *testing.T, e engineCase, h *Handler, tweak func(*http.Server
 	return ln.Addr().String(), stop
 }
 
-// fastTestHandler is testHandler with an extra path, served by net/http
-// after a handoff.
+// fastTestHandler is testHandler with the pages (/healthz, /health...) and
+// an extra path, served by net/http after a handoff.
 func fastTestHandler(t *testing.T) *Handler {
 	h := testHandler(t)
+	NewPages(PagesOptions{Store: h.c.Store()}).Mount(h)
 	h.Handle("/extra", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "extra "+r.Method+" "+r.URL.RawQuery+"\n")
@@ -156,6 +157,78 @@ func allEngines(t *testing.T, addrs []string, cases int, get func(addr string, j
 	return got
 }
 
+// hostlessChecks are HTTP/1.1 health checks without a Host header, as old
+// HAProxy configurations send them ("option httpchk GET /status?...
+// HTTP/1.1"): answered as if they had one, by both engines.
+var hostlessChecks = []string{
+	"GET /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nconnection: close\r\n\r\n", // HAProxy 2.6's exact bytes
+	"GET /status?SERVICE=web&PORT=443 HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"GET /status HTTP/1.1\nConnection: close\n\n",
+	"HEAD /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"OPTIONS / HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"OPTIONS /status HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"HEAD /healthz HTTP/1.1\r\nUser-Agent: check\r\nConnection: close\r\n\r\n",
+	"POST /status HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"POST /healthz HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+	// Kept alive and pipelined, with a handoff (/healthz) in between.
+	"GET /status HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\nGET /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"GET /health HTTP/1.1\r\n\r\nGET /status HTTP/1.1\r\n\r\nOPTIONS / HTTP/1.1\r\nConnection: close\r\n\r\n",
+}
+
+// hostlessStrict are HTTP/1.1 requests without Host that stay a 400: any
+// other path, or a request the scan does not follow.
+var hostlessStrict = []string{
+	"GET /extra HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"GET /status.json HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"OPTIONS /healthz/ HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"GET /%73tatus HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"GET http://x/status HTTP/1.1\r\nConnection: close\r\n\r\n",
+	"GET /status HTTP/1.1\r\nX: a\r\n folded\r\nConnection: close\r\n\r\n",
+	"GET /status HTTP/1.2\r\nConnection: close\r\n\r\n",
+	// After a body the rest of the connection is left to net/http.
+	"POST /extra HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nabGET /status HTTP/1.1\r\nConnection: close\r\n\r\n",
+}
+
+// TestHostlessChecks: a health check without Host gets its real answer (not
+// 400) from both engines; any other path stays a 400.
+func TestHostlessChecks(t *testing.T) {
+	for _, e := range testEngines {
+		addr, _ := serveEngine(t, e, fastTestHandler(t), nil)
+		for _, req := range hostlessChecks {
+			got := exchange(t, addr, req)
+			n := strings.Count(req, " HTTP/1.1")
+			if strings.Count(got, "HTTP/1.1 ") != n || strings.Contains(got, "400 Bad Request") {
+				t.Errorf("%s: %.100q: want %d answers and no 400, got %q", e.name, req, n, got)
+			}
+		}
+		for _, req := range hostlessStrict {
+			got := exchange(t, addr, req)
+			if !strings.Contains(got, "HTTP/1.1 400 Bad Request") {
+				t.Errorf("%s: %.100q: want a 400, got %q", e.name, req, got)
+			}
+		}
+	}
+	// The answers themselves.
+	addr, _ := serveEngine(t, testEngines[1], fastTestHandler(t), nil)
+	for req, want := range map[string]string{
+		hostlessChecks[0]: "HTTP/1.1 200 OK\r\n",
+		hostlessChecks[1]: "HTTP/1.1 404 Not Found\r\n",
+		hostlessChecks[4]: "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, OPTIONS\r\n",
+		hostlessChecks[6]: "HTTP/1.1 200 OK\r\n",
+		hostlessChecks[9]: "HTTP/1.1 405 Method Not Allowed\r\n",
+	} {
+		if got := exchange(t, addr, req); !strings.HasPrefix(got, want) {
+			t.Errorf("%.100q: got %q, want it to start with %q", req, got, want)
+		}
+	}
+	if got := exchange(t, addr, hostlessChecks[7]); !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.Contains(got, "\r\n\r\nok\ngeneration ") {
+		t.Errorf("/health: got %q, want /healthz's answer", got)
+	}
+}
+
 // TestFastSameBytes sends the same raw requests to net/http and to the fast
 // engine and wants the same bytes back (the Date value aside).
 func TestFastSameBytes(t *testing.T) {
@@ -194,6 +267,20 @@ func TestFastSameBytes(t *testing.T) {
 		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
 		"GET /status HTTP/1.1\nHost: x\nConnection: close\n\n",
 		"\r\nGET /status HTTP/1.0\r\n\r\n",
+		// Connection tokens as net/http reads them: bounded by spaces,
+		// commas or tabs; on HTTP/1.0 keep-alive wins over close.
+		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: foo close\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\tfoo\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /status HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\nGET /status HTTP/1.0\r\n\r\n",
+		"GET /status HTTP/1.0\r\nConnection: foo keep-alive\r\n\r\nGET /status HTTP/1.0\r\n\r\n",
+		"GET /status HTTP/1.0\r\nConnection: KEEP-ALIVE\r\n\r\nGET /status HTTP/1.0\r\n\r\n",
+		// Blank lines after a POST are tolerated (net/http: "RFC 7230
+		// section 3 tolerance for old buggy clients"), not after a GET.
+		"POST /status HTTP/1.1\r\nHost: x\r\n\r\n\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"POST /status HTTP/1.1\r\nHost: x\r\n\r\n\n\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"POST /status HTTP/1.1\r\nHost: x\r\n\r\n\r\n\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /status HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		// Pipelining, with a handoff in the middle.
 		"GET /status HTTP/1.1\r\nHost: x\r\n\r\nHEAD /status HTTP/1.1\r\nHost: x\r\n\r\nGET /extra?p HTTP/1.1\r\nHost: x\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		// Bad input.
@@ -212,6 +299,8 @@ func TestFastSameBytes(t *testing.T) {
 		"GET /status HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
 		"GET /status HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 16<<10) + "\r\n\r\n",
 	}
+	reqs = append(reqs, hostlessChecks...)
+	reqs = append(reqs, hostlessStrict...)
 	var addrs []string
 	for _, e := range testEngines {
 		a, _ := serveEngine(t, e, fastTestHandler(t), nil)
@@ -477,9 +566,10 @@ func TestFastMaxConns(t *testing.T) {
 		}
 		held = append(held, c)
 	}
+	// Over the limit: a 503 saying why, and a clean close.
 	got := exchange(t, ln.Addr().String(), "GET /status HTTP/1.0\r\n\r\n")
-	if got != "" {
-		t.Fatalf("third connection answered: %q", got)
+	if got != respOverloaded {
+		t.Fatalf("third connection: %q, want the overload answer", got)
 	}
 	held[0].Close()
 	time.Sleep(100 * time.Millisecond)

@@ -20,8 +20,8 @@ func (p *Pages) serveHealthz(w http.ResponseWriter, r *http.Request) {
 	s := p.opts.Store.Load()
 	code := http.StatusOK
 	var b strings.Builder
-	if p.opts.Heartbeat != nil {
-		age := now.Sub(p.opts.Heartbeat())
+	if p.opts.HeartbeatAge != nil {
+		age := p.opts.HeartbeatAge()
 		if age > p.opts.HeartbeatMaxAge {
 			code = http.StatusServiceUnavailable
 			b.WriteString("unhealthy: watcher loop stalled: last turn ")
@@ -35,7 +35,9 @@ func (p *Pages) serveHealthz(w http.ResponseWriter, r *http.Request) {
 		b.WriteString("ok\n")
 	}
 	if !s.DirOK() {
-		b.WriteString("degraded: status directory missing; every service is out of rotation\n")
+		b.WriteString("degraded: status directory ")
+		b.WriteString(s.DirProblem())
+		b.WriteString("; every service is out of rotation\n")
 	}
 	if !s.VIPsOK() {
 		b.WriteString("degraded: VIP list not current (netlink subscription down)\n")

@@ -25,10 +25,14 @@ type MetricsOptions struct {
 	Checker *Checker
 	// Watcher returns the watcher's counters; nil leaves them out.
 	Watcher func() WatcherStats
-	// Heartbeat is the watcher loop's last turn; nil leaves it out.
-	Heartbeat func() time.Time
+	// HeartbeatAge is how long ago the watcher loop last turned
+	// (monotonic); nil leaves it out.
+	HeartbeatAge func() time.Duration
 	// Now is the clock used for expiries; time.Now when nil.
 	Now func() time.Time
+	// NeedConns tells the connection sampler that a scrape needs counts
+	// (see [PagesOptions.NeedConns]); nil: no connection gauges.
+	NeedConns func() <-chan struct{}
 }
 
 // Metrics is the daemon's Prometheus registry and /metrics handler. It uses
@@ -43,6 +47,7 @@ type MetricsOptions struct {
 // series rather than adding one: 10,000 flags are 10,000 series, and the
 // whole scrape is then about 0.6 MB.
 type Metrics struct {
+	opts           MetricsOptions
 	reg            *prometheus.Registry
 	publishLatency prometheus.Histogram
 	probeDuration  *prometheus.HistogramVec
@@ -58,7 +63,7 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{opts: opts, reg: prometheus.NewRegistry()}
 	m.publishLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: ns, Name: "publish_latency_seconds",
 		Help: "Time from the watcher waking up on an event (inotify, netlink, timer) to the new snapshot being published.",
@@ -105,6 +110,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !readOnlyMethod(w, r) {
 		return
 	}
+	waitConns(m.opts.Checker.Store(), m.opts.NeedConns)
 	m.handler.ServeHTTP(w, r)
 }
 
@@ -128,16 +134,18 @@ var (
 	descResubscribes = prometheus.NewDesc(ns+"_watcher_netlink_resubscribes_total", "netlink address subscriptions re-established after a failure.", nil, nil)
 	descPublishes    = prometheus.NewDesc(ns+"_watcher_publishes_total", "Snapshots published.", nil, nil)
 	descLastRescan   = prometheus.NewDesc(ns+"_watcher_last_rescan_duration_seconds", "Duration of the last full rescan.", nil, nil)
+	descConns        = prometheus.NewDesc(ns+"_service_connections", "Established TCP connections on the service's port (conn= or conn_port, else the port in its name), while counts are sampled.", []string{"service"}, nil)
+	descConnsLive    = prometheus.NewDesc(ns+"_connections_sampling", "1 while connection counts are sampled (something needs them), 0 otherwise.", nil, nil)
 )
 
 // daemonCollector reads everything at scrape time.
 type daemonCollector struct{ opts MetricsOptions }
 
 func (c *daemonCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descServiceState, descServiceWt, descProbeOK, descServices, descVIPs, descGeneration, descBuilt, descDirOK, descVIPsOK} {
+	for _, d := range []*prometheus.Desc{descRequests, descServiceState, descServiceWt, descProbeOK, descServices, descVIPs, descGeneration, descBuilt, descDirOK, descVIPsOK, descConns, descConnsLive} {
 		ch <- d
 	}
-	if c.opts.Heartbeat != nil {
+	if c.opts.HeartbeatAge != nil {
 		ch <- descHeartbeat
 	}
 	if c.opts.Watcher != nil {
@@ -170,7 +178,11 @@ func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 		if eff.Weight != cache.NoWeight {
 			ch <- prometheus.MustNewConstMetric(descServiceWt, prometheus.GaugeValue, float64(eff.Weight), name)
 		}
+		if n, ok := s.Conns(name); ok {
+			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(n), name)
+		}
 	}
+	ch <- prometheus.MustNewConstMetric(descConnsLive, prometheus.GaugeValue, b2f(s.ConnCounts().Live))
 	for name, p := range s.Probes() {
 		ch <- prometheus.MustNewConstMetric(descProbeOK, prometheus.GaugeValue, b2f(p.OK), name)
 	}
@@ -184,8 +196,8 @@ func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descDirOK, prometheus.GaugeValue, b2f(s.DirOK()))
 	ch <- prometheus.MustNewConstMetric(descVIPsOK, prometheus.GaugeValue, b2f(s.VIPsOK()))
-	if c.opts.Heartbeat != nil {
-		ch <- prometheus.MustNewConstMetric(descHeartbeat, prometheus.GaugeValue, now.Sub(c.opts.Heartbeat()).Seconds())
+	if c.opts.HeartbeatAge != nil {
+		ch <- prometheus.MustNewConstMetric(descHeartbeat, prometheus.GaugeValue, c.opts.HeartbeatAge().Seconds())
 	}
 	if c.opts.Watcher != nil {
 		ws := c.opts.Watcher()

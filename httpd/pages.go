@@ -23,6 +23,10 @@ const (
 	PathMetrics    = "/metrics"
 )
 
+// PathHealth answers like [PathHealthz], under the name FastCGI health
+// bridges (fastcgi-healthcheck) served.
+const PathHealth = "/health"
+
 // MaxPageRenders bounds how many status pages (JSON, text, board) render at
 // once. A page walks every service (10,000 flags make a 1.2 MB JSON page); a
 // flood of page requests gets 503 instead of eating the CPU the health
@@ -34,10 +38,10 @@ type PagesOptions struct {
 	Store *cache.Store
 	// Now is the clock used for expiries; time.Now when nil.
 	Now func() time.Time
-	// Heartbeat is the time of the watcher loop's last turn; /healthz
-	// fails when it is older than HeartbeatMaxAge. Nil: /healthz only
-	// checks that the daemon answers.
-	Heartbeat       func() time.Time
+	// HeartbeatAge is how long ago the watcher loop last turned, on the
+	// monotonic clock; /healthz fails when it is over HeartbeatMaxAge.
+	// Nil: /healthz only checks that the daemon answers.
+	HeartbeatAge    func() time.Duration
 	HeartbeatMaxAge time.Duration
 	// BoardRefresh is the board's default auto-refresh period (meta
 	// refresh); 0 means 10 s. ?refresh=N overrides it; ?refresh=0 turns
@@ -45,6 +49,11 @@ type PagesOptions struct {
 	BoardRefresh time.Duration
 	// Version is shown on the index page (GET / from a browser).
 	Version string
+	// NeedConns tells the connection sampler that a page needs counts
+	// ([conns.Sampler.Touch]); a page waits at most a second for the
+	// channel it returns when the snapshot has no live counts. Nil: pages
+	// show no counts.
+	NeedConns func() <-chan struct{}
 }
 
 // Pages serves the read-only status pages: /status.json, /status.txt, the
@@ -80,6 +89,7 @@ func (p *Pages) Mount(h *Handler) {
 	h.Handle(PathBoard, p.page(p.serveBoard))
 	h.Handle(PathHealthz, http.HandlerFunc(p.serveHealthz))
 	h.HandleIndex(http.HandlerFunc(p.serveIndex))
+	h.Handle(PathHealth, http.HandlerFunc(p.serveHealthz))
 }
 
 // page wraps a renderer: GET and HEAD only, bounded concurrency, no caching.
@@ -125,12 +135,19 @@ type ServiceJSON struct {
 	Reason  string     `json:"reason,omitempty"`
 	Since   time.Time  `json:"since"`
 	Expires *time.Time `json:"expires,omitempty"`
-	// Invalid says why the content was not understood (it then counts
-	// as up).
+	// Invalid says which part of the content was not understood and
+	// ignored; the state word, when there is one, still counts (see
+	// cache.ParseFlag).
 	Invalid string `json:"invalid,omitempty"`
 	// Probe is the service's active probes (absent when it has none). A
 	// failing probe makes an up flag answer down (effective_state).
 	Probe *ProbeJSON `json:"probe,omitempty"`
+	// Conns is the number of established connections on ConnPort, while
+	// the connection sampler runs (absent otherwise).
+	Conns *int `json:"connections,omitempty"`
+	// ConnPort is the local port counted: conn= in the flag, conn_port in
+	// the probe configuration, or the port in the name (absent: none).
+	ConnPort uint16 `json:"conn_port,omitempty"`
 }
 
 // ProbeJSON is the combined verdict of a service's probes.
@@ -143,18 +160,48 @@ type ProbeJSON struct {
 
 // ProbeCheckJSON is one probe of a service.
 type ProbeCheckJSON struct {
-	Name  string    `json:"name"`
-	Kind  string    `json:"kind"`
-	OK    bool      `json:"ok"`
-	Idle  bool      `json:"idle,omitempty"` // not running: its only_if_vip is absent
-	Msg   string    `json:"msg,omitempty"`
-	Since time.Time `json:"since"`
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	OK   bool   `json:"ok"`
+	// State is what the probe asks for: up, or drain or maint from a
+	// script with output = "agent"; down when failing.
+	State  string    `json:"state"`
+	Weight *int      `json:"weight,omitempty"` // a weight such a script asked for
+	Idle   bool      `json:"idle,omitempty"`   // not running: its only_if_vip is absent
+	Msg    string    `json:"msg,omitempty"`
+	Since  time.Time `json:"since"`
+	// Containers are the containers a container probe matched.
+	Containers []ContainerJSON `json:"containers,omitempty"`
+}
+
+// ContainerJSON is one container a container probe matched.
+type ContainerJSON struct {
+	Name   string `json:"name"`
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Health string `json:"health,omitempty"`
+	OK     bool   `json:"ok"`
 }
 
 func probeJSON(p cache.ProbeStatus) *ProbeJSON {
 	pj := &ProbeJSON{OK: p.OK, Since: p.Since, LastError: p.LastErr, Checks: make([]ProbeCheckJSON, 0, len(p.Checks))}
 	for _, c := range p.Checks {
-		pj.Checks = append(pj.Checks, ProbeCheckJSON{Name: c.Name, Kind: c.Kind, OK: c.OK, Idle: c.Idle, Msg: c.Msg, Since: c.Since})
+		st := c.State
+		if st == cache.Missing {
+			st = cache.Up
+		}
+		if !c.OK {
+			st = cache.Down
+		}
+		cj := ProbeCheckJSON{Name: c.Name, Kind: c.Kind, OK: c.OK, State: st.String(), Idle: c.Idle, Msg: c.Msg, Since: c.Since}
+		if c.HasWeight {
+			w := c.Weight
+			cj.Weight = &w
+		}
+		for _, ct := range c.Containers {
+			cj.Containers = append(cj.Containers, ContainerJSON(ct))
+		}
+		pj.Checks = append(pj.Checks, cj)
 	}
 	return pj
 }
@@ -171,10 +218,15 @@ type StatusJSON struct {
 	Built      time.Time      `json:"built"`
 	Now        time.Time      `json:"now"`
 	DirOK      bool           `json:"dir_ok"`
+	DirProblem string         `json:"dir_problem,omitempty"` // why DirOK is false
 	VIPsOK     bool           `json:"vips_ok"`
 	Counts     map[string]int `json:"counts"` // effective state -> services
 	Services   []ServiceJSON  `json:"services"`
 	VIPs       []VIPJSON      `json:"vips"`
+	// ConnsLive is true while connection counts are sampled; ConnsError
+	// says why the last count failed.
+	ConnsLive  bool   `json:"connections_live"`
+	ConnsError string `json:"connections_error,omitempty"`
 }
 
 // View builds the /status.json document from one snapshot; the text page
@@ -182,28 +234,15 @@ type StatusJSON struct {
 func View(s *cache.Snapshot, now time.Time) StatusJSON {
 	v := StatusJSON{
 		Generation: s.Generation(), Built: s.Built(), Now: now,
-		DirOK: s.DirOK(), VIPsOK: s.VIPsOK(),
+		DirOK: s.DirOK(), DirProblem: s.DirProblem(), VIPsOK: s.VIPsOK(),
 		Counts:   map[string]int{"up": 0, "drain": 0, "maint": 0, "down": 0},
 		Services: make([]ServiceJSON, 0, s.Len()),
 		VIPs:     []VIPJSON{},
 	}
+	cc := s.ConnCounts()
+	v.ConnsLive, v.ConnsError = cc.Live, cc.Err
 	for name, e := range s.Services() {
-		eff, _ := s.Effective(name, now) // flag and probes, as /status answers
-		sj := ServiceJSON{
-			Name: name, State: e.State.String(), Effective: eff.State.String(),
-			Code: eff.State.HTTPCode(), Reason: eff.Reason, Since: eff.Since, Invalid: e.Invalid,
-		}
-		if eff.Weight != cache.NoWeight {
-			w := eff.Weight
-			sj.Weight = &w
-		}
-		if !eff.Expires.IsZero() {
-			x := eff.Expires
-			sj.Expires = &x
-		}
-		if p, ok := s.Probe(name); ok {
-			sj.Probe = probeJSON(p)
-		}
+		sj := serviceView(s, name, e, now)
 		v.Counts[sj.Effective]++
 		v.Services = append(v.Services, sj)
 	}
@@ -228,8 +267,60 @@ func View(s *cache.Snapshot, now time.Time) StatusJSON {
 	return v
 }
 
+// serviceView is one service of s at now, as /status.json shows it and as
+// an /events change carries it.
+func serviceView(s *cache.Snapshot, name string, e cache.Entry, now time.Time) ServiceJSON {
+	eff, _ := s.Effective(name, now) // flag and probes, as /status answers
+	sj := ServiceJSON{
+		Name: name, State: e.State.String(), Effective: eff.State.String(),
+		Code: eff.State.HTTPCode(), Reason: eff.Reason, Since: eff.Since, Invalid: e.Invalid,
+		ConnPort: s.ConnPort(name),
+	}
+	if eff.Weight != cache.NoWeight {
+		w := eff.Weight
+		sj.Weight = &w
+	}
+	if !eff.Expires.IsZero() {
+		x := eff.Expires
+		sj.Expires = &x
+	}
+	if p, ok := s.Probe(name); ok {
+		sj.Probe = probeJSON(p)
+	}
+	if n, ok := s.Conns(name); ok {
+		sj.Conns = &n
+	}
+	return sj
+}
+
+// load is the snapshot a page renders. When nothing has needed connection
+// counts lately the sampler is idle: wake it and wait (at most a second)
+// for its first sample, so the page shows current counts rather than none.
+func (p *Pages) load() *cache.Snapshot { return waitConns(p.opts.Store, p.opts.NeedConns) }
+
+// waitConns tells the sampler (need) that counts are needed, and when the
+// snapshot has none yet waits at most a second for the first sample; it
+// returns the snapshot to use.
+func waitConns(st *cache.Store, need func() <-chan struct{}) *cache.Snapshot {
+	s := st.Load()
+	if need == nil {
+		return s
+	}
+	ch := need()
+	if s.ConnCounts().Live {
+		return s
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
+	return st.Load()
+}
+
 func (p *Pages) serveJSON(w http.ResponseWriter, r *http.Request) {
-	v := View(p.opts.Store.Load(), p.now())
+	v := View(p.load(), p.now())
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	if _, ok := r.URL.Query()["pretty"]; ok {
@@ -250,7 +341,7 @@ func (p *Pages) serveJSON(w http.ResponseWriter, r *http.Request) {
 // serveText is a plain-text page in the spirit of nginx's upstream check
 // status page: a summary line, then one line per service.
 func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
-	v := View(p.opts.Store.Load(), p.now())
+	v := View(p.load(), p.now())
 	var b bytes.Buffer
 	b.WriteString("Service count: ")
 	b.WriteString(strconv.Itoa(len(v.Services)))
@@ -265,7 +356,7 @@ func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
 	b.WriteString("; built: ")
 	b.WriteString(v.Built.UTC().Format(time.RFC3339Nano))
 	b.WriteString("; dir: ")
-	b.WriteString(okWord(v.DirOK, "missing"))
+	b.WriteString(okWord(v.DirOK, v.DirProblem))
 	b.WriteString("; vips: ")
 	b.WriteString(okWord(v.VIPsOK, "stale"))
 	b.WriteByte('\n')
@@ -282,6 +373,10 @@ func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
 			b.WriteString(" weight ")
 			b.WriteString(strconv.Itoa(*s.Weight))
 			b.WriteByte('%')
+		}
+		if s.Conns != nil {
+			b.WriteString(" conns ")
+			b.WriteString(strconv.Itoa(*s.Conns))
 		}
 		b.WriteString(" since ")
 		b.WriteString(s.Since.UTC().Format(time.RFC3339))

@@ -15,12 +15,12 @@ import (
 
 // pagesHandler is a Handler with every page and /metrics mounted over a
 // hand-built snapshot.
-func pagesHandler(t *testing.T, st *cache.Store, hb func() time.Time) (*Handler, *Metrics) {
+func pagesHandler(t *testing.T, st *cache.Store, hb func() time.Duration) (*Handler, *Metrics) {
 	t.Helper()
 	c := NewChecker(CheckerOptions{Store: st})
 	h := NewHandler(c)
-	NewPages(PagesOptions{Store: st, Heartbeat: hb, HeartbeatMaxAge: 3 * time.Second}).Mount(h)
-	m := NewMetrics(MetricsOptions{Checker: c, Heartbeat: hb, Watcher: func() WatcherStats {
+	NewPages(PagesOptions{Store: st, HeartbeatAge: hb, HeartbeatMaxAge: 3 * time.Second}).Mount(h)
+	m := NewMetrics(MetricsOptions{Checker: c, HeartbeatAge: hb, Watcher: func() WatcherStats {
 		return WatcherStats{Events: 7, Rescans: 2, Overflows: 1, Resubscribes: 3, Publishes: 5, Transitions: 4, LastRescan: time.Millisecond}
 	}})
 	m.Mount(h)
@@ -144,7 +144,7 @@ func TestBoard(t *testing.T) {
 		`<tr class="state-drain" data-service="web.443" data-state="drain">`,
 		`<span class="badge drain">drained</span>`,
 		`deploy &lt;b&gt;1234&lt;/b&gt;`, // the reason is escaped
-		`<meta http-equiv="refresh" content="10">`,
+		`<noscript><meta http-equiv="refresh" content="10"></noscript>`,
 		`<tr class="state-up" data-service="db.5432" data-state="up">`,
 		`(flag says down, expired)`,
 		`<td class="name">10.0.0.1</td><td>loopback</td>`,
@@ -153,10 +153,13 @@ func TestBoard(t *testing.T) {
 			t.Errorf("board lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"<b>", "<script", "http://", "https://"} {
+	for _, bad := range []string{"<b>", "http://", "https://"} {
 		if strings.Contains(body, bad) {
 			t.Errorf("board contains %q (unescaped reason or external asset)", bad)
 		}
+	}
+	if strings.Count(body, "<script") != 1 || !strings.Contains(body, "<script>"+boardJS+"</script>") {
+		t.Error("board has a script other than its own")
 	}
 	if _, _, body := get(t, h, "GET", "/board?refresh=0"); strings.Contains(body, `http-equiv="refresh"`) {
 		t.Error("refresh=0 still refreshes")
@@ -214,25 +217,25 @@ func TestPageRenderLimit(t *testing.T) {
 
 func TestHealthz(t *testing.T) {
 	now := time.Now()
-	hb := now
-	clock := func() time.Time { return hb }
-	p := NewPages(PagesOptions{Store: pagesStore(t), Heartbeat: clock, HeartbeatMaxAge: 3 * time.Second, Now: func() time.Time { return now }})
+	var age time.Duration
+	clock := func() time.Duration { return age }
+	p := NewPages(PagesOptions{Store: pagesStore(t), HeartbeatAge: clock, HeartbeatMaxAge: 3 * time.Second, Now: func() time.Time { return now }})
 	h := http.HandlerFunc(p.serveHealthz)
 	if code, _, body := get(t, h, "GET", "/healthz"); code != 200 || !strings.HasPrefix(body, "ok\n") || strings.Contains(body, "degraded") {
 		t.Fatalf("fresh: %d %q", code, body)
 	}
-	hb = now.Add(-10 * time.Second)
+	age = 10 * time.Second
 	if code, _, body := get(t, h, "GET", "/healthz"); code != 503 || !strings.Contains(body, "watcher loop stalled: last turn 10s ago") {
 		t.Fatalf("stalled: %d %q", code, body)
 	}
 	// Degraded: the daemon is healthy, the host is not.
 	b := cache.NewBuilder(cache.Empty())
-	b.SetDirOK(false)
+	b.SetDirProblem("missing")
 	b.SetVIPsOK(false)
 	st := cache.NewStore()
 	st.Publish(b.Snapshot(now))
-	hb = now
-	p = NewPages(PagesOptions{Store: st, Heartbeat: clock, Now: func() time.Time { return now }})
+	age = 0
+	p = NewPages(PagesOptions{Store: st, HeartbeatAge: clock, Now: func() time.Time { return now }})
 	code, _, body := get(t, http.HandlerFunc(p.serveHealthz), "GET", "/healthz")
 	if code != 200 || !strings.Contains(body, "degraded: status directory missing") || !strings.Contains(body, "degraded: VIP list not current") {
 		t.Fatalf("degraded: %d %q", code, body)
@@ -240,8 +243,7 @@ func TestHealthz(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	hb := time.Now()
-	h, m := pagesHandler(t, pagesStore(t), func() time.Time { return hb })
+	h, m := pagesHandler(t, pagesStore(t), func() time.Duration { return 250 * time.Millisecond })
 	for _, q := range []string{"/status", "/status?SERVICE=squid&PORT=80", "/status?SERVICE=web&PORT=443", "/status?SERVICE=a/b", "/nope"} {
 		get(t, h, "GET", q)
 	}
@@ -330,7 +332,7 @@ func TestPagesProbes(t *testing.T) {
 		{Name: "http", Kind: "http", OK: true, Msg: "200 OK", Since: now},
 		{Name: "vip-only", Kind: "tcp", OK: true, Idle: true, Since: now},
 	}})
-	b.SetDirOK(true)
+	b.SetDirProblem("")
 	b.SetVIPsOK(true)
 	st := cache.NewStore()
 	st.Publish(b.Snapshot(now))
@@ -363,7 +365,7 @@ func TestPagesProbes(t *testing.T) {
 		t.Errorf("status.txt:\n%s", txt)
 	}
 	_, _, board := get(t, h, "GET", "/board")
-	for _, want := range []string{`data-service="php.9000" data-state="down"`, `(flag says up, probe failing)`, `<span class="badge down" title="fastcgi: status 500">php-ping</span>`, `<span class="badge missing" title="tcp: ">vip-only</span>`} {
+	for _, want := range []string{`data-service="php.9000" data-state="down"`, `(flag says up, probe failing)`, `<span class="badge down" title="fastcgi: status 500">php-ping</span>`, `<span class="badge idle" title="idle, tcp: ">vip-only</span>`} {
 		if !strings.Contains(board, want) {
 			t.Errorf("board lacks %q", want)
 		}

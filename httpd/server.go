@@ -171,6 +171,8 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 
 // serveUntil is [Serve] with the stop deadline computed when ctx is done.
 func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, deadlineAt func() time.Time) error {
+	// Health checks without a Host header (see hostfix.go).
+	ln = hostFixListener{ln}
 	busy := trackConns(srv)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -13,16 +13,38 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/http-status/http_status/cache"
 )
 
 // checker runs one attempt. It returns a short message on success and an
 // error saying what failed otherwise. It must return when ctx is done.
 type checker interface {
 	check(ctx context.Context) (string, error)
+}
+
+// outcome is an attempt's result beyond pass or fail.
+type outcome struct {
+	msg string
+	// state, weight and reason: what a passing script with output =
+	// "agent" asked for (state Up otherwise).
+	state     cache.State
+	weight    int
+	hasWeight bool
+	reason    string
+	// containers a container probe matched, whether it passed or not.
+	containers []cache.Container
+}
+
+// detailChecker is a checker whose attempts say more than pass or fail;
+// the Runner prefers checkDetail when a checker has it.
+type detailChecker interface {
+	checkDetail(ctx context.Context) (outcome, error)
 }
 
 // maxBody bounds how much of a reply is read to look for an expected text.
@@ -41,9 +63,9 @@ func newChecker(s *Spec) (checker, error) {
 		}
 		return &fcgiCheck{network: network, addr: addr, script: s.Script, statuses: s.ExpectStatus, body: s.ExpectBody}, nil
 	case KindContainer:
-		return newContainerCheck(s.Socket, s.Container), nil
+		return newContainerCheck(s), nil
 	case KindExec:
-		return &execCheck{argv: s.Command, service: s.Service}, nil
+		return &execCheck{argv: s.Command, service: s.Service, agent: s.Output == OutputAgent}, nil
 	}
 	return nil, fmt.Errorf("probe: unknown kind %q", s.Kind)
 }
@@ -209,13 +231,26 @@ func (t *tcpCheck) check(ctx context.Context) (string, error) {
 
 // --- container ---
 
+// EngineAPIVersion is the Docker Engine API version every request names
+// in its path: an engine that speaks a newer one still answers in this
+// version's shape. 1.40 is Docker 19.03; newer engines (and Podman's
+// compatible service) accept it.
+const EngineAPIVersion = "v1.40"
+
+// maxContainers bounds how many containers one attempt inspects.
+const maxContainers = 64
+
 type containerCheck struct {
 	client *http.Client
-	url    string
-	name   string
+	base   string // http://docker/v1.40 (the transport always dials the socket)
+	name   string // exact name or ID, or
+	label  string // key or key=value, or
+	prefix string // name prefix
+	any    bool   // match = "any": one healthy container is enough
 }
 
-func newContainerCheck(socket, name string) *containerCheck {
+func newContainerCheck(s *Spec) *containerCheck {
+	socket := s.Socket
 	tr := &http.Transport{
 		Proxy:             nil,
 		DisableKeepAlives: true,
@@ -226,15 +261,19 @@ func newContainerCheck(socket, name string) *containerCheck {
 	}
 	return &containerCheck{
 		client: &http.Client{Transport: tr},
-		// The host part is ignored: the transport always dials the socket.
-		url:  "http://docker/containers/" + url.PathEscape(name) + "/json",
-		name: name,
+		base:   "http://docker/" + EngineAPIVersion,
+		name:   s.Container,
+		label:  s.Label,
+		prefix: s.NamePrefix,
+		any:    s.Match == MatchAny,
 	}
 }
 
-// containerState is the part of the Engine API's ContainerInspect answer we
-// read.
-type containerState struct {
+// containerInspect is the part of the Engine API's ContainerInspect answer
+// we read.
+type containerInspect struct {
+	ID    string `json:"Id"`
+	Name  string `json:"Name"`
 	State struct {
 		Status  string `json:"Status"`
 		Running bool   `json:"Running"`
@@ -244,11 +283,163 @@ type containerState struct {
 	} `json:"State"`
 }
 
+// containerSummary is the part of a ContainerList entry we read.
+type containerSummary struct {
+	ID    string   `json:"Id"`
+	Names []string `json:"Names"`
+}
+
 func (c *containerCheck) check(ctx context.Context) (string, error) {
+	o, err := c.checkDetail(ctx)
+	return o.msg, err
+}
+
+func (c *containerCheck) checkDetail(ctx context.Context) (outcome, error) {
 	timeout := deadlineOf(ctx)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if c.name != "" {
+		ct, err := c.inspect(ctx, c.name)
+		if err != nil {
+			return outcome{}, ctxErr(ctx, err, timeout)
+		}
+		o := outcome{containers: []cache.Container{ct}}
+		if !ct.OK {
+			return o, errors.New(c.verdict(c.name, ct))
+		}
+		o.msg = c.verdict("", ct)
+		return o, nil
+	}
+	ids, err := c.list(ctx)
 	if err != nil {
-		return "", err
+		return outcome{}, ctxErr(ctx, err, timeout)
+	}
+	if len(ids) == 0 {
+		return outcome{}, fmt.Errorf("no container %s", c.what())
+	}
+	if len(ids) > maxContainers {
+		return outcome{}, fmt.Errorf("%d containers %s; at most %d are checked: narrow the match", len(ids), c.what(), maxContainers)
+	}
+	o := outcome{containers: make([]cache.Container, 0, len(ids))}
+	healthy := 0
+	var bad []string
+	for _, id := range ids {
+		ct, err := c.inspect(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return outcome{containers: o.containers}, ctxErr(ctx, err, timeout)
+			}
+			// Removed between the list and the inspect: not healthy.
+			ct = cache.Container{Name: id, ID: shortID(id), State: "removed"}
+		}
+		o.containers = append(o.containers, ct)
+		if ct.OK {
+			healthy++
+		} else {
+			bad = append(bad, c.verdict(ct.Name, ct))
+		}
+	}
+	slices.SortFunc(o.containers, func(a, b cache.Container) int { return strings.Compare(a.Name, b.Name) })
+	slices.Sort(bad)
+	want := "all"
+	if c.any {
+		want = "any"
+	}
+	summary := fmt.Sprintf("%d/%d containers %s healthy (want %s)", healthy, len(ids), c.what(), want)
+	if healthy == len(ids) || (c.any && healthy > 0) {
+		o.msg = summary
+		return o, nil
+	}
+	return o, errors.New(summary + ": " + strings.Join(bad, "; "))
+}
+
+// what describes the match: `with label "a=b"` or `named "app-*"`.
+func (c *containerCheck) what() string {
+	if c.label != "" {
+		return "with label " + strconv.Quote(c.label)
+	}
+	return "named " + strconv.Quote(c.prefix+"*")
+}
+
+// verdict says how a container is: "running, healthy", or, with a name,
+// "container web is exited".
+func (c *containerCheck) verdict(name string, ct cache.Container) string {
+	var s string
+	switch {
+	case ct.State != "running":
+		s = "is " + orUnknown(ct.State)
+	case ct.Health != "" && ct.Health != "healthy":
+		s = "is running but " + ct.Health
+	case ct.Health == "healthy":
+		s = "running, healthy"
+	default:
+		s = "running"
+	}
+	if name == "" {
+		return s
+	}
+	if ct.OK {
+		return name + " " + s
+	}
+	return "container " + name + " " + s
+}
+
+// list returns the IDs of the containers the label or prefix matches,
+// running or not (a stopped match is an unhealthy one, not a missing one).
+func (c *containerCheck) list(ctx context.Context) ([]string, error) {
+	filters := map[string][]string{}
+	if c.label != "" {
+		filters["label"] = []string{c.label}
+	} else {
+		// The engine's name filter matches anywhere in the name; the
+		// prefix is checked below.
+		filters["name"] = []string{c.prefix}
+	}
+	f, _ := json.Marshal(filters)
+	var list []containerSummary
+	if err := c.get(ctx, "/containers/json?all=1&filters="+url.QueryEscape(string(f)), &list); err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, s := range list {
+		if c.prefix != "" {
+			match := false
+			for _, n := range s.Names {
+				if strings.HasPrefix(strings.TrimPrefix(n, "/"), c.prefix) {
+					match = true
+				}
+			}
+			if !match {
+				continue
+			}
+		}
+		ids = append(ids, s.ID)
+	}
+	return ids, nil
+}
+
+// inspect reads one container's state.
+func (c *containerCheck) inspect(ctx context.Context, nameOrID string) (cache.Container, error) {
+	var st containerInspect
+	if err := c.get(ctx, "/containers/"+url.PathEscape(nameOrID)+"/json", &st); err != nil {
+		if errors.Is(err, errNotFound) {
+			return cache.Container{}, fmt.Errorf("no such container %q", nameOrID)
+		}
+		return cache.Container{}, err
+	}
+	ct := cache.Container{Name: strings.TrimPrefix(st.Name, "/"), ID: shortID(st.ID), State: st.State.Status}
+	if h := st.State.Health; h != nil && h.Status != "none" {
+		ct.Health = h.Status
+	}
+	ct.OK = ct.State == "running" && (ct.Health == "" || ct.Health == "healthy")
+	return ct, nil
+}
+
+var errNotFound = errors.New("not found")
+
+// get asks the engine for path and decodes the JSON answer into v.
+func (c *containerCheck) get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return err
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -256,29 +447,33 @@ func (c *containerCheck) check(ctx context.Context) (string, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return "", ctxErr(ctx, err, timeout)
+		return err
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
-		return "", fmt.Errorf("no such container %q", c.name)
+		return errNotFound
 	case resp.StatusCode != http.StatusOK:
-		return "", fmt.Errorf("engine API answered HTTP %d", resp.StatusCode)
-	}
-	var st containerState
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st); err != nil {
-		return "", ctxErr(ctx, fmt.Errorf("decode inspect answer: %w", err), timeout)
-	}
-	if st.State.Status != "running" {
-		return "", fmt.Errorf("container %s is %s", c.name, orUnknown(st.State.Status))
-	}
-	if h := st.State.Health; h != nil && h.Status != "" && h.Status != "none" {
-		if h.Status != "healthy" {
-			return "", fmt.Errorf("container %s is running but %s", c.name, h.Status)
+		var m struct {
+			Message string `json:"message"`
 		}
-		return "running, healthy", nil
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&m)
+		if m.Message != "" {
+			return fmt.Errorf("engine API answered HTTP %d: %s", resp.StatusCode, m.Message)
+		}
+		return fmt.Errorf("engine API answered HTTP %d", resp.StatusCode)
 	}
-	return "running", nil
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(v); err != nil {
+		return fmt.Errorf("decode engine answer: %w", err)
+	}
+	return nil
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 func orUnknown(s string) string {
@@ -293,6 +488,7 @@ func orUnknown(s string) string {
 type execCheck struct {
 	argv    []string
 	service string
+	agent   bool // output = "agent": stdout's first line is HAProxy agent words
 }
 
 // killGrace is how long Wait waits for the output pipes once the process
@@ -300,6 +496,11 @@ type execCheck struct {
 const killGrace = time.Second
 
 func (e *execCheck) check(ctx context.Context) (string, error) {
+	o, err := e.checkDetail(ctx)
+	return o.msg, err
+}
+
+func (e *execCheck) checkDetail(ctx context.Context) (outcome, error) {
 	timeout := deadlineOf(ctx)
 	cmd := exec.CommandContext(ctx, e.argv[0], e.argv[1:]...)
 	// Its own process group, so a timeout kills the script and everything
@@ -309,9 +510,15 @@ func (e *execCheck) check(ctx context.Context) (string, error) {
 	cmd.WaitDelay = killGrace
 	cmd.Env = append(os.Environ(), "HTTP_STATUS_SERVICE="+e.service)
 	cmd.Stdin = nil
-	var out limitedBuffer
+	// Both streams in one buffer (the message is the first line of
+	// either); with agent output, stdout alone is also kept: the agent
+	// words are read there, as xinetd passed stdout to HAProxy.
+	var out, stdout limitedBuffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
+	if e.agent {
+		cmd.Stdout = io.MultiWriter(&out, &stdout)
+	}
 	err := cmd.Run()
 	// Whatever happened, no one of the group may outlive the attempt.
 	if cmd.Process != nil {
@@ -320,9 +527,9 @@ func (e *execCheck) check(ctx context.Context) (string, error) {
 	line := firstLine(out.Bytes())
 	if ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
-			return "", context.Canceled
+			return outcome{}, context.Canceled
 		}
-		return "", fmt.Errorf("timeout after %s; process group killed", timeout)
+		return outcome{}, fmt.Errorf("timeout after %s; process group killed", timeout)
 	}
 	if err != nil {
 		var ee *exec.ExitError
@@ -334,14 +541,38 @@ func (e *execCheck) check(ctx context.Context) (string, error) {
 			if line != "" {
 				msg += ": " + line
 			}
-			return "", errors.New(msg)
+			return outcome{}, errors.New(msg)
 		}
-		return "", fmt.Errorf("run %s: %w", e.argv[0], err)
+		return outcome{}, fmt.Errorf("run %s: %w", e.argv[0], err)
+	}
+	if e.agent {
+		return agentOutcome(firstLine(stdout.Bytes()))
 	}
 	if line == "" {
 		line = "exit 0"
 	}
-	return line, nil
+	return outcome{msg: line, state: cache.Up}, nil
+}
+
+// agentOutcome judges the first line a script with output = "agent"
+// printed on stdout after exiting 0: down (or fail, stopped) fails the
+// attempt like any failure; up, drain and maint pass, with that state,
+// weight and reason; a line that is not agent words fails.
+func agentOutcome(line string) (outcome, error) {
+	if line == "" {
+		return outcome{}, errors.New("exit 0 but no agent reply on stdout")
+	}
+	r, err := parseAgentReply(line)
+	if err != nil {
+		return outcome{}, fmt.Errorf("agent reply %q not understood: %w", clip(line, 100), err)
+	}
+	if r.state == cache.Down {
+		if r.reason != "" {
+			return outcome{}, errors.New("down: " + r.reason)
+		}
+		return outcome{}, errors.New("down")
+	}
+	return outcome{msg: line, state: r.state, weight: r.weight, hasWeight: r.hasWeight, reason: r.reason}, nil
 }
 
 // limitedBuffer keeps the first 4 KiB written and discards the rest (so a

@@ -284,7 +284,8 @@ func TestExecProbe(t *testing.T) {
 }
 
 // engineStandIn is NOT a real Docker engine: it is a server built from the
-// documented Engine API (GET /containers/{id}/json, ContainerInspect) on a
+// documented Engine API (GET /v1.40/containers/{id}/json, ContainerInspect, only
+// under the pinned version) on a
 // unix socket, answering canned states. See TestContainerProbeDocker for a
 // real engine.
 func engineStandIn(t *testing.T) string {
@@ -302,7 +303,7 @@ func engineStandIn(t *testing.T) string {
 		"exited":    map[string]any{"Status": "exited", "Running": false, "ExitCode": 137},
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /containers/{name}/json", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /"+EngineAPIVersion+"/containers/{name}/json", func(w http.ResponseWriter, r *http.Request) {
 		st, ok := states[r.PathValue("name")]
 		w.Header().Set("Content-Type", "application/json")
 		if !ok {

@@ -27,6 +27,33 @@ const (
 	KindExec      = "exec"
 )
 
+// Values of a container probe's match key.
+const (
+	MatchAll = "all" // every matching container must be healthy
+	MatchAny = "any" // one healthy matching container is enough
+)
+
+// validContainerName reports whether s may start a Docker container name
+// ([a-zA-Z0-9][a-zA-Z0-9_.-]*).
+func validContainerName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Values of an exec probe's output key.
+const (
+	OutputExit  = "exit"  // the exit code alone decides
+	OutputAgent = "agent" // and stdout's first line, in HAProxy's agent words
+)
+
 // Defaults applied when neither [defaults] nor the probe sets a value.
 const (
 	DefaultInterval      = 5 * time.Second
@@ -41,6 +68,11 @@ const (
 	defaultHTTPMethod    = "GET"
 	defaultHTTPPath      = "/"
 	defaultFastCGIMethod = "GET"
+	// php-fpm's own defaults: listen = 127.0.0.1:9000, ping.path = /ping,
+	// ping.response = pong.
+	DefaultFastCGIAddress = "127.0.0.1:9000"
+	DefaultFastCGIScript  = "/ping"
+	DefaultFastCGIExpect  = "pong"
 )
 
 // Duration is a time.Duration written as a string in the file ("5s", "1m30s").
@@ -77,6 +109,10 @@ type Spec struct {
 	Name      string `toml:"name"`
 	Kind      string `toml:"kind"`
 	OnlyIfVIP string `toml:"only_if_vip"`
+	// ConnPort is the local port whose connections count for the service
+	// (traffic arriving on another port than the name's); it does not
+	// change the probe. Probes of one service must agree on it.
+	ConnPort int `toml:"conn_port"`
 	Timing
 
 	// http, tcp, fastcgi
@@ -93,11 +129,18 @@ type Spec struct {
 	Expect string `toml:"expect"`
 	// fastcgi
 	Script string `toml:"script"`
-	// container
-	Socket    string `toml:"socket"`
-	Container string `toml:"container"`
+	// container: one of Container, Label, NamePrefix
+	Socket     string `toml:"socket"`
+	Container  string `toml:"container"`
+	Label      string `toml:"label"`       // key or key=value
+	NamePrefix string `toml:"name_prefix"` // app- matches app-1, app-2...
+	Match      string `toml:"match"`       // all (default) or any, with several matches
 	// exec
 	Command []string `toml:"command"`
+	// Output is how an exec probe's result is read: "exit" (the exit
+	// code, the default) or "agent" (the exit code, then the first line of
+	// stdout as HAProxy agent words).
+	Output string `toml:"output"`
 
 	// Line is where the [[probe]] table starts in the file (0 if unknown).
 	Line int `toml:"-"`
@@ -266,7 +309,45 @@ func (c *Config) validate() error {
 			at(s, "%s", msg)
 		}
 	}
+	errs = append(errs, c.checkConnPorts()...)
 	return errors.Join(errs...)
+}
+
+// checkConnPorts checks each conn_port and that the probes of a service
+// agree on it.
+func (c *Config) checkConnPorts() []error {
+	var errs []error
+	first := map[string]*Spec{}
+	for i := range c.Probes {
+		s := &c.Probes[i]
+		if s.ConnPort == 0 {
+			continue
+		}
+		if s.ConnPort < 1 || s.ConnPort > 65535 {
+			errs = append(errs, fmt.Errorf("%s:%d: probe %q: conn_port %d: want 1..65535", c.Source, s.Line, s.ID(), s.ConnPort))
+			continue
+		}
+		if f := first[s.Service]; f != nil && f.ConnPort != s.ConnPort {
+			errs = append(errs, fmt.Errorf("%s:%d: probe %q: conn_port %d, but line %d says %d for the same service", c.Source, s.Line, s.ID(), s.ConnPort, f.Line, f.ConnPort))
+			continue
+		}
+		first[s.Service] = s
+	}
+	return errs
+}
+
+// ConnPorts maps each service that sets conn_port to it.
+func (c *Config) ConnPorts() map[string]uint16 {
+	out := map[string]uint16{}
+	if c == nil {
+		return out
+	}
+	for _, s := range c.Probes {
+		if s.ConnPort >= 1 && s.ConnPort <= 65535 {
+			out[s.Service] = uint16(s.ConnPort)
+		}
+	}
+	return out
 }
 
 func (t *Timing) check() string {
@@ -291,9 +372,9 @@ func (t *Timing) check() string {
 var keysByKind = map[string][]string{
 	KindHTTP:      {"address", "method", "path", "host", "expect_status", "expect_body"},
 	KindTCP:       {"address", "send", "expect"},
-	KindFastCGI:   {"address", "script", "expect_status", "expect_body"},
-	KindContainer: {"socket", "container"},
-	KindExec:      {"command"},
+	KindFastCGI:   {"address", "script", "path", "expect_status", "expect_body", "expect"},
+	KindContainer: {"socket", "container", "label", "name_prefix", "match"},
+	KindExec:      {"command", "output"},
 }
 
 // setKeys lists the kind-specific keys that are set.
@@ -315,7 +396,11 @@ func (s *Spec) setKeys() []string {
 	add("script", s.Script != "")
 	add("socket", s.Socket != "")
 	add("container", s.Container != "")
+	add("label", s.Label != "")
+	add("name_prefix", s.NamePrefix != "")
+	add("match", s.Match != "")
 	add("command", s.Command != nil)
+	add("output", s.Output != "")
 	return out
 }
 
@@ -367,6 +452,29 @@ func (s *Spec) checkKind() []string {
 			}
 		}
 	case KindFastCGI:
+		// path and expect are fastcgi-healthcheck's names for script and
+		// expect_body.
+		if s.Path != "" {
+			if s.Script != "" {
+				msgs = append(msgs, "path and script name the same thing; set one")
+			}
+			s.Script, s.Path = s.Path, ""
+		}
+		if s.Expect != "" {
+			if s.ExpectBody != "" {
+				msgs = append(msgs, "expect and expect_body name the same thing; set one")
+			}
+			s.ExpectBody, s.Expect = s.Expect, ""
+		}
+		if s.Address == "" {
+			s.Address = DefaultFastCGIAddress
+		}
+		if s.Script == "" {
+			s.Script = DefaultFastCGIScript
+		}
+		if s.ExpectBody == "" {
+			s.ExpectBody = DefaultFastCGIExpect
+		}
 		if _, _, err := fcgiNetwork(s.Address); err != nil {
 			msgs = append(msgs, err.Error())
 		}
@@ -380,12 +488,44 @@ func (s *Spec) checkKind() []string {
 		if !filepath.IsAbs(s.Socket) {
 			msgs = append(msgs, fmt.Sprintf("socket %q: want an absolute path", s.Socket))
 		}
-		if s.Container == "" || strings.ContainsAny(s.Container, "/?#% ") {
+		n := 0
+		for _, set := range []bool{s.Container != "", s.Label != "", s.NamePrefix != ""} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			msgs = append(msgs, "set one of container (a name or ID), label (key=value) and name_prefix")
+		}
+		if s.Container != "" && strings.ContainsAny(s.Container, "/?#% ") {
 			msgs = append(msgs, fmt.Sprintf("container %q: want a container name or ID", s.Container))
+		}
+		if s.Label != "" && (strings.HasPrefix(s.Label, "=") || strings.ContainsAny(s.Label, "\r\n")) {
+			msgs = append(msgs, fmt.Sprintf("label %q: want key or key=value", s.Label))
+		}
+		if s.NamePrefix != "" && !validContainerName(s.NamePrefix) {
+			msgs = append(msgs, fmt.Sprintf("name_prefix %q: want the start of a container name (letters, digits, _ . -)", s.NamePrefix))
+		}
+		switch s.Match {
+		case "":
+			s.Match = MatchAll
+		case MatchAll, MatchAny:
+			if s.Container != "" {
+				msgs = append(msgs, "match applies to label and name_prefix (container names one container)")
+			}
+		default:
+			msgs = append(msgs, fmt.Sprintf("match %q: want all or any", s.Match))
 		}
 	case KindExec:
 		if len(s.Command) == 0 || !filepath.IsAbs(s.Command[0]) {
 			msgs = append(msgs, "command: want [\"/absolute/path\", \"arg\", ...]")
+		}
+		switch s.Output {
+		case "":
+			s.Output = OutputExit
+		case OutputExit, OutputAgent:
+		default:
+			msgs = append(msgs, fmt.Sprintf("output %q: want exit or agent", s.Output))
 		}
 	}
 	return msgs

@@ -13,8 +13,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example config: %v", err)
 	}
-	if len(c.Probes) != 7 {
-		t.Fatalf("probes = %d, want 7", len(c.Probes))
+	if len(c.Probes) != 10 {
+		t.Fatalf("probes = %d, want 10", len(c.Probes))
 	}
 	for _, s := range c.Probes {
 		if _, err := newChecker(&s); err != nil {
@@ -32,8 +32,17 @@ func TestExampleConfigLoads(t *testing.T) {
 	if redis.Address != "127.0.0.1:6379" || redis.Send != "PING\r\n" {
 		t.Errorf("redis default address/send = %q %q", redis.Address, redis.Send)
 	}
-	if c.Probes[4].Socket != "/var/run/docker.sock" || !c.Probes[6].VIP.IsValid() {
-		t.Errorf("container socket %q, vip %v", c.Probes[4].Socket, c.Probes[6].VIP)
+	if fd := c.Probes[4]; fd.Name != "fpm-default" || fd.Address != DefaultFastCGIAddress || fd.Script != "/ping" || fd.ExpectBody != "pong" {
+		t.Errorf("fastcgi with php-fpm's defaults = %+v", fd)
+	}
+	if c.Probes[5].Socket != "/var/run/docker.sock" || c.Probes[5].Match != MatchAll || !c.Probes[9].VIP.IsValid() {
+		t.Errorf("container socket %q match %q, vip %v", c.Probes[5].Socket, c.Probes[5].Match, c.Probes[9].VIP)
+	}
+	if cs := c.Probes[6]; cs.Label != "com.docker.compose.service=app" || cs.Match != MatchAny || cs.Socket != DefaultDockerSocket {
+		t.Errorf("container by label = %+v", cs)
+	}
+	if ag := c.Probes[8]; ag.Output != OutputAgent || c.Probes[7].Output != OutputExit {
+		t.Errorf("exec outputs %q %q", c.Probes[7].Output, ag.Output)
 	}
 }
 
@@ -60,8 +69,18 @@ func TestConfigErrors(t *testing.T) {
 		{"duplicate", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\n[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\n",
 			[]string{"t.toml:4: probe \"a.80/tcp\": duplicate probe name (also at line 1)"}},
 		{"bad vip", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\nonly_if_vip = \"x\"\n", []string{`only_if_vip "x"`}},
-		{"fastcgi script", "[[probe]]\nservice = \"php\"\nkind = \"fastcgi\"\naddress = \"unix:rel\"\n",
-			[]string{"unix:/absolute/path", `script ""`}},
+		{"fastcgi script", "[[probe]]\nservice = \"php\"\nkind = \"fastcgi\"\naddress = \"unix:rel\"\nscript = \"ping\"\n",
+			[]string{"unix:/absolute/path", `script "ping"`}},
+		{"fastcgi path and script", "[[probe]]\nservice = \"php\"\nkind = \"fastcgi\"\npath = \"/a\"\nscript = \"/b\"\nexpect = \"x\"\nexpect_body = \"y\"\n",
+			[]string{"path and script name the same thing", "expect and expect_body name the same thing"}},
+		{"container two ways", "[[probe]]\nservice = \"a\"\nkind = \"container\"\ncontainer = \"x\"\nlabel = \"a=b\"\nmatch = \"any\"\n",
+			[]string{"set one of container", "match applies to label and name_prefix"}},
+		{"container none", "[[probe]]\nservice = \"a\"\nkind = \"container\"\n", []string{"set one of container"}},
+		{"container bad prefix", "[[probe]]\nservice = \"a\"\nkind = \"container\"\nname_prefix = \"-x/\"\nmatch = \"most\"\n",
+			[]string{`name_prefix "-x/"`, `match "most": want all or any`}},
+		{"container bad label", "[[probe]]\nservice = \"a\"\nkind = \"container\"\nlabel = \"=v\"\n", []string{`label "=v"`}},
+		{"exec output", "[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"/bin/true\"]\noutput = \"json\"\n", []string{`output "json": want exit or agent`}},
+		{"output on http", "[[probe]]\nservice = \"x.80\"\nkind = \"http\"\noutput = \"agent\"\n", []string{`key "output" does not apply to kind "http"`}},
 		{"exec relative", "[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"check\"]\n", []string{"command:"}},
 		{"bad rise", "[defaults]\nrise = 0\nfall = 101\n", []string{"[defaults]: fall 101"}},
 		{"bad initial", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\ninitial = \"maybe\"\n", []string{`initial "maybe"`}},
@@ -80,6 +99,23 @@ func TestConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFastCGIDefaults: php-fpm's own defaults (listen 127.0.0.1:9000,
+// ping.path /ping, ping.response pong) need no keys, and
+// fastcgi-healthcheck's names path and expect work.
+func TestFastCGIDefaults(t *testing.T) {
+	c, err := Parse([]byte("[[probe]]\nservice = \"php\"\nkind = \"fastcgi\"\n[[probe]]\nservice = \"php\"\nname = \"own\"\nkind = \"fastcgi\"\naddress = \"/run/php/fpm.sock\"\npath = \"/fpm-ping\"\nexpect = \"ok\"\n"), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, o := c.Probes[0], c.Probes[1]
+	if d.Address != "127.0.0.1:9000" || d.Script != "/ping" || d.ExpectBody != "pong" {
+		t.Errorf("defaults: address %q script %q expect_body %q", d.Address, d.Script, d.ExpectBody)
+	}
+	if o.Address != "/run/php/fpm.sock" || o.Script != "/fpm-ping" || o.ExpectBody != "ok" || o.Path != "" || o.Expect != "" {
+		t.Errorf("path/expect: %+v", o)
 	}
 }
 

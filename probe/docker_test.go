@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/httpd"
 )
 
 // dockerEngine is a real dockerd (Debian's docker.io) the test starts with
@@ -203,4 +208,63 @@ fall = 2
 	}
 	d.docker("start", "web")
 	c.waitFor(t, "web.80", "up after docker start", isOK)
+
+	// Compose-style names and labels: app-1 healthy, app-2 unhealthy (same
+	// compose service label), myapp-3 (the engine's name filter matches
+	// "app-" anywhere in it; a prefix must not).
+	const svc = "com.docker.compose.service=app"
+	d.docker("run", "-d", "--name", "app-1", "--label", svc, "--network", "none", "bb:test", "/bin/sleep", "600")
+	d.docker("run", "-d", "--name", "app-2", "--label", svc, "--network", "none", "--health-cmd", "/bin/false", "--health-interval", "1s", "--health-retries", "1", "bb:test", "/bin/sleep", "600")
+	d.docker("run", "-d", "--name", "myapp-3", "--network", "none", "bb:test", "/bin/sleep", "600")
+	match := func(key, value, mode string) string {
+		return fmt.Sprintf("service = \"app.1\"\nkind = \"container\"\nsocket = %q\n%s = %q\nmatch = %q\n", d.sock, key, value, mode)
+	}
+	eventuallyCfg := func(cfg, want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			msg, err := runCheck(t, cfg, 5*time.Second)
+			got := msg
+			if err != nil {
+				got = "error: " + err.Error()
+			}
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %q, want %q", cfg, got, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	eventuallyCfg(match("label", svc, "all"), `error: 1/2 containers with label "`+svc+`" healthy (want all): container app-2 is running but unhealthy`)
+	eventuallyCfg(match("label", svc, "any"), `1/2 containers with label "`+svc+`" healthy (want any)`)
+	eventuallyCfg(match("name_prefix", "app-", "all"), `error: 1/2 containers named "app-*" healthy (want all): container app-2 is running but unhealthy`)
+	eventuallyCfg(match("name_prefix", "myapp", "all"), `1/1 containers named "myapp*" healthy (want all)`)
+	eventuallyCfg(match("label", "com.docker.compose.service=nothing", "any"), `error: no container with label "com.docker.compose.service=nothing"`)
+
+	// /status.json lists the containers matched, with state and health.
+	r2 := newTestRunner(t, c, Options{})
+	if err := r2.Apply(mustParse(t, "[[probe]]\n"+match("label", svc, "any")+"interval = \"200ms\"\ntimeout = \"200ms\"\n")); err != nil {
+		t.Fatal(err)
+	}
+	st = c.waitFor(t, "app.1", "up with one healthy app container", func(st cache.ProbeStatus) bool { return st.OK && len(st.Checks[0].Containers) == 2 })
+	b := cache.NewBuilder(cache.Empty())
+	b.Set("app.1", cache.Entry{State: cache.Up, Weight: cache.NoWeight})
+	b.SetProbe("app.1", st)
+	store := cache.NewStore()
+	store.Publish(b.Snapshot(time.Now()))
+	h := httpd.NewHandler(httpd.NewChecker(httpd.CheckerOptions{Store: store}))
+	httpd.NewPages(httpd.PagesOptions{Store: store}).Mount(h)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/status.json", nil))
+	var doc httpd.StatusJSON
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || len(doc.Services) != 1 || doc.Services[0].Probe == nil {
+		t.Fatalf("/status.json: %v\n%s", err, rec.Body)
+	}
+	got := doc.Services[0].Probe.Checks[0].Containers
+	if len(got) != 2 || got[0].Name != "app-1" || got[0].State != "running" || !got[0].OK || got[0].Health != "" ||
+		got[1].Name != "app-2" || got[1].Health != "unhealthy" || got[1].OK || len(got[1].ID) != 12 {
+		t.Errorf("/status.json containers: %+v\n%s", got, rec.Body)
+	}
 }

@@ -63,7 +63,12 @@ type Options struct {
 	Concurrency int
 	// HasVIP reports whether an address is on this host (for only_if_vip);
 	// cmd passes the store's current snapshot's HasVIP. Nil: never present.
+	// It only decides whether the probe runs: whether a gated probe votes
+	// is decided by each snapshot from its own VIPs (cache.CheckStatus.Gate).
 	HasVIP func(netip.Addr) bool
+	// LoopbackVIPsOnly: only an address on a loopback interface opens an
+	// only_if_vip gate (--vip-loopback-only), as HasVIP does.
+	LoopbackVIPsOnly bool
 	// Report receives a service's new combined status whenever it changes.
 	// It is called with the runner's lock held: it must not block (the
 	// watcher's SetProbeResults does not) nor call back into the Runner.
@@ -124,6 +129,14 @@ type running struct {
 	fail    int
 	msg     string
 	since   time.Time
+	// From the last attempt that passed: what it asked for besides
+	// passing (scripts with output = "agent").
+	state     cache.State
+	weight    int
+	hasWeight bool
+	reason    string
+	// From the last attempt: the containers a container probe matched.
+	containers []cache.Container
 }
 
 // NewRunner returns a Runner with no probes; [Runner.Apply] gives it some.
@@ -160,6 +173,7 @@ func NewRunner(opts Options) *Runner {
 func fingerprint(s *Spec) string {
 	c := *s
 	c.Line = 0
+	c.ConnPort = 0 // not the probe's business: a change restarts nothing
 	return fmt.Sprintf("%#v", c)
 }
 
@@ -307,6 +321,7 @@ func (p *running) reset() {
 	p.pending = true
 	p.succ, p.fail = 0, 0
 	p.msg = "pending: no result yet"
+	p.state, p.weight, p.hasWeight, p.reason, p.containers = cache.Up, 0, false, "", nil
 }
 
 // idlePoll is how often an idle probe looks for its VIP.
@@ -350,11 +365,11 @@ func (r *Runner) loop(ctx context.Context, p *running) {
 			due = time.Now()
 		}
 		next := due.Add(iv)
-		msg, err := r.attempt(ctx, p)
+		out, err := r.attempt(ctx, p)
 		if ctx.Err() != nil {
 			return
 		}
-		r.record(p, msg, err)
+		r.record(p, out, err)
 		now := time.Now()
 		if !next.After(now) {
 			// Overran (slow target or a full semaphore): skip the missed
@@ -369,21 +384,30 @@ func (r *Runner) loop(ctx context.Context, p *running) {
 }
 
 // attempt runs one check under the semaphore and the probe's timeout.
-func (r *Runner) attempt(ctx context.Context, p *running) (string, error) {
+func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return outcome{}, ctx.Err()
 	}
 	defer func() { <-r.sem }()
 	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout.Duration)
 	defer cancel()
 	start := time.Now()
-	msg, err := p.chk.check(cctx)
+	var out outcome
+	var err error
+	if dc, ok := p.chk.(detailChecker); ok {
+		out, err = dc.checkDetail(cctx)
+	} else {
+		out.msg, err = p.chk.check(cctx)
+	}
+	if out.state == cache.Missing {
+		out.state = cache.Up
+	}
 	if r.opts.Observe != nil && ctx.Err() == nil {
 		r.opts.Observe(p.spec.Service, err == nil, time.Since(start))
 	}
-	return msg, err
+	return out, err
 }
 
 func (r *Runner) setIdle(p *running, idle bool) {
@@ -409,14 +433,15 @@ func (r *Runner) setIdle(p *running, idle bool) {
 
 // record applies one result to the probe's rise/fall counters; it logs a
 // transition once and reports the service when its status changed.
-func (r *Runner) record(p *running, msg string, err error) {
+func (r *Runner) record(p *running, out outcome, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sv := r.services[p.spec.Service]
 	if sv == nil || !slices.Contains(sv.probes, p) {
 		return // stopped by a reload meanwhile
 	}
-	wasOK, wasPending := p.ok, p.pending
+	wasOK, wasPending, wasState := p.ok, p.pending, p.state
+	p.containers = out.containers
 	if err != nil {
 		p.fail++
 		p.succ = 0
@@ -424,7 +449,11 @@ func (r *Runner) record(p *running, msg string, err error) {
 	} else {
 		p.succ++
 		p.fail = 0
-		p.msg = clean(msg)
+		p.msg = clean(out.msg)
+		// What a passing script asks for (drain, maint, a weight) applies
+		// at once: it is the script's word, like a flag's, not a health
+		// verdict that rise and fall smooth.
+		p.state, p.weight, p.hasWeight, p.reason = out.state, out.weight, out.hasWeight, clean(out.reason)
 	}
 	switch {
 	case p.pending && p.spec.Initial != "up":
@@ -435,13 +464,19 @@ func (r *Runner) record(p *running, msg string, err error) {
 		p.ok = true
 	}
 	p.pending = false
+	if p.ok && p.state != wasState && p.ok == wasOK && !wasPending {
+		r.log.Info().Str("service", p.spec.Service).Str("probe", p.spec.Name).Str("kind", p.spec.Kind).
+			Str("state", p.state.String()).Str("result", p.msg).
+			Msg(p.spec.ID() + " " + p.state.String() + ": " + p.msg)
+		p.since = r.opts.Now()
+	}
 	if p.ok != wasOK || (wasPending && p.spec.Initial != "up") {
 		now := r.opts.Now()
 		if p.ok != wasOK {
 			p.since = now
 		}
 		ev := r.log.Info()
-		state := "up"
+		state := p.state.String()
 		if !p.ok {
 			ev = r.log.Warn()
 			state = "down"
@@ -465,13 +500,37 @@ func (r *Runner) publishLocked(sv *service) {
 	st := cache.ProbeStatus{OK: true, Checks: make([]cache.CheckStatus, 0, len(sv.probes))}
 	for _, p := range sv.probes {
 		ok := p.ok // pending with initial = "down" has ok false (reset)
-		st.Checks = append(st.Checks, cache.CheckStatus{
+		c := cache.CheckStatus{
 			Name: p.spec.Name, Kind: p.spec.Kind, OK: ok, Idle: p.idle, Msg: p.msg, Since: p.since,
-		})
+			Reason: clip("probe "+p.spec.Name+": "+p.msg, cache.MaxReasonLen),
+			State:  cache.Down, Containers: p.containers,
+		}
+		if ok {
+			c.State, c.Weight, c.HasWeight = p.state, p.weight, p.hasWeight
+			// What /status says when this check's drain or maint (or an
+			// up script's "#reason") applies.
+			switch why := p.reason; {
+			case p.state == cache.Drain || p.state == cache.Maint:
+				if why == "" {
+					why = p.state.String()
+				}
+				c.StateReason = clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
+			case why != "":
+				c.StateReason = clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
+			}
+		}
+		if p.spec.OnlyIfVIP != "" {
+			c.Gate, c.GateLoopback = p.spec.VIP, r.opts.LoopbackVIPsOnly
+		}
+		st.Checks = append(st.Checks, c)
 		if !ok && !p.idle && st.OK {
 			st.OK = false
-			st.LastErr = clip("probe "+p.spec.Name+": "+p.msg, cache.MaxReasonLen)
+			st.LastErr = c.Reason
 		}
+	}
+	st.State = cache.Down
+	if st.OK {
+		st.State, st.Weight, st.HasWeight, st.Reason = cache.AgentVerdict(st.Checks, func(c cache.CheckStatus) bool { return c.Idle })
 	}
 	if sv.have && sv.last.Same(st) {
 		return
@@ -479,7 +538,7 @@ func (r *Runner) publishLocked(sv *service) {
 	// The probes' own transitions were logged (record, setIdle); the
 	// service's combined verdict is not logged again.
 	st.Since = sv.last.Since
-	if !sv.have || sv.last.OK != st.OK {
+	if !sv.have || sv.last.OK != st.OK || sv.last.State != st.State {
 		st.Since = r.opts.Now()
 	}
 	sv.last, sv.have = st, true

@@ -331,12 +331,11 @@ only_if_vip = "192.0.2.10"
 		t.Errorf("idle probe votes: %+v", st)
 	}
 	present.Store(true)
-	// Pending (not OK) comes first when the probe turns active; wait for
-	// its first result.
+	// Active: first pending (no result yet), then failing on its target.
 	st = c.waitFor(t, "web.80", "active and failing", func(st cache.ProbeStatus) bool {
-		return !st.OK && !strings.Contains(st.LastErr, "pending")
+		return !st.OK && strings.Contains(st.LastErr, "connection refused")
 	})
-	if st.Checks[0].Idle || !strings.Contains(st.LastErr, "connection refused") {
+	if st.Checks[0].Idle {
 		t.Errorf("active: %+v", st)
 	}
 	present.Store(false)

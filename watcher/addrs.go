@@ -6,30 +6,59 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/http-status/http_status/cache"
 )
 
-// AddrUpdate is one address added to or removed from an interface.
+// AddrUpdate is one address added to or removed from an interface. The
+// kernel keys an IPv4 address by (address, prefix length, interface): the
+// same address may be configured twice with two prefix lengths, and deleting
+// one leaves the other. See addrKey.
 type AddrUpdate struct {
 	Addr      netip.Addr
+	PrefixLen int
 	LinkIndex int
-	Loopback  bool // the interface is a loopback interface
 	New       bool // added (true) or removed (false)
+}
+
+// LinkUpdate is the state of one interface.
+type LinkUpdate struct {
+	Index    int
+	Loopback bool // a loopback interface (LVS-DR real servers keep VIPs there)
+	Up       bool // administratively up (IFF_UP)
+	Gone     bool // deleted
+}
+
+// HostAddrs is a full listing of the host's interfaces and addresses.
+type HostAddrs struct {
+	Links []LinkUpdate
+	Addrs []AddrUpdate
+}
+
+// Update is one change: an address (Link nil) or an interface (Link set).
+type Update struct {
+	Addr AddrUpdate
+	Link *LinkUpdate
 }
 
 // AddrSource is where addresses come from: netlink in production, canned
 // updates in tests.
 type AddrSource interface {
-	// Subscribe starts a subscription. It returns every address configured
-	// now, then delivers changes on the channel until ctx is done or the
-	// subscription fails; either way the channel is closed at the end.
-	Subscribe(ctx context.Context) (current []AddrUpdate, updates <-chan AddrUpdate, err error)
+	// Subscribe starts a subscription. It returns every interface and
+	// address configured now, then delivers changes on the channel until
+	// ctx is done or the subscription fails; either way the channel is
+	// closed at the end.
+	Subscribe(ctx context.Context) (current HostAddrs, updates <-chan Update, err error)
+	// List returns every interface and address configured now (a relist
+	// on SIGHUP and on the periodic resync).
+	List(ctx context.Context) (HostAddrs, error)
 }
 
 // NetlinkSource is the production [AddrSource]. The zero value watches the
@@ -44,89 +73,143 @@ type NetlinkSource struct {
 
 type netlinkSource = NetlinkSource
 
+func (s NetlinkSource) ns() netns.NsHandle {
+	if s.Namespace != nil {
+		return *s.Namespace
+	}
+	return netns.None()
+}
+
+// List implements [AddrSource].
+func (s NetlinkSource) List(ctx context.Context) (HostAddrs, error) {
+	h, err := netlink.NewHandleAt(s.ns())
+	if err != nil {
+		return HostAddrs{}, fmt.Errorf("watcher: netlink handle: %w", err)
+	}
+	defer h.Close()
+	return list(h)
+}
+
+func list(h *netlink.Handle) (HostAddrs, error) {
+	var out HostAddrs
+	links, err := h.LinkList()
+	if err != nil {
+		return out, fmt.Errorf("watcher: netlink link list: %w", err)
+	}
+	for _, l := range links {
+		out.Links = append(out.Links, linkUpdate(l, false))
+	}
+	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return out, fmt.Errorf("watcher: netlink address list: %w", err)
+	}
+	for _, a := range addrs {
+		if u, ok := addrUpdate(*a.IPNet, a.LinkIndex, true); ok {
+			out.Addrs = append(out.Addrs, u)
+		}
+	}
+	return out, nil
+}
+
+func linkUpdate(l netlink.Link, gone bool) LinkUpdate {
+	a := l.Attrs()
+	return LinkUpdate{Index: a.Index, Loopback: a.Flags&net.FlagLoopback != 0, Up: a.Flags&net.FlagUp != 0, Gone: gone}
+}
+
+func addrUpdate(n net.IPNet, link int, add bool) (AddrUpdate, bool) {
+	ip, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return AddrUpdate{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return AddrUpdate{Addr: ip.Unmap(), PrefixLen: ones, LinkIndex: link, New: add}, true
+}
+
 // Subscribe implements [AddrSource]. It subscribes first and lists second, so
 // no change can fall between the two: updates that the list already holds
-// are applied again, which is harmless.
-func (s NetlinkSource) Subscribe(ctx context.Context) ([]AddrUpdate, <-chan AddrUpdate, error) {
-	ns := netns.None()
-	if s.Namespace != nil {
-		ns = *s.Namespace
-	}
+// are applied again, which is harmless (each update sets one key's state).
+func (s NetlinkSource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update, error) {
+	ns := s.ns()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
-		return nil, nil, fmt.Errorf("watcher: netlink handle: %w", err)
+		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink handle: %w", err)
 	}
 	defer h.Close()
 
-	raw := make(chan netlink.AddrUpdate, 256)
-	done := make(chan struct{})
-	err = netlink.AddrSubscribeWithOptions(raw, done, netlink.AddrSubscribeOptions{
-		Namespace: &ns,
-		ErrorCallback: func(err error) {
-			if ctx.Err() == nil { // closing the socket on stop is not news
-				s.Log.Warn().Err(err).Msg("netlink address subscription")
-			}
-		},
-		ReceiveBufferSize: 1 << 20,
+	errCB := func(err error) {
+		if ctx.Err() == nil { // closing the socket on stop is not news
+			s.Log.Warn().Err(err).Msg("netlink subscription")
+		}
+	}
+	rawA := make(chan netlink.AddrUpdate, 256)
+	doneA := make(chan struct{})
+	err = netlink.AddrSubscribeWithOptions(rawA, doneA, netlink.AddrSubscribeOptions{
+		Namespace: &ns, ErrorCallback: errCB, ReceiveBufferSize: 1 << 20,
 	})
 	if err != nil {
-		close(done)
-		return nil, nil, fmt.Errorf("watcher: netlink subscribe: %w", err)
+		close(doneA)
+		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink address subscribe: %w", err)
 	}
-	loop := map[int]bool{}
-	links, err := h.LinkList()
+	rawL := make(chan netlink.LinkUpdate, 64)
+	doneL := make(chan struct{})
+	err = netlink.LinkSubscribeWithOptions(rawL, doneL, netlink.LinkSubscribeOptions{
+		Namespace: &ns, ErrorCallback: errCB, ReceiveBufferSize: 1 << 20,
+	})
 	if err != nil {
-		close(done)
-		drain(raw)
-		return nil, nil, fmt.Errorf("watcher: netlink link list: %w", err)
+		close(doneA)
+		close(doneL)
+		drain(rawA)
+		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink link subscribe: %w", err)
 	}
-	for _, l := range links {
-		loop[l.Attrs().Index] = l.Attrs().Flags&net.FlagLoopback != 0
-	}
-	list, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	cur, err := list(h)
 	if err != nil {
-		close(done)
-		drain(raw)
-		return nil, nil, fmt.Errorf("watcher: netlink address list: %w", err)
+		close(doneA)
+		close(doneL)
+		drain(rawA)
+		drain(rawL)
+		return HostAddrs{}, nil, err
 	}
-	cur := make([]AddrUpdate, 0, len(list))
-	for _, a := range list {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			cur = append(cur, AddrUpdate{Addr: ip.Unmap(), LinkIndex: a.LinkIndex, Loopback: loop[a.LinkIndex], New: true})
-		}
-	}
-	out := make(chan AddrUpdate, 256)
+	out := make(chan Update, 256)
 	go func() {
 		defer close(out)
-		// Keep draining raw until it closes: the library's sender does
-		// not watch done and would block forever otherwise.
-		defer drain(raw)
-		stop := context.AfterFunc(ctx, func() { close(done) })
+		// Keep draining both raw channels until they close: the library's
+		// senders do not watch done and would block forever otherwise.
+		defer drain(rawL)
+		defer drain(rawA)
+		var once sync.Once
+		stopBoth := func() { once.Do(func() { close(doneA); close(doneL) }) }
+		stop := context.AfterFunc(ctx, stopBoth)
 		defer func() {
-			if stop() {
-				close(done)
-			}
+			stop()
+			stopBoth()
 		}()
-		lh, _ := netlink.NewHandleAt(ns)
-		if lh != nil {
-			defer lh.Close()
-		}
-		for u := range raw {
-			ip, ok := netip.AddrFromSlice(u.LinkAddress.IP)
-			if !ok {
-				continue
-			}
-			lb, known := loop[u.LinkIndex]
-			if !known && lh != nil {
-				if l, err := lh.LinkByIndex(u.LinkIndex); err == nil {
-					lb = l.Attrs().Flags&net.FlagLoopback != 0
-					loop[u.LinkIndex] = lb
-				}
-			}
+		send := func(u Update) bool {
 			select {
-			case out <- AddrUpdate{Addr: ip.Unmap(), LinkIndex: u.LinkIndex, Loopback: lb, New: u.NewAddr}:
+			case out <- u:
+				return true
 			case <-ctx.Done():
-				return
+				return false
+			}
+		}
+		// Either subscription failing ends both: the caller resubscribes
+		// and relists.
+		for {
+			select {
+			case u, ok := <-rawA:
+				if !ok {
+					return
+				}
+				if a, ok := addrUpdate(u.LinkAddress, u.LinkIndex, u.NewAddr); ok && !send(Update{Addr: a}) {
+					return
+				}
+			case u, ok := <-rawL:
+				if !ok {
+					return
+				}
+				l := linkUpdate(u.Link, u.Header.Type == unix.RTM_DELLINK)
+				if !send(Update{Link: &l}) {
+					return
+				}
 			}
 		}
 	}()
@@ -142,8 +225,8 @@ func drain[T any](c <-chan T) {
 // (reset) or one change, or a notice that the subscription is down.
 type addrEvent struct {
 	reset bool
-	list  []AddrUpdate
-	one   AddrUpdate
+	list  HostAddrs
+	one   Update
 	down  bool
 	err   error
 }
@@ -182,7 +265,7 @@ func runAddrSource(ctx context.Context, src AddrSource, out chan<- addrEvent, lo
 			continue
 		}
 		if !first {
-			log.Info().Int("addresses", len(cur)).Msg("netlink resubscribed")
+			log.Info().Int("addresses", len(cur.Addrs)).Msg("netlink resubscribed")
 		}
 		first = false
 		select {
@@ -213,46 +296,92 @@ func runAddrSource(ctx context.Context, src AddrSource, out chan<- addrEvent, lo
 	}
 }
 
-// addrTable is the loop's record of which address is on which links.
+// addrKey is how the kernel keys an address: IPv4 by (address, prefix
+// length, interface), IPv6 by (address, interface). (Two IPv4 point-to-point
+// addresses that differ only by peer share a key here: deleting one hides
+// the other until the next relist, which errs on the side of out.)
+type addrKey struct {
+	addr netip.Addr
+	plen int
+	link int
+}
+
+// linkState is what the table knows of an interface.
+type linkState struct{ loopback, up bool }
+
+// addrTable is the loop's record of the host's addresses and interfaces.
 type addrTable struct {
-	links    map[netip.Addr]map[int]bool // addr -> link index -> loopback
-	ok       bool                        // a list has been received and the subscription is up
+	addrs    map[addrKey]struct{}
+	links    map[int]linkState
+	ok       bool // a list has been received and the subscription is up
 	gotFirst bool
 }
 
-func newAddrTable() *addrTable { return &addrTable{links: map[netip.Addr]map[int]bool{}} }
+func newAddrTable() *addrTable {
+	return &addrTable{addrs: map[addrKey]struct{}{}, links: map[int]linkState{}}
+}
 
-func (t *addrTable) apply(u AddrUpdate) {
-	a := u.Addr.Unmap().WithZone("")
-	if u.New {
-		m := t.links[a]
-		if m == nil {
-			m = map[int]bool{}
-			t.links[a] = m
-		}
-		m[u.LinkIndex] = u.Loopback
-		return
+// reset replaces the table with a full listing.
+func (t *addrTable) reset(l HostAddrs) {
+	t.addrs = make(map[addrKey]struct{}, len(l.Addrs))
+	t.links = make(map[int]linkState, len(l.Links))
+	for _, u := range l.Links {
+		t.apply(Update{Link: &u})
 	}
-	if m := t.links[a]; m != nil {
-		delete(m, u.LinkIndex)
-		if len(m) == 0 {
-			delete(t.links, a)
-		}
+	for _, u := range l.Addrs {
+		t.apply(Update{Addr: u})
 	}
 }
 
-func (t *addrTable) set() map[netip.Addr]cache.VIPFlags {
-	out := make(map[netip.Addr]cache.VIPFlags, len(t.links))
-	for a, m := range t.links {
-		var f cache.VIPFlags
-		for _, lb := range m {
-			if lb {
-				f |= cache.OnLoopback
-			} else {
-				f |= cache.OnOther
+// apply records one change. Each update sets the state of one key (present
+// or absent, up or down), so applying an update the table already reflects
+// is harmless: that is what makes a relist at any point of the stream safe.
+func (t *addrTable) apply(u Update) {
+	if l := u.Link; l != nil {
+		if l.Gone {
+			delete(t.links, l.Index)
+			// The kernel deletes a link's addresses with it (and says so,
+			// but on another socket that may lag).
+			for k := range t.addrs {
+				if k.link == l.Index {
+					delete(t.addrs, k)
+				}
 			}
+			return
 		}
-		out[a] = f
+		t.links[l.Index] = linkState{loopback: l.Loopback, up: l.Up}
+		return
+	}
+	k := addrKey{addr: u.Addr.Addr.Unmap().WithZone(""), plen: u.Addr.PrefixLen, link: u.Addr.LinkIndex}
+	if k.addr.Is6() {
+		// IPv6 keys an address by (address, interface) alone: a new
+		// prefix length replaces the old one in place.
+		k.plen = 0
+	}
+	if u.Addr.New {
+		t.addrs[k] = struct{}{}
+	} else {
+		delete(t.addrs, k)
+	}
+}
+
+// set is the VIP set: every address on an interface that is administratively
+// up. An address on a down interface does not count: the kernel takes its
+// local route away (IPv4) or the address itself (IPv6), so the host does not
+// accept traffic for it. An interface the table has not heard of yet (its
+// link message may lag the address message) counts as down until it has.
+func (t *addrTable) set() map[netip.Addr]cache.VIPFlags {
+	out := make(map[netip.Addr]cache.VIPFlags, len(t.addrs))
+	for k := range t.addrs {
+		l, ok := t.links[k.link]
+		if !ok || !l.up {
+			continue
+		}
+		if l.loopback {
+			out[k.addr] |= cache.OnLoopback
+		} else {
+			out[k.addr] |= cache.OnOther
+		}
 	}
 	return out
 }
@@ -271,10 +400,7 @@ func (w *Watcher) handleAddr(ev addrEvent) bool {
 		// subscription is back, and VIPs rarely move.
 		return true
 	case ev.reset:
-		t.links = map[netip.Addr]map[int]bool{}
-		for _, u := range ev.list {
-			t.apply(u)
-		}
+		t.reset(ev.list)
 		t.ok, t.gotFirst = true, true
 		w.count(func(s *Stats) { s.AddrUpdates++ })
 		return true
@@ -283,6 +409,24 @@ func (w *Watcher) handleAddr(ev addrEvent) bool {
 		t.apply(ev.one)
 		return true
 	}
+}
+
+// relist reads every interface and address afresh (SIGHUP, periodic resync)
+// and replaces the table with them. Changes still queued from the
+// subscription are applied after it, which is safe (see [addrTable.apply]).
+// It reports whether it did.
+func (w *Watcher) relist(ctx context.Context) bool {
+	if w.addrs == nil || w.addrSrc == nil {
+		return false
+	}
+	l, err := w.addrSrc.List(ctx)
+	if err != nil {
+		w.log.Warn().Err(err).Msg("relisting addresses failed; keeping the subscription's view")
+		return false
+	}
+	w.addrs.reset(l)
+	w.count(func(s *Stats) { s.AddrUpdates++ })
+	return true
 }
 
 // waitFirstAddrs waits (bounded) for the first address list so the first

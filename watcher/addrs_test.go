@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -153,34 +154,51 @@ func TestNetlinkRealNamespace(t *testing.T) {
 }
 
 // fakeSource is a canned AddrSource: each Subscribe returns the next list and
-// hands the test the update channel. This stands in for a dropped netlink
-// subscription, which a real kernel only does under memory pressure.
+// hands the test the update channel; List returns what the test set with
+// setCurrent. This stands in for a dropped netlink subscription, which a
+// real kernel only does under memory pressure.
 type fakeSource struct {
-	mu    sync.Mutex
-	lists [][]AddrUpdate
-	subs  chan *fakeSub
+	mu      sync.Mutex
+	lists   [][]AddrUpdate
+	current []AddrUpdate
+	subs    chan *fakeSub
 }
 
 // fakeSub is one subscription: the test sends on c and calls drop to end it,
 // as the library closes its channel when the netlink socket fails.
 type fakeSub struct {
-	c    chan AddrUpdate
+	c    chan Update
 	once sync.Once
 }
 
 func (s *fakeSub) drop() { s.once.Do(func() { close(s.c) }) }
 
-func (f *fakeSource) Subscribe(ctx context.Context) ([]AddrUpdate, <-chan AddrUpdate, error) {
+// fakeLinks: 1 is lo, 2 is eth0, both up.
+var fakeLinks = []LinkUpdate{{Index: 1, Loopback: true, Up: true}, {Index: 2, Up: true}}
+
+func (f *fakeSource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update, error) {
 	f.mu.Lock()
 	var l []AddrUpdate
 	if len(f.lists) > 0 {
 		l, f.lists = f.lists[0], f.lists[1:]
 	}
 	f.mu.Unlock()
-	sub := &fakeSub{c: make(chan AddrUpdate)}
+	sub := &fakeSub{c: make(chan Update)}
 	f.subs <- sub
 	context.AfterFunc(ctx, sub.drop) // the contract: closed when ctx is done
-	return l, sub.c, nil
+	return HostAddrs{Links: fakeLinks, Addrs: l}, sub.c, nil
+}
+
+func (f *fakeSource) List(context.Context) (HostAddrs, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return HostAddrs{Links: fakeLinks, Addrs: f.current}, nil
+}
+
+func (f *fakeSource) setCurrent(l []AddrUpdate) {
+	f.mu.Lock()
+	f.current = l
+	f.mu.Unlock()
 }
 
 func upd(a string, lo, add bool) AddrUpdate {
@@ -188,7 +206,7 @@ func upd(a string, lo, add bool) AddrUpdate {
 	if lo {
 		idx = 1
 	}
-	return AddrUpdate{Addr: netip.MustParseAddr(a), LinkIndex: idx, Loopback: lo, New: add}
+	return AddrUpdate{Addr: netip.MustParseAddr(a), PrefixLen: netip.MustParseAddr(a).BitLen(), LinkIndex: idx, New: add}
 }
 
 func TestAddrSubscriptionDropped(t *testing.T) {
@@ -204,7 +222,7 @@ func TestAddrSubscriptionDropped(t *testing.T) {
 		t.Fatal("first list not applied")
 	}
 	sub := <-src.subs
-	sub.c <- upd("10.0.0.2", false, true)
+	sub.c <- Update{Addr: upd("10.0.0.2", false, true)}
 	waitFor(t, st, "update applied", vip("10.0.0.2", true, false))
 	// Drop the subscription. 10.0.0.2 went away while we were not
 	// listening; the relist after resubscribing must show it gone.
@@ -216,6 +234,169 @@ func TestAddrSubscriptionDropped(t *testing.T) {
 		t.Fatalf("Resubscribes = %d, want 1", w.Stats().Resubscribes)
 	}
 	sub2 := <-src.subs
-	sub2.c <- upd("10.0.0.3", true, false)
+	sub2.c <- Update{Addr: upd("10.0.0.3", true, false)}
 	waitFor(t, st, "update on new subscription", vip("10.0.0.3", false, false))
+
+	// A rescan (SIGHUP) relists: an address the subscription never told
+	// us about (a lost message) appears, one it kept wrongly goes.
+	src.setCurrent([]AddrUpdate{upd("10.0.0.9", false, true)})
+	select {
+	case <-w.Rescan():
+	case <-time.After(10 * time.Second):
+		t.Fatal("rescan not published")
+	}
+	if s := st.Load(); !s.HasVIP(netip.MustParseAddr("10.0.0.9"), false) || s.HasVIP(netip.MustParseAddr("10.0.0.1"), false) {
+		t.Fatalf("after rescan: %v", s.VIPs())
+	}
+}
+
+// TestNetlinkSameAddressTwoPrefixes is the kernel keying IPv4 addresses by
+// (address, prefix length, interface): 10.2.0.1/24 and 10.2.0.1/32 on lo are
+// two addresses, and deleting the /24 leaves the /32 configured. IPv6 keys
+// by (address, interface): a replace with another prefix length leaves the one
+// address (the kernel keeps its prefix), and deleting it leaves nothing.
+func TestNetlinkSameAddressTwoPrefixes(t *testing.T) {
+	ns := newNetns(t)
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	_, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: NetlinkSource{Namespace: &ns}, Resync: time.Hour})
+	for _, a := range []string{"10.2.0.1/24", "10.2.0.1/32", "2001:db8:2::1/64", "2001:db8:2::2/64"} {
+		if err := h.AddrAdd(lo, mustAddr(t, a)); err != nil {
+			t.Fatalf("add %s: %v", a, err)
+		}
+	}
+	if err := h.AddrReplace(lo, mustAddr(t, "2001:db8:2::2/128")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "both present", func(s *cache.Snapshot) bool {
+		return s.HasVIP(netip.MustParseAddr("10.2.0.1"), true) && s.HasVIP(netip.MustParseAddr("2001:db8:2::1"), true)
+	})
+	for _, a := range []string{"10.2.0.1/24"} {
+		if err := h.AddrDel(lo, mustAddr(t, a)); err != nil {
+			t.Fatalf("del %s: %v", a, err)
+		}
+	}
+	// A marker after the deletes: once it is in, the deletes were applied.
+	if err := h.AddrAdd(lo, mustAddr(t, "10.2.0.99/32")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "marker", vip("10.2.0.99", true, true))
+	for _, a := range []string{"10.2.0.1", "2001:db8:2::1"} {
+		if !st.Load().HasVIP(netip.MustParseAddr(a), true) {
+			t.Fatalf("%s lost although its other prefix length is still configured (ip addr shows it)", a)
+		}
+	}
+	for _, a := range []string{"10.2.0.1/32", "2001:db8:2::1/64", "2001:db8:2::2/64"} {
+		if err := h.AddrDel(lo, mustAddr(t, a)); err != nil {
+			t.Fatalf("del %s: %v", a, err)
+		}
+	}
+	waitFor(t, st, "v4 gone with its last prefix", vip("10.2.0.1", false, false))
+	waitFor(t, st, "v6 gone", vip("2001:db8:2::1", false, false))
+	waitFor(t, st, "replaced v6 gone", vip("2001:db8:2::2", false, false))
+}
+
+// TestNetlinkLinkDown: an address on an interface that is administratively
+// down does not count (the host does not take traffic for it); it counts
+// again when the interface comes up. A veth pair stands in for a NIC.
+func TestNetlinkLinkDown(t *testing.T) {
+	ns := newNetns(t)
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hsv0"}, PeerName: "hsv1"}
+	if err := h.LinkAdd(veth); err != nil {
+		t.Fatalf("add veth: %v", err)
+	}
+	link, err := h.LinkByName("hsv0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddrAdd(link, mustAddr(t, "198.51.100.20/24")); err != nil {
+		t.Fatal(err)
+	}
+	_, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: NetlinkSource{Namespace: &ns}, Resync: time.Hour})
+	if st.Load().HasVIP(netip.MustParseAddr("198.51.100.20"), false) {
+		t.Fatal("address on a down interface counted at start")
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "interface up", vip("198.51.100.20", true, false))
+	if err := h.LinkSetDown(link); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "interface down", vip("198.51.100.20", false, false))
+	if err := h.LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "interface up again", vip("198.51.100.20", true, false))
+	// Deleting the interface takes its addresses.
+	if err := h.LinkDel(link); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "interface deleted", vip("198.51.100.20", false, false))
+}
+
+// TestNetlinkRelistOnRescan: a rescan (SIGHUP) and the periodic resync read
+// the address table afresh from the kernel, whatever the subscription said.
+func TestNetlinkRelistOnRescan(t *testing.T) {
+	ns := newNetns(t)
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	src := &lossySource{NetlinkSource: NetlinkSource{Namespace: &ns}}
+	w, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: src, Resync: time.Hour})
+	// The subscription loses this one (as an overflowing netlink socket
+	// would); only a relist can find it.
+	if err := h.AddrAdd(lo, mustAddr(t, "192.0.2.77/32")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.Rescan():
+	case <-time.After(10 * time.Second):
+		t.Fatal("rescan not published")
+	}
+	if !st.Load().HasVIP(netip.MustParseAddr("192.0.2.77"), true) {
+		t.Fatal("rescan did not relist addresses")
+	}
+}
+
+// lossySource is the real netlink source with its updates dropped: the
+// stand-in for lost netlink messages, which a kernel only drops under
+// memory pressure.
+type lossySource struct{ NetlinkSource }
+
+func (s *lossySource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update, error) {
+	cur, ch, err := s.NetlinkSource.Subscribe(ctx)
+	if err != nil {
+		return cur, ch, err
+	}
+	out := make(chan Update)
+	go func() {
+		defer close(out)
+		drain(ch)
+	}()
+	return cur, out, nil
 }

@@ -46,7 +46,7 @@ func (w *Watcher) applyProbes(old *cache.Snapshot, b *cache.Builder) bool {
 	w.probeMu.Unlock()
 	changed := false
 	for name, u := range pending {
-		prev, had := old.Probe(name)
+		prev, had := old.ProbeReported(name)
 		switch {
 		case u.del:
 			if had {

@@ -13,6 +13,7 @@ import (
 // logged once. Nothing is published when nothing changed; it reports whether
 // a snapshot was published.
 func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.Entry, addrs bool) bool {
+	defer w.connsPublished()
 	old := w.store.Load()
 	b := cache.NewBuilder(old)
 	now := w.now()
@@ -69,7 +70,7 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 			continue // the rescan already read it
 		}
 		e, ok := w.readFlag(name)
-		if !w.dirOK {
+		if w.dirProblem() != "" {
 			ok = false
 		}
 		apply(name, e, ok)
@@ -77,8 +78,11 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 	if w.applyProbes(old, b) {
 		changed = true
 	}
-	if old.DirOK() != w.dirOK {
-		b.SetDirOK(w.dirOK)
+	if w.applyConns(old, b) {
+		changed = true
+	}
+	if p := w.dirProblem(); old.DirProblem() != p {
+		b.SetDirProblem(p)
 		changed = true
 	}
 

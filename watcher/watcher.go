@@ -25,19 +25,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/flagfile"
 )
 
 // Options configure a [Watcher].
@@ -84,20 +83,26 @@ type Watcher struct {
 	probeMu      sync.Mutex
 	probePending map[string]probeUpdate
 	probeWake    chan struct{}
+	conns        connQueue // connection counts waiting (SetConnCounts)
 
-	heartbeat atomic.Int64  // unix nanos of the loop's last turn
+	// The loop's last turn, as monotonic nanoseconds since epoch: a step
+	// of the wall clock (date -s, NTP) must neither fake a stall nor hide
+	// one, so the heartbeat never reads Options.Now or the wall clock.
+	epoch     time.Time
+	heartbeat atomic.Int64
 	stall     atomic.Int64  // test hook: nanoseconds the loop sleeps once
 	unstall   chan struct{} // test hook: ends a stall early
 
 	// Loop-owned state.
-	fsw      *fsnotify.Watcher
-	dirOK    bool
-	parentOK bool
-	addrs    *addrTable
-	warned   map[string]string // name -> content error already logged
-	stats    Stats
-	statsMu  sync.Mutex
-	lastExp  time.Time // expiries up to here have been logged
+	fsw         *fsnotify.Watcher
+	dir         dirWatch
+	readProblem string // why the watched directory could not be listed
+	addrs       *addrTable
+	addrSrc     AddrSource
+	warned      map[string]string // name -> content error already logged
+	stats       Stats
+	statsMu     sync.Mutex
+	lastExp     time.Time // expiries up to here have been logged
 }
 
 // Stats count what the watcher did, for metrics.
@@ -150,8 +155,10 @@ func New(opts Options) (*Watcher, error) {
 		unstall:   make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 		warned:    map[string]string{},
+		dir:       dirWatch{path: opts.Dir, parent: filepath.Dir(opts.Dir), problem: problemNotYet},
 	}
-	w.heartbeat.Store(w.now().UnixNano())
+	w.epoch = time.Now()
+	w.beat()
 	return w, nil
 }
 
@@ -174,9 +181,14 @@ func (w *Watcher) Rescan() <-chan struct{} {
 	return done
 }
 
-// Heartbeat is the time of the loop's last turn. The loop turns at least
-// every second, so an old heartbeat means the loop is stuck.
-func (w *Watcher) Heartbeat() time.Time { return time.Unix(0, w.heartbeat.Load()) }
+// HeartbeatAge is how long ago the loop last turned, on the monotonic clock.
+// The loop turns at least every [tick] when idle, so an age of seconds means
+// it is stuck.
+func (w *Watcher) HeartbeatAge() time.Duration {
+	return time.Since(w.epoch) - time.Duration(w.heartbeat.Load())
+}
+
+func (w *Watcher) beat() { w.heartbeat.Store(int64(time.Since(w.epoch))) }
 
 // StallForTest makes the loop sleep once for d on its next turn, to test that
 // a stuck loop stops the systemd watchdog.
@@ -205,10 +217,11 @@ func (w *Watcher) count(f func(*Stats)) {
 	w.statsMu.Unlock()
 }
 
-// tick is how often the loop turns when nothing happens: it bounds how stale
-// the heartbeat can be and is how a vanished directory with no parent is
-// noticed coming back.
-const tick = time.Second
+// tick is how often the loop turns when nothing happens. It bounds how stale
+// the heartbeat can be, and how long a mount over the status directory (which
+// makes no inotify event) goes unnoticed: one stat of the directory and one
+// of its parent per tick.
+const tick = 250 * time.Millisecond
 
 // Run watches until ctx is done. It returns an error only when it cannot
 // start (no inotify); afterwards runtime errors are logged and the last good
@@ -229,6 +242,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			src = netlinkSource{}
 		}
 		w.addrs = newAddrTable()
+		w.addrSrc = src
 		ac := make(chan addrEvent, 1024)
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -240,7 +254,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		addrC = ac
 	}
 
-	w.watchDir()
+	w.checkDir()
 	entries := w.fullRescan("start")
 	if w.addrs != nil {
 		// Publish the first snapshot only once the address list is in
@@ -259,7 +273,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.armExpiry(expiry)
 
 	for {
-		w.heartbeat.Store(w.now().UnixNano())
+		w.beat()
 		if d := w.stall.Swap(0); d > 0 {
 			select {
 			case <-time.After(time.Duration(d)):
@@ -290,18 +304,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 			addrsChanged = w.handleAddr(ae) || addrsChanged
 		case <-w.rescan:
 			w.log.Info().Msg("rescan requested")
-			full, addrsChanged = true, w.addrs != nil
+			full = true
+			addrsChanged = w.relist(ctx) || addrsChanged
 			w.rescanMu.Lock()
 			rescanned, w.rescanWaiters = w.rescanWaiters, nil
 			w.rescanMu.Unlock()
 		case <-resync.C:
 			full = true
+			addrsChanged = w.relist(ctx) || addrsChanged
 		case <-ticker.C:
-			if !w.dirOK {
-				// No parent to watch either: poll for the directory.
-				if w.watchDir() {
-					full = true
-				}
+			// Mounts and unmounts make no inotify event: compare what
+			// the path leads to with what is watched.
+			if w.checkDir() || w.readProblem != "" || w.pollDue() {
+				full = true
 			}
 		case <-w.probeWake:
 			// Probe results are pending; publish applies them.
@@ -360,36 +375,25 @@ func (w *Watcher) armExpiry(t *time.Timer) {
 }
 
 // handleEvent records which name an event touched; it returns true when a
-// full rescan is needed (the directory itself went away or came back).
+// full rescan is needed (the directory itself went away, came back, was
+// re-pointed or changed mode).
 func (w *Watcher) handleEvent(ev fsnotify.Event, touched map[string]struct{}) bool {
 	w.count(func(s *Stats) { s.Events++ })
 	name := filepath.Clean(ev.Name)
-	if name == w.opts.Dir {
-		// Events on the directory itself come from its own watch (deleted,
-		// moved away) or, while it is missing, from the parent's watch
-		// (created, moved into place).
-		switch {
-		case ev.Has(fsnotify.Create) && !w.dirOK:
-			if w.watchDir() {
-				w.log.Info().Str("dir", w.opts.Dir).Msg("status directory is back")
-				return true
-			}
-		case (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) && w.dirOK:
-			w.log.Warn().Str("dir", w.opts.Dir).Msg("status directory removed; all services out of rotation until it comes back")
-			_ = w.fsw.Remove(w.opts.Dir) // a moved directory keeps its watch otherwise
-			w.dirOK = false
-			w.watchDir()
-			return true
-		}
-		return false
+	if w.isDirName(name) {
+		// The directory's own watch (deleted, moved, chmod), or the
+		// parent's (the name created, removed, renamed over: a symlink
+		// swap). Whatever it was, look at what the path leads to now.
+		switched := w.checkDir()
+		// A mode change of the directory can make every flag readable
+		// or unreadable to an unprivileged daemon.
+		return switched || (name == w.dir.path && ev.Has(fsnotify.Chmod))
 	}
-	if filepath.Dir(name) != w.opts.Dir {
+	if filepath.Dir(name) != w.dir.path {
 		return false // another name in the parent directory
 	}
-	if ev.Op == fsnotify.Chmod {
-		// Permissions don't change a flag's meaning; ignore.
-		return false
-	}
+	// Every operation counts, Chmod too: a mode change can make a flag
+	// readable or unreadable to the daemon.
 	touched[filepath.Base(name)] = struct{}{}
 	return false
 }
@@ -404,54 +408,25 @@ func (w *Watcher) handleError(err error) bool {
 	return true
 }
 
-// watchDir (re)establishes the inotify watch on the directory, or on its
-// parent while the directory is missing. It reports whether the directory
-// is watched.
-func (w *Watcher) watchDir() bool {
-	fi, err := os.Stat(w.opts.Dir)
-	if err == nil && fi.IsDir() {
-		if err := w.fsw.Add(w.opts.Dir); err != nil {
-			w.log.Error().Err(err).Str("dir", w.opts.Dir).Msg("cannot watch status directory")
-			w.dirOK = false
-			return false
-		}
-		if w.parentOK {
-			_ = w.fsw.Remove(filepath.Dir(w.opts.Dir))
-			w.parentOK = false
-		}
-		w.dirOK = true
-		return true
-	}
-	w.dirOK = false
-	if !w.parentOK {
-		if err := w.fsw.Add(filepath.Dir(w.opts.Dir)); err == nil {
-			w.parentOK = true
-			// It may have appeared between the Stat and the Add.
-			if fi, err := os.Stat(w.opts.Dir); err == nil && fi.IsDir() {
-				return w.watchDir()
-			}
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			w.log.Debug().Err(err).Msg("cannot watch parent of status directory")
-		}
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		w.log.Error().Err(err).Str("dir", w.opts.Dir).Msg("status directory")
-	}
-	return false
-}
-
 // fullRescan reads every flag file; publish applies the result.
 func (w *Watcher) fullRescan(why string) map[string]cache.Entry {
 	start := time.Now()
 	w.count(func(s *Stats) { s.Rescans++ })
 	entries := map[string]cache.Entry{}
-	if w.dirOK {
+	readProblem := ""
+	if w.dir.watched {
 		des, err := os.ReadDir(w.opts.Dir)
 		if err != nil {
-			w.log.Error().Err(err).Str("dir", w.opts.Dir).Msg("read status directory")
+			// Fail closed: a directory that cannot be listed counts as
+			// empty, and the snapshot says why.
+			des = nil
 			if errors.Is(err, fs.ErrNotExist) {
-				w.dirOK = false
-				w.watchDir()
+				w.checkDir()
+			} else {
+				readProblem = "cannot be listed: " + dirProblem(err)
+				if errors.Is(err, fs.ErrPermission) {
+					readProblem = "cannot be listed: permission denied"
+				}
 			}
 		}
 		for _, de := range des {
@@ -464,6 +439,14 @@ func (w *Watcher) fullRescan(why string) map[string]cache.Entry {
 			}
 		}
 	}
+	if readProblem != w.readProblem {
+		if readProblem != "" {
+			w.log.Error().Str("dir", w.opts.Dir).Str("problem", readProblem).Msg("status directory " + readProblem + ": every service is out of rotation")
+		} else {
+			w.log.Info().Str("dir", w.opts.Dir).Msg("status directory can be listed again")
+		}
+		w.readProblem = readProblem
+	}
 	w.count(func(s *Stats) { s.LastRescanNanos = int64(time.Since(start)) })
 	if why != "" {
 		w.log.Debug().Str("why", why).Int("flags", len(entries)).Dur("took", time.Since(start)).Msg("full rescan")
@@ -471,44 +454,22 @@ func (w *Watcher) fullRescan(why string) map[string]cache.Entry {
 	return entries
 }
 
-// readFlag reads one flag file. ok is false when there is no regular file of
-// that name. Symlinks are not followed and do not count (O_NOFOLLOW); FIFOs
-// and devices do not count either (O_NONBLOCK, then fstat).
+// readFlag reads one flag file (see [flagfile.Read]). ok is false when the
+// file does not count as a flag. Each problem is logged once per name.
 func (w *Watcher) readFlag(name string) (cache.Entry, bool) {
-	p := filepath.Join(w.opts.Dir, name)
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			w.warnOnce(name, "symlink", "flag is a symlink; symlinks are ignored, use a regular file")
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			w.warnOnce(name, err.Error(), "cannot read flag file; counted as absent")
-		}
-		return cache.Entry{}, false
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		w.warnOnce(name, "notregular", "flag is not a regular file; ignored")
-		return cache.Entry{}, false
-	}
-	buf := make([]byte, cache.MaxFlagSize)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		w.warnOnce(name, err.Error(), "cannot read flag file; counted as up")
-	}
-	e, perr := cache.ParseFlag(buf[:n])
-	if perr != nil {
-		w.warnOnce(name, perr.Error(), "flag file content not understood; counted as up")
+	e, ok, problem := flagfile.Read(filepath.Join(w.opts.Dir, name))
+	if problem != nil {
+		w.warnOnce(name, problem.Error())
 	} else {
 		delete(w.warned, name)
 	}
-	return e, true
+	return e, ok
 }
 
-func (w *Watcher) warnOnce(name, key, msg string) {
-	if w.warned[name] == key {
+func (w *Watcher) warnOnce(name, problem string) {
+	if w.warned[name] == problem {
 		return
 	}
-	w.warned[name] = key
-	w.log.Warn().Str("flag", name).Str("detail", key).Msg(msg)
+	w.warned[name] = problem
+	w.log.Warn().Str("flag", name).Str("problem", problem).Msg("flag file " + name + ": " + problem)
 }

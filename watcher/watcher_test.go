@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,8 +275,8 @@ func TestRescanAndHeartbeat(t *testing.T) {
 	if e, ok := st.Load().Lookup("late.80"); !ok || e.State != cache.Drain {
 		t.Fatalf("after Rescan: late.80 = %+v, %v; want drain", e, ok)
 	}
-	if time.Since(w.Heartbeat()) > 5*time.Second {
-		t.Fatalf("heartbeat stale: %v", w.Heartbeat())
+	if age := w.HeartbeatAge(); age > 5*time.Second {
+		t.Fatalf("heartbeat stale: %v", age)
 	}
 }
 
@@ -291,4 +292,36 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(Options{Store: cache.NewStore(), Dir: f}); err == nil {
 		t.Error("a file accepted as the status directory")
 	}
+}
+
+// TestHeartbeatIgnoresWallClock: the heartbeat behind /healthz and the
+// systemd watchdog runs on the monotonic clock. A wall-clock step (date -s,
+// an NTP step; here the watcher's Now jumps an hour) neither fakes a stall
+// nor hides one.
+func TestHeartbeatIgnoresWallClock(t *testing.T) {
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	w, _ := startWatcher(t, Options{Dir: t.TempDir(), Now: now})
+	offset.Store(int64(time.Hour)) // the clock jumps forward
+	select {
+	case <-w.Rescan(): // the loop turned under the new clock
+	case <-time.After(10 * time.Second):
+		t.Fatal("rescan not published")
+	}
+	if age := w.HeartbeatAge(); age > time.Second {
+		t.Fatalf("after a forward jump of the wall clock the heartbeat looks %s old", age)
+	}
+	// The loop stalls while the clock jumps back: the stall must show.
+	const stall = 1500 * time.Millisecond
+	w.StallForTest(stall)
+	w.Rescan() // wake the loop so it enters the stall
+	offset.Store(-int64(time.Hour))
+	deadline := time.Now().Add(10 * time.Second)
+	for w.HeartbeatAge() < time.Second {
+		if time.Now().After(deadline) {
+			t.Fatal("a stalled loop never showed an old heartbeat after the clock stepped back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.EndStallForTest()
 }

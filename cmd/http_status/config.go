@@ -22,6 +22,7 @@ type Config struct {
 	PidFile          string
 	VIPs             bool
 	LoopbackVIPsOnly bool
+	VIPMissingStatus int
 	Resync           time.Duration
 	Grace            time.Duration
 	LogLevel         string
@@ -36,6 +37,19 @@ type Config struct {
 	AgentDefault     string
 	Engine           string
 	Version          bool
+	// Set holds the flags given on the command line (by their name in the
+	// flag set: "ip" and "i" are two names), as opposed to defaults.
+	Set map[string]bool
+}
+
+// set reports whether any of the named flags was given.
+func (c Config) set(names ...string) bool {
+	for _, n := range names {
+		if c.Set[n] {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultDir is the original tool's status directory.
@@ -60,6 +74,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.Set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.Set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
@@ -81,6 +97,7 @@ func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.PidFile, "pidfile", "", "write the daemon's PID to `file` (mode 0644) and remove it on exit")
 	fs.BoolVar(&c.VIPs, "vips", true, "track this host's addresses with netlink so VIP= checks work (--vips=false turns VIP checks into 404s)")
 	fs.BoolVar(&c.LoopbackVIPsOnly, "vip-loopback-only", false, "count a VIP only when it is on a loopback interface (LVS-DR real servers)")
+	fs.IntVar(&c.VIPMissingStatus, "vip-missing-status", 404, "HTTP `code` for a service that is up while a VIP= address is not on this host: 404 (the original's; HAProxy's disable-on-404 then drains the server) or 503 (HAProxy takes it down)")
 	fs.DurationVar(&c.Resync, "resync", 5*time.Minute, "`period` of the safety-net full rescan of the directory")
 	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
@@ -114,6 +131,9 @@ func (c Config) validate() error {
 	}
 	if c.AgentIP != "" && net.ParseIP(strings.Trim(c.AgentIP, "[]")) == nil {
 		return fmt.Errorf("--agent-ip %q: not an IP address", c.AgentIP)
+	}
+	if c.VIPMissingStatus != 404 && c.VIPMissingStatus != 503 {
+		return fmt.Errorf("--vip-missing-status %d: want 404 or 503", c.VIPMissingStatus)
 	}
 	switch c.Engine {
 	case engineFast, engineNetHTTP:

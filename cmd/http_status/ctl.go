@@ -6,15 +6,16 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/flagfile"
 )
 
 // The control command writes and lists flag files directly; it does not talk
@@ -44,9 +45,23 @@ Flags (before or after NAME):
   --ttl DURATION     the state holds for DURATION (90s, 10m, 2h), then the
                      service is plain up again: the file gets until=TIME
   --weight N%        weight to write with the state
+  --conn-port P      the service's connections arrive on port P (written as
+                     conn=P; kept on later writes when not given)
+
+drain --wait (waits until the service has no connections left):
+  --wait DURATION    after writing drain, wait until no ESTABLISHED TCP
+                     connection has the service's port as its local port
+                     (conn-port, else the port of NAME.PORT); exit 0 once
+                     drained, 1 at the deadline (left in drain), 130 on
+                     Ctrl-C (left in drain)
+  --min-wait D       drained only after at least D (default 5s), so the load
+                     balancer has seen the drain
+  --then STATE       once drained: maint, down or inactivate
+  --config FILE      probe configuration whose conn_port to use
 
 Examples:
   http_status drain squid --port 80 --reason "deploy 1234" --ttl 15m
+  http_status drain squid --port 80 --wait 5m --then maint
   http_status weight squid.80 50%
   http_status activate squid -p 80
   http_status inactivate squid -p 80
@@ -66,6 +81,11 @@ type ctlFlags struct {
 	reason string
 	ttl    time.Duration
 	weight string
+	// drain --wait (drainwait.go) and conn=
+	wait, minWait time.Duration
+	minWaitSet    bool
+	then, config  string
+	connPort      int
 }
 
 // runCtl runs one control command; the exit code is 0 on success, 1 when a
@@ -80,11 +100,16 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 	fset := flag.NewFlagSet("http_status "+cmd, flag.ContinueOnError)
 	fset.SetOutput(io.Discard)
 	fset.StringVar(&f.dir, "dir", DefaultDir, "")
-	fset.IntVar(&f.port, "port", 0, "")
-	fset.IntVar(&f.port, "p", 0, "")
+	fset.IntVar(&f.port, "port", noPort, "")
+	fset.IntVar(&f.port, "p", noPort, "")
 	fset.StringVar(&f.reason, "reason", "", "")
 	fset.DurationVar(&f.ttl, "ttl", 0, "")
 	fset.StringVar(&f.weight, "weight", "", "")
+	fset.DurationVar(&f.wait, "wait", 0, "")
+	fset.DurationVar(&f.minWait, "min-wait", defaultMinWait, "")
+	fset.StringVar(&f.then, "then", "", "")
+	fset.StringVar(&f.config, "config", "", "")
+	fset.IntVar(&f.connPort, "conn-port", 0, "")
 	pos, err := parseInterspersed(fset, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, ctlUsage)
@@ -93,6 +118,14 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "http_status %s: %v (see \"http_status help\")\n", cmd, err)
 		return 2
+	}
+	fset.Visit(func(fl *flag.Flag) { f.minWaitSet = f.minWaitSet || fl.Name == "min-wait" })
+	if err := checkWaitFlags(cmd, f); err != nil {
+		fmt.Fprintf(stderr, "http_status %s: %v\n", cmd, err)
+		return 2
+	}
+	if f.wait > 0 {
+		return runDrainWait(f, pos, stdout, stderr, now)
 	}
 	if err := runCtlCmd(cmd, f, pos, stdout, now); err != nil {
 		fmt.Fprintf(stderr, "http_status %s: %v\n", cmd, err)
@@ -147,8 +180,8 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.
 	case "down":
 		e.State = cache.Down
 	case "inactivate", "deactivate":
-		if f.reason != "" || f.ttl != 0 || f.weight != "" {
-			return usagef("%s removes the flag file; --reason, --ttl and --weight do not apply", cmd)
+		if f.reason != "" || f.ttl != 0 || f.weight != "" || f.connPort != 0 {
+			return usagef("%s removes the flag file; --reason, --ttl, --weight and --conn-port do not apply", cmd)
 		}
 	}
 	if cmd == "weight" {
@@ -180,6 +213,7 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.
 		e.Expires = ceilSecond(now.Add(f.ttl)).UTC()
 	}
 	e.Reason = f.reason
+	e.ConnPort = uint16(f.connPort)
 	if len(pos) == 0 {
 		return usagef("%s needs a NAME", cmd)
 	}
@@ -214,6 +248,15 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.
 			}
 			continue
 		}
+		content := content
+		if e.ConnPort == 0 {
+			// conn= is the service's, not the state's: a rewrite keeps it.
+			if old, note := readFlagFile(filepath.Join(f.dir, name)); note == "" && old.ConnPort != 0 {
+				e2 := e
+				e2.ConnPort = old.ConnPort
+				content = []byte(e2.Format())
+			}
+		}
 		if err := writeFlag(f.dir, name, content); err != nil {
 			return err
 		}
@@ -222,9 +265,12 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.
 	return nil
 }
 
+// noPort is --port not given (0 and -1 are ports given wrongly).
+const noPort = math.MinInt
+
 // flagName builds the flag-file name from NAME and --port.
 func flagName(name string, port int) (string, error) {
-	if port != 0 {
+	if port != noPort {
 		if port < 1 || port > 65535 {
 			return "", usagef("--port %d: want 1..65535", port)
 		}
@@ -348,7 +394,11 @@ func listFlags(dir string, w io.Writer, now time.Time) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	var warnings []string
-	n := 0
+	type row struct {
+		name string
+		e    cache.Entry
+	}
+	var rows []row
 	for _, de := range des {
 		name := de.Name()
 		if !cache.ValidName(name) {
@@ -361,10 +411,29 @@ func listFlags(dir string, w io.Writer, now time.Time) error {
 				continue
 			}
 		}
+		rows = append(rows, row{name, e})
+	}
+	var ports []uint16
+	for _, r := range rows {
+		if p := listConnPort(r.name, r.e); p != 0 {
+			ports = append(ports, p)
+		}
+	}
+	counts, cerr := countConns(ports)
+	if cerr != nil {
+		warnings = append(warnings, "connections not counted: "+cerr.Error())
+	}
+	n := 0
+	for _, r := range rows {
+		name, e := r.name, r.e
 		if n == 0 {
-			fmt.Fprintln(tw, "NAME\tSTATE\tWEIGHT\tEXPIRES\tREASON")
+			fmt.Fprintln(tw, "NAME\tSTATE\tWEIGHT\tCONNS\tEXPIRES\tREASON")
 		}
 		n++
+		conns := "-"
+		if c, ok := counts[listConnPort(name, e)]; ok {
+			conns = strconv.Itoa(c)
+		}
 		eff := e.Effective(now)
 		weight, expires, reason := "-", "-", "-"
 		if eff.Weight != cache.NoWeight {
@@ -380,7 +449,7 @@ func listFlags(dir string, w io.Writer, now time.Time) error {
 		default:
 			expires = e.Expires.UTC().Format(time.RFC3339) + " (in " + e.Expires.Sub(now).Round(time.Second).String() + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, eff.State, weight, expires, reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, eff.State, weight, conns, expires, reason)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -394,31 +463,13 @@ func listFlags(dir string, w io.Writer, now time.Time) error {
 	return nil
 }
 
-// readFlagFile reads a flag as the watcher does: regular files only, no
-// symlinks, the first MaxFlagSize bytes. note says what is odd about it; a
-// Missing state means the daemon does not count it.
+// readFlagFile reads a flag as the watcher does (one reader for both:
+// [flagfile.Read]). note says what is odd about it; a Missing state means
+// the daemon does not count it.
 func readFlagFile(p string) (cache.Entry, string) {
-	missing := cache.Entry{State: cache.Missing, Weight: cache.NoWeight}
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if errors.Is(err, syscall.ELOOP) {
-		return missing, "a symlink: ignored by the daemon (use a regular file)"
-	}
-	if err != nil {
-		return missing, err.Error()
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return missing, "not a regular file: ignored by the daemon"
-	}
-	buf := make([]byte, cache.MaxFlagSize)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return cache.Entry{State: cache.Up, Weight: cache.NoWeight}, "cannot read, counted as up: " + err.Error()
-	}
-	e, err := cache.ParseFlag(buf[:n])
-	if err != nil {
-		return e, "content not understood, counted as up: " + err.Error()
+	e, _, problem := flagfile.Read(p)
+	if problem != nil {
+		return e, problem.Error()
 	}
 	return e, ""
 }

@@ -113,6 +113,8 @@ func TestCtlErrors(t *testing.T) {
 		{"drain", "a b"},
 		{"drain", "x", "--port", "70000"},
 		{"drain", "x", "--port", "-1"},
+		{"drain", "x", "--port", "0"},
+		{"activate", "x", "-p", "0"},
 		{"drain", "x", "--ttl", "-5m"},
 		{"drain", "x", "--ttl", "soon"},
 		{"drain", "x", "--reason", "two\nlines"},
@@ -131,6 +133,10 @@ func TestCtlErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 2 and a message", code, errs)
 			}
 		})
+	}
+	// A refused command writes nothing (--port 0 used to write "x").
+	if des, err := os.ReadDir(dir); err != nil || len(des) != 0 {
+		t.Errorf("refused commands left files behind: %v %v", des, err)
 	}
 	if des, _ := os.ReadDir(dir); len(des) != 0 {
 		t.Errorf("failed commands left %d files", len(des))

@@ -122,25 +122,37 @@ type fakeAddrs struct {
 }
 
 type fakeAddrSub struct {
-	c    chan watcher.AddrUpdate
+	c    chan watcher.Update
 	once sync.Once
 }
 
 func (s *fakeAddrSub) drop() { s.once.Do(func() { close(s.c) }) }
 
-func (f *fakeAddrs) Subscribe(ctx context.Context) ([]watcher.AddrUpdate, <-chan watcher.AddrUpdate, error) {
+// fakeLinks: 1 is lo, 2 is eth0, both up.
+var fakeLinks = []watcher.LinkUpdate{{Index: 1, Loopback: true, Up: true}, {Index: 2, Up: true}}
+
+func (f *fakeAddrs) Subscribe(ctx context.Context) (watcher.HostAddrs, <-chan watcher.Update, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.blocked {
-		return nil, nil, fmt.Errorf("fake netlink: %w", syscall.ENOBUFS)
+		return watcher.HostAddrs{}, nil, fmt.Errorf("fake netlink: %w", syscall.ENOBUFS)
 	}
-	sub := &fakeAddrSub{c: make(chan watcher.AddrUpdate)}
+	sub := &fakeAddrSub{c: make(chan watcher.Update)}
 	select {
 	case f.subs <- sub:
 	default:
 	}
 	context.AfterFunc(ctx, sub.drop)
-	return append([]watcher.AddrUpdate(nil), f.list...), sub.c, nil
+	return watcher.HostAddrs{Links: fakeLinks, Addrs: append([]watcher.AddrUpdate(nil), f.list...)}, sub.c, nil
+}
+
+func (f *fakeAddrs) List(context.Context) (watcher.HostAddrs, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.blocked {
+		return watcher.HostAddrs{}, fmt.Errorf("fake netlink: %w", syscall.ENOBUFS)
+	}
+	return watcher.HostAddrs{Links: fakeLinks, Addrs: append([]watcher.AddrUpdate(nil), f.list...)}, nil
 }
 
 func (f *fakeAddrs) set(blocked bool, list ...watcher.AddrUpdate) {
@@ -154,7 +166,7 @@ func addrUp(a string, lo bool) watcher.AddrUpdate {
 	if lo {
 		idx = 1
 	}
-	return watcher.AddrUpdate{Addr: netip.MustParseAddr(a), LinkIndex: idx, Loopback: lo, New: true}
+	return watcher.AddrUpdate{Addr: netip.MustParseAddr(a), PrefixLen: 32, LinkIndex: idx, New: true}
 }
 
 // TestFaultNetlinkDropped: the address subscription drops under load and
@@ -260,11 +272,13 @@ func TestFaultFlagFileAbuse(t *testing.T) {
 	writeFlags(t, dir, map[string]string{"unreadable.80": "down"})
 	must(os.Chmod(unreadable, 0))
 	want := map[string]string{
-		"huge.80":    "maint",
-		"binary.80":  "up", // not in the grammar: up, as the original tool
-		"nul.80":     "up",
-		"badutf8.80": "up",
-		"ctl.80":     "up",
+		"huge.80":   "maint",
+		"binary.80": "up", // no state word: up, as the original tool
+		// Fail closed: the out-of-rotation word is honoured whatever
+		// follows it; the rest is ignored and flagged.
+		"nul.80":     "down",
+		"badutf8.80": "down",
+		"ctl.80":     "drain",
 		"weight.80":  "up",
 		"ok.80":      "drain",
 	}

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/activation"
@@ -28,6 +31,7 @@ const (
 // process accepts.
 type listeners struct {
 	byName map[string]net.Listener
+	taken  map[net.Listener]bool // the passed sockets handed out
 }
 
 // inheritListeners takes the listening sockets systemd passed, if any, and
@@ -114,7 +118,51 @@ func (l *listeners) listenWith(name, addr string, log zerolog.Logger, bind func(
 func (l *listeners) take(name string) net.Listener {
 	ln := l.byName[name]
 	delete(l.byName, name)
+	if ln != nil {
+		if l.taken == nil {
+			l.taken = map[net.Listener]bool{}
+		}
+		l.taken[ln] = true
+	}
 	return ln
+}
+
+// passed reports whether ln is a socket systemd passed.
+func (l *listeners) passed(ln net.Listener) bool { return l.taken[ln] }
+
+// flagsVsSocket compares a socket systemd passed with the address the
+// command line set explicitly (ipSet, portSet: the flags were given; ipFlag
+// and portFlag name them). The passed socket wins, as socket activation
+// wants (systemd holds it across restarts, and may have bound a port we
+// could not); but an operator who wrote "-i 0.0.0.0" expects remote load
+// balancers to reach us, so a disagreement is said loudly. It returns the
+// warning for the log and a short form for systemd's STATUS line, or "".
+func flagsVsSocket(name string, got net.Addr, ip string, ipSet bool, ipFlag string, port int, portSet bool, portFlag string) (warning, short string) {
+	ta, ok := got.(*net.TCPAddr)
+	if !ok {
+		return "", ""
+	}
+	gotIP, _ := netip.AddrFromSlice(ta.IP)
+	gotIP = gotIP.Unmap()
+	var differ []string
+	if ipSet {
+		want, err := netip.ParseAddr(strings.Trim(ip, "[]"))
+		if err != nil || want.Unmap() != gotIP {
+			differ = append(differ, ipFlag+" "+ip)
+		}
+	}
+	if portSet && port != 0 && port != ta.Port {
+		differ = append(differ, portFlag+" "+strconv.Itoa(port))
+	}
+	if len(differ) == 0 {
+		return "", ""
+	}
+	flags := strings.Join(differ, " ")
+	warning = fmt.Sprintf("systemd passed the %s socket %s, but the command line says %s: the passed socket is used, those flags are ignored for it; "+
+		"to listen elsewhere change ListenStream= in the socket unit with a drop-in (systemctl edit http_status.socket, see README \"Socket activation\")",
+		name, ta, flags)
+	short = fmt.Sprintf("WARNING: %s on %s from systemd, not %s (edit the socket unit)", name, ta, flags)
+	return warning, short
 }
 
 // closeUnused closes the sockets nobody took. Connections to them would wait

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -158,6 +159,17 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return fmt.Errorf("listen for HTTP checks: %w", err)
 	}
 	defer ln.Close()
+	// A passed socket wins over -i/-p; say so when they disagree.
+	var sockWarnings []string
+	sockWarn := func(warning, short string) {
+		if warning != "" {
+			log.Warn().Msg(warning)
+			sockWarnings = append(sockWarnings, short)
+		}
+	}
+	if lns.passed(ln) {
+		sockWarn(flagsVsSocket(listenerHTTP, ln.Addr(), cfg.IP, cfg.set("ip", "i"), "--ip", cfg.Port, cfg.set("port", "p"), "--port"))
+	}
 	// The agent responder takes its socket the same way; it is off unless
 	// --agent-port is set or systemd passes a socket named "agent".
 	var agentLn net.Listener
@@ -168,6 +180,17 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			return fmt.Errorf("listen for agent checks: %w", err)
 		}
 		defer agentLn.Close()
+		if lns.passed(agentLn) {
+			ipFlag, ipSet := "--agent-ip", cfg.set("agent-ip")
+			if cfg.AgentIP == "" {
+				ipFlag, ipSet = "--ip", cfg.set("ip", "i")
+			}
+			ip := cfg.AgentIP
+			if ip == "" {
+				ip = cfg.IP
+			}
+			sockWarn(flagsVsSocket(listenerAgent, agentLn.Addr(), ip, ipSet, ipFlag, cfg.AgentPort, cfg.set("agent-port"), "--agent-port"))
+		}
 	}
 	lns.closeUnused(log)
 
@@ -195,7 +218,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return nil
 	}
 
-	checker := httpd.NewChecker(httpd.CheckerOptions{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly})
+	checker := httpd.NewChecker(httpd.CheckerOptions{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly, VIPMissingCode: cfg.VIPMissingStatus})
 	var agent *httpd.Agent
 	if agentLn != nil {
 		if agent, err = newAgent(cfg, checker, agentLn, log); err != nil {
@@ -204,8 +227,13 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			return err
 		}
 	}
+	lv := newLive(store, w, pr, log.With().Str("component", "conns").Logger()) // connection counts, /events
+	defer lv.close()
+	obs.needConns = lv.sampler.Touch
 	h := httpd.NewHandler(checker)
 	obs.mount(h, checker, w) // read-only pages and /metrics
+	lv.mount(h)
+	wg.Go(func() { lv.run(ctx) })
 	srv := httpd.NewServer(h, log.With().Str("component", "http").Logger())
 	wg.Go(func() {
 		var err error
@@ -231,13 +259,14 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 
 	// Ready: every listener is bound and the first snapshot is published.
 	sd := newNotifier(log.With().Str("component", "systemd").Logger())
+	sd.warn(strings.Join(sockWarnings, "; "))
 	runErr := pid.write()
 	if runErr == nil {
 		log.Info().Str("listen", ln.Addr().String()).Str("engine", cfg.Engine).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")
 		sd.ready(store)
 		tellParent(nil)
 		wd := watchdogInterval(log)
-		wg.Go(func() { sd.supervise(ctx, store, w.Heartbeat, wd, heartbeatMaxAge) })
+		wg.Go(func() { sd.supervise(ctx, store, w.HeartbeatAge, wd, heartbeatMaxAge) })
 	}
 
 	for runErr == nil && sig.Err() == nil {

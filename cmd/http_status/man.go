@@ -138,7 +138,7 @@ http_status \- tell load balancers whether this host's services should get traff
 answers load balancers' health checks.
 Operators and deploy tools put a service in or out of rotation by creating or
 removing a \fIflag file\fR in the status directory
-(\fBtouch /run/http_status/squid.80\fR);
+(\fBtouch /var/run/http_status/squid.80\fR);
 load balancers poll
 \fBGET /status?SERVICE=squid&PORT=80&VIP=\fIaddr\fR
 and get 200 when the flag file exists and says up and every VIP is
@@ -163,7 +163,8 @@ configured on an interface of this host.
 the flag is up (and every VIP is present).
 .TP
 .B 404
-no flag file, a VIP missing, or the flag says \fBdrain\fR
+no flag file, a VIP missing (503 with \fB\-\-vip\-missing\-status 503\fR),
+or the flag says \fBdrain\fR
 (with HAProxy's \fBhttp\-check disable\-on\-404\fR the server drains).
 .TP
 .B 503
@@ -184,19 +185,27 @@ dot\-files and names ending in \fB.tmp\fR or \fB~\fR do not count).
 It may be empty (up) or hold one line:
 .PP
 .RS
-[\fISTATE\fR] [\fIWEIGHT\fB%\fR] [\fBuntil=\fITIME\fR] [\fB#\fR \fIREASON\fR]
+[\fISTATE\fR] [\fIWEIGHT\fB%\fR] [\fBuntil=\fITIME\fR] [\fBconn=\fIPORT\fR] [\fB#\fR \fIREASON\fR]
 .RE
 .PP
 \fISTATE\fR is \fBup\fR, \fBdrain\fR, \fBmaint\fR or \fBdown\fR;
 \fIWEIGHT\fR 0 to 256; \fITIME\fR RFC 3339 or Unix seconds, after which the
-service is up again.
+service is up again; \fIPORT\fR the local port whose connections count for
+the service when it is not the one in its name.
+.PP
+\fBhttp_status drain \fINAME\fB \-\-wait \fIDURATION\fR [\fB\-\-then maint\fR|\fBdown\fR|\fBinactivate\fR]
+writes drain, waits until no established TCP connection has the service's
+port as its local port, then applies \fB\-\-then\fR; at the deadline it exits
+1 and leaves the drain. \fBhttp_status help\fR lists the control commands.
 .SH FILES
 .TP
-.I /run/http_status
-The status directory of the packaged units and init scripts (owner
-\fBhttp_status\fR, group \fBhttp_status\fR, mode 0775).
-The default \fB\-\-dir\fR, \fI/var/run/http_status\fR, is the same
-directory where \fI/var/run\fR links to \fI/run\fR.
+.I /var/run/http_status
+The status directory: the default \fB\-\-dir\fR, and the directory of the
+control command, the init\-script functions, the SysV init script and the
+upstart job (owner \fBhttp_status\fR, group \fBhttp_status\fR, mode 0775
+when packaged).
+The systemd unit names it \fI/run/http_status\fR, the same directory
+wherever systemd runs (\fI/var/run\fR links to \fI/run\fR there).
 .TP
 .I /etc/default/http_status
 .TQ

@@ -14,6 +14,8 @@ import (
 // checker exist; publishes before that (the first snapshot) are not timed.
 type observability struct {
 	metrics atomic.Pointer[httpd.Metrics]
+	// needConns wakes the connection sampler (live.go); set before mount.
+	needConns func() <-chan struct{}
 }
 
 // onPublish is the watcher's OnPublish hook.
@@ -38,13 +40,14 @@ func (o *observability) onProbe(service string, ok bool, d time.Duration) {
 func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Watcher) {
 	httpd.NewPages(httpd.PagesOptions{
 		Store:           c.Store(),
-		Heartbeat:       w.Heartbeat,
+		HeartbeatAge:    w.HeartbeatAge,
 		HeartbeatMaxAge: heartbeatMaxAge,
 		Version:         indexVersion(buildVersion()),
+		NeedConns:       o.needConns,
 	}).Mount(h)
 	m := httpd.NewMetrics(httpd.MetricsOptions{
-		Checker:   c,
-		Heartbeat: w.Heartbeat,
+		Checker:      c,
+		HeartbeatAge: w.HeartbeatAge,
 		Watcher: func() httpd.WatcherStats {
 			s := w.Stats()
 			return httpd.WatcherStats{
@@ -53,6 +56,7 @@ func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Wat
 				Transitions: s.Transitions, LastRescan: time.Duration(s.LastRescanNanos),
 			}
 		},
+		NeedConns: o.needConns,
 	})
 	m.Mount(h)
 	o.metrics.Store(m)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,6 +18,20 @@ type probes struct {
 	path   string
 	runner *probe.Runner
 	log    zerolog.Logger
+	conns  atomic.Pointer[map[string]uint16] // conn_port per service
+}
+
+// connPorts maps the services whose probes set conn_port to it.
+func (p *probes) connPorts() map[string]uint16 {
+	if m := p.conns.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+func (p *probes) setConnPorts(cfg *probe.Config) {
+	m := cfg.ConnPorts()
+	p.conns.Store(&m)
 }
 
 // newProbes loads path (empty: no probes) and starts the runner. A bad file
@@ -25,13 +40,14 @@ type probes struct {
 func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Store, w *watcher.Watcher, observe func(string, bool, time.Duration), log zerolog.Logger) (*probes, error) {
 	p := &probes{path: path, log: log}
 	p.runner = probe.NewRunner(probe.Options{
-		Logger:      log,
-		Concurrency: concurrency,
-		HasVIP:      func(a netip.Addr) bool { return store.Load().HasVIP(a, loopbackOnly) },
-		Report:      w.SetProbeResults,
-		Clear:       w.ClearProbeResults,
-		Ready:       w.Ready(),
-		Observe:     observe,
+		Logger:           log,
+		Concurrency:      concurrency,
+		HasVIP:           func(a netip.Addr) bool { return store.Load().HasVIP(a, loopbackOnly) },
+		LoopbackVIPsOnly: loopbackOnly,
+		Report:           w.SetProbeResults,
+		Clear:            w.ClearProbeResults,
+		Ready:            w.Ready(),
+		Observe:          observe,
 	})
 	if path == "" {
 		return p, nil
@@ -45,6 +61,7 @@ func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Sto
 		p.runner.Close()
 		return nil, err
 	}
+	p.setConnPorts(cfg)
 	log.Info().Str("config", path).Int("probes", len(cfg.Probes)).Msg("probes configured")
 	return p, nil
 }
@@ -63,6 +80,7 @@ func (p *probes) reload() {
 		p.log.Error().Err(err).Str("config", p.path).Msg("probe config not reloaded; keeping the running one")
 		return
 	}
+	p.setConnPorts(cfg)
 	p.log.Info().Str("config", p.path).Int("probes", len(cfg.Probes)).Msg("probe config reloaded")
 }
 

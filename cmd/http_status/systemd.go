@@ -34,8 +34,13 @@ type notifier struct {
 	status  atomic.Pointer[string]
 	// notify delivers one message: go-systemd's SdNotify, or a recorder in
 	// tests that run the supervisor on a fake clock.
-	notify func(state string) (sent bool, err error)
+	notify  func(state string) (sent bool, err error)
+	warning atomic.Pointer[string] // leads every STATUS= line when set
 }
+
+// warn puts w (a configuration problem the operator must see) at the start
+// of every STATUS= line from now on; "" clears it.
+func (n *notifier) warn(w string) { n.warning.Store(&w) }
 
 func newNotifier(log zerolog.Logger) *notifier {
 	return &notifier{log: log, notify: func(state string) (bool, error) { return daemon.SdNotify(false, state) }}
@@ -81,9 +86,13 @@ func firstLine(s string) string {
 	return s
 }
 
-// statusLine is STATUS=summary, remembered so supervise sends only changes.
+// statusLine is STATUS=summary (after the warning, if any), remembered so
+// supervise sends only changes.
 func (n *notifier) statusLine(summary string) string {
 	n.status.Store(&summary)
+	if w := n.warning.Load(); w != nil && *w != "" {
+		return "STATUS=" + *w + "; " + summary
+	}
 	return "STATUS=" + summary
 }
 
@@ -121,7 +130,7 @@ func (n *notifier) reload(ctx context.Context, w *watcher.Watcher, store *cache.
 // WATCHDOG=1 every watchdog/2, but only while heartbeat (the watcher loop's
 // last turn) is younger than maxAge: a stuck loop stops the pings and systemd
 // restarts us.
-func (n *notifier) supervise(ctx context.Context, store *cache.Store, heartbeat func() time.Time, watchdog, maxAge time.Duration) {
+func (n *notifier) supervise(ctx context.Context, store *cache.Store, heartbeatAge func() time.Duration, watchdog, maxAge time.Duration) {
 	status := time.NewTicker(time.Second)
 	defer status.Stop()
 	var pings <-chan time.Time
@@ -147,8 +156,8 @@ func (n *notifier) supervise(ctx context.Context, store *cache.Store, heartbeat 
 			if old := n.status.Load(); old == nil || *old != summary {
 				n.send(n.statusLine(summary))
 			}
-		case now := <-pings:
-			age := now.Sub(heartbeat())
+		case <-pings:
+			age := heartbeatAge()
 			if age < maxAge {
 				if stuck {
 					n.log.Warn().Dur("age", age).Msg("watcher loop alive again; watchdog pings resume")

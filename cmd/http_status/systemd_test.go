@@ -166,7 +166,7 @@ func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
 	msgs := recorder(n)
 	// The loop turns at least once a second, so maxAge must exceed that.
 	const interval, maxAge = 200 * time.Millisecond, 1500 * time.Millisecond
-	wg.Go(func() { n.supervise(ctx, store, w.Heartbeat, interval, maxAge) })
+	wg.Go(func() { n.supervise(ctx, store, w.HeartbeatAge, interval, maxAge) })
 
 	ping := func(m string) bool { return m == "WATCHDOG=1" }
 	for range 3 {
@@ -189,7 +189,7 @@ func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
 			t.Fatal("watchdog pings did not stop while the watcher loop was stalled")
 		}
 	}
-	if age := time.Since(w.Heartbeat()); age < maxAge {
+	if age := w.HeartbeatAge(); age < maxAge {
 		t.Fatalf("pings stopped but heartbeat age is %s (< %s)", age, maxAge)
 	}
 	// Once the loop turns again, pings resume.
@@ -209,11 +209,11 @@ func TestSuperviseClock(t *testing.T) {
 		store := cache.NewStore()
 		var beat atomic.Int64
 		beat.Store(time.Now().UnixNano())
-		heartbeat := func() time.Time { return time.Unix(0, beat.Load()) }
+		heartbeatAge := func() time.Duration { return time.Since(time.Unix(0, beat.Load())) }
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		const watchdog, maxAge = 10 * time.Second, 3 * time.Second
-		go n.supervise(ctx, store, heartbeat, watchdog, maxAge)
+		go n.supervise(ctx, store, heartbeatAge, watchdog, maxAge)
 
 		drain := func() []string {
 			synctest.Wait()

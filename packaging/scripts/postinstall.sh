@@ -5,7 +5,7 @@
 # Creates the user and the status directory, then (re)starts the service:
 # with systemd running, enable and start the units on a first install and
 # try-restart the service on an upgrade (the socket stays open, and
-# RuntimeDirectoryPreserve=yes keeps /run/http_status and its flags);
+# RuntimeDirectoryPreserve=yes keeps the status directory and its flags);
 # without systemd, the same with the SysV init script (.deb only).
 # Starting goes through deb-systemd-invoke/invoke-rc.d when present, so a
 # policy-rc.d that forbids starting services (containers, chroots) is
@@ -37,8 +37,10 @@ fi
 if command -v systemd-tmpfiles >/dev/null 2>&1; then
 	systemd-tmpfiles --create /usr/lib/tmpfiles.d/http_status.conf || warn "systemd-tmpfiles failed"
 fi
-if [ ! -d /run/http_status ]; then
-	install -d -o http_status -g http_status -m 0775 /run/http_status
+# Without systemd, the directory the daemon, the SysV script and the
+# control command default to (the same one where /var/run links to /run).
+if [ ! -d /var/run/http_status ]; then
+	install -d -o http_status -g http_status -m 0775 /var/run/http_status
 fi
 
 if [ -d /run/systemd/system ]; then

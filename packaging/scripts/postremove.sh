@@ -3,7 +3,7 @@
 #   deb: $1 = remove, purge, upgrade, ...; rpm: $1 = 0 on removal, 1 on an
 #   upgrade.
 # Remove keeps the configuration (/etc/default/http_status) and the flags
-# in /run/http_status; purge (.deb) removes them, the SysV runlevel links
+# in /var/run/http_status; purge (.deb) removes them, the SysV runlevel links
 # and the log. The http_status user and group are kept (files elsewhere may
 # belong to them), as Debian does for system users.
 set -e
@@ -16,7 +16,7 @@ purge)
 	if command -v update-rc.d >/dev/null 2>&1; then
 		update-rc.d http_status remove >/dev/null || true
 	fi
-	rm -rf /run/http_status
+	rm -rf /var/run/http_status
 	rm -f /run/http_status.pid /var/log/http_status.log /var/log/http_status.log.*
 	if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 	;;

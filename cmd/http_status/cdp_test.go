@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// cdp drives a headless Chromium through the DevTools protocol over
+// --remote-debugging-pipe: JSON messages ending in a NUL byte, written to
+// the browser's fd 3 and read from its fd 4. No WebSocket, no library:
+// enough to open a page, evaluate expressions and take screenshots.
+type cdp struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	w       *os.File
+	mu      sync.Mutex
+	nextID  int
+	pending map[int]chan cdpReply
+	session string
+	done    chan struct{}
+	stderr  *lockedBuffer
+}
+
+type cdpReply struct {
+	Result json.RawMessage `json:"result"`
+	Error  *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// startChromium starts headless Chromium with the flags the board tests
+// use, a new empty profile, and the DevTools pipe; it skips without
+// Chromium.
+func startChromium(t *testing.T) *cdp {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium not installed (apt-get install chromium): skipping the live board test")
+	}
+	profile := t.TempDir()
+	toBrowser, ourEnd, err := os.Pipe() // browser reads fd 3
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromBrowser, browserEnd, err := os.Pipe() // browser writes fd 4
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(chromium,
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+profile, "--window-size=1024,768", "--remote-debugging-pipe", "about:blank")
+	cmd.Env = append(cleanEnv(), "HOME="+profile)
+	cmd.ExtraFiles = []*os.File{toBrowser, browserEnd}
+	c := &cdp{t: t, cmd: cmd, w: ourEnd, pending: map[int]chan cdpReply{}, done: make(chan struct{}), stderr: &lockedBuffer{}}
+	cmd.Stderr = c.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	toBrowser.Close()
+	browserEnd.Close()
+	go c.read(fromBrowser)
+	t.Cleanup(func() {
+		_ = ourEnd.Close() // the browser exits when its pipe closes
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("chromium stderr:\n%s", c.stderr.String())
+		}
+	})
+	return c
+}
+
+func (c *cdp) read(r *os.File) {
+	defer close(c.done)
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 1<<20)
+	for {
+		msg, err := br.ReadBytes(0)
+		if err != nil {
+			c.mu.Lock()
+			for id, ch := range c.pending {
+				close(ch)
+				delete(c.pending, id)
+			}
+			c.mu.Unlock()
+			return
+		}
+		var m struct {
+			ID int `json:"id"`
+			cdpReply
+		}
+		if json.Unmarshal(msg[:len(msg)-1], &m) != nil || m.ID == 0 {
+			continue // an event
+		}
+		c.mu.Lock()
+		ch := c.pending[m.ID]
+		delete(c.pending, m.ID)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- m.cdpReply
+		}
+	}
+}
+
+// call sends one command (to the attached page, once there is one) and
+// decodes its result into out.
+func (c *cdp) call(method string, params any, out any) error {
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	ch := make(chan cdpReply, 1)
+	c.pending[id] = ch
+	msg := map[string]any{"id": id, "method": method, "params": params}
+	if c.session != "" && !strings.HasPrefix(method, "Target.") {
+		msg["sessionId"] = c.session
+	}
+	c.mu.Unlock()
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	if _, err := c.w.Write(append(b, 0)); err != nil {
+		return fmt.Errorf("cdp %s: %w", method, err)
+	}
+	select {
+	case r, ok := <-ch:
+		if !ok {
+			return fmt.Errorf("cdp %s: browser gone", method)
+		}
+		if r.Error != nil {
+			return fmt.Errorf("cdp %s: %s", method, r.Error.Message)
+		}
+		if out != nil {
+			return json.Unmarshal(r.Result, out)
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("cdp %s: no answer in 30 s", method)
+	}
+}
+
+// open makes a page at url and attaches to it.
+func (c *cdp) open(url string) {
+	c.t.Helper()
+	var target struct {
+		TargetID string `json:"targetId"`
+	}
+	if err := c.call("Target.createTarget", map[string]any{"url": url}, &target); err != nil {
+		c.t.Fatal(err)
+	}
+	var att struct {
+		SessionID string `json:"sessionId"`
+	}
+	if err := c.call("Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &att); err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.session = att.SessionID
+	c.mu.Unlock()
+}
+
+// eval evaluates a JavaScript expression in the page and returns its value
+// as JSON.
+func (c *cdp) eval(expr string) (json.RawMessage, error) {
+	var r struct {
+		Result struct {
+			Value json.RawMessage `json:"value"`
+		} `json:"result"`
+		Exception *struct {
+			Text string `json:"text"`
+		} `json:"exceptionDetails"`
+	}
+	if err := c.call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &r); err != nil {
+		return nil, err
+	}
+	if r.Exception != nil {
+		return nil, errors.New("javascript: " + r.Exception.Text)
+	}
+	return r.Result.Value, nil
+}
+
+// waitEval polls expr until it yields want (compared as JSON).
+func (c *cdp) waitEval(what, expr, want string) {
+	c.t.Helper()
+	pollUntil(c.t, what, 15*time.Second, func() (bool, string) {
+		v, err := c.eval(expr)
+		if err != nil {
+			return false, err.Error()
+		}
+		return string(v) == want, string(v)
+	})
+}
+
+// screenshot saves a PNG of the page to path.
+func (c *cdp) screenshot(path string) []byte {
+	c.t.Helper()
+	var r struct {
+		Data string `json:"data"`
+	}
+	if err := c.call("Page.captureScreenshot", map[string]any{"format": "png"}, &r); err != nil {
+		c.t.Fatal(err)
+	}
+	b, err := base64.StdEncoding.DecodeString(r.Data)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,252 @@
+//go:build linux
+
+package conns
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+
+	"github.com/http-status/http_status/internal/nstest"
+)
+
+// server accepts connections on ln and keeps them open until the test ends.
+func server(t *testing.T, ln net.Listener) {
+	t.Helper()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+}
+
+// dialN opens n connections to addr (through dial) and returns them; they
+// are closed when the test ends.
+func dialN(t *testing.T, n int, dial func() (net.Conn, error)) []net.Conn {
+	t.Helper()
+	var cs []net.Conn
+	for range n {
+		c, err := dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+		t.Cleanup(func() { c.Close() })
+	}
+	return cs
+}
+
+// waitCount polls c until port has want connections.
+func waitCount(t *testing.T, c *Counter, port uint16, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := c.Count([]uint16{port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[port] == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port %d: %d connections, want %d", port, got[port], want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ssCount is what ss says: the command of the README.
+func ssCount(t *testing.T, port uint16) int {
+	t.Helper()
+	ss, err := exec.LookPath("ss")
+	if err != nil {
+		t.Log("ss not installed (iproute2): not comparing with it")
+		return -1
+	}
+	out, err := exec.Command(ss, "-Htn", "state", "established", fmt.Sprintf("( sport = :%d )", port)).Output()
+	if err != nil {
+		t.Fatalf("ss: %v", err)
+	}
+	return strings.Count(string(out), "\n")
+}
+
+// listenBoth listens on 127.0.0.1 and ::1 on one port.
+func listenBoth(t *testing.T) (uint16, net.Listener, net.Listener) {
+	t.Helper()
+	for range 20 {
+		l4, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l4.Addr().(*net.TCPAddr).Port
+		l6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)))
+		if err != nil {
+			l4.Close()
+			if strings.Contains(err.Error(), "cannot assign") {
+				t.Skip("no IPv6 on loopback")
+			}
+			continue // port taken on ::1: try another
+		}
+		t.Cleanup(func() { l4.Close(); l6.Close() })
+		return uint16(port), l4, l6
+	}
+	t.Fatal("no port free on both 127.0.0.1 and ::1")
+	return 0, nil, nil
+}
+
+// TestCountLoopback counts IPv4 and IPv6 connections on loopback, apart
+// from another port's, agrees with ss, follows closes, and gives the same
+// answer without the in-kernel filter (more ports than it takes).
+func TestCountLoopback(t *testing.T) {
+	c, err := NewCounter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	port, l4, l6 := listenBoth(t)
+	server(t, l4)
+	server(t, l6)
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	server(t, other)
+	oport := uint16(other.Addr().(*net.TCPAddr).Port)
+
+	v4 := dialN(t, 3, func() (net.Conn, error) { return net.Dial("tcp4", l4.Addr().String()) })
+	dialN(t, 2, func() (net.Conn, error) { return net.Dial("tcp6", l6.Addr().String()) })
+	dialN(t, 4, func() (net.Conn, error) { return net.Dial("tcp", other.Addr().String()) })
+
+	waitCount(t, c, port, 5)
+	got, err := c.Count([]uint16{port, oport})
+	if err != nil || got[port] != 5 || got[oport] != 4 || len(got) != 2 {
+		t.Fatalf("Count = %v, %v; want %d:5 %d:4", got, err, port, oport)
+	}
+	if n := ssCount(t, port); n >= 0 && n != 5 {
+		t.Errorf("ss counts %d on port %d, we count 5", n, port)
+	}
+	// The kernel applied the filter: it sent only the sockets asked for
+	// (not the 9 client ends, nor the other port's).
+	if _, err := c.Count([]uint16{port}); err != nil || c.seen != 5 {
+		t.Errorf("kernel sent %d sockets for a filtered count of 5 (%v)", c.seen, err)
+	}
+
+	// Beyond maxFilterPorts the kernel sends every established socket and
+	// the ports are picked out here: same answer.
+	many := []uint16{port, oport}
+	for p := uint16(1); len(many) <= maxFilterPorts+5; p++ {
+		if p != port && p != oport {
+			many = append(many, p)
+		}
+	}
+	got, err = c.Count(many)
+	if c.seen < 18 {
+		t.Errorf("unfiltered dump saw %d sockets, want at least the test's 18", c.seen)
+	}
+	if err != nil || got[port] != 5 || got[oport] != 4 || len(got) != len(many) {
+		t.Fatalf("Count(%d ports) = %d:%d %d:%d (%d keys), %v", len(many), port, got[port], oport, got[oport], len(got), err)
+	}
+	// A full filter (maxFilterPorts tests) is accepted by the kernel.
+	got, err = c.Count(many[:maxFilterPorts])
+	if err != nil || got[port] != 5 || got[oport] != 4 || c.noFilter {
+		t.Fatalf("Count(%d ports, filtered) = %d:%d, %v (filter refused: %v)", maxFilterPorts, port, got[port], err, c.noFilter)
+	}
+
+	for _, conn := range v4[:2] {
+		conn.Close()
+	}
+	waitCount(t, c, port, 3)
+	if n := ssCount(t, port); n >= 0 && n != 3 {
+		t.Errorf("ss counts %d on port %d after closes, we count 3", n, port)
+	}
+	if got, err := c.Count(nil); err != nil || len(got) != 0 {
+		t.Errorf("Count(nil) = %v, %v", got, err)
+	}
+}
+
+// TestCountNamespace counts connections in a namespace of the test's own,
+// reached over a veth pair from another namespace (IPv4 and IPv6), plus a
+// loopback one inside it; a counter in the host's namespace does not see
+// them.
+func TestCountNamespace(t *testing.T) {
+	srv := nstest.New(t)
+	cli := nstest.New(t)
+	nstest.Veth(t, srv, "hs0", []string{"10.199.0.1/24", "fd99::1/64"}, cli, "hs1", []string{"10.199.0.2/24", "fd99::2/64"})
+
+	ln4 := nstest.Listen(t, srv, "tcp4", "10.199.0.1:0")
+	port := ln4.Addr().(*net.TCPAddr).Port
+	ln6 := nstest.Listen(t, srv, "tcp6", fmt.Sprintf("[fd99::1]:%d", port))
+	lnLo := nstest.Listen(t, srv, "tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+	for _, ln := range []net.Listener{ln4, ln6, lnLo} {
+		server(t, ln)
+	}
+	dialN(t, 2, func() (net.Conn, error) { return nstest.Dial(cli, "tcp4", ln4.Addr().String()) })
+	dialN(t, 3, func() (net.Conn, error) { return nstest.Dial(cli, "tcp6", ln6.Addr().String()) })
+	dialN(t, 1, func() (net.Conn, error) { return nstest.Dial(srv, "tcp4", lnLo.Addr().String()) })
+
+	c, err := NewCounterAt(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitCount(t, c, uint16(port), 6)
+
+	// The client namespace has the other ends (local port ephemeral).
+	cc, err := NewCounterAt(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if got, err := cc.Count([]uint16{uint16(port)}); err != nil || got[uint16(port)] != 0 {
+		t.Errorf("client namespace counts %v, %v; want 0 (its sockets' local ports are ephemeral)", got, err)
+	}
+	host, err := NewCounterAt(netns.None())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	if got, err := host.Count([]uint16{uint16(port)}); err != nil || got[uint16(port)] >= 6 {
+		t.Errorf("host namespace counts %v, %v: it sees the test namespace's connections", got, err)
+	}
+}
+
+func TestPortFilterShape(t *testing.T) {
+	b := portFilter([]uint16{80, 443, 8080})
+	if len(b) != 3*12+2*4 {
+		t.Fatalf("len %d", len(b))
+	}
+	// Every yes and no lands on an op or at the end (accept) or 4 past
+	// it (reject), as the kernel's audit requires.
+	ops := map[int]bool{0: true}
+	for off := 0; off < len(b); {
+		size := 4
+		if b[off] == inetDiagBcSCond {
+			size = 12
+		}
+		off += size
+		ops[off] = true
+	}
+	for off := 0; off < len(b); {
+		code, yes, no := b[off], int(b[off+1]), int(nl.NativeEndian().Uint16(b[off+2:off+4]))
+		if !ops[off+yes] || (!ops[off+no] && off+no != len(b)+4) {
+			t.Errorf("op %d at %d: yes %d no %d lands nowhere", code, off, yes, no)
+		}
+		if code == inetDiagBcSCond {
+			off += 12
+		} else {
+			off += 4
+		}
+	}
+}

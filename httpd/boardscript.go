@@ -1,0 +1,152 @@
+package httpd
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+)
+
+// boardJS keeps an open board current without reloading it: it listens to
+// /events and rewrites the rows that change, as the server renders them
+// (same cells, classes and texts). It is inline and allowed by its hash in
+// the Content-Security-Policy, so the page still loads nothing else. A
+// "sync" event naming another generation than the page's, or a stream that
+// restarts, fetches /status.json and applies every service, at most once
+// every 5 s (on a big host whose counts all move, a sync would otherwise
+// come every second). Without
+// JavaScript the <noscript> refresh reloads the page instead; if the stream
+// stays down for the refresh period, the script reloads it too.
+//
+// It must not contain "{{" (it is part of a template), "</script", nor
+// comments (html/template removes comments from scripts, which would break
+// the hash).
+const boardJS = `(function () {
+"use strict";
+var body = document.body, tbody = document.querySelector("#services tbody");
+var gen = +body.dataset.generation, refresh = +body.dataset.refresh;
+var skew = Date.parse(body.dataset.now) - Date.now(), downSince = Date.now();
+var es = null, opened = 0, states = ["up", "drain", "maint", "down"];
+function el(tag, cls, text) {
+  var e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  return e;
+}
+function ts(t) { return t ? new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : ""; }
+function ago(t) {
+  if (!t) return "";
+  var s = Math.floor((Date.now() + skew - Date.parse(t)) / 1000), m = Math.floor(s / 60), h = Math.floor(m / 60), d = Math.floor(h / 24);
+  if (s < 0) return "just now";
+  if (s < 60) return s + "s ago";
+  if (m < 60) return m + "m " + (s % 60) + "s ago";
+  if (h < 24) return h + "h " + (m % 60) + "m ago";
+  if (d < 30) return d + "d " + (h % 24) + "h ago";
+  return "on " + ts(t).slice(0, 10);
+}
+function rowFor(s, g) {
+  var st = s.effective_state, tr = el("tr", "state-" + st), td;
+  tr.dataset.service = s.name;
+  tr.dataset.state = st;
+  tr.dataset.gen = g;
+  tr.appendChild(el("td", "name", s.name));
+  td = el("td");
+  td.appendChild(el("span", "badge " + st, st === "drain" ? "drained" : st));
+  if (s.state !== st) td.appendChild(el("span", "muted", " (flag says " + s.state + (s.probe && !s.probe.ok ? ", probe failing" : s.probe && s.state === "up" ? ", set by a probe" : ", expired") + ")"));
+  tr.appendChild(td);
+  tr.appendChild(el("td", null, s.weight == null ? "" : s.weight + "%"));
+  td = el("td", null, s.reason || "");
+  if (s.invalid) td.appendChild(el("span", "invalid", " flag not fully understood, counted as " + s.state + ": " + s.invalid));
+  tr.appendChild(td);
+  td = el("td");
+  (s.probe ? s.probe.checks : []).forEach(function (c) {
+    var b = el("span", "badge " + (c.idle ? "idle" : c.ok ? "up" : "down"), c.name);
+    b.title = (c.idle ? "idle, " : "") + c.kind + ": " + (c.msg || "");
+    td.appendChild(b);
+    td.appendChild(document.createTextNode(" "));
+  });
+  tr.appendChild(td);
+  td = el("td", "conns", s.connections == null ? "-" : String(s.connections));
+  if (s.conn_port) td.title = "port " + s.conn_port;
+  tr.appendChild(td);
+  td = el("td", "when", ago(s.since));
+  td.dataset.since = s.since;
+  td.title = ts(s.since);
+  tr.appendChild(td);
+  tr.appendChild(el("td", "when", ts(s.expires)));
+  return tr;
+}
+function rows() { return Array.prototype.slice.call(tbody.querySelectorAll("tr[data-service]")); }
+function find(name) { return rows().filter(function (r) { return r.dataset.service === name; })[0]; }
+function apply(s, g) {
+  var old = find(s.name);
+  if (old && +old.dataset.gen > g) return;
+  if (s.effective_state === "missing") {
+    if (old) old.remove();
+  } else if (old) {
+    tbody.replaceChild(rowFor(s, g), old);
+  } else {
+    var next = rows().filter(function (r) { return r.dataset.service > s.name; })[0] || null;
+    tbody.insertBefore(rowFor(s, g), next);
+  }
+}
+function tally() {
+  var n = { up: 0, drain: 0, maint: 0, down: 0 }, all = rows();
+  all.forEach(function (r) { if (r.dataset.state in n) n[r.dataset.state]++; });
+  states.forEach(function (st) { document.getElementById("n-" + st).textContent = n[st] + " " + st; });
+  document.getElementById("n-services").textContent = all.length;
+  var empty = document.getElementById("no-flags");
+  if (empty) empty.hidden = all.length > 0;
+  document.title = document.title.replace(/\d+\/\d+ up$/, n.up + "/" + all.length + " up");
+  document.getElementById("gen").textContent = gen;
+}
+var lastResync = 0, resyncTimer = null;
+function resync() {
+  var wait = lastResync + 5000 - Date.now();
+  if (wait > 0) {
+    if (!resyncTimer) resyncTimer = setTimeout(function () { resyncTimer = null; resync(); }, wait);
+    return;
+  }
+  lastResync = Date.now();
+  fetch("/status.json", { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (doc) {
+    var seen = {};
+    doc.services.forEach(function (s) { seen[s.name] = true; apply(s, doc.generation); });
+    rows().forEach(function (r) { if (!seen[r.dataset.service] && +r.dataset.gen <= doc.generation) r.remove(); });
+    if (doc.generation > gen) gen = doc.generation;
+    tally();
+  }).catch(function () {});
+}
+function live(on) {
+  body.dataset.live = on ? "1" : "0";
+  document.getElementById("live").textContent = on ? "live" : "reconnecting";
+  if (!on && downSince === 0) downSince = Date.now();
+  if (on) downSince = 0;
+}
+function connect() {
+  opened = Date.now();
+  es = new EventSource("/events");
+  es.addEventListener("sync", function (m) {
+    var d = JSON.parse(m.data);
+    live(true);
+    if (d.generation !== gen) resync();
+  });
+  es.addEventListener("change", function (m) {
+    var d = JSON.parse(m.data);
+    apply(d, d.generation);
+    if (d.generation > gen) gen = d.generation;
+    tally();
+  });
+  es.onerror = function () { live(false); };
+}
+setInterval(function () {
+  tbody.querySelectorAll("td[data-since]").forEach(function (td) { td.textContent = ago(td.dataset.since); });
+  if (es && es.readyState === 2 && Date.now() - opened > 5000) connect();
+  if (refresh > 0 && downSince !== 0 && Date.now() - downSince > refresh * 1000) location.reload();
+}, 1000);
+connect();
+})();
+`
+
+// boardScriptHash is the CSP source that allows boardJS and nothing else.
+var boardScriptHash = func() string {
+	sum := sha256.Sum256([]byte(boardJS))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()

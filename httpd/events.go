@@ -1,0 +1,374 @@
+package httpd
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// PathEvents streams state changes as Server-Sent Events.
+const PathEvents = "/events"
+
+// Limits of the /events stream.
+const (
+	// MaxEventSubscribers bounds the open /events streams; more get 503.
+	MaxEventSubscribers = 64
+	// EventBuffer is how many events may wait for a subscriber; one that
+	// falls further behind is dropped (its stream ends; EventSource
+	// reconnects and catches up from /status.json).
+	EventBuffer = 256
+	// MaxChangesPerEvent: a publication that changes more services than
+	// this (a rescan, the counts appearing for every service) is sent as
+	// one "sync" event (fetch /status.json) instead of a change each.
+	MaxChangesPerEvent = 100
+	// eventQueue bounds the snapshots waiting to be compared; beyond it
+	// the newest replaces the last (changes merge, none is lost).
+	eventQueue = 1024
+	// eventPing is how often an idle stream gets a comment line, so that
+	// a dead client is noticed and proxies keep the stream open.
+	eventPing = 15 * time.Second
+)
+
+// EventsOptions configure [Events].
+type EventsOptions struct {
+	Store *cache.Store
+	// Hold keeps the connection sampler on while a subscriber listens
+	// ([conns.Sampler.Hold]); nil: nothing to hold.
+	Hold func() (release func())
+}
+
+// Events serves /events: one Server-Sent Event per service that a
+// published snapshot changes (effective state, weight, reason, probes,
+// connection count), in publication order.
+//
+// # Never blocking the watcher
+//
+// The store calls [Events] on each publication from the watcher loop; that
+// call only appends the snapshot to a bounded queue. [Events.Run] compares
+// consecutive snapshots on its own goroutine and offers each event to every
+// subscriber without waiting: a subscriber whose buffer is full is dropped.
+type Events struct {
+	opts EventsOptions
+
+	qmu   sync.Mutex
+	queue []*cache.Snapshot
+	wake  chan struct{}
+	prev  *cache.Snapshot // Run-owned: the last snapshot compared
+
+	mu      sync.Mutex
+	subs    map[*subscriber]struct{}
+	closed  bool
+	dropped atomic.Uint64
+	sent    atomic.Uint64
+}
+
+type subscriber struct {
+	ch   chan []byte   // encoded events
+	gone chan struct{} // closed when dropped or when Events stops
+	from uint64        // events of generations up to this one are in its sync
+}
+
+// NewEvents returns the /events stream over opts.Store, and hooks it to the
+// store's publications; [Events.Run] must run for events to flow.
+func NewEvents(opts EventsOptions) *Events {
+	e := &Events{opts: opts, wake: make(chan struct{}, 1), subs: map[*subscriber]struct{}{}}
+	// Every snapshot published from here on is queued and compared with
+	// this one, however late Run starts.
+	e.prev = opts.Store.Load()
+	opts.Store.SetOnPublish(e.published)
+	return e
+}
+
+// published is the store's hook: it runs on the watcher loop and never
+// blocks.
+func (e *Events) published(s *cache.Snapshot) {
+	e.qmu.Lock()
+	if len(e.queue) >= eventQueue {
+		e.queue[len(e.queue)-1] = s
+	} else {
+		e.queue = append(e.queue, s)
+	}
+	e.qmu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Dropped is the number of subscribers dropped for falling behind.
+func (e *Events) Dropped() uint64 { return e.dropped.Load() }
+
+// Sent is the number of change events sent to subscribers.
+func (e *Events) Sent() uint64 { return e.sent.Load() }
+
+// Subscribers is the number of open streams.
+func (e *Events) Subscribers() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.subs)
+}
+
+// Run compares each published snapshot with the one before and sends the
+// changes, until ctx is done; then every stream ends.
+func (e *Events) Run(ctx context.Context) {
+	prev := e.prev
+	defer func() { e.prev = prev }()
+	defer e.stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		}
+		e.qmu.Lock()
+		q := e.queue
+		e.queue = nil
+		e.qmu.Unlock()
+		for _, next := range q {
+			if next.Generation() <= prev.Generation() {
+				continue
+			}
+			if e.Subscribers() > 0 {
+				e.dispatch(next.Generation(), encodeChanges(prev, next))
+			}
+			prev = next
+		}
+	}
+}
+
+func (e *Events) stop() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	for s := range e.subs {
+		delete(e.subs, s)
+		close(s.gone)
+	}
+}
+
+// dispatch offers the events of one publication to every subscriber.
+func (e *Events) dispatch(gen uint64, frames [][]byte) {
+	if len(frames) == 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for s := range e.subs {
+		if gen <= s.from {
+			continue // its sync already covers this generation
+		}
+		for _, f := range frames {
+			select {
+			case s.ch <- f:
+				e.sent.Add(1)
+				continue
+			default:
+			}
+			delete(e.subs, s)
+			close(s.gone)
+			e.dropped.Add(1)
+			break
+		}
+	}
+}
+
+func (e *Events) subscribe() (*subscriber, uint64, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || len(e.subs) >= MaxEventSubscribers {
+		return nil, 0, false
+	}
+	gen := e.opts.Store.Load().Generation()
+	s := &subscriber{ch: make(chan []byte, EventBuffer), gone: make(chan struct{}), from: gen}
+	e.subs[s] = struct{}{}
+	return s, gen, true
+}
+
+func (e *Events) unsubscribe(s *subscriber) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.subs[s]; ok {
+		delete(e.subs, s)
+		close(s.gone)
+	}
+}
+
+// Mount mounts /events on h.
+func (e *Events) Mount(h *Handler) { h.Handle(PathEvents, e) }
+
+// ServeHTTP streams events. The stream starts with a "sync" event naming
+// the current generation (a client whose view is older fetches
+// /status.json), then one "change" event per changed service.
+func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !readOnlyMethod(w, r) {
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "private, no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	sub, gen, ok := e.subscribe()
+	if !ok {
+		hdr.Set("Retry-After", "5")
+		http.Error(w, "Service Unavailable - too many /events subscribers", http.StatusServiceUnavailable)
+		return
+	}
+	defer e.unsubscribe(sub)
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("X-Accel-Buffering", "no") // nginx in front: do not buffer the stream
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if e.opts.Hold != nil {
+		release := e.opts.Hold()
+		defer release()
+	}
+	rc := http.NewResponseController(w)
+	// The request is read: the server's read deadline would otherwise end
+	// a stream that lasts longer than ReadTimeout. Each write gets its own
+	// deadline, so a client that stops reading is dropped after
+	// WriteTimeout.
+	_ = rc.SetReadDeadline(time.Time{})
+	write := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	w.WriteHeader(http.StatusOK)
+	if !write(append([]byte("retry: 2000\n\n"), syncFrame(gen)...)) {
+		return
+	}
+	ping := time.NewTicker(eventPing)
+	defer ping.Stop()
+	for {
+		select {
+		case f := <-sub.ch:
+			buf := append([]byte(nil), f...)
+			for more := true; more && len(buf) < 64<<10; {
+				select {
+				case f := <-sub.ch:
+					buf = append(buf, f...)
+				default:
+					more = false
+				}
+			}
+			if !write(buf) {
+				return
+			}
+		case <-ping.C:
+			if !write([]byte(": ping\n\n")) {
+				return
+			}
+		case <-sub.gone:
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// ChangeJSON is the data of a "change" event: a service as /status.json
+// shows it after the change, the generation that changed it, and its
+// effective state before ("missing": it had no flag file; a service whose
+// flag was removed has effective_state "missing").
+type ChangeJSON struct {
+	Generation uint64 `json:"generation"`
+	Old        string `json:"old"`
+	ServiceJSON
+}
+
+// SyncJSON is the data of a "sync" event: the client should hold the state
+// of this generation (fetch /status.json when it does not).
+type SyncJSON struct {
+	Generation uint64 `json:"generation"`
+}
+
+func syncFrame(gen uint64) []byte {
+	b, _ := json.Marshal(SyncJSON{Generation: gen})
+	return frame("sync", gen, b)
+}
+
+func frame(event string, gen uint64, data []byte) []byte {
+	out := make([]byte, 0, len(data)+64)
+	out = append(out, "id: "...)
+	out = strconv.AppendUint(out, gen, 10)
+	out = append(out, "\nevent: "...)
+	out = append(out, event...)
+	out = append(out, "\ndata: "...)
+	out = append(out, data...) // JSON: one line
+	return append(out, "\n\n"...)
+}
+
+// encodeChanges compares two consecutive snapshots, each at the instant it
+// was built (an override that expired in between is a change), and encodes
+// one event per changed service, sorted by name.
+func encodeChanges(prev, next *cache.Snapshot) [][]byte {
+	var names []string
+	for name := range next.Services() {
+		if serviceChanged(prev, next, name) {
+			names = append(names, name)
+		}
+	}
+	for name := range prev.Services() {
+		if _, ok := next.Lookup(name); !ok {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	if len(names) > MaxChangesPerEvent {
+		return [][]byte{syncFrame(next.Generation())}
+	}
+	slices.Sort(names)
+	frames := make([][]byte, 0, len(names))
+	for _, name := range names {
+		c := ChangeJSON{Generation: next.Generation(), Old: cache.Missing.String()}
+		if pv, had := prev.Effective(name, prev.Built()); had {
+			c.Old = pv.State.String()
+		}
+		if e, ok := next.Lookup(name); ok {
+			c.ServiceJSON = serviceView(next, name, e, next.Built())
+		} else {
+			c.ServiceJSON = ServiceJSON{Name: name, State: cache.Missing.String(), Effective: cache.Missing.String(), Code: cache.Missing.HTTPCode(), Since: next.Built()}
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			continue
+		}
+		frames = append(frames, frame("change", next.Generation(), b))
+	}
+	return frames
+}
+
+// serviceChanged reports whether anything a change event carries differs
+// for name between prev and next; it does not allocate.
+func serviceChanged(prev, next *cache.Snapshot, name string) bool {
+	pe, had := prev.Lookup(name)
+	ne, _ := next.Lookup(name)
+	if !had || !pe.SameAs(ne) || !pe.Since.Equal(ne.Since) {
+		return true
+	}
+	pv, _ := prev.Effective(name, prev.Built())
+	nv, _ := next.Effective(name, next.Built())
+	if pv.State != nv.State || pv.Weight != nv.Weight || pv.Reason != nv.Reason || !pv.Expires.Equal(nv.Expires) {
+		return true
+	}
+	pp, pok := prev.Probe(name)
+	np, nok := next.Probe(name)
+	if pok != nok || !pp.Same(np) {
+		return true
+	}
+	pc, pok := prev.Conns(name)
+	nc, nok := next.Conns(name)
+	return pok != nok || pc != nc || prev.ConnPort(name) != next.ConnPort(name)
+}

@@ -1,0 +1,567 @@
+//go:build linux
+
+package evloop
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lineHandler is a test protocol: each line "x" is answered "got x\n";
+// "close" closes, "linger" closes lingering, "detach" hands the connection
+// to a goroutine that answers "detached" and closes it, "slow" is not
+// answered (the deadline answers "expired"). A connection has idle time
+// between lines, then its deadline passes.
+type lineHandler struct {
+	idle      time.Duration
+	maxPend   atomic.Int64 // the most output ever pending after a write
+	expired   atomic.Int64
+	detached  sync.WaitGroup
+	gate      chan struct{} // when set, a detached connection is released only once it is closed
+	stopAware bool
+	sndbuf    int // SO_SNDBUF for accepted connections, when set
+}
+
+type lineState struct{ lines int }
+
+func (h *lineHandler) Open(c *Conn[lineState]) {
+	c.SetDeadline(h.idle)
+	if h.sndbuf > 0 {
+		_ = unix.SetsockoptInt(c.FD(), unix.SOL_SOCKET, unix.SO_SNDBUF, h.sndbuf)
+	}
+}
+
+func (h *lineHandler) Input(c *Conn[lineState], in []byte) int {
+	consumed := 0
+	for c.Pending() <= c.OutCap() {
+		i := bytes.IndexByte(in[consumed:], '\n')
+		if i < 0 {
+			break
+		}
+		line := string(in[consumed : consumed+i])
+		consumed += i + 1
+		c.State.lines++
+		switch line {
+		case "close":
+			c.WriteString("bye\n")
+			c.Close()
+			return consumed
+		case "linger":
+			c.WriteString("bye\n")
+			c.CloseLinger(time.Second)
+			return consumed
+		case "detach":
+			fd, pending, release := c.Detach()
+			h.detached.Add(1)
+			go func() {
+				defer h.detached.Done()
+				f := os.NewFile(uintptr(fd), "detached")
+				_ = unix.SetNonblock(fd, false)
+				_, _ = f.Write(pending)
+				_, _ = f.WriteString("detached\n")
+				f.Close()
+				if h.gate != nil {
+					<-h.gate
+				}
+				release()
+			}()
+			return len(in)
+		case "slow":
+			continue
+		}
+		c.WriteString("got " + line + "\n")
+		if p := int64(c.Pending()); p > h.maxPend.Load() {
+			h.maxPend.Store(p)
+		}
+		if h.stopAware && c.Stopping() {
+			c.Close()
+			return consumed
+		}
+	}
+	if consumed == len(in) {
+		c.SetIdle(true)
+	}
+	c.SetDeadline(h.idle)
+	return consumed
+}
+
+func (h *lineHandler) EOF(c *Conn[lineState], in []byte) {}
+
+func (h *lineHandler) Expired(c *Conn[lineState], in []byte) {
+	h.expired.Add(1)
+	c.WriteString("expired\n")
+}
+
+// serve runs a server for h on 127.0.0.1 until the test ends and returns
+// its address.
+func serve(t *testing.T, h *lineHandler, opts Options) (*Server[lineState], string, context.CancelFunc) {
+	t.Helper()
+	ln, err := ListenReusePort("127.0.0.1:0", max(opts.Loops, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	fds, err := ListenerFDs(ln, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New[lineState](h, fds, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+		h.detached.Wait()
+	})
+	return s, addr, cancel
+}
+
+func dial(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c.(*net.TCPConn)
+}
+
+func TestLinesAndPipelining(t *testing.T) {
+	h := &lineHandler{idle: 5 * time.Second}
+	_, addr, _ := serve(t, h, Options{Loops: 2})
+	c := dial(t, addr)
+	var want strings.Builder
+	var send strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(&send, "l%d\n", i)
+		fmt.Fprintf(&want, "got l%d\n", i)
+	}
+	// In pieces that split lines.
+	b := []byte(send.String())
+	go func() {
+		for len(b) > 0 {
+			n := min(len(b), 37)
+			_, _ = c.Write(b[:n])
+			b = b[n:]
+		}
+	}()
+	got := make([]byte, want.Len())
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want.String() {
+		t.Fatalf("answers differ")
+	}
+	_, _ = c.Write([]byte("close\n"))
+	rest, err := io.ReadAll(c)
+	if err != nil || string(rest) != "bye\n" {
+		t.Fatalf("after close: %q %v", rest, err)
+	}
+}
+
+// TestBackpressure: a client that pipelines a megabyte of requests without
+// reading makes the server hold at most OutCap plus one answer; once it
+// reads, every answer comes, in order.
+func TestBackpressure(t *testing.T) {
+	h := &lineHandler{idle: 10 * time.Second}
+	const outCap = 4 << 10
+	h.sndbuf = 4 << 10 // so that the kernel does not take it all
+	_, addr, _ := serve(t, h, Options{Loops: 1, OutCap: outCap, MaxInput: 4 << 10})
+	c := dial(t, addr)
+	const n = 100000
+	var send bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&send, "%06d\n", i)
+	}
+	werr := make(chan error, 1)
+	go func() { _, err := c.Write(send.Bytes()); werr <- err }()
+	// Not reading: wait until the server stopped reading us.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p := h.maxPend.Load()
+		time.Sleep(50 * time.Millisecond)
+		if p > 0 && p == h.maxPend.Load() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server never stopped")
+		}
+	}
+	if p := h.maxPend.Load(); p > int64(outCap+len("got 000000\n")) {
+		t.Fatalf("server held %d bytes of output for a client that does not read (cap %d)", p, outCap)
+	}
+	r := bufio.NewReader(c)
+	for i := range n {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if want := fmt.Sprintf("got %06d\n", i); line != want {
+			t.Fatalf("answer %d = %q, want %q", i, line, want)
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if p := h.maxPend.Load(); p > int64(outCap+len("got 000000\n")) {
+		t.Fatalf("server held %d bytes of output (cap %d)", p, outCap)
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	h := &lineHandler{idle: 100 * time.Millisecond}
+	s, addr, _ := serve(t, h, Options{Loops: 1})
+	c := dial(t, addr)
+	start := time.Now()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "expired\n" {
+		t.Fatalf("silent client: %q %v", got, err)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("expired after %s, want ~100ms", d)
+	}
+	if s.Stats().Expired != 1 || h.expired.Load() != 1 {
+		t.Fatalf("stats %+v", s.Stats())
+	}
+	// A deadline moved by each line keeps a talking client.
+	c2 := dial(t, addr)
+	r := bufio.NewReader(c2)
+	for i := range 5 {
+		time.Sleep(60 * time.Millisecond)
+		fmt.Fprintf(c2, "x%d\n", i)
+		if line, err := r.ReadString('\n'); err != nil || line != fmt.Sprintf("got x%d\n", i) {
+			t.Fatalf("line %d: %q %v", i, line, err)
+		}
+	}
+}
+
+// TestMaxConns: beyond MaxConns a connection gets the Overload answer and a
+// clean close (EOF, not a reset); once one closes, new ones are served.
+func TestMaxConns(t *testing.T) {
+	h := &lineHandler{idle: 10 * time.Second}
+	s, addr, _ := serve(t, h, Options{Loops: 1, MaxConns: 2, Overload: func(fd int) { Write(fd, []byte("busy\n")) }})
+	a, b := dial(t, addr), dial(t, addr)
+	for _, c := range []*net.TCPConn{a, b} {
+		fmt.Fprintf(c, "hi\n")
+		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "got hi\n" {
+			t.Fatalf("%q %v", line, err)
+		}
+	}
+	c := dial(t, addr)
+	fmt.Fprintf(c, "hi\n")
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "busy\n" {
+		t.Fatalf("over the limit: %q %v (want the overload answer and a clean close)", got, err)
+	}
+	if s.Stats().Overloaded != 1 {
+		t.Fatalf("stats %+v", s.Stats())
+	}
+	a.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d := dial(t, addr)
+		fmt.Fprintf(d, "again\n")
+		line, _ := bufio.NewReader(d).ReadString('\n')
+		if line == "got again\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not served again after a connection closed: %q", line)
+		}
+	}
+}
+
+// TestDetachCounts: a detached connection gets its pending output first,
+// and counts against MaxConns until it is released.
+func TestDetachCounts(t *testing.T) {
+	h := &lineHandler{idle: 10 * time.Second, gate: make(chan struct{})}
+	s, addr, _ := serve(t, h, Options{Loops: 1, MaxConns: 1, Overload: func(fd int) { Write(fd, []byte("busy\n")) }})
+	c := dial(t, addr)
+	fmt.Fprintf(c, "a\ndetach\n")
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "got a\ndetached\n" {
+		t.Fatalf("detached: %q %v", got, err)
+	}
+	// Not released yet: it still counts.
+	c2 := dial(t, addr)
+	fmt.Fprintf(c2, "b\n")
+	if got, err := io.ReadAll(c2); err != nil || string(got) != "busy\n" {
+		t.Fatalf("while a detached connection is held: %q %v", got, err)
+	}
+	close(h.gate)
+	h.detached.Wait()
+	if s.Stats().Open != 0 {
+		t.Fatalf("released connection still counted: %+v", s.Stats())
+	}
+	c3 := dial(t, addr)
+	fmt.Fprintf(c3, "c\n")
+	if line, err := bufio.NewReader(c3).ReadString('\n'); err != nil || line != "got c\n" {
+		t.Fatalf("after the release: %q %v", line, err)
+	}
+}
+
+// TestLingerNoReset: an answer followed by a close while the client still
+// sends arrives whole: the server half-closes and drains instead of
+// resetting.
+func TestLingerNoReset(t *testing.T) {
+	h := &lineHandler{idle: 10 * time.Second}
+	_, addr, _ := serve(t, h, Options{Loops: 1})
+	for range 20 {
+		c := dial(t, addr)
+		fmt.Fprintf(c, "linger\n%s\n", strings.Repeat("x", 64<<10))
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != "bye\n" {
+			t.Fatalf("%q %v", got, err)
+		}
+	}
+}
+
+// TestStop: on stop idle connections are closed at once, a request in
+// progress still gets its answer within Grace, and new connections are
+// refused.
+func TestStop(t *testing.T) {
+	h := &lineHandler{idle: 10 * time.Second, stopAware: true}
+	_, addr, cancel := serve(t, h, Options{Loops: 2, Grace: 5 * time.Second})
+	idle := dial(t, addr)
+	fmt.Fprintf(idle, "a\n")
+	r := bufio.NewReader(idle)
+	if line, err := r.ReadString('\n'); err != nil || line != "got a\n" {
+		t.Fatal(line, err)
+	}
+	busy := dial(t, addr)
+	fmt.Fprintf(busy, "par") // half a line
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
+		t.Fatalf("idle connection on stop: %q %v", rest, err)
+	}
+	fmt.Fprintf(busy, "tial\n")
+	got, err := io.ReadAll(busy)
+	if err != nil || string(got) != "got partial\n" {
+		t.Fatalf("request in progress on stop: %q %v", got, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting after stop")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestBalance: kept-alive connections end up spread over the loops.
+func TestBalance(t *testing.T) {
+	h := &lineHandler{idle: 10 * time.Second}
+	ln, err := ListenReusePort("127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	fds, _ := ListenerFDs(ln, true)
+	s, err := New[lineState](h, fds, Options{Loops: 4, Balance: true}) // one shared socket, 4 loops
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	var conns []*net.TCPConn
+	for i := range 40 {
+		c := dial(t, addr)
+		fmt.Fprintf(c, "k%d\n", i)
+		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != fmt.Sprintf("got k%d\n", i) {
+			t.Fatal(line, err)
+		}
+		conns = append(conns, c)
+	}
+	lo, hi := int64(1<<62), int64(0)
+	for _, l := range s.loops {
+		n := l.live.Load()
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	if hi-lo > 2 {
+		t.Errorf("loops hold %d to %d connections", lo, hi)
+	}
+	for _, c := range conns {
+		fmt.Fprintf(c, "again\n")
+		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "got again\n" {
+			t.Fatal("moved connection not served:", line, err)
+		}
+	}
+}
+
+// TestOutOfDescriptors runs a server in a child process whose descriptor
+// limit is low, and opens more connections than it can hold: each gets an
+// answer or a clean close (the spare descriptor), the server does not spin
+// meanwhile, and serves again as soon as connections close.
+func TestOutOfDescriptors(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		t.Skip("the child runs TestChildServer only")
+	}
+	runChildServer(t)
+}
+
+const childEnv = "EVLOOP_CHILD"
+
+func runChildServer(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChildServer$")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	r := bufio.NewReader(out)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "addr "))
+
+	ask := func(c net.Conn) (string, error) {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprintf(c, "q\n"); err != nil {
+			return "", err
+		}
+		return bufio.NewReader(c).ReadString('\n')
+	}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	served, busy := 0, 0
+	for range 100 {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ask(c)
+		switch {
+		case got == "got q\n":
+			served++
+			held = append(held, c) // keep it open: it holds a descriptor
+		case got == "busy\n" || (got == "" && errors.Is(err, io.EOF)):
+			busy++
+			c.Close()
+		default:
+			t.Fatalf("connection %d: %q %v (want an answer or a clean close, never a reset or a hang)", served+busy, got, err)
+		}
+	}
+	if busy == 0 || served == 0 {
+		t.Fatalf("served %d, busy %d: the limit did not bite", served, busy)
+	}
+	// Out of descriptors: the child must not spin.
+	cpu0 := childCPU(t, cmd.Process.Pid)
+	time.Sleep(500 * time.Millisecond)
+	c, _ := net.DialTimeout("tcp", addr, 5*time.Second) // one more, while exhausted
+	if c != nil {
+		_, _ = ask(c)
+		c.Close()
+	}
+	time.Sleep(500 * time.Millisecond)
+	if d := childCPU(t, cmd.Process.Pid) - cpu0; d > 300*time.Millisecond {
+		t.Errorf("the server used %s of CPU in 1s while out of descriptors", d)
+	}
+	// Free some: the next connection is served at once.
+	for _, c := range held[:5] {
+		c.Close()
+	}
+	held = held[5:]
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := ask(c)
+		c.Close()
+		if got == "got q\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not serving again after descriptors were freed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("served %d, answered busy or closed cleanly %d", served, busy)
+}
+
+// childCPU is the user+system CPU time of pid.
+func childCPU(t *testing.T, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * time.Second / 100 // USER_HZ
+}
+
+// TestChildServer is the child of TestOutOfDescriptors.
+func TestChildServer(t *testing.T) {
+	if os.Getenv(childEnv) == "" {
+		t.Skip("runs as a child of TestOutOfDescriptors")
+	}
+	h := &lineHandler{idle: 30 * time.Second}
+	ln, err := ListenReusePort("127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, _ := ListenerFDs(ln, true)
+	s, err := New[lineState](h, fds, Options{Loops: 1, Overload: func(fd int) { Write(fd, []byte("busy\n")) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Leave room for the runtime and the test framework, then not much.
+	var open int
+	if des, err := os.ReadDir("/proc/self/fd"); err == nil {
+		open = len(des)
+	}
+	lim := uint64(open + 30)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: lim, Max: lim}); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("addr %s\n", ln.Addr())
+	_ = s.Serve(context.Background()) // until the parent kills us
+}

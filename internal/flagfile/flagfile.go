@@ -1,0 +1,69 @@
+// Package flagfile reads flag files the one way both the watcher and the
+// control command must read them, so that `http_status list` shows what the
+// daemon answers.
+package flagfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// Read reads the flag file at path. present is false when the daemon does
+// not count the file as a flag (it is absent, a symlink, not a regular file,
+// or cannot be read): the service is then out of rotation. problem, when not
+// nil, says what is odd about the file: why it does not count, or which part
+// of its content was ignored (the entry is then still usable, see
+// [cache.ParseFlag]).
+//
+// Symlinks are not followed (O_NOFOLLOW) and FIFOs are not waited on
+// (O_NONBLOCK, then fstat): a flag is a regular file in the directory.
+// Only the first [cache.MaxFlagSize] bytes are read.
+func Read(path string) (e cache.Entry, present bool, problem error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return missing(), false, nil
+		case errors.Is(err, syscall.ELOOP):
+			return missing(), false, ErrSymlink
+		case errors.Is(err, fs.ErrPermission):
+			return missing(), false, fmt.Errorf("%w (mode or owner keeps the daemon from reading it)", ErrUnreadable)
+		}
+		return missing(), false, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return missing(), false, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return missing(), false, ErrNotRegular
+	}
+	buf := make([]byte, cache.MaxFlagSize)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		// Fail closed: content that could not be read might have said
+		// drain.
+		return missing(), false, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	e, err = cache.ParseFlag(buf[:n])
+	if err != nil {
+		return e, true, fmt.Errorf("content not understood, counted as %s: %w", e.State, err)
+	}
+	return e, true, nil
+}
+
+// Why a file does not count as a flag.
+var (
+	ErrSymlink    = errors.New("a symlink: ignored by the daemon (use a regular file)")
+	ErrNotRegular = errors.New("not a regular file: ignored by the daemon")
+	ErrUnreadable = errors.New("cannot be read: counted as absent (out of rotation)")
+)
+
+func missing() cache.Entry { return cache.Entry{State: cache.Missing, Weight: cache.NoWeight} }
