@@ -1,29 +1,46 @@
 #!/usr/bin/env bash
-# HTTP benchmark: http_status's /status against nginx serving a static file,
-# and against a constant-200 net/http server, all on loopback, driven by wrk.
-# Then, in close mode, the HAProxy agent-check port against nginx and /status
-# with bench/agentload (wrk speaks only HTTP; one client for the three keeps
-# their ratio fair). Every figure is measured side by side in this one
-# invocation and printed as a ratio against nginx; nothing here asserts a
-# speed.
+# The goals of issue 13 measured in one run, on loopback, against nginx
+# serving a static file in the same run:
+#   1. a grid of wrk --latency runs: keep-alive and one connection per
+#      request (Connection: close) at each connection count, nginx against
+#      http_status's /status?SERVICE=x&PORT=80 (fast engine);
+#   2. the HAProxy agent port at each agent connection count, with
+#      bench/agentload (wrk speaks only HTTP; one client for nginx, /status
+#      and the agent keeps their ratio fair);
+#   3. the abuse cells (bench/abuse, fresh daemons): RSS with clients that
+#      pipeline and never read, a real agent check among silent connections.
+# Then it prints the goals table: every cell as a ratio against nginx in the
+# same cell and round, with the goal and whether it is met. Nothing here
+# asserts a speed; a goal not met is reported, not an error.
 #
-#   bench/run.sh             # DURATION=10s per run, ROUNDS=3
-#   bench/run.sh --smoke     # DURATION=1s, ROUNDS=1, 16 connections: proves it works (~10 s warm)
+#   bench/run.sh             # DURATION=3s, ROUNDS=1: 25 runs of 3 s and the abuse cells, about 1.5 minutes
+#   bench/run.sh --smoke     # 16 connections, 1 s a run, small abuse cells: proves it works (11-13 s warm)
 #
 # Environment:
-#   DURATION=10s  wrk -d per run          ROUNDS=3   rounds (median, min-max)
-#   THREADS=2     wrk -t                  CONNS=64   wrk -c
-#   PIN=none      none: wrk and the server share both CPUs as the scheduler likes;
-#                 split: servers on CPU 0, wrk on CPU 1 (taskset), so that they
-#                 take turns on separate cores instead of competing for both
-#   MODES="keepalive close"               which connection modes to run
-#   ENGINES="fast net/http"               engines to compare when the daemon has --engine
-#   AGENT=1       0 skips the agent-port table (it runs when MODES has close)
-#   KEEP=1        keep the temp dir (configs, logs, raw wrk output)
+#   DURATION=3s   wrk -d / agentload -d per run    ROUNDS=1  rounds (median, and ratio min-max)
+#   CONNS_LIST="1 16 64 256"  wrk -c of the grid (CONNS=N alone means CONNS_LIST=N)
+#   THREADS=2     wrk -t (at most the connection count)
+#   MODES="keepalive close"   connection modes of the grid; GRID=0 skips the grid
+#   AGENT_CONNS="1 16 64"     agentload -c of the agent cells; AGENT=0 skips them
+#   ABUSE=1       0 skips the abuse cells; ABUSE_ARGS: more bench/abuse flags (as root
+#                 they run in a network namespace of their own with small TCP send
+#                 buffers, so that the daemon, not the kernel, holds unread answers)
+#   EXTRA=""      more grid targets, not judged by a goal: status (fast /status),
+#                 nethttp and nethttp-status (--engine net/http), const200 (a
+#                 constant-200 net/http server)
+#   OURS_BIN=PATH the daemon to measure instead of building ./cmd/http_status
+#   ALT_BIN=PATH  a second daemon measured side by side (grid, agent and abuse
+#                 cells, judged by the same goals), named ALT_NAME (alt), e.g.
+#                 an older build: git worktree add /tmp/old COMMIT &&
+#                 (cd /tmp/old && go build -o /tmp/http_status.old ./cmd/http_status)
+#   PIN=none      none: servers and load share the CPUs; split: servers on CPU 0,
+#                 load on CPU 1 (taskset)
+#   KEEP=1        keep the temp dir (configs, logs, raw outputs, results.tsv;
+#                 go run ./bench/goals table -md DIR/results.tsv prints Markdown)
 #
-# Exit status: non-zero when a target does not answer 200 before the run, or
-# wrk reports socket errors or non-2xx answers for any run, or agentload
-# errors or unexpected answers.
+# Exit status: non-zero when a target does not answer before the run, wrk
+# reports socket errors or non-2xx answers, agentload errors or unexpected
+# answers, or an abuse cell could not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -36,27 +53,47 @@ for a in "$@"; do
     *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
+if [ -n "${CONNS:-}" ] && [ -z "${CONNS_LIST:-}" ]; then CONNS_LIST=$CONNS; fi
 if [ "$SMOKE" = 1 ]; then
-  DURATION=${DURATION:-1s} ROUNDS=${ROUNDS:-1} CONNS=${CONNS:-16}
+  DURATION=${DURATION:-1s} ROUNDS=${ROUNDS:-1} CONNS_LIST=${CONNS_LIST:-16} AGENT_CONNS=${AGENT_CONNS:-16}
+  ABUSE_ARGS=${ABUSE_ARGS:--clients 200 -silent 300 -checks 5 -settle 300ms}
 fi
-DURATION=${DURATION:-10s}
-ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-3s}
+ROUNDS=${ROUNDS:-1}
 THREADS=${THREADS:-2}
-CONNS=${CONNS:-64}
-PIN=${PIN:-none}
+CONNS_LIST=${CONNS_LIST:-1 16 64 256}
 MODES=${MODES:-keepalive close}
+GRID=${GRID:-1}
 AGENT=${AGENT:-1}
-case " $MODES " in *" close "*) ;; *) AGENT=0 ;; esac
+AGENT_CONNS=${AGENT_CONNS:-1 16 64}
+ABUSE=${ABUSE:-1}
+ABUSE_ARGS=${ABUSE_ARGS:-}
+EXTRA=${EXTRA:-}
+ALT_NAME=${ALT_NAME:-alt}
+PIN=${PIN:-none}
 
 for tool in nginx wrk curl go; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool not found (Debian: nginx-light, wrk, curl; Go 1.25+)" >&2; exit 2; }
 done
+for m in $MODES; do
+  case "$m" in keepalive | close) ;; *) echo "run.sh: MODES: $m is not keepalive or close" >&2; exit 2 ;; esac
+done
+for c in $CONNS_LIST $AGENT_CONNS; do
+  [[ "$c" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: connection count $c is not a positive number" >&2; exit 2; }
+done
+for e in $EXTRA; do
+  case "$e" in status | nethttp | nethttp-status | const200) ;; *) echo "run.sh: EXTRA: unknown target $e" >&2; exit 2 ;; esac
+done
+has_extra() { case " $EXTRA " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+for b in OURS_BIN ALT_BIN; do
+  if [ -n "${!b:-}" ] && [ ! -x "${!b}" ]; then echo "run.sh: $b=${!b} is not an executable" >&2; exit 2; fi
+done
 case "$PIN" in
-  none) SRV_PIN=() WRK_PIN=() ;;
+  none) SRV_PIN=() LOAD_PIN=() ;;
   split)
     command -v taskset >/dev/null || { echo "run.sh: PIN=split needs taskset (util-linux)" >&2; exit 2; }
     [ "$(nproc)" -ge 2 ] || { echo "run.sh: PIN=split needs 2 CPUs" >&2; exit 2; }
-    SRV_PIN=(taskset -c 0) WRK_PIN=(taskset -c 1) ;;
+    SRV_PIN=(taskset -c 0) LOAD_PIN=(taskset -c 1) ;;
   *) echo "run.sh: PIN must be none or split" >&2; exit 2 ;;
 esac
 
@@ -76,11 +113,21 @@ NAME=run.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh # after the cd to the repository root
 
+start_s=$(date +%s)
 echo "== machine: $(nproc) CPUs, $(awk -F": " "/^model name/ { print \$2; exit }" /proc/cpuinfo), Linux $(uname -r), $(go env GOVERSION), $(nginx -v 2>&1 | sed "s/.*: //"), $(wrk -v 2>&1 | head -1 | cut -d" " -f1-2)"
+echo "== load before: $(uptime)"
 echo "== build"
-go build -o "$T/http_status" ./cmd/http_status
-go build -o "$T/const200" ./bench/const200
-go build -o "$T/agentload" ./bench/agentload
+if [ -n "${OURS_BIN:-}" ]; then
+  cp "$OURS_BIN" "$T/http_status"
+  echo "ours: $OURS_BIN"
+else
+  go build -o "$T/http_status" ./cmd/http_status
+  echo "ours: ./cmd/http_status at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)')"
+fi
+[ -n "${ALT_BIN:-}" ] && echo "$ALT_NAME: $ALT_BIN"
+tools=(./bench/goals ./bench/agentload ./bench/abuse)
+has_extra const200 && tools+=(./bench/const200)
+go build -o "$T/" "${tools[@]}"
 
 # --- nginx: static status.html, its own config and prefix -------------------
 NGINX_PORT=$(free_port)
@@ -112,47 +159,74 @@ EOF
 "${SRV_PIN[@]}" nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -g 'daemon off;' 2>>"$T/nginx/logs/stderr.log" &
 PIDS+=($!)
 
-# --- const200 ----------------------------------------------------------------
-CONST_PORT=$(free_port)
-"${SRV_PIN[@]}" "$T/const200" -addr "127.0.0.1:$CONST_PORT" 2>"$T/const200.log" &
-PIDS+=($!)
+# Targets: name|url|role, nginx first (the baseline). Agent targets alike.
+TARGETS=("nginx /status.html|http://127.0.0.1:$NGINX_PORT/status.html|base")
+AGENT_TARGETS=("nginx /status.html=http://127.0.0.1:$NGINX_PORT/status.html|base")
 
-# --- http_status: one daemon per engine ---------------------------------------
-# Target list: name|url. nginx first (the baseline).
-TARGETS=("nginx /status.html|http://127.0.0.1:$NGINX_PORT/status.html")
-ENGINE_LIST=("")
-if "$T/http_status" --help 2>&1 | grep -qE '^ +--?engine'; then
-  read -r -a ENGINE_LIST <<<"${ENGINES:-fast net/http}"
-  echo "daemon has --engine: comparing ${ENGINE_LIST[*]}"
-else
-  echo "daemon has no --engine flag: one engine (net/http)"
-fi
-for eng in "${ENGINE_LIST[@]}"; do
-  port=$(free_port)
-  tag=${eng//\//}
-  dir="$T/status${tag:+-$tag}"
+# start_daemon NAME BIN ENGINE AGENT(0/1): starts one http_status on a fresh
+# status directory; sets PORT (and APORT when AGENT is 1).
+start_daemon() {
+  local name=$1 bin=$2 eng=$3 tag dir args help
+  tag=${name//[^a-zA-Z0-9]/_}
+  dir="$T/status-$tag"
   mkdir -p "$dir"
   touch "$dir/status.html" "$dir/x.80"
-  args=(--dir "$dir" --ip 127.0.0.1 --port "$port" --log-level warn --log-file "$T/ours${tag:+-$tag}.log")
-  [ -n "$eng" ] && args+=(--engine "$eng")
-  if [ "$AGENT" = 1 ] && [ -z "${AGENT_PORT:-}" ]; then
-    # The first daemon also answers agent checks (the agent does not
-    # depend on the engine); agentload compares it with this /status.
-    AGENT_PORT=$(free_port)
-    AGENT_STATUS="ours${eng:+ $eng} /status|http://127.0.0.1:$port/status"
-    args+=(--agent-port "$AGENT_PORT")
+  PORT=$(free_port)
+  args=(--dir "$dir" --ip 127.0.0.1 --port "$PORT" --log-level warn --log-file "$T/$tag.log")
+  if [ -n "$eng" ]; then
+    help=$("$bin" --help 2>&1 || true)
+    if grep -qE '^ +--?engine' <<<"$help"; then
+      args+=(--engine "$eng")
+    elif [ "$eng" != net/http ]; then
+      echo "run.sh: $bin has no --engine flag (net/http only): $name runs net/http" >&2
+    fi
   fi
-  "${SRV_PIN[@]}" "$T/http_status" "${args[@]}" &
+  if [ "$4" = 1 ]; then
+    APORT=$(free_port)
+    args+=(--agent-port "$APORT")
+  fi
+  "${SRV_PIN[@]}" "$bin" "${args[@]}" &
   PIDS+=($!)
-  label="ours${eng:+ $eng}"
-  TARGETS+=("$label ?SERVICE=x&PORT=80|http://127.0.0.1:$port/status?SERVICE=x&PORT=80")
-  TARGETS+=("$label /status|http://127.0.0.1:$port/status")
-done
-TARGETS+=("const200 net/http|http://127.0.0.1:$CONST_PORT/")
+}
+
+start_daemon ours "$T/http_status" fast 1
+TARGETS+=("ours fast ?SERVICE=x&PORT=80|http://127.0.0.1:$PORT/status?SERVICE=x&PORT=80|goal")
+has_extra status && TARGETS+=("ours fast /status|http://127.0.0.1:$PORT/status|info")
+AGENT_TARGETS+=("ours fast /status=http://127.0.0.1:$PORT/status|info" "ours agent x.80=agent://127.0.0.1:$APORT/x.80|goal")
+AGENT_PORTS=("$APORT")
+if [ -n "${ALT_BIN:-}" ]; then
+  start_daemon "$ALT_NAME" "$ALT_BIN" fast 1
+  TARGETS+=("$ALT_NAME fast ?SERVICE=x&PORT=80|http://127.0.0.1:$PORT/status?SERVICE=x&PORT=80|goal")
+  AGENT_TARGETS+=("$ALT_NAME agent x.80=agent://127.0.0.1:$APORT/x.80|goal")
+  AGENT_PORTS+=("$APORT")
+fi
+if has_extra nethttp || has_extra nethttp-status; then
+  start_daemon nethttp "$T/http_status" net/http 0
+  has_extra nethttp && TARGETS+=("ours net/http ?SERVICE=x&PORT=80|http://127.0.0.1:$PORT/status?SERVICE=x&PORT=80|info")
+  has_extra nethttp-status && TARGETS+=("ours net/http /status|http://127.0.0.1:$PORT/status|info")
+fi
+if has_extra const200; then
+  CONST_PORT=$(free_port)
+  "${SRV_PIN[@]}" "$T/const200" -addr "127.0.0.1:$CONST_PORT" 2>"$T/const200.log" &
+  PIDS+=($!)
+  TARGETS+=("const200 net/http|http://127.0.0.1:$CONST_PORT/|info")
+fi
+
+# servers_alive: every server started above still runs. wrk catches SIGINT
+# and exits 0, and bash then runs no INT trap (it takes the child to have
+# handled the signal), while the servers in the same process group have
+# died of it: stop here rather than measure nothing.
+servers_alive() {
+  local p
+  for p in "${PIDS[@]}"; do
+    kill -0 "$p" 2>/dev/null || { echo "run.sh: a server (pid $p) has exited (interrupted?); stopping" >&2; exit 1; }
+  done
+}
 
 FAIL=0
 for t in "${TARGETS[@]}"; do
-  wait_200 "${t#*|}" || FAIL=1
+  u=${t#*|}
+  wait_200 "${u%|*}" || FAIL=1
 done
 # wait_agent PORT: waits up to 10 s for "up ..." to "x.80".
 wait_agent() {
@@ -165,97 +239,110 @@ wait_agent() {
   echo "run.sh: agent port $1 answers '$reply', not up" >&2
   return 1
 }
-if [ "$AGENT" = 1 ]; then wait_agent "$AGENT_PORT" || FAIL=1; fi
-[ "$FAIL" = 0 ] || { echo "run.sh: a target is not answering 200; see $T (KEEP=1 keeps it)" >&2; exit 1; }
+if [ "$AGENT" = 1 ]; then
+  for p in "${AGENT_PORTS[@]}"; do wait_agent "$p" || FAIL=1; done
+fi
+[ "$FAIL" = 0 ] || { echo "run.sh: a target is not answering; see $T (KEEP=1 keeps it)" >&2; exit 1; }
 
-# run_wrk MODE URL OUT: one wrk run, raw output in OUT.
-run_wrk() {
-  local hdr=()
-  [ "$1" = close ] && hdr=(-H 'Connection: close')
-  "${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "${hdr[@]}" "$2" >"$3" 2>&1
-}
+read -r -a MODE_A <<<"$MODES"
+[ "$GRID" = 1 ] || MODE_A=()
+read -r -a CONN_A <<<"$CONNS_LIST"
+read -r -a ACONN_A <<<"$AGENT_CONNS"
+secs=${DURATION%s}
+if [[ "$secs" =~ ^[0-9]+$ ]]; then
+  n_runs=$((ROUNDS * ${#MODE_A[@]} * ${#CONN_A[@]} * ${#TARGETS[@]}))
+  [ "$AGENT" = 1 ] && n_runs=$((n_runs + ROUNDS * ${#ACONN_A[@]} * ${#AGENT_TARGETS[@]}))
+  echo "== $n_runs runs of $DURATION: about $((n_runs * secs)) s of load, then the abuse cells"
+fi
 
-# parse_wrk FILE: prints "rps p99_ms errors non2xx".
-parse_wrk() {
-  awk '
-    function ms(v) {
-      if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-      if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-      if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
-      return v + 0
-    }
-    /^Requests\/sec:/ { rps = $2 }
-    /^ +99%/ { p99 = ms($2) }
-    /Socket errors:/ { gsub(/,/, ""); err = $4 + $6 + $8 + $10 }
-    /Non-2xx or 3xx responses:/ { bad = $NF }
-    END { printf "%s %s %d %d\n", (rps == "" ? "NaN" : rps), (p99 == "" ? "NaN" : p99), err, bad }
-  ' "$1"
-}
-
-echo "== wrk -t$THREADS -c$CONNS -d$DURATION --latency; ROUNDS=$ROUNDS PIN=$PIN; $(nproc) CPUs"
+# The results: round mode conns target role rps p99_ms errors bad.
 RES="$T/results.tsv"
 : >"$RES"
+
+# --- 1. the grid: wrk --latency, every target in every cell ---------------
+if [ "$GRID" = 1 ]; then echo "== grid: wrk -t$THREADS (at most -c) -d$DURATION --latency; modes: $MODES; connections: $CONNS_LIST; ROUNDS=$ROUNDS PIN=$PIN"; fi
 n=${#TARGETS[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
-  for mode in $MODES; do
-    # Rotate the starting target each round so no target always runs
-    # first (after a pause) or right after the same neighbour.
-    for ((k = 0; k < n; k++)); do
-      i=$(((k + r - 1) % n))
-      name=${TARGETS[i]%%|*} url=${TARGETS[i]#*|}
-      out="$T/wrk-r$r-$mode-$i.txt"
-      if ! run_wrk "$mode" "$url" "$out"; then
-        echo "wrk failed for $name ($mode):" >&2; cat "$out" >&2; FAIL=1
-      fi
-      read -r rps p99 err bad < <(parse_wrk "$out")
-      printf '%d\t%s\t%d\t%s\t%s\t%s\t%s\n' "$r" "$mode" "$i" "$rps" "$p99" "$err" "$bad" >>"$RES"
-      printf '  round %d %-9s %-34s %10.0f req/s  p99 %7.2f ms%s\n' "$r" "$mode" "$name" "$rps" "$p99" \
-        "$([ "$err$bad" = 00 ] || echo "  ERRORS: socket $err, non-2xx $bad")"
-      if [ "$err" != 0 ] || [ "$bad" != 0 ] || [ "$rps" = NaN ]; then FAIL=1; fi
+  cell=0
+  for mode in "${MODE_A[@]}"; do
+    hdr=()
+    [ "$mode" = close ] && hdr=(-H 'Connection: close')
+    for c in "${CONN_A[@]}"; do
+      # Rotate the first target by cell and round, so that no target
+      # always runs first (after a pause) or after the same neighbour.
+      for ((k = 0; k < n; k++)); do
+        i=$(((k + cell + r - 1) % n))
+        IFS='|' read -r name url role <<<"${TARGETS[i]}"
+        out="$T/wrk-r$r-$mode-c$c-$i.txt"
+        if ! "${LOAD_PIN[@]}" wrk -t"$((THREADS < c ? THREADS : c))" -c"$c" -d"$DURATION" --latency "${hdr[@]}" "$url" >"$out" 2>&1; then
+          echo "wrk failed for $name ($mode, $c connections):" >&2; cat "$out" >&2; FAIL=1
+        fi
+        servers_alive
+        if ! fig=$("$T/goals" wrk "$out" 2>&1); then
+          echo "run.sh: $fig" >&2; FAIL=1
+          fig="NaN NaN 0 0"
+        fi
+        read -r rps p99 err bad <<<"$fig"
+        printf '%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$mode" "$c" "$name" "$role" "$rps" "$p99" "$err" "$bad" >>"$RES"
+        printf '  round %d %-9s %4d conn  %-32s %9.0f req/s  p99 %8.3f ms%s\n' "$r" "$mode" "$c" "$name" "$rps" "$p99" \
+          "$([ "$err$bad" = 00 ] || echo "  ERRORS: socket $err, non-2xx $bad")"
+        if [ "$err" != 0 ] || [ "$bad" != 0 ] || [ "$rps" = NaN ]; then FAIL=1; fi
+      done
+      cell=$((cell + 1))
     done
   done
 done
 
-# Summary: per mode and target, median and min-max of req/s and p99 over the
-# rounds, and the ratio to nginx computed per round (same round, same mode),
-# then its median and min-max.
-echo
-echo "== results: median (min-max) over $ROUNDS round(s); ratio = req/s / nginx req/s in the same round"
-names=$(printf '%s\n' "${TARGETS[@]}" | cut -d'|' -f1)
-awk -F'\t' -v names="$names" -v modes="$MODES" '
-  function sortv(a, k,   i, j, t) { for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
-  function med(a, k) { return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
-  { rps[$2, $3, $1] = $4; p99[$2, $3, $1] = $5; if ($1 > R) R = $1 }
-  END {
-    nt = split(names, nm, "\n"); nmo = split(modes, mo, " ")
-    printf "%-9s %-34s %22s %22s %20s\n", "mode", "target", "req/s", "p99 ms", "vs nginx"
-    for (m = 1; m <= nmo; m++) for (t = 1; t <= nt; t++) {
-      k = 0
-      for (r = 1; r <= R; r++) {
-        k++; a[k] = rps[mo[m], t - 1, r]; b[k] = p99[mo[m], t - 1, r]
-        base = rps[mo[m], 0, r]; c[k] = (base > 0) ? a[k] / base : 0
-      }
-      sortv(a, k); sortv(b, k); sortv(c, k)
-      printf "%-9s %-34s %8.0f (%5.0f-%5.0f) %7.2f (%5.2f-%5.2f) %6.2fx (%4.2f-%4.2f)\n", mo[m], nm[t], med(a, k), a[1], a[k], med(b, k), b[1], b[k], med(c, k), c[1], c[k]
-    }
-  }' "$RES"
-
-# --- the agent port: one connection per check, so close mode only ----------
+# --- 2. the agent port: agentload, one connection per check ----------------
 # agentload (epoll client, like wrk) drives nginx and /status with HTTP/1.0
 # GETs and the agent port with "x.80\n", interleaved, same rounds.
 if [ "$AGENT" = 1 ]; then
-  echo
-  echo "== agent port (close mode), bench/agentload -c $CONNS -d $DURATION -rounds $ROUNDS"
-  url=${AGENT_STATUS#*|}
-  if ! "${WRK_PIN[@]}" "$T/agentload" -c "$CONNS" -d "$DURATION" -rounds "$ROUNDS" \
-    "nginx /status.html=http://127.0.0.1:$NGINX_PORT/status.html" \
-    "${AGENT_STATUS%%|*}=http://${url#http://}" \
-    "ours agent x.80=agent://127.0.0.1:$AGENT_PORT/x.80"; then
-    FAIL=1
-  fi
+  declare -A AROLE=()
+  aargs=()
+  for t in "${AGENT_TARGETS[@]}"; do
+    AROLE[${t%%=*}]=${t##*|}
+    aargs+=("${t%|*}")
+  done
+  for c in "${ACONN_A[@]}"; do
+    echo
+    echo "== agent port: bench/agentload -c $c -d $DURATION -rounds $ROUNDS"
+    tsv="$T/agentload-c$c.tsv"
+    : >"$tsv"
+    if ! "${LOAD_PIN[@]}" "$T/agentload" -c "$c" -d "$DURATION" -rounds "$ROUNDS" -tsv "$tsv" "${aargs[@]}"; then
+      FAIL=1
+    fi
+    servers_alive
+    while IFS=$'\t' read -r r name rps p50 p99 err bad; do
+      printf '%d\tagent\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$c" "$name" "${AROLE[$name]:-info}" "$rps" "$p99" "$err" "$bad" >>"$RES"
+    done <"$tsv"
+  done
 fi
 
+# --- 3. the abuse cells: fresh daemons, see bench/abuse ---------------------
+ABUSE_SUM="$T/abuse-summary.txt"
+if [ "$ABUSE" = 1 ]; then
+  read -r -a abuse_args <<<"$ABUSE_ARGS"
+  bins=("ours|$T/http_status")
+  [ -n "${ALT_BIN:-}" ] && bins+=("$ALT_NAME|$ALT_BIN")
+  for b in "${bins[@]}"; do
+    echo
+    if ! "$T/abuse" -bin "${b#*|}" -name "${b%%|*}" -summary "$ABUSE_SUM" "${abuse_args[@]}"; then
+      FAIL=1
+    fi
+  done
+fi
+
+echo
+"$T/goals" table "$RES"
+if [ -s "$ABUSE_SUM" ]; then
+  echo
+  cat "$ABUSE_SUM"
+fi
+echo
+echo "== load after: $(uptime)"
+echo "== took $(($(date +%s) - start_s)) s"
+
 if [ "$FAIL" != 0 ]; then
-  echo "run.sh: FAILED: some run reported errors or non-2xx answers (KEEP=1 keeps the raw output)" >&2
+  echo "run.sh: FAILED: some run reported errors or non-2xx answers, or did not run (KEEP=1 keeps the raw output)" >&2
   exit 1
 fi

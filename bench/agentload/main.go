@@ -232,6 +232,14 @@ func pct(s []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
+// tsvLine is one run for -tsv: round, target, req/s, p50 ms, p99 ms,
+// errors, unexpected answers. A target name's tabs and newlines become
+// spaces, so the line keeps its seven fields.
+func tsvLine(round int, name string, x result) string {
+	name = strings.NewReplacer("\t", " ", "\n", " ").Replace(name)
+	return fmt.Sprintf("%d\t%s\t%.2f\t%.3f\t%.3f\t%d\t%d\n", round, name, x.rps, ms(x.p50), ms(x.p99), x.errs, x.bad)
+}
+
 func median(v []float64) (med, lo, hi float64) {
 	s := slices.Clone(v)
 	slices.Sort(s)
@@ -260,6 +268,7 @@ func main() {
 	}
 	client := flag.String("client", defClient, "epoll: non-blocking sockets on -loops event loops, one OS thread each (like wrk; Linux); go: one goroutine per worker with net.Dial")
 	loops := flag.Int("loops", runtime.NumCPU(), "event loops of the epoll client")
+	tsv := flag.String("tsv", "", "also append one line per run to this file: round, target, req/s, p50 ms, p99 ms, errors, unexpected answers (tab-separated)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: agentload [flags] NAME=http://HOST:PORT/PATH|NAME=agent://HOST:PORT/LINE ...\n")
 		flag.PrintDefaults()
@@ -283,6 +292,16 @@ func main() {
 		how += fmt.Sprintf(", %d loop(s)", *loops)
 	}
 	fmt.Printf("== agentload -c %d -d %s, %d round(s), %s; one connection per request; baseline %s\n", *conc, *dur, *rounds, how, ts[0].name)
+	var tsvOut io.Writer
+	if *tsv != "" {
+		f, err := os.OpenFile(*tsv, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agentload:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		tsvOut = f
+	}
 	res := make([][]result, len(ts)) // [target][round]
 	failed := false
 	for r := 0; r < *rounds; r++ {
@@ -307,6 +326,12 @@ func main() {
 				}
 			}
 			fmt.Printf("  round %d  %-34s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms%s\n", r+1, ts[i].name, x.rps, ms(x.p50), ms(x.p99), note)
+			if tsvOut != nil {
+				if _, err := io.WriteString(tsvOut, tsvLine(r+1, ts[i].name, x)); err != nil {
+					fmt.Fprintln(os.Stderr, "agentload:", err)
+					os.Exit(1)
+				}
+			}
 		}
 	}
 	fmt.Printf("\n== results: median (min-max) over %d round(s); ratio = req/s / %s req/s in the same round\n", *rounds, ts[0].name)

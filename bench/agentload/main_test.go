@@ -95,3 +95,11 @@ func TestClients(t *testing.T) {
 		}
 	}
 }
+
+func TestTSVLine(t *testing.T) {
+	x := result{ok: 100, errs: 2, bad: 3, rps: 12345.678, p50: 1500 * time.Microsecond, p99: 12345 * time.Microsecond}
+	got := tsvLine(2, "ours\tagent\nx.80", x)
+	if want := "2\tours agent x.80\t12345.68\t1.500\t12.345\t2\t3\n"; got != want {
+		t.Errorf("tsvLine = %q, want %q", got, want)
+	}
+}

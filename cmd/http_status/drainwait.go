@@ -16,6 +16,7 @@ import (
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/conns"
+	"github.com/http-status/http_status/internal/flagfile"
 	"github.com/http-status/http_status/probe"
 )
 
@@ -259,7 +260,7 @@ func (d *drainWait) finish(elapsed time.Duration) int {
 		return 1
 	}
 	if d.thenEntry.State == cache.Missing {
-		if _, err := removeFlag(d.dir, d.name); err != nil {
+		if _, err := flagfile.Remove(d.dir, d.name); err != nil {
 			fmt.Fprintf(d.errw, "http_status drain: %v\n", err)
 			return 1
 		}
@@ -267,7 +268,7 @@ func (d *drainWait) finish(elapsed time.Duration) int {
 		return 0
 	}
 	content := []byte(d.thenEntry.Format())
-	if err := writeFlag(d.dir, d.name, content); err != nil {
+	if err := flagfile.Write(d.dir, d.name, content); err != nil {
 		fmt.Fprintf(d.errw, "http_status drain: %v\n", err)
 		return 1
 	}

@@ -105,19 +105,30 @@ func (d *Daemon) Stop() {
 }
 
 // RSSKiB reads VmRSS of the daemon from /proc.
-func (d *Daemon) RSSKiB() (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Cmd.Process.Pid))
+func (d *Daemon) RSSKiB() (int, error) { return ProcStatusKiB(d.Cmd.Process.Pid, "VmRSS") }
+
+// ProcStatusKiB reads a "kB" field of /proc/PID/status: VmRSS (resident
+// memory now), VmHWM (its peak), VmSize...
+func ProcStatusKiB(pid int, field string) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+	return statusKiB(string(b), field)
+}
+
+// statusKiB finds "field:   1234 kB" in the text of a /proc/PID/status.
+func statusKiB(status, field string) (int, error) {
+	for _, l := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			var kb int
-			_, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
-			return kb, err
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
+				return 0, fmt.Errorf("/proc status %s: %w", field, err)
+			}
+			return kb, nil
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return 0, fmt.Errorf("/proc status: no %s", field)
 }
 
 // Client is one keep-alive HTTP/1.1 connection with a raw, precomposed

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -58,5 +59,23 @@ func TestClientKeepAlive(t *testing.T) {
 	}
 	if n.Load() != 5 {
 		t.Errorf("server saw %d requests, want 5", n.Load())
+	}
+}
+
+func TestStatusKiB(t *testing.T) {
+	const status = "Name:\thttp_status\nVmPeak:\t 1265348 kB\nVmHWM:\t   45312 kB\nVmRSS:\t   12000 kB\nThreads:\t8\n"
+	for field, want := range map[string]int{"VmHWM": 45312, "VmRSS": 12000, "VmPeak": 1265348} {
+		if got, err := statusKiB(status, field); err != nil || got != want {
+			t.Errorf("statusKiB(%s) = %d, %v; want %d", field, got, err, want)
+		}
+	}
+	for _, field := range []string{"VmSwap", "Threads", "Vm"} {
+		if got, err := statusKiB(status, field); err == nil {
+			t.Errorf("statusKiB(%s) = %d, want an error", field, got)
+		}
+	}
+	// This process's own: resident memory is never zero.
+	if got, err := ProcStatusKiB(os.Getpid(), "VmRSS"); err != nil || got <= 0 {
+		t.Errorf("ProcStatusKiB(self, VmRSS) = %d, %v", got, err)
 	}
 }

@@ -1,0 +1,82 @@
+package flagfile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/http-status/http_status/cache"
+)
+
+func TestWriteReadRemove(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "status") // created on first write
+	if err := Write(dir, "web.80", []byte("drain 50% # deploy\n")); err != nil {
+		t.Fatal(err)
+	}
+	e, ok, problem := Read(filepath.Join(dir, "web.80"))
+	if !ok || problem != nil || e.State != cache.Drain || e.Weight != 50 || e.Reason != "deploy" {
+		t.Fatalf("read back: %+v %v %v", e, ok, problem)
+	}
+	des, _ := os.ReadDir(dir)
+	if len(des) != 1 {
+		t.Fatalf("temp files left: %v", des)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "web.80")); fi.Mode().Perm() != 0o644 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	if removed, err := Remove(dir, "web.80"); !removed || err != nil {
+		t.Fatalf("remove: %v %v", removed, err)
+	}
+	if removed, err := Remove(dir, "web.80"); removed || err != nil {
+		t.Fatalf("remove again: %v %v", removed, err)
+	}
+	if _, ok, problem := Read(filepath.Join(dir, "web.80")); ok || problem != nil {
+		t.Fatalf("absent flag: %v %v", ok, problem)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, "sub", nil); err == nil {
+		t.Fatal("wrote over a directory")
+	}
+	if _, err := Remove(dir, "sub"); err == nil {
+		t.Fatal("removed a directory")
+	}
+}
+
+func TestReadNotAFlag(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("up"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, problem := Read(filepath.Join(dir, "link")); ok || !errors.Is(problem, ErrSymlink) {
+		t.Fatalf("symlink: %v %v", ok, problem)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, problem := Read(filepath.Join(dir, "fifo")); ok || !errors.Is(problem, ErrNotRegular) {
+		t.Fatalf("fifo: %v %v", ok, problem)
+	}
+	// Content partly understood: present, the state word counts, a problem said.
+	if err := os.WriteFile(filepath.Join(dir, "odd"), []byte("drain 300%"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, problem := Read(filepath.Join(dir, "odd")); !ok || problem == nil || e.State != cache.Drain {
+		t.Fatalf("odd content: %+v %v %v", e, ok, problem)
+	}
+	if os.Geteuid() != 0 {
+		if err := os.WriteFile(filepath.Join(dir, "secret"), []byte("up"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, problem := Read(filepath.Join(dir, "secret")); ok || !errors.Is(problem, ErrUnreadable) {
+			t.Fatalf("unreadable: %v %v", ok, problem)
+		}
+	}
+}
