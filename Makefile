@@ -1,12 +1,14 @@
-# make build | test | vet | man | package | clean
+# make build | test | vet | lint | man | package | clean
 # `make package` builds dist/*.deb and dist/*.rpm (see packaging/build.sh).
+# nfpm and staticcheck are tool dependencies pinned in go.mod (`go tool`),
+# so every target works offline once the module cache is warm.
 
 GO      ?= go
 VERSION ?= $(shell packaging/version.sh)
 COMMIT  ?= $(shell packaging/version.sh commit)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build test vet man package clean
+.PHONY: all build test vet lint man package clean
 
 all: vet build
 
@@ -20,6 +22,9 @@ test:
 vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt'd: $$out"; exit 1; fi
+
+lint:
+	$(GO) tool staticcheck ./...
 
 # The committed man page, regenerated from the flag definitions
 # (TestManPageUpToDate fails when it is stale).

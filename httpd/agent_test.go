@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -218,40 +220,56 @@ func agentServeWith(t *testing.T, a *Agent, wrap func(net.Listener) net.Listener
 	return a.Addr().String()
 }
 
-// ask connects, sends send (if not empty), and reads until EOF.
+// agentAsk connects, sends send (if not empty), and reads until EOF.
 func agentAsk(t *testing.T, addr, send string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	got, err := agentAskErr(addr, send)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+// agentAskErr is agentAsk for use off the test's goroutine.
+func agentAskErr(addr, send string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
 	defer c.Close()
 	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if send != "" {
 		if _, err := io.WriteString(c, send); err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 	}
 	b, err := io.ReadAll(c)
 	if err != nil {
-		t.Fatalf("read reply to %q: %v (got %q)", send, err, b)
+		return string(b), fmt.Errorf("read reply to %q: %w (got %q)", send, err, b)
 	}
-	return string(b)
+	return string(b), nil
 }
 
 func TestAgentServe(t *testing.T) {
+	t.Parallel()
 	for _, p := range agentPaths {
-		t.Run(p.name, func(t *testing.T) { testAgentServe(t, p.wrap) })
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			testAgentServe(t, p.wrap)
+		})
 	}
 }
 
 func testAgentServe(t *testing.T, wrap func(net.Listener) net.Listener) {
 	st := agentStore(t, agentFlags)
-	a := newTestAgent(t, st, AgentOptions{SendWait: 50 * time.Millisecond, Logger: zerolog.Nop()})
+	// SendWait long enough that a client starved by a busy machine still
+	// sends its line in time: the cases run at once, so waiting costs little.
+	a := newTestAgent(t, st, AgentOptions{SendWait: 500 * time.Millisecond, Logger: zerolog.Nop()})
 	addr := agentServeWith(t, a, wrap)
 
+	var wg sync.WaitGroup
 	for _, tt := range []struct{ send, want string }{
 		{"squid.80\n", "up ready 100%\n"},
 		{"squid 80\r\n", "up ready 100%\n"},
@@ -263,10 +281,14 @@ func testAgentServe(t *testing.T, wrap func(net.Listener) net.Listener) {
 		{strings.Repeat("a", MaxAgentLine+10), AgentBadRequest + "\n"},
 		{"squid.80\nmore junk after the line\n", "up ready 100%\n"},
 	} {
-		if got := agentAsk(t, addr, tt.send); got != tt.want {
-			t.Errorf("send %q: reply %q, want %q", tt.send, got, tt.want)
-		}
+		// At once: several cases wait out a read deadline.
+		wg.Go(func() {
+			if got, err := agentAskErr(addr, tt.send); err != nil || got != tt.want {
+				t.Errorf("send %q: reply %q (%v), want %q", tt.send, got, err, tt.want)
+			}
+		})
 	}
+	wg.Wait()
 	if s := a.Stats(); s.Conns < 9 || s.BadRequests != 2 {
 		t.Errorf("stats %+v, want at least 9 connections and 2 bad requests", s)
 	}
@@ -298,6 +320,7 @@ func TestAgentBackToUp(t *testing.T) {
 // TestAgentSilentClient: a client that connects and neither sends nor
 // closes still gets an answer and then the connection is closed.
 func TestAgentSilentClient(t *testing.T) {
+	t.Parallel()
 	for _, p := range agentPaths {
 		t.Run(p.name, func(t *testing.T) { testAgentSilentClient(t, p.wrap) })
 	}
@@ -327,10 +350,14 @@ func testAgentSilentClient(t *testing.T, wrap func(net.Listener) net.Listener) {
 // a client that sends nothing at first and its line after the default
 // answer still reads that answer whole (the agent lingers, no reset).
 func TestAgentSplitLine(t *testing.T) {
+	t.Parallel()
 	for _, p := range agentPaths {
 		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
 			st := agentStore(t, agentFlags)
-			a := newTestAgent(t, st, AgentOptions{SendWait: 100 * time.Millisecond})
+			// SendWait leaves a starved client room to send its first
+			// bytes; the second case waits past it on purpose.
+			a := newTestAgent(t, st, AgentOptions{SendWait: 300 * time.Millisecond})
 			addr := agentServeWith(t, a, p.wrap)
 			for _, tt := range []struct {
 				first, second string
@@ -338,7 +365,7 @@ func TestAgentSplitLine(t *testing.T) {
 				want          string
 			}{
 				{"squi", "d.80\n", 20 * time.Millisecond, "up ready 100%\n"},
-				{"", "web.443\n", 300 * time.Millisecond, "up ready 100%\n"}, // answered for status.html first
+				{"", "web.443\n", 700 * time.Millisecond, "up ready 100%\n"}, // answered for status.html first
 			} {
 				c, err := net.Dial("tcp", addr)
 				if err != nil {
@@ -366,6 +393,7 @@ func TestAgentSplitLine(t *testing.T) {
 // at once with no reply (HAProxy keeps the server's state when the agent
 // cannot answer), and once one of them ends new ones are served.
 func TestAgentMaxConns(t *testing.T) {
+	t.Parallel()
 	for _, p := range agentPaths {
 		t.Run(p.name, func(t *testing.T) {
 			st := agentStore(t, agentFlags)
@@ -426,6 +454,7 @@ func TestAgentMaxConns(t *testing.T) {
 // TestAgentCancel: cancelling the context closes the listener and Serve
 // returns nil, even with a connection in progress.
 func TestAgentCancel(t *testing.T) {
+	t.Parallel()
 	st := agentStore(t, agentFlags)
 	a := newTestAgent(t, st, AgentOptions{SendWait: 200 * time.Millisecond})
 	if err := a.Listen("127.0.0.1:0"); err != nil {

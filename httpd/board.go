@@ -154,8 +154,14 @@ func (p *Pages) serveBoard(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Refresh = n
 	}
+	writeHTML(w, r, boardTmpl, d)
+}
+
+// writeHTML renders tmpl with data and sends it as a self-contained page
+// (no script, no external resource: boardCSP).
+func writeHTML(w http.ResponseWriter, r *http.Request, tmpl *template.Template, data any) {
 	var buf bytes.Buffer
-	if err := boardTmpl.Execute(&buf, d); err != nil {
+	if err := tmpl.Execute(&buf, data); err != nil {
 		http.Error(w, "Internal Server Error - "+err.Error(), http.StatusInternalServerError)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 // the stop whose request arrives after it still gets its answer (plain
 // http.Server.Shutdown would close it unanswered), and Serve returns nil.
 func TestServeAnswersAcceptedConnDuringShutdown(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 // MaxHeaderBytes plus net/http's 4096 bytes of slack for the whole header
 // block.
 func TestFastHeaderLimit(t *testing.T) {
+	t.Parallel()
 	var addrs []string
 	for _, e := range testEngines {
 		a, _ := serveEngine(t, e, fastTestHandler(t), nil)

@@ -47,6 +47,8 @@ type PagesOptions struct {
 	// refresh); 0 means 10 s. ?refresh=N overrides it; ?refresh=0 turns
 	// it off.
 	BoardRefresh time.Duration
+	// Version is shown on the index page (GET / from a browser).
+	Version string
 	// NeedConns tells the connection sampler that a page needs counts
 	// ([conns.Sampler.Touch]); a page waits at most a second for the
 	// channel it returns when the snapshot has no live counts. Nil: pages
@@ -55,7 +57,7 @@ type PagesOptions struct {
 }
 
 // Pages serves the read-only status pages: /status.json, /status.txt, the
-// HTML /board and /healthz. They read the current snapshot only; nothing
+// HTML /board, /healthz, and the index for browsers at /. They read the current snapshot only; nothing
 // here changes a state (states change only through the status directory).
 type Pages struct {
 	opts PagesOptions
@@ -86,6 +88,7 @@ func (p *Pages) Mount(h *Handler) {
 	h.Handle(PathStatusText, p.page(p.serveText))
 	h.Handle(PathBoard, p.page(p.serveBoard))
 	h.Handle(PathHealthz, http.HandlerFunc(p.serveHealthz))
+	h.HandleIndex(http.HandlerFunc(p.serveIndex))
 	h.Handle(PathHealth, http.HandlerFunc(p.serveHealthz))
 }
 

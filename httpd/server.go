@@ -31,6 +31,7 @@ const allowed = "GET, HEAD, OPTIONS"
 type Handler struct {
 	c     *Checker
 	extra map[string]http.Handler
+	index http.Handler // GET / for browsers; nil: none
 }
 
 // NewHandler returns the HTTP handler for health checks.
@@ -40,6 +41,11 @@ func NewHandler(c *Checker) *Handler {
 
 // Handle mounts h at the exact path p. Call it before serving.
 func (h *Handler) Handle(p string, hh http.Handler) { h.extra[p] = hh }
+
+// HandleIndex mounts hh for GET and HEAD / from browsers (Accept:
+// text/html); every other request for / keeps its answer. Call it before
+// serving.
+func (h *Handler) HandleIndex(hh http.Handler) { h.index = hh }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
@@ -65,6 +71,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if path == "/status" {
 		h.status(w, r, r.URL.RawQuery)
+		return
+	}
+	if path == PathIndex && h.index != nil && acceptsHTML(r) {
+		h.index.ServeHTTP(w, r)
 		return
 	}
 	if x, ok := h.extra[path]; ok && r.Method != http.MethodOptions {

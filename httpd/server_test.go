@@ -107,6 +107,7 @@ func rawRequest(t *testing.T, addr, req string) string {
 
 // TestServerWire runs the wire-level checks against every engine.
 func TestServerWire(t *testing.T) {
+	t.Parallel()
 	for _, e := range testEngines {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()

@@ -7,19 +7,19 @@
 #   OUT_DIR   where the packages go (default dist/)
 #   VERSION   package and --version version (default: from git, see below)
 #   GOARCH    target architecture (default: go env GOARCH)
-#   NFPM      nfpm command (default: go run of the pinned version below, so
-#             nfpm never enters go.mod)
+#   NFPM      nfpm command (default: `go tool nfpm`, the version pinned as a
+#             tool dependency in go.mod, built from the module cache, so no
+#             network is needed once the cache is warm)
 #
 # VERSION defaults to packaging/version.sh (the tag, or 0.0.0+git<time>.<commit>).
 # The binary is stamped with it and the commit: `http_status --version`.
 set -eu
 
-NFPM_VERSION=v2.45.2
 cd "$(dirname "$0")/.."
 
 OUT_DIR=${OUT_DIR:-dist}
 GOARCH=${GOARCH:-$(go env GOARCH)}
-NFPM=${NFPM:-go run github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION}
+NFPM=${NFPM:-go tool nfpm}
 [ $# -gt 0 ] || set -- deb rpm
 
 VERSION=${VERSION:-$(packaging/version.sh)}
@@ -42,6 +42,9 @@ CGO_ENABLED=0 GOOS=linux go build -trimpath \
 # The man page, regenerated from the flag definitions (the committed copy
 # is checked by TestManPageUpToDate), gzipped reproducibly.
 go run ./cmd/http_status --help-man | gzip -9n >"$STAGE/http_status.8.gz"
+
+# The copyright file: our license and those of every module linked in.
+CGO_ENABLED=0 GOOS=linux packaging/copyright.sh >"$STAGE/copyright"
 
 # /usr/share/http_status: the upstart job, and the init-script helpers when
 # this tree has them.

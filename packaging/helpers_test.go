@@ -12,10 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/testbin"
 )
 
 // repoRoot is the repository, one level up from this package.
@@ -27,12 +28,7 @@ var repoRoot = func() string {
 	return abs
 }()
 
-var (
-	tmpRoot string
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
+var tmpRoot string
 
 func TestMain(m *testing.M) {
 	d, err := os.MkdirTemp("", "http_status-packaging-")
@@ -46,23 +42,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testBinary builds cmd/http_status once per run.
+// testBinary is the http_status binary, one build shared with the other
+// packages' tests (internal/testbin).
 func testBinary(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		p := filepath.Join(tmpRoot, "bin", "http_status")
-		cmd := exec.Command("go", "build", "-o", p, "./cmd/http_status")
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		binPath = p
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return testbin.Path(t)
 }
 
 // freePort returns a loopback TCP port nobody listens on right now.

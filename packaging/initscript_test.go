@@ -17,10 +17,12 @@ import (
 // start, status, a real /status check, reload (SIGHUP), restart, stop,
 // and a stale pidfile.
 func TestSysVInitScript(t *testing.T) {
+	t.Parallel()
 	script := filepath.Join(repoRoot, "contrib", "init.d", "http_status")
 	bin := testBinary(t)
 	for _, mode := range []string{"start-stop-daemon", "plain-shell"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			env := []string{"HTTP_STATUS_NO_SSD=1"}
 			if mode == "start-stop-daemon" {
 				if _, err := exec.LookPath("start-stop-daemon"); err != nil {
@@ -114,6 +116,7 @@ func TestSysVInitScript(t *testing.T) {
 // job's env stanzas, DAEMON and DEFAULTS pointed at the test's files),
 // start a daemon that answers /status and stops on SIGTERM.
 func TestUpstartJob(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(repoRoot, "contrib", "upstart", "http_status.conf")
 	f, err := os.Open(path)
 	if err != nil {

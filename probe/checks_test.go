@@ -94,6 +94,7 @@ func mustContain(t *testing.T, err error, want string) {
 }
 
 func TestHTTPProbe(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	mux := http.NewServeMux()
@@ -167,6 +168,7 @@ func TestHTTPProbe(t *testing.T) {
 }
 
 func TestTCPProbe(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +246,10 @@ func TestExecProbe(t *testing.T) {
 	env := writeScript(t, dir, "env", "echo \"service=$HTTP_STATUS_SERVICE\"\n")
 	pidfile := filepath.Join(dir, "child.pid")
 	hang := writeScript(t, dir, "hang", "sleep 60 &\necho $! > "+pidfile+"\necho started\nsleep 60\n")
+	// Parallel only once the scripts are written: a process forked by a
+	// parallel test while a script is open for writing would hold it open
+	// and make its exec fail with "text file busy" (golang.org/issue/22315).
+	t.Parallel()
 
 	spec := func(p string) string {
 		return fmt.Sprintf("service = \"db.3306\"\nkind = \"exec\"\ncommand = [%q]\n", p)
@@ -314,6 +320,7 @@ func engineStandIn(t *testing.T) string {
 }
 
 func TestContainerProbeStandIn(t *testing.T) {
+	t.Parallel()
 	sock := engineStandIn(t)
 	spec := func(name string) string {
 		return fmt.Sprintf("service = \"app.8080\"\nkind = \"container\"\nsocket = %q\ncontainer = %q\n", sock, name)
@@ -346,6 +353,7 @@ func TestContainerProbeStandIn(t *testing.T) {
 // TestFastCGIGoServer checks the client against Go's own FastCGI server
 // (net/http/fcgi), over TCP: params arrive, Status and body are parsed.
 func TestFastCGIGoServer(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -139,6 +139,7 @@ func (d *dockerEngine) stop() {
 // engine: running, healthy, unhealthy, exited, missing; and with the Runner:
 // up -> docker stop -> down -> docker start -> up.
 func TestContainerProbeDocker(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: skipping the real Docker engine test")
 	}

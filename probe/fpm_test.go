@@ -102,6 +102,7 @@ func (f *fpm) stop() {
 // ping.path = /fpm-ping: up -> php-fpm stops -> fall -> down -> php-fpm
 // starts -> rise -> up.
 func TestFastCGIPHPFPM(t *testing.T) {
+	t.Parallel()
 	f := newFPM(t)
 	f.start()
 

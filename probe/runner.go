@@ -85,6 +85,10 @@ type Options struct {
 	Ready <-chan struct{}
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	// checkerFor replaces the kinds' checkers in tests that run the
+	// schedule on synctest's fake clock, where real I/O has no place.
+	checkerFor func(*Spec) (checker, error)
 }
 
 // Runner schedules the probes of the current configuration.
@@ -149,6 +153,9 @@ func NewRunner(opts Options) *Runner {
 	if opts.Clear == nil {
 		opts.Clear = func(string) {}
 	}
+	if opts.checkerFor == nil {
+		opts.checkerFor = newChecker
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runner{
 		opts:     opts,
@@ -195,7 +202,7 @@ func (r *Runner) Apply(cfg *Config) error {
 		old := r.probes[fp]
 		r.mu.Unlock()
 		if old == nil {
-			c, err := newChecker(&s)
+			c, err := r.opts.checkerFor(&s)
 			if err != nil {
 				return fmt.Errorf("probe %s: %w", s.ID(), err)
 			}
@@ -219,7 +226,7 @@ func (r *Runner) Apply(cfg *Config) error {
 			p = &running{spec: it.spec, fp: it.fp, chk: it.chk, done: make(chan struct{}), since: now}
 			p.reset()
 			if p.chk == nil { // a duplicate of a kept probe
-				c, err := newChecker(&p.spec)
+				c, err := r.opts.checkerFor(&p.spec)
 				if err != nil {
 					r.mu.Unlock()
 					return fmt.Errorf("probe %s: %w", it.spec.ID(), err)
@@ -333,7 +340,11 @@ func (r *Runner) loop(ctx context.Context, p *running) {
 	first := min(iv, time.Second)
 	t := time.NewTimer(rand.N(first) + time.Millisecond)
 	defer t.Stop()
-	next := time.Now()
+	// due is when the running attempt was due. The first attempt (and the
+	// first after an idle spell) sets the probe's phase: the random delay
+	// above must carry over to every later attempt, or probes started
+	// together would all fire together from their second attempt on.
+	var due time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -345,12 +356,15 @@ func (r *Runner) loop(ctx context.Context, p *running) {
 			if !present {
 				r.setIdle(p, true)
 				t.Reset(min(iv, idlePoll))
-				next = time.Now()
+				due = time.Time{}
 				continue
 			}
 			r.setIdle(p, false)
 		}
-		next = next.Add(iv)
+		if due.IsZero() {
+			due = time.Now()
+		}
+		next := due.Add(iv)
 		out, err := r.attempt(ctx, p)
 		if ctx.Err() != nil {
 			return
@@ -364,6 +378,7 @@ func (r *Runner) loop(ctx context.Context, p *running) {
 				next = next.Add(iv)
 			}
 		}
+		due = next
 		t.Reset(next.Sub(now))
 	}
 }

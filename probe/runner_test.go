@@ -102,22 +102,32 @@ func mustParse(t *testing.T, s string) *Config {
 func isOK(st cache.ProbeStatus) bool  { return st.OK }
 func notOK(st cache.ProbeStatus) bool { return !st.OK }
 
-// flipServer answers 200 or 503 depending on healthy, and counts requests.
+// flipServer answers 200 or 503 depending on healthy, and counts requests
+// and, once decided, each kind of answer (so that a request already in
+// flight when the test flips healthy is counted as what it got).
 type flipServer struct {
-	healthy atomic.Bool
-	hits    atomic.Int64
+	healthy      atomic.Bool
+	hits         atomic.Int64
+	goods, fails atomic.Int64
 }
 
 func (f *flipServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.hits.Add(1)
 	if f.healthy.Load() {
+		f.goods.Add(1)
 		w.Write([]byte("ok"))
 		return
 	}
+	f.fails.Add(1)
 	http.Error(w, "sick", 503)
 }
 
+// TestRunnerRiseFall: rise and fall against a real HTTP server (the exact
+// counting, on a fake clock, is TestRunnerClock's). The timeout leaves a
+// loopback request on a busy machine room: a timeout would be a failure
+// the server never saw.
 func TestRunnerRiseFall(t *testing.T) {
+	t.Parallel()
 	fs := &flipServer{}
 	fs.healthy.Store(true)
 	addr := serveHTTP(t, fs)
@@ -128,8 +138,8 @@ func TestRunnerRiseFall(t *testing.T) {
 service = "web.80"
 kind = "http"
 address = %q
-interval = "100ms"
-timeout = "100ms"
+interval = "300ms"
+timeout = "300ms"
 rise = 3
 fall = 2
 `, addr))
@@ -143,19 +153,19 @@ fall = 2
 	}
 	// The first result decides at once.
 	c.waitFor(t, "web.80", "up", isOK)
-	h0 := fs.hits.Load() // before the flip: every failing hit is counted
+	f0 := fs.fails.Load()
 	fs.healthy.Store(false)
 	st = c.waitFor(t, "web.80", "down", notOK)
-	if n := fs.hits.Load() - h0; n < 2 {
+	if n := fs.fails.Load() - f0; n < 2 {
 		t.Errorf("went down after %d failed attempts, want fall = 2", n)
 	}
 	if st.LastErr != "probe http: HTTP 503, want 200-399" || len(st.Checks) != 1 || st.Checks[0].OK {
 		t.Errorf("down status: %+v", st)
 	}
-	h0 = fs.hits.Load()
+	g0 := fs.goods.Load()
 	fs.healthy.Store(true)
 	c.waitFor(t, "web.80", "up again", isOK)
-	if n := fs.hits.Load() - h0; n < 3 {
+	if n := fs.goods.Load() - g0; n < 3 {
 		t.Errorf("came back after %d good attempts, want rise = 3", n)
 	}
 	logs := c.log()
@@ -170,6 +180,7 @@ fall = 2
 }
 
 func TestRunnerInitialUp(t *testing.T) {
+	t.Parallel()
 	c := newCollector()
 	r := newTestRunner(t, c, Options{})
 	if err := r.Apply(mustParse(t, fmt.Sprintf(`
@@ -239,6 +250,7 @@ func waitInflight(t *testing.T, h *hangServer, n int64) {
 // running (while fewer than Concurrency hang), and Close returns although
 // targets still hang.
 func TestRunnerHangingTargets(t *testing.T) {
+	t.Parallel()
 	h := &hangServer{release: make(chan struct{})}
 	defer close(h.release)
 	slow := serveHTTP(t, h)
@@ -269,6 +281,7 @@ func TestRunnerHangingTargets(t *testing.T) {
 
 // TestRunnerConcurrencyBound: never more than Concurrency attempts at once.
 func TestRunnerConcurrencyBound(t *testing.T) {
+	t.Parallel()
 	h := &hangServer{release: make(chan struct{})}
 	slow := serveHTTP(t, h)
 	c := newCollector()
@@ -296,6 +309,7 @@ func TestRunnerConcurrencyBound(t *testing.T) {
 }
 
 func TestRunnerOnlyIfVIP(t *testing.T) {
+	t.Parallel()
 	var present atomic.Bool
 	vip := netip.MustParseAddr("192.0.2.10")
 	c := newCollector()
@@ -399,6 +413,7 @@ func TestRunnerReload(t *testing.T) {
 }
 
 func TestRunnerManyProbesSpread(t *testing.T) {
+	t.Parallel()
 	// 1,000 probes against one server: all come up, and their first
 	// attempts are spread (not all in the same millisecond).
 	var mu sync.Mutex

@@ -89,6 +89,9 @@ func TestAgentScriptProbe(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Parallel only once the script is written (see TestExecProbe in probe:
+	// a fork meanwhile would hold it open, and its exec fail "text file busy").
+	t.Parallel()
 	port, agentPort := freePort(t), freePort(t)
 	d := startDaemon(t, nil, "--dir", flags, "--port", strconv.Itoa(port), "--agent-port", strconv.Itoa(agentPort),
 		"--config", conf, "--vips=false", "--log-format=json")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -11,46 +10,24 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/testbin"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
-// Tests that need a real process (signals, inherited descriptors, setsid)
-// run the built binary. It is built once per package run, on first use, into
-// binDir, which TestMain removes at the end.
-var (
-	binDir   string
-	binOnce  sync.Once
-	binPath  string
-	binError error
-)
-
+// Most tests here wait on child processes and the daemon's timeouts: let
+// four of them wait at once.
 func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "http_status-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = d
-	code := m.Run()
-	os.RemoveAll(d)
-	os.Exit(code)
+	testenv.WaitBoundParallel(4)
+	os.Exit(m.Run())
 }
 
-// testBinary returns the path of the freshly built http_status binary.
+// testBinary is the http_status binary for tests that need a real process
+// (signals, inherited descriptors, setsid): one build shared with the other
+// packages' tests (internal/testbin).
 func testBinary(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		p := filepath.Join(binDir, "http_status")
-		out, err := exec.Command("go", "build", "-o", p, ".").CombinedOutput()
-		if err != nil {
-			binError = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		binPath = p
-	})
-	if binError != nil {
-		t.Fatal(binError)
-	}
-	return binPath
+	return testbin.Path(t)
 }
 
 // syncBuffer collects a child's stderr.
@@ -173,7 +150,8 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 }
 
 // expectNotify reads notifications until one satisfies match, or fails the
-// test after timeout. It returns the matching message.
+// test after timeout. It returns the matching message. Every message read
+// must be well formed: no empty line.
 func expectNotify(t *testing.T, msgs <-chan string, timeout time.Duration, what string, match func(string) bool) string {
 	t.Helper()
 	deadline := time.After(timeout)
@@ -182,6 +160,11 @@ func expectNotify(t *testing.T, msgs <-chan string, timeout time.Duration, what 
 		case m, ok := <-msgs:
 			if !ok {
 				t.Fatalf("notify socket closed while waiting for %s", what)
+			}
+			// sd_notify(3): newline-separated assignments; an empty line
+			// is not one.
+			if m == "" || strings.HasPrefix(m, "\n") || strings.HasSuffix(m, "\n") || strings.Contains(m, "\n\n") {
+				t.Errorf("notification %q has an empty line", m)
 			}
 			if match(m) {
 				return m

@@ -2,11 +2,15 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/http-status/http_status/cache"
 )
@@ -40,18 +44,25 @@ func toolPath(t *testing.T, name, why string) string {
 	return ""
 }
 
+// TestContribHAProxyCfg: contrib/haproxy.cfg and the example the package
+// ships load in HAProxy without a warning.
 func TestContribHAProxyCfg(t *testing.T) {
+	t.Parallel()
 	haproxy := toolPath(t, "haproxy", "haproxy -c -f contrib/haproxy.cfg")
-	out, err := exec.Command(haproxy, "-c", "-f", contribPath(t, "haproxy.cfg")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("haproxy -c: %v\n%s", err, out)
-	}
-	if strings.Contains(string(out), "WARNING") || strings.Contains(string(out), "ALERT") {
-		t.Errorf("haproxy -c warns:\n%s", out)
+	for _, cfg := range []string{contribPath(t, "haproxy.cfg"), filepath.Join("..", "..", "packaging", "examples", "haproxy.cfg")} {
+		out, err := exec.Command(haproxy, "-c", "-f", cfg).CombinedOutput()
+		if err != nil {
+			t.Errorf("haproxy -c -f %s: %v\n%s", cfg, err, out)
+			continue
+		}
+		if strings.Contains(string(out), "WARNING") || strings.Contains(string(out), "ALERT") {
+			t.Errorf("haproxy -c -f %s warns:\n%s", cfg, out)
+		}
 	}
 }
 
 func TestContribKeepalivedConf(t *testing.T) {
+	t.Parallel()
 	keepalived := toolPath(t, "keepalived", "keepalived -t -f contrib/keepalived.conf")
 	out, err := exec.Command(keepalived, "-t", "-f", contribPath(t, "keepalived.conf")).CombinedOutput()
 	if err != nil {
@@ -65,6 +76,7 @@ func TestContribKeepalivedConf(t *testing.T) {
 }
 
 func TestContribShellSyntax(t *testing.T) {
+	t.Parallel()
 	sh := toolPath(t, "sh", "shell syntax check")
 	for _, f := range []string{"http_status.functions", "trafficserver/http_status-parent-check.sh"} {
 		if out, err := exec.Command(sh, "-n", contribPath(t, f)).CombinedOutput(); err != nil {
@@ -77,6 +89,7 @@ func TestContribShellSyntax(t *testing.T) {
 // found, with the binary and without it (plain touch/rm), and checks what
 // activate, inactivate and deactivate do to the status directory.
 func TestContribFunctions(t *testing.T) {
+	t.Parallel()
 	funcs := contribPath(t, "http_status.functions")
 	var shells []string
 	for _, s := range []string{"sh", "dash", "bash", "busybox"} {
@@ -156,5 +169,106 @@ func TestContribFunctions(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestContribNginxStatus loads contrib/nginx-status.conf into a stock
+// nginx (nginx -t must pass without a warning), then runs that nginx in
+// front of the daemon and sends real checks through it: the answer is
+// http_status's, and follows the flag. Everything nginx writes stays in a
+// temp dir (-p, -e, pid and temp paths).
+func TestContribNginxStatus(t *testing.T) {
+	t.Parallel()
+	nginx := toolPath(t, "nginx", "nginx -t and a real check through contrib/nginx-status.conf")
+	dir := filepath.Join(t.TempDir(), "flags")
+	d := runDaemon(t, "--dir", dir, "--vips=false")
+	tmp := t.TempDir()
+	snippet, err := os.ReadFile(contribPath(t, "nginx-status.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(snippet), "proxy_pass http://127.0.0.1:8001;") {
+		t.Fatal("nginx-status.conf no longer proxies to 127.0.0.1:8001; update this test")
+	}
+	daemonAddr := strings.TrimPrefix(d.base, "http://")
+	writeFlags(t, tmp, map[string]string{"status.conf": strings.ReplaceAll(string(snippet), "127.0.0.1:8001", daemonAddr)})
+	// Temp paths of the modules this nginx has, so that nothing goes to
+	// /var/lib/nginx.
+	version, _ := exec.Command(nginx, "-V").CombinedOutput()
+	temps := ""
+	for _, m := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		if m == "client_body" || !strings.Contains(string(version), "--without-http_"+m+"_module") {
+			temps += fmt.Sprintf("    %s_temp_path %s;\n", m, filepath.Join(tmp, m))
+		}
+	}
+	port := freePort(t)
+	conf := filepath.Join(tmp, "nginx.conf")
+	writeFlags(t, tmp, map[string]string{"nginx.conf": fmt.Sprintf(`daemon off;
+master_process off;
+pid %s;
+error_log stderr notice;
+events { worker_connections 64; }
+http {
+    access_log off;
+%s    server {
+        listen 127.0.0.1:%d;
+        include %s;
+        location / { return 200 "the site\n"; }
+    }
+}
+`, filepath.Join(tmp, "nginx.pid"), temps, port, filepath.Join(tmp, "status.conf"))})
+	args := []string{"-e", "stderr", "-p", tmp + "/", "-c", conf}
+	out, err := exec.Command(nginx, append([]string{"-t"}, args...)...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "test is successful") || strings.Contains(string(out), "[warn]") {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	cmd := exec.Command(nginx, args...)
+	cmd.Env = cleanEnv()
+	startProc(t, cmd)
+
+	through := "http://127.0.0.1:" + strconv.Itoa(port)
+	check := through + "/status?SERVICE=nginx&PORT=80"
+	var code int
+	var body string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if res, err := http.Get(check); err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			code, body = res.StatusCode, string(b)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nginx never answered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code != 404 || body != "Not Found - Service not available!\n" {
+		t.Fatalf("check through nginx without a flag: %d %q, want http_status's 404", code, body)
+	}
+	writeFlags(t, dir, map[string]string{"nginx.80": ""})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, body = httpGet(t, check)
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("check through nginx after the flag: %d %q", code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if body != "OK - service fine!\n" {
+		t.Errorf("check through nginx: body %q", body)
+	}
+	if code, body := httpGet(t, through+"/"); code != 200 || body != "the site\n" {
+		t.Errorf("the site itself: %d %q", code, body)
+	}
+	res, err := http.Post(check, "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 403 {
+		t.Errorf("POST through nginx: %d, want 403", res.StatusCode)
 	}
 }

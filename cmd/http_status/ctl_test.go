@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 var ctlNow = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -160,7 +161,8 @@ func TestCtlCreatesDir(t *testing.T) {
 // TestCtlAtomic: a reader racing many rewrites only ever sees one whole
 // version of the file or the other.
 func TestCtlAtomic(t *testing.T) {
-	dir := t.TempDir()
+	t.Parallel()
+	dir := testenv.TmpfsDir(t) // 200 fsynced rewrites: on a tmpfs, like /run/http_status
 	p := filepath.Join(dir, "x.80")
 	long := strings.Repeat("r", cache.MaxReasonLen)
 	a := "drain # " + long + "\n"

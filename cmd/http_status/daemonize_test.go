@@ -17,6 +17,7 @@ import (
 // session with a 0644 pidfile holding its PID, replacing a stale one; a
 // second start with the same pidfile is refused; SIGTERM removes the pidfile.
 func TestDaemonAndPidfile(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "flags")
 	pidPath := filepath.Join(tmp, "http_status.pid")
@@ -86,6 +87,7 @@ func TestDaemonAndPidfile(t *testing.T) {
 // TestDaemonStartFailure: when the child cannot start, the parent exits 1
 // with the child's error.
 func TestDaemonStartFailure(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	notDir := filepath.Join(tmp, "file")
 	if err := os.WriteFile(notDir, nil, 0o644); err != nil {

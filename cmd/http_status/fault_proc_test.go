@@ -23,6 +23,7 @@ import (
 // recreated several times while clients poll; every check is answered
 // (200 or 404, never an error), and the state ends exact.
 func TestFaultDirRemovedUnderLoad(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"squid.80": "", "web.443": "drain"})
 	d := runDaemon(t, "--dir", dir)
@@ -55,6 +56,7 @@ func TestFaultDirRemovedUnderLoad(t *testing.T) {
 // TestFaultSIGHUPUnderLoad: SIGHUP (a full rescan) under load fails no
 // request, and the state is exact afterwards.
 func TestFaultSIGHUPUnderLoad(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"squid.80": "", "status.html": "", "web.443": "drain # deploy"})
 	d := runDaemon(t, "--dir", dir)
@@ -109,6 +111,7 @@ func raiseNofile(t *testing.T, n uint64) bool {
 // made one request, sit idle. The daemon still answers new checks and its
 // pages, and once they close it gives the descriptors and goroutines back.
 func TestFaultIdleConnections(t *testing.T) {
+	t.Parallel()
 	const conns = 10000
 	// The client ends live here, the server ends in the daemon: each
 	// process needs a little over conns descriptors.
@@ -225,6 +228,7 @@ func oneRequest(c net.Conn) error {
 // TestFaultSlowloris: clients that trickle their headers a byte at a time
 // are cut off (ReadHeaderTimeout) while checks keep being answered.
 func TestFaultSlowloris(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"squid.80": ""})
 	d := runDaemon(t, "--dir", dir)
@@ -294,6 +298,7 @@ func slowClient(addr string, limit time.Duration) error {
 // 4xx or are cut off; the daemon stays up with its memory bounded and its
 // state exact.
 func TestFaultOversizedRequests(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"squid.80": ""})
 	d := runDaemon(t, "--dir", dir)
@@ -315,17 +320,22 @@ func TestFaultOversizedRequests(t *testing.T) {
 		{"bad request line", "GET\x00/status HTTP/1.1\r\n\r\n", "HTTP/1.1 400"},
 		{"not HTTP", strings.Repeat("\x16\x03\x01\x02\x00", 1000), "HTTP/1.1 400"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := rawExchange(addr, tc.req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.HasPrefix(got, tc.want) {
-				t.Fatalf("got %.120q, want %q...", got, tc.want)
-			}
-		})
-	}
+	// The cases run at once (the group returns when all are done): "not
+	// HTTP" waits out the header timeout.
+	t.Run("cases", func(t *testing.T) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				got, err := rawExchange(addr, tc.req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(got, tc.want) {
+					t.Fatalf("got %.120q, want %q...", got, tc.want)
+				}
+			})
+		}
+	})
 	if rss := metricValue(t, d.base, "process_resident_memory_bytes"); rss > 200<<20 {
 		t.Errorf("RSS %v bytes after oversized requests", rss)
 	}

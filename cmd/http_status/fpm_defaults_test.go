@@ -49,6 +49,7 @@ echo "daemon exit $?"
 // and /health answers like /healthz. It runs in its own network namespace
 // (root, unshare, ip) so that port 9000 is free.
 func TestFastCGIDefaultsPHPFPM(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts php-fpm; skipped with -short")
 	}

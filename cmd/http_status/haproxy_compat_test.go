@@ -65,6 +65,7 @@ backend vip_present
 // --vip-missing-status 404 and take it down with 503 (or with an agent that
 // names the VIP).
 func TestHAProxyCompat(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts HAProxy; skipped with -short")
 	}

@@ -222,6 +222,7 @@ backend be
 // service's state and the runtime API must follow: UP, weight 50%, DRAIN,
 // MAINT, DOWN, UP.
 func TestHAProxyAgentCheck(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts HAProxy; skipped with -short")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/testbin"
 )
 
 // proc is a running http_status process.
@@ -106,6 +109,7 @@ func (d *proc) stop(t *testing.T) error {
 // TestEndToEnd runs the real binary against a temp dir, as an operator
 // would, with each HTTP engine.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	for _, engine := range []string{engineFast, engineNetHTTP} {
 		t.Run(strings.ReplaceAll(engine, "/", "_"), func(t *testing.T) { testEndToEnd(t, engine) })
 	}
@@ -149,6 +153,23 @@ func testEndToEnd(t *testing.T, engine string) {
 	if code, body := d.get(t, "/status.txt"); code != 200 || !strings.Contains(body, "squid.80") {
 		t.Fatalf("/status.txt with engine %s: %d %q", engine, code, body)
 	}
+	// A browser at / gets the index, with the binary's version; anything
+	// else at / keeps the plain 404.
+	req, _ := http.NewRequest("GET", d.base+"/", nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/html; charset=utf-8" ||
+		!strings.Contains(string(b), `<a href="/board">`) || !strings.Contains(html.UnescapeString(string(b)), "http_status "+testbin.Version+" (commit "+testbin.Commit) {
+		t.Fatalf("GET / from a browser with engine %s: %d %q\n%s", engine, res.StatusCode, res.Header.Get("Content-Type"), b)
+	}
+	if code, body := d.get(t, "/"); code != 404 || !strings.HasPrefix(body, "Not Found - unknown path") {
+		t.Fatalf("GET / without Accept: text/html with engine %s: %d %q", engine, code, body)
+	}
 
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
@@ -159,6 +180,7 @@ func testEndToEnd(t *testing.T, engine string) {
 }
 
 func TestFlagErrors(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"--port", "70000"},
 		{"--ip", "not-an-ip"},

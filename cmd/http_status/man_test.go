@@ -80,6 +80,7 @@ func TestManPageMatchesHelp(t *testing.T) {
 // TestManPageRenders formats the committed page with groff's warnings on:
 // any warning (a bad macro, an unescaped control line) fails.
 func TestManPageRenders(t *testing.T) {
+	t.Parallel()
 	groff, err := exec.LookPath("groff")
 	if err != nil {
 		t.Skip("groff not installed (Debian package groff-base)")

@@ -239,6 +239,7 @@ func TestNeverWrongOutOfWatches(t *testing.T) {
 // state word) while pollers query over HTTP and the agent port. Once the
 // churn stops, every answer must equal what the files say, within a second.
 func TestNeverWrongChurn(t *testing.T) {
+	t.Parallel()
 	const nflags, writers, pollers = 300, 4, 4
 	churnFor := 2 * time.Second
 	if testing.Short() {

@@ -42,6 +42,7 @@ func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Wat
 		Store:           c.Store(),
 		HeartbeatAge:    w.HeartbeatAge,
 		HeartbeatMaxAge: heartbeatMaxAge,
+		Version:         indexVersion(buildVersion()),
 		NeedConns:       o.needConns,
 	}).Mount(h)
 	m := httpd.NewMetrics(httpd.MetricsOptions{
@@ -59,4 +60,9 @@ func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Wat
 	})
 	m.Mount(h)
 	o.metrics.Store(m)
+}
+
+// indexVersion is the version line of the index page.
+func indexVersion(v versionInfo) string {
+	return "http_status " + v.Version + " (commit " + v.Commit + ", " + v.GoVersion + ")"
 }

@@ -32,6 +32,7 @@ func writeFlags(t *testing.T, dir string, flags map[string]string) {
 // TestPagesEndToEnd: the real binary serves the pages, /healthz and
 // /metrics, and they follow the flags.
 func TestPagesEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"squid.80": "", "web.443": "drain 50% # deploy 7"})
 	d := runDaemon(t, "--dir", dir)
@@ -80,6 +81,7 @@ func TestPagesEndToEnd(t *testing.T) {
 // package) and checks that a drained service shows as drained, in the DOM
 // and in a real, non-blank screenshot.
 func TestBoardChromium(t *testing.T) {
+	t.Parallel()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Skip("chromium not installed (apt-get install chromium): skipping the board screenshot test")
@@ -117,7 +119,9 @@ func TestBoardChromium(t *testing.T) {
 		return out
 	}
 
-	dom := string(run("--dump-dom"))
+	// One launch does both: the DOM on stdout and the screenshot.
+	shot := filepath.Join(tmp, "board.png")
+	dom := string(run("--dump-dom", "--screenshot="+shot))
 	for _, want := range []string{
 		`<tr class="state-drain" data-service="web.443" data-state="drain">`,
 		`<span class="badge drain">drained</span>`,
@@ -134,8 +138,6 @@ func TestBoardChromium(t *testing.T) {
 		t.Logf("DOM:\n%s", dom)
 	}
 
-	shot := filepath.Join(tmp, "board.png")
-	run("--screenshot=" + shot)
 	f, err := os.Open(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)

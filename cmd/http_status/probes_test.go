@@ -44,6 +44,7 @@ func (s *syncBuf) String() string {
 // drain flag still wins, a SIGHUP-style reload of a broken file keeps the
 // running probes, and a good reload that drops the probe restores 200.
 func TestProbesReachStatus(t *testing.T) {
+	t.Parallel()
 	var healthy atomic.Bool
 	healthy.Store(true)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -32,6 +32,9 @@ type notifier struct {
 	log     zerolog.Logger
 	failing atomic.Bool // a send failed; log again only after a success
 	status  atomic.Pointer[string]
+	// notify delivers one message: go-systemd's SdNotify, or a recorder in
+	// tests that run the supervisor on a fake clock.
+	notify  func(state string) (sent bool, err error)
 	warning atomic.Pointer[string] // leads every STATUS= line when set
 }
 
@@ -40,12 +43,31 @@ type notifier struct {
 func (n *notifier) warn(w string) { n.warning.Store(&w) }
 
 func newNotifier(log zerolog.Logger) *notifier {
-	return &notifier{log: log}
+	return &notifier{log: log, notify: func(state string) (bool, error) { return daemon.SdNotify(false, state) }}
+}
+
+// notifyMessage joins assignments into one sd_notify message, one per line.
+// Empty parts are dropped and each part's trailing newline trimmed
+// (go-systemd's SdNotifyMonotonicUsec ends in one), so the message never
+// holds an empty line.
+func notifyMessage(parts ...string) string {
+	var b strings.Builder
+	for _, p := range parts {
+		p = strings.TrimRight(p, "\n")
+		if p == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 // send writes one notification; state holds newline-separated assignments.
 func (n *notifier) send(state string) {
-	sent, err := daemon.SdNotify(false, state)
+	sent, err := n.notify(state)
 	if err != nil {
 		if !n.failing.Swap(true) {
 			n.log.Warn().Err(err).Str("msg", firstLine(state)).Msg("sd_notify failed")
@@ -76,19 +98,19 @@ func (n *notifier) statusLine(summary string) string {
 
 // ready sends READY=1 with the current summary.
 func (n *notifier) ready(store *cache.Store) {
-	n.send(daemon.SdNotifyReady + "\n" + n.statusLine(store.Load().Summary(time.Now())))
+	n.send(notifyMessage(daemon.SdNotifyReady, n.statusLine(store.Load().Summary(time.Now()))))
 }
 
 // stopping sends STOPPING=1.
 func (n *notifier) stopping() {
-	n.send(daemon.SdNotifyStopping + "\nSTATUS=stopping")
+	n.send(notifyMessage(daemon.SdNotifyStopping, "STATUS=stopping"))
 }
 
 // reload is SIGHUP: RELOADING=1, a full rescan of the directory and the
 // addresses (the watcher logs each change it finds), then READY=1 once the
 // rescan is done or reloadTimeout passed.
 func (n *notifier) reload(ctx context.Context, w *watcher.Watcher, store *cache.Store) {
-	n.send(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec() + "\nSTATUS=reloading")
+	n.send(notifyMessage(daemon.SdNotifyReloading, daemon.SdNotifyMonotonicUsec(), "STATUS=reloading"))
 	deadline := time.NewTimer(reloadTimeout)
 	defer deadline.Stop()
 	select {
@@ -99,7 +121,7 @@ func (n *notifier) reload(ctx context.Context, w *watcher.Watcher, store *cache.
 		n.log.Warn().Dur("waited", reloadTimeout).Msg("reload: the rescan did not finish in time")
 	}
 	summary := store.Load().Summary(time.Now())
-	n.send(daemon.SdNotifyReady + "\n" + n.statusLine(summary))
+	n.send(notifyMessage(daemon.SdNotifyReady, n.statusLine(summary)))
 	n.log.Info().Str("state", summary).Msg("reload done")
 }
 

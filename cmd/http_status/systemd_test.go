@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -28,6 +29,7 @@ import (
 // STOPPING (SIGTERM), STATUS= updates, watchdog pings, and that --lameduck
 // keeps serving after STOPPING=1.
 func TestNotifyLifecycle(t *testing.T) {
+	t.Parallel()
 	sock, msgs := notifySocket(t)
 	dir := t.TempDir()
 	port, agentPort := freePort(t), freePort(t)
@@ -69,8 +71,8 @@ func TestNotifyLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = expectNotify(t, msgs, 10*time.Second, "RELOADING=1", life)
-	if !hasLine(m, "RELOADING=1") || !strings.Contains(m, "\nMONOTONIC_USEC=") {
-		t.Fatalf("after SIGHUP: %q, want RELOADING=1 with MONOTONIC_USEC=", m)
+	if !hasLine(m, "RELOADING=1") || !strings.Contains(m, "\nMONOTONIC_USEC=") || !strings.HasSuffix(m, "\nSTATUS=reloading") {
+		t.Fatalf("after SIGHUP: %q, want RELOADING=1 with MONOTONIC_USEC= and STATUS=reloading", m)
 	}
 	m = expectNotify(t, msgs, 15*time.Second, "READY=1 after reload", life)
 	if !hasLine(m, "READY=1") || !strings.Contains(m, "STATUS=1/1 services up") {
@@ -124,12 +126,27 @@ func getStatus(t *testing.T, c *http.Client, port int, query string) int {
 	return resp.StatusCode
 }
 
+// recorder stands in for the notify socket in tests that run the
+// supervisor in process: the messages, in order, on a channel.
+func recorder(n *notifier) <-chan string {
+	msgs := make(chan string, 1024)
+	n.notify = func(state string) (bool, error) {
+		select {
+		case msgs <- state:
+		default: // a test that stopped reading does not block the supervisor
+		}
+		return true, nil
+	}
+	return msgs
+}
+
 // TestWatchdogStopsWhenLoopStalls drives the supervisor with a real watcher
-// loop and a real NOTIFY_SOCKET: pings flow while the loop turns, stop while
-// it is stalled (StallForTest) and resume afterwards.
+// loop: pings flow while the loop turns, stop while it is stalled
+// (StallForTest) and resume once it turns again. The messages go to a
+// recorder; TestNotifyLifecycle sees WATCHDOG=1 on a real NOTIFY_SOCKET,
+// and TestSuperviseClock checks the timing on a fake clock.
 func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
-	sock, msgs := notifySocket(t)
-	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Parallel()
 	store := cache.NewStore()
 	w, err := watcher.New(watcher.Options{Dir: t.TempDir(), Store: store, Logger: zerolog.Nop()})
 	if err != nil {
@@ -146,6 +163,8 @@ func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
 		t.Fatal("watcher not ready")
 	}
 	n := newNotifier(zerolog.Nop())
+	msgs := recorder(n)
+	// The loop turns at least once a second, so maxAge must exceed that.
 	const interval, maxAge = 200 * time.Millisecond, 1500 * time.Millisecond
 	wg.Go(func() { n.supervise(ctx, store, w.HeartbeatAge, interval, maxAge) })
 
@@ -153,17 +172,17 @@ func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
 	for range 3 {
 		expectNotify(t, msgs, 5*time.Second, "WATCHDOG=1", ping)
 	}
-	const stall = 5 * time.Second
-	w.StallForTest(stall)
-	// Pings come every 100ms while the loop is alive; a silence of a whole
-	// second (10 periods) means they stopped.
-	const silence = time.Second
-	deadline := time.After(stall + 5*time.Second)
-	stopped := false
-	for !stopped {
+	// The stall lasts until EndStallForTest below; 60 s only bounds a
+	// broken test.
+	w.StallForTest(60 * time.Second)
+	defer w.EndStallForTest()
+	// Pings come every 100ms while the loop is alive; a silence of half a
+	// second (5 periods) means they stopped.
+	const silence = 500 * time.Millisecond
+	deadline := time.After(30 * time.Second)
+	for stopped := false; !stopped; {
 		select {
-		case m := <-msgs:
-			_ = m
+		case <-msgs:
 		case <-time.After(silence):
 			stopped = true
 		case <-deadline:
@@ -174,7 +193,113 @@ func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
 		t.Fatalf("pings stopped but heartbeat age is %s (< %s)", age, maxAge)
 	}
 	// Once the loop turns again, pings resume.
-	expectNotify(t, msgs, stall+10*time.Second, "WATCHDOG=1 after the stall", ping)
+	w.EndStallForTest()
+	expectNotify(t, msgs, 10*time.Second, "WATCHDOG=1 after the stall", ping)
+}
+
+// TestSuperviseClock runs the supervisor on synctest's fake clock with a
+// heartbeat the test controls: WATCHDOG=1 every half interval while the
+// heartbeat is younger than maxAge, none while it is older, pings again
+// once it is fresh, and STATUS= only when the summary changed.
+func TestSuperviseClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &syncBuffer{}
+		n := newNotifier(zerolog.New(logs))
+		msgs := recorder(n)
+		store := cache.NewStore()
+		var beat atomic.Int64
+		beat.Store(time.Now().UnixNano())
+		heartbeatAge := func() time.Duration { return time.Since(time.Unix(0, beat.Load())) }
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		const watchdog, maxAge = 10 * time.Second, 3 * time.Second
+		go n.supervise(ctx, store, heartbeatAge, watchdog, maxAge)
+
+		drain := func() []string {
+			synctest.Wait()
+			var got []string
+			for len(msgs) > 0 {
+				got = append(got, <-msgs)
+			}
+			return got
+		}
+		// live is a loop turning every second for d.
+		live := func(d time.Duration) {
+			for end := time.Now().Add(d); time.Now().Before(end); {
+				time.Sleep(time.Second)
+				beat.Store(time.Now().UnixNano())
+			}
+		}
+		pings := func(n int) string { return strings.TrimSuffix(strings.Repeat("WATCHDOG=1 ", n), " ") }
+		// Alive: a ping every watchdog/2.
+		live(20 * time.Second)
+		if got := strings.Join(drain(), " "); got != pings(4) {
+			t.Fatalf("20 s of a live loop: %q, want 4 pings", got)
+		}
+		// Stuck: from the first tick that finds the heartbeat older than
+		// maxAge on, no ping for as long as it lasts.
+		time.Sleep(time.Minute)
+		if got := drain(); len(got) != 0 {
+			t.Fatalf("stuck loop: %q, want no message", got)
+		}
+		if n := strings.Count(logs.String(), "watcher loop stuck"); n != 1 {
+			t.Errorf("stuck logged %d times, want once:\n%s", n, logs)
+		}
+		// Alive again: pings resume at the next tick.
+		live(10 * time.Second)
+		if got := strings.Join(drain(), " "); got != pings(2) {
+			t.Fatalf("10 s after the stall: %q, want 2 pings", got)
+		}
+		if !strings.Contains(logs.String(), "watchdog pings resume") {
+			t.Errorf("resume not logged:\n%s", logs)
+		}
+		// STATUS= follows a new generation with a new summary, within a
+		// second, and only then.
+		statuses := func() []string {
+			var st []string
+			for _, m := range drain() {
+				if m != "WATCHDOG=1" {
+					st = append(st, m)
+				}
+			}
+			return st
+		}
+		b := cache.NewBuilder(store.Load())
+		b.Set("squid.80", cache.Entry{State: cache.Up})
+		store.Publish(b.Snapshot(time.Now()))
+		live(time.Second)
+		if got := statuses(); len(got) != 1 || !strings.HasPrefix(got[0], "STATUS=1/1 services up") {
+			t.Fatalf("after a change: %q, want STATUS=1/1 services up", got)
+		}
+		live(5 * time.Second)
+		if got := statuses(); len(got) != 0 {
+			t.Fatalf("no change: %q, want nothing", got)
+		}
+		// A new generation with the same summary sends nothing either.
+		store.Publish(cache.NewBuilder(store.Load()).Snapshot(time.Now()))
+		live(2 * time.Second)
+		if got := statuses(); len(got) != 0 {
+			t.Fatalf("same summary: %q, want nothing", got)
+		}
+		cancel()
+	})
+}
+
+// TestNotifyMessage: sd_notify messages are one assignment per line, with
+// no empty line (MONOTONIC_USEC= comes with its own newline).
+func TestNotifyMessage(t *testing.T) {
+	for _, tc := range []struct {
+		parts []string
+		want  string
+	}{
+		{[]string{"RELOADING=1", "MONOTONIC_USEC=123\n", "STATUS=reloading"}, "RELOADING=1\nMONOTONIC_USEC=123\nSTATUS=reloading"},
+		{[]string{"RELOADING=1", "", "STATUS=reloading"}, "RELOADING=1\nSTATUS=reloading"}, // no monotonic clock
+		{[]string{"READY=1", "STATUS=0/0 services up"}, "READY=1\nSTATUS=0/0 services up"},
+	} {
+		if got := notifyMessage(tc.parts...); got != tc.want {
+			t.Errorf("notifyMessage(%q) = %q, want %q", tc.parts, got, tc.want)
+		}
+	}
 }
 
 // TestSocketActivation runs the binary under systemd-socket-activate, which
@@ -182,6 +307,7 @@ func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
 // socket as fd 3 named "http". --port names a port the test holds, so a
 // daemon that ignored the inherited socket would fail to start.
 func TestSocketActivation(t *testing.T) {
+	t.Parallel()
 	sa, err := exec.LookPath("systemd-socket-activate")
 	if err != nil {
 		t.Skip("systemd-socket-activate not installed (Debian package systemd)")
@@ -258,6 +384,7 @@ func activatedDaemon(t *testing.T, f *os.File, name string, env []string, args .
 // process on the same inherited socket). No check may fail: connections made
 // while no daemon runs wait in the kernel's backlog.
 func TestRestartUnderLoad(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
 	}
@@ -358,6 +485,7 @@ func TestRestartUnderLoad(t *testing.T) {
 // TestBadInheritedSocket: a descriptor that is not a listening socket is a
 // startup error, not a silently missing listener.
 func TestBadInheritedSocket(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
 	}

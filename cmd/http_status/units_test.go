@@ -23,6 +23,7 @@ func testLogger(t *testing.T) zerolog.Logger {
 // copied into a temp dir with /usr/sbin/http_status rewritten to the
 // freshly built binary.
 func TestSystemdUnitsVerify(t *testing.T) {
+	t.Parallel()
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Skip("systemd-analyze not installed (Debian package systemd)")

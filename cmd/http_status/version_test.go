@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/http-status/http_status/internal/testbin"
 )
 
 func TestResolveVersion(t *testing.T) {
@@ -51,22 +52,16 @@ func TestVersionFlag(t *testing.T) {
 	}
 }
 
-// TestVersionStamped builds with the -X flags packaging/build.sh uses and
-// checks the binary prints them.
+// TestVersionStamped runs the shared test binary, built with the -X flags
+// packaging/build.sh uses (internal/testbin), and checks it prints them.
+// The packaging tests check the packaged binary's own stamp.
 func TestVersionStamped(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
-	bin := filepath.Join(t.TempDir(), "http_status")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version=9.8.7 -X main.commit=0123abc", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin, "--version").Output()
+	t.Parallel()
+	out, err := exec.Command(testBinary(t), "--version").Output()
 	if err != nil {
 		t.Fatalf("--version: %v", err)
 	}
-	want := "http_status 9.8.7\ncommit 0123abc\ngo " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + "\n"
+	want := "http_status " + testbin.Version + "\ncommit " + testbin.Commit + "\ngo " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + "\n"
 	if string(out) != want {
 		t.Errorf("--version printed %q, want %q", out, want)
 	}

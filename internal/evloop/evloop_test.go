@@ -191,6 +191,7 @@ func TestLinesAndPipelining(t *testing.T) {
 // reading makes the server hold at most OutCap plus one answer; once it
 // reads, every answer comes, in order.
 func TestBackpressure(t *testing.T) {
+	t.Parallel()
 	h := &lineHandler{idle: 10 * time.Second}
 	const outCap = 4 << 10
 	h.sndbuf = 4 << 10 // so that the kernel does not take it all
@@ -432,6 +433,7 @@ func TestOutOfDescriptors(t *testing.T) {
 	if os.Getenv(childEnv) != "" {
 		t.Skip("the child runs TestChildServer only")
 	}
+	t.Parallel() // its server is a child process: it waits, alongside TestBackpressure
 	runChildServer(t)
 }
 

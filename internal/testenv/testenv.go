@@ -1,0 +1,62 @@
+// Package testenv holds settings shared by the test binaries. Only tests
+// import it.
+package testenv
+
+import (
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// WaitBoundParallel raises `go test`'s -parallel default (GOMAXPROCS) to n
+// unless -parallel was given: call it from TestMain before m.Run. It is for
+// packages whose parallel tests spend their time waiting (on child
+// processes, timeouts, the kernel) rather than computing, so that on a
+// 2-core machine more than two of them can wait at once.
+func WaitBoundParallel(n int) {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if set || n <= runtime.GOMAXPROCS(0) {
+		return
+	}
+	_ = flag.Set("test.parallel", strconv.Itoa(n))
+}
+
+// TmpfsDir returns a new directory for the test on a tmpfs (/dev/shm), or
+// t.TempDir() where there is none, removed when the test ends. It is for
+// tests that churn through thousands of flag files: the flags live in
+// /run/http_status, a tmpfs, in production, and on a VM's disk file system
+// the same churn takes seconds.
+func TmpfsDir(t testing.TB) string {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "http_status-test-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() {
+		// Mode-000 files and the like: make everything removable first.
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				_ = os.Chmod(p, 0o700)
+			}
+			return nil
+		})
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove %s: %v", dir, err)
+		}
+	})
+	return dir
+}

@@ -1,0 +1,244 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// scripted is a checker whose outcome the test sets; it records when each
+// attempt started and ended. It stands in for the kinds' checkers (tested
+// against real peers elsewhere) so that the schedule runs on synctest's
+// fake clock.
+type scripted struct {
+	fail, hang atomic.Bool
+	mu         sync.Mutex
+	starts     []time.Time
+	ends       []time.Time
+}
+
+func (s *scripted) check(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	s.starts = append(s.starts, time.Now())
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.ends = append(s.ends, time.Now())
+		s.mu.Unlock()
+	}()
+	if s.hang.Load() {
+		<-ctx.Done()
+		return "", ctxErr(ctx, ctx.Err(), 2*time.Second)
+	}
+	if s.fail.Load() {
+		return "", errors.New("scripted failure")
+	}
+	return "fine", nil
+}
+
+func (s *scripted) attempts() ([]time.Time, []time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.starts...), append([]time.Time(nil), s.ends...)
+}
+
+// TestRunnerClock runs one probe's schedule on a fake clock: the first
+// attempt within min(interval, 1s), then one every interval exactly; the
+// first result adopted at once; down after exactly fall failures, up after
+// exactly rise successes; an attempt cut at its timeout.
+func TestRunnerClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		chk := &scripted{}
+		c := newCollector()
+		r := NewRunner(Options{Logger: zerolog.New(c), Report: c.report, Clear: c.clear,
+			checkerFor: func(*Spec) (checker, error) { return chk, nil }})
+		defer r.Close()
+		start := time.Now()
+		if err := r.Apply(mustParse(t, `
+[[probe]]
+service = "web.80"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "10s"
+timeout = "2s"
+rise = 3
+fall = 2
+`)); err != nil {
+			t.Fatal(err)
+		}
+		if st, ok := c.get("web.80"); !ok || st.OK || !strings.Contains(st.LastErr, "pending") {
+			t.Fatalf("before the first attempt: %+v, %v; want pending, failing", st, ok)
+		}
+		time.Sleep(time.Second + time.Millisecond)
+		synctest.Wait()
+		starts, _ := chk.attempts()
+		if len(starts) != 1 || starts[0].Sub(start) > time.Second+time.Millisecond {
+			t.Fatalf("first attempts %v, want one within 1s of %v", starts, start)
+		}
+		first := starts[0]
+		// step waits until just after attempt k (0 is the first) and
+		// returns the status then.
+		step := func(k int) cache.ProbeStatus {
+			t.Helper()
+			time.Sleep(time.Until(first.Add(time.Duration(k)*10*time.Second + 3*time.Second)))
+			synctest.Wait()
+			if starts, _ := chk.attempts(); len(starts) != k+1 {
+				t.Fatalf("after attempt %d: %d attempts", k, len(starts))
+			}
+			st, _ := c.get("web.80")
+			return st
+		}
+		if st := step(0); !st.OK {
+			t.Fatalf("first result (pass) not adopted at once: %+v", st)
+		}
+		chk.fail.Store(true)
+		if st := step(1); !st.OK {
+			t.Fatalf("one failure of fall = 2: %+v, want still passing", st)
+		}
+		if st := step(2); st.OK || st.LastErr != "probe tcp: scripted failure" {
+			t.Fatalf("two failures of fall = 2: %+v, want failing", st)
+		}
+		chk.fail.Store(false)
+		for k := 3; k <= 4; k++ {
+			if st := step(k); st.OK {
+				t.Fatalf("%d successes of rise = 3: %+v, want still failing", k-2, st)
+			}
+		}
+		if st := step(5); !st.OK {
+			t.Fatalf("three successes of rise = 3: %+v, want passing", st)
+		}
+		// A hanging target: the attempt ends at its 2 s timeout, and with
+		// fall = 2 the second one turns the probe down.
+		chk.hang.Store(true)
+		step(6)
+		if st := step(7); st.OK || st.LastErr != "probe tcp: timeout after 2s" {
+			t.Fatalf("two timeouts: %+v", st)
+		}
+		starts, ends := chk.attempts()
+		for i := 1; i < len(starts); i++ {
+			if d := starts[i].Sub(starts[i-1]); d != 10*time.Second {
+				t.Errorf("attempt %d came %v after the one before, want the interval, 10s", i, d)
+			}
+		}
+		for i := 6; i <= 7; i++ {
+			if d := ends[i].Sub(starts[i]); d != 2*time.Second {
+				t.Errorf("hanging attempt %d took %v, want the timeout, 2s", i, d)
+			}
+		}
+		logs := c.log()
+		if n := strings.Count(logs, "web.80/tcp down"); n != 2 {
+			t.Errorf("down logged %d times, want 2:\n%s", n, logs)
+		}
+		for _, want := range []string{`"failures":2`, `"successes":3`, `"first":true`} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("logs lack %s:\n%s", want, logs)
+			}
+		}
+	})
+}
+
+// TestRunnerClockOnlyIfVIP: on a fake clock, an only_if_vip probe is idle
+// (and does not run) while its VIP is absent, becomes active within
+// idlePoll of the VIP appearing, starts afresh (pending) and runs.
+func TestRunnerClockOnlyIfVIP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		chk := &scripted{}
+		chk.fail.Store(true)
+		var present atomic.Bool
+		vip := netip.MustParseAddr("192.0.2.10")
+		c := newCollector()
+		r := NewRunner(Options{Logger: zerolog.New(c), Report: c.report, Clear: c.clear,
+			HasVIP:     func(a netip.Addr) bool { return a == vip && present.Load() },
+			checkerFor: func(*Spec) (checker, error) { return chk, nil }})
+		defer r.Close()
+		if err := r.Apply(mustParse(t, `
+[[probe]]
+service = "web.80"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "5s"
+timeout = "1s"
+only_if_vip = "192.0.2.10"
+`)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		st, _ := c.get("web.80")
+		if starts, _ := chk.attempts(); len(starts) != 0 || !st.OK || len(st.Checks) != 1 || !st.Checks[0].Idle {
+			t.Fatalf("VIP absent for a minute: %d attempts, %+v; want none, idle, passing", len(starts), st)
+		}
+		present.Store(true)
+		appeared := time.Now()
+		time.Sleep(idlePoll)
+		synctest.Wait()
+		st, _ = c.get("web.80")
+		starts, _ := chk.attempts()
+		if len(starts) != 1 || starts[0].Sub(appeared) > idlePoll || st.OK || st.Checks[0].Idle || st.LastErr != "probe tcp: scripted failure" {
+			t.Fatalf("%v after the VIP appeared: attempts %v, %+v; want one attempt, active and failing", idlePoll, starts, st)
+		}
+		present.Store(false)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if st, _ := c.get("web.80"); !st.OK || !st.Checks[0].Idle {
+			t.Fatalf("VIP gone: %+v, want idle again", st)
+		}
+	})
+}
+
+// TestRunnerClockPhases: probes started together keep the random phase of
+// their first attempt: each later attempt comes a whole number of
+// intervals after the first, so they never all fire in the same instant.
+func TestRunnerClockPhases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var chks []*scripted
+		r := NewRunner(Options{Logger: zerolog.Nop(), checkerFor: func(*Spec) (checker, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			c := &scripted{}
+			chks = append(chks, c)
+			return c, nil
+		}})
+		defer r.Close()
+		var b strings.Builder
+		const n = 200
+		for i := range n {
+			fmt.Fprintf(&b, "[[probe]]\nservice = \"s%d\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = \"10s\"\n", i)
+		}
+		if err := r.Apply(mustParse(t, b.String())); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(25 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		seen := map[time.Time]bool{}
+		for i, c := range chks {
+			starts, _ := c.attempts()
+			if len(starts) != 3 {
+				t.Fatalf("probe %d: %d attempts in 25s, want 3", i, len(starts))
+			}
+			for k := 1; k < 3; k++ {
+				if d := starts[k].Sub(starts[0]); d != time.Duration(k)*10*time.Second {
+					t.Errorf("probe %d: attempt %d came %v after the first, want %v", i, k, d, time.Duration(k)*10*time.Second)
+				}
+			}
+			seen[starts[1]] = true
+		}
+		if len(seen) < n/2 {
+			t.Errorf("second attempts of %d probes fell on %d instants, want them spread", n, len(seen))
+		}
+	})
+}
