@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+
+	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/testsnap"
 )
 
 // withConns publishes counts into st as the watcher would.
@@ -20,8 +23,8 @@ func withConns(st *cache.Store, c cache.ConnCounts) {
 // TestPagesConnections: the counts in the snapshot show on every page and
 // in the metrics; an idle sampler is woken and waited for (briefly).
 func TestPagesConnections(t *testing.T) {
-	st := snap(t, map[string]string{"squid.80": "drain", "web.8080": "up conn=443", "status.html": ""}, nil)
-	c := NewChecker(CheckerOptions{Store: st})
+	st := testsnap.Store(t, map[string]string{"squid.80": "drain", "web.8080": "up conn=443", "status.html": ""}, nil)
+	c := check.New(check.Options{Store: st})
 	h := NewHandler(c)
 	var touched atomic.Int32
 	// A stand-in for the sampler: the first request finds it idle; it
@@ -40,7 +43,7 @@ func TestPagesConnections(t *testing.T) {
 		return ch
 	}
 	NewPages(PagesOptions{Store: st, NeedConns: need}).Mount(h)
-	NewMetrics(MetricsOptions{Checker: c, NeedConns: need}).Mount(h)
+	NewMetrics(MetricsOptions{Handler: h, NeedConns: need}).Mount(h)
 
 	_, _, body := get(t, h, "GET", "/status.json")
 	var v StatusJSON
@@ -88,7 +91,7 @@ func TestPagesConnections(t *testing.T) {
 	withConns(st, cache.ConnCounts{})
 	h2 := NewHandler(c)
 	NewPages(PagesOptions{Store: st}).Mount(h2)
-	NewMetrics(MetricsOptions{Checker: c}).Mount(h2)
+	NewMetrics(MetricsOptions{Handler: h2}).Mount(h2)
 	if _, _, body := get(t, h2, "GET", "/status.json"); strings.Contains(body, `"connections":`) || !strings.Contains(body, `"connections_live":false`) {
 		t.Errorf("stopped sampler: %s", body)
 	}

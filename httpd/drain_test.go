@@ -11,6 +11,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+
+	"github.com/http-status/http_status/internal/check"
 )
 
 // TestServeAnswersAcceptedConnDuringShutdown: a connection accepted before
@@ -23,7 +25,7 @@ func TestServeAnswersAcceptedConnDuringShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	srv := NewServer(NewHandler(NewChecker(CheckerOptions{Store: cache.NewStore()})), zerolog.Nop())
+	srv := NewServer(NewHandler(check.New(check.Options{Store: cache.NewStore()})), zerolog.Nop())
 	accepted := make(chan struct{}, 1)
 	srv.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {

@@ -16,13 +16,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+
+	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/testsnap"
 )
 
 // eventsServer serves /events (and the pages) over st on a real loopback
 // listener, with Events.Run going; it returns the server and the Events.
 func eventsServer(t *testing.T, st *cache.Store, hold func() func()) (*httptest.Server, *Events) {
 	t.Helper()
-	h := NewHandler(NewChecker(CheckerOptions{Store: st}))
+	h := NewHandler(check.New(check.Options{Store: st}))
 	NewPages(PagesOptions{Store: st}).Mount(h)
 	ev := NewEvents(EventsOptions{Store: st, Hold: hold})
 	ev.Mount(h)
@@ -142,7 +145,7 @@ func entry(t *testing.T, content string) cache.Entry {
 // then one change per service and publication, in publication order (by
 // name within one), with old and new state, weight, reason, connections.
 func TestEventsStream(t *testing.T) {
-	st := snap(t, map[string]string{"squid.80": "up"}, nil)
+	st := testsnap.Store(t, map[string]string{"squid.80": "up"}, nil)
 	var holds sync.WaitGroup
 	held := make(chan struct{}, 1)
 	srv, ev := eventsServer(t, st, func() func() {
@@ -231,7 +234,7 @@ func TestEventsStream(t *testing.T) {
 // TestEventsSyncOnBigChange: a publication that changes more services than
 // MaxChangesPerEvent is one sync event, not a flood.
 func TestEventsSyncOnBigChange(t *testing.T) {
-	st := snap(t, nil, nil)
+	st := testsnap.Store(t, nil, nil)
 	srv, _ := eventsServer(t, st, nil)
 	c := dialSSE(t, srv)
 	c.next(t) // sync
@@ -253,7 +256,7 @@ func TestEventsSyncOnBigChange(t *testing.T) {
 // dropped once its buffer is full, while one that keeps up is not, and
 // publishing never waits for either.
 func TestEventsSlowSubscriberDropped(t *testing.T) {
-	st := snap(t, map[string]string{"a.80": "up"}, nil)
+	st := testsnap.Store(t, map[string]string{"a.80": "up"}, nil)
 	ev := NewEvents(EventsOptions{Store: st})
 	slow, _, ok := ev.subscribe()
 	if !ok {
@@ -301,7 +304,7 @@ func TestEventsSlowSubscriberDropped(t *testing.T) {
 // TestEventsLimits: at most MaxEventSubscribers streams; HEAD and other
 // methods; when Run stops, every stream ends.
 func TestEventsLimits(t *testing.T) {
-	st := snap(t, nil, nil)
+	st := testsnap.Store(t, nil, nil)
 	srv, ev := eventsServer(t, st, nil)
 	var cs []*sseClient
 	for range MaxEventSubscribers {
@@ -340,8 +343,8 @@ func TestEventsLimits(t *testing.T) {
 // TestEventsOutliveServerTimeouts: a stream lasts longer than the server's
 // read and write timeouts (which bound ordinary requests).
 func TestEventsOutliveServerTimeouts(t *testing.T) {
-	st := snap(t, map[string]string{"a.80": "up"}, nil)
-	h := NewHandler(NewChecker(CheckerOptions{Store: st}))
+	st := testsnap.Store(t, map[string]string{"a.80": "up"}, nil)
+	h := NewHandler(check.New(check.Options{Store: st}))
 	ev := NewEvents(EventsOptions{Store: st})
 	ev.Mount(h)
 	srv := httptest.NewUnstartedServer(h)

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/http-status/http_status/internal/check"
 	"github.com/http-status/http_status/internal/evloop"
 )
 
@@ -37,7 +38,8 @@ type fastConn struct {
 // it fully understands (see fast_parse.go) and hands the connection to
 // net/http for everything else.
 type fastHandler struct {
-	c       *Checker
+	c       *check.Checker
+	codes   *CodeCounts
 	opts    FastOptions
 	limit   int
 	handoff *handoffListener
@@ -107,7 +109,7 @@ func (h *fastHandler) Input(c *evloop.Conn[fastConn], in []byte) int {
 		n, outcome := parseRequest(b, h.limit, &r)
 		switch outcome {
 		case reqAnswer:
-			out, closeAfter := fastAnswer(c.Buf(), h.c, &r, h.dateFor(c.Time()), c.Stopping())
+			out, closeAfter := fastAnswer(c.Buf(), h.c, h.codes, &r, h.dateFor(c.Time()), c.Stopping())
 			c.SetBuf(out)
 			consumed += n
 			st.inReq = false
@@ -222,9 +224,9 @@ func (h *fastHandler) handOff(c *evloop.Conn[fastConn], in []byte) {
 // stops accepting, closes idle keep-alive connections, lets each accepted
 // connection get its answer (with "Connection: close"), then stops srv like
 // [Serve], all within grace.
-func ServeFast(ctx context.Context, c *Checker, srv *http.Server, ln net.Listener, grace time.Duration, opts FastOptions) error {
+func ServeFast(ctx context.Context, hh *Handler, srv *http.Server, ln net.Listener, grace time.Duration, opts FastOptions) error {
 	opts = opts.withDefaults(srv)
-	h := &fastHandler{c: c, opts: opts, limit: opts.MaxHeaderBytes + 4096, handoff: newHandoffListener()}
+	h := &fastHandler{c: hh.c, codes: &hh.codes, opts: opts, limit: opts.MaxHeaderBytes + 4096, handoff: newHandoffListener()}
 	var lnErr error // from closing ln, written before Serve returns
 	fds, err := evloop.ListenerFDs(ln, true)
 	if err != nil {
@@ -252,6 +254,11 @@ func ServeFast(ctx context.Context, c *Checker, srv *http.Server, ln net.Listene
 	if err != nil {
 		return err
 	}
+	stats := func() ConnStats {
+		st := s.Stats()
+		return ConnStats{Open: st.Open, Accepted: st.Accepted, Overloaded: st.Overloaded}
+	}
+	hh.engine.Store(&stats)
 	// net/http serves the connections handed over; it starts stopping
 	// once the loops are done, within what is left of grace.
 	var stopAt atomic.Int64

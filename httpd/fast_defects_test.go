@@ -33,7 +33,7 @@ func serveFastOpts(t *testing.T, opts FastOptions, tweak func(*http.Server)) str
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeFast(ctx, h.c, srv, ln, time.Second, opts) }()
+	go func() { done <- ServeFast(ctx, h, srv, ln, time.Second, opts) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 	"unsafe"
+
+	"github.com/http-status/http_status/internal/check"
 )
 
 // This file is the fast engine's HTTP/1.1 request parser and response
@@ -323,7 +325,7 @@ func trimOWS(b []byte) []byte {
 
 // eqFoldB is [eqFold] for a byte slice (no copy).
 func eqFoldB(b []byte, w string) bool {
-	return eqFold(unsafeString(b), w)
+	return check.EqualFoldASCII(unsafeString(b), w)
 }
 
 // isTokenByte reports whether c may appear in an RFC 9110 token.
@@ -365,8 +367,8 @@ const (
 // close", as net/http does once keep-alives are disabled. It reports
 // whether the connection must close after the answer. It does not
 // allocate when out has room.
-func fastAnswer(out []byte, c *Checker, r *fastReq, date []byte, draining bool) ([]byte, bool) {
-	var res Result
+func fastAnswer(out []byte, c *check.Checker, codes *CodeCounts, r *fastReq, date []byte, draining bool) ([]byte, bool) {
+	var res check.Result
 	allow := false
 	switch r.kind {
 	case kindStatus:
@@ -375,10 +377,10 @@ func fastAnswer(out []byte, c *Checker, r *fastReq, date []byte, draining bool) 
 		res = c.Check("")
 		allow = true
 	default:
-		c.codes.Inc(http.StatusMethodNotAllowed)
-		res = Result{Code: http.StatusMethodNotAllowed, Body: BodyBadMethod}
+		res = check.Result{Code: http.StatusMethodNotAllowed, Body: BodyBadMethod}
 		allow = true
 	}
+	codes.Inc(res.Code)
 	closeAfter := r.close || draining
 	if r.http10 {
 		out = append(out, "HTTP/1.0 "...)
@@ -465,7 +467,7 @@ func appendHeaderValue(out []byte, v string) []byte {
 func isHdrSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // unsafeString views b as a string for the duration of a call that does
-// not retain it ([Checker.Check] does not).
+// not retain it ([check.Checker.Check] does not).
 func unsafeString(b []byte) string {
 	if len(b) == 0 {
 		return ""

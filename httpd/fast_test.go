@@ -17,6 +17,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+
+	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/testsnap"
 )
 
 // engineCase is one way to serve: net/http alone, or the fast engine with
@@ -51,7 +54,7 @@ func serveEngine(t *testing.T, e engineCase, h *Handler, tweak func(*http.Server
 	go func() {
 		defer ln.Close()
 		if e.fast {
-			done <- ServeFast(ctx, h.c, srv, ln, 2*time.Second, FastOptions{Loops: 2})
+			done <- ServeFast(ctx, h, srv, ln, 2*time.Second, FastOptions{Loops: 2})
 		} else {
 			done <- Serve(ctx, srv, ln, 2*time.Second)
 		}
@@ -81,7 +84,7 @@ func serveEngine(t *testing.T, e engineCase, h *Handler, tweak func(*http.Server
 // an extra path, served by net/http after a handoff.
 func fastTestHandler(t *testing.T) *Handler {
 	h := testHandler(t)
-	NewPages(PagesOptions{Store: h.c.Store()}).Mount(h)
+	NewPages(PagesOptions{Store: h.Checker().Store()}).Mount(h)
 	h.Handle("/extra", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "extra "+r.Method+" "+r.URL.RawQuery+"\n")
@@ -338,7 +341,7 @@ func TestFastCounts(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := map[int]uint64{}
-		h.c.Codes().Each(func(code int, n uint64) { m[code] = n })
+		h.Codes().Each(func(code int, n uint64) { m[code] = n })
 		counts = append(counts, m)
 	}
 	want := map[int]uint64{200: 3, 400: 1, 404: 2, 405: 1}
@@ -463,7 +466,7 @@ func TestFastGracefulStop(t *testing.T) {
 			// The partial request completes and is answered, then closed.
 			_, _ = io.WriteString(partial, "&PORT=80 HTTP/1.1\r\nHost: x\r\n\r\n")
 			b, err := io.ReadAll(partial)
-			if err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 200 OK\r\n") || !strings.Contains(string(b), "\r\nConnection: close\r\n") || !strings.HasSuffix(string(b), BodyOK) {
+			if err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 200 OK\r\n") || !strings.Contains(string(b), "\r\nConnection: close\r\n") || !strings.HasSuffix(string(b), check.BodyOK) {
 				t.Fatalf("partial request after stop: %v %q", err, b)
 			}
 			// The handed-over connection is closed by net/http.
@@ -516,7 +519,7 @@ func TestFastManyConns(t *testing.T) {
 								return
 							}
 							b, _ := io.ReadAll(res.Body)
-							if res.StatusCode != 200 || (string(b) != BodyOK && !strings.HasPrefix(string(b), "extra")) {
+							if res.StatusCode != 200 || (string(b) != check.BodyOK && !strings.HasPrefix(string(b), "extra")) {
 								t.Errorf("got %d %q", res.StatusCode, b)
 								return
 							}
@@ -543,7 +546,7 @@ func TestFastMaxConns(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeFast(ctx, h.c, NewServer(h, zerolog.Nop()), ln, time.Second, FastOptions{MaxConns: 2})
+		done <- ServeFast(ctx, h, NewServer(h, zerolog.Nop()), ln, time.Second, FastOptions{MaxConns: 2})
 	}()
 	defer func() {
 		cancel()
@@ -588,9 +591,9 @@ func TestFastOptionsDefaults(t *testing.T) {
 	}
 }
 
-func fastBenchChecker(tb testing.TB) *Checker {
-	st := snap(tb, map[string]string{"status.html": "", "squid.80": "", "web.443": "drain 50% # deploy 1234"}, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
-	return NewChecker(CheckerOptions{Store: st})
+func fastBenchChecker(tb testing.TB) *check.Checker {
+	st := testsnap.Store(tb, map[string]string{"status.html": "", "squid.80": "", "web.443": "drain 50% # deploy 1234"}, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
+	return check.New(check.Options{Store: st})
 }
 
 // TestFastAnswerNoAllocs: parsing and answering a health check allocates
@@ -601,13 +604,14 @@ func TestFastAnswerNoAllocs(t *testing.T) {
 	out := make([]byte, 0, 4096)
 	var d httpDate
 	var r fastReq
+	var codes CodeCounts
 	now := time.Now()
 	allocs := testing.AllocsPerRun(1000, func() {
 		n, oc := parseRequest(req, MaxHeaderBytes, &r)
 		if oc != reqAnswer || n != len(req) {
 			t.Fatalf("outcome %d n %d", oc, n)
 		}
-		out, _ = fastAnswer(out[:0], c, &r, d.get(now), false)
+		out, _ = fastAnswer(out[:0], c, &codes, &r, d.get(now), false)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per request", allocs)
@@ -620,11 +624,12 @@ func BenchmarkFastParseAnswer(b *testing.B) {
 	out := make([]byte, 0, 4096)
 	var d httpDate
 	var r fastReq
+	var codes CodeCounts
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = parseRequest(req, MaxHeaderBytes, &r)
-		out, _ = fastAnswer(out[:0], c, &r, d.get(now), false)
+		out, _ = fastAnswer(out[:0], c, &codes, &r, d.get(now), false)
 	}
 }
 
@@ -646,6 +651,7 @@ func FuzzFastParse(f *testing.F) {
 		f.Add([]byte(s), uint16(64))
 	}
 	c := fastBenchChecker(f)
+	var codes CodeCounts
 	f.Fuzz(func(t *testing.T, b []byte, limit uint16) {
 		lim := int(limit%(MaxHeaderBytes+1)) + 1
 		var r fastReq
@@ -672,7 +678,7 @@ func FuzzFastParse(f *testing.F) {
 			}
 		}
 		var d httpDate
-		out, closeAfter := fastAnswer(nil, c, &r, d.get(time.Now()), false)
+		out, closeAfter := fastAnswer(nil, c, &codes, &r, d.get(time.Now()), false)
 		method := "GET"
 		if r.head {
 			method = "HEAD"
@@ -791,11 +797,11 @@ func TestFastBackpressure(t *testing.T) {
 				}
 			}
 			res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(tmpl)), nil)
-			if err != nil || res.StatusCode != 200 || res.ContentLength != int64(len(BodyOK)) {
+			if err != nil || res.StatusCode != 200 || res.ContentLength != int64(len(check.BodyOK)) {
 				t.Fatalf("answer 0: %q: %v", tmpl, err)
 			}
-			body := make([]byte, len(BodyOK))
-			if _, err := io.ReadFull(br, body); err != nil || string(body) != BodyOK {
+			body := make([]byte, len(check.BodyOK))
+			if _, err := io.ReadFull(br, body); err != nil || string(body) != check.BodyOK {
 				t.Fatalf("answer 0 body %q: %v", body, err)
 			}
 			tmpl = append(tmpl, body...)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+
+	"github.com/http-status/http_status/internal/check"
 )
 
 // FuzzHandlerRequest sends arbitrary paths, queries and methods through the
@@ -37,10 +39,10 @@ func FuzzHandlerRequest(f *testing.F) {
 		f.Add(s[0], s[1], s[2])
 	}
 	st := pagesStore(f)
-	c := NewChecker(CheckerOptions{Store: st})
+	c := check.New(check.Options{Store: st})
 	h := NewHandler(c)
 	NewPages(PagesOptions{Store: st, HeartbeatAge: func() time.Duration { return 0 }}).Mount(h)
-	NewMetrics(MetricsOptions{Checker: c}).Mount(h)
+	NewMetrics(MetricsOptions{Handler: h}).Mount(h)
 	before := st.Load()
 	allowed := map[int]bool{200: true, 400: true, 404: true, 405: true, 503: true}
 	f.Fuzz(func(t *testing.T, method, path, rawQuery string) {
@@ -97,7 +99,7 @@ func FuzzFlagContentPages(f *testing.F) {
 		if got := st.Load().Len(); got != map[bool]int{true: 1, false: 0}[valid] {
 			t.Fatalf("Len %d for name %q", got, name)
 		}
-		c := NewChecker(CheckerOptions{Store: st, Now: func() time.Time { return now }})
+		c := check.New(check.Options{Store: st, Now: func() time.Time { return now }})
 		h := NewHandler(c)
 		NewPages(PagesOptions{Store: st, Now: func() time.Time { return now }}).Mount(h)
 		eff := e.Effective(now)

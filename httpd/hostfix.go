@@ -3,6 +3,8 @@ package httpd
 import (
 	"bytes"
 	"net"
+
+	"github.com/http-status/http_status/internal/check"
 )
 
 // Health checks without a Host header.
@@ -281,11 +283,11 @@ func (s *hostScan) header() int {
 	}
 	n := unsafeString(s.name[:s.nname])
 	switch {
-	case eqFold(n, "HOST"):
+	case check.EqualFoldASCII(n, "HOST"):
 		return hdrHost
-	case eqFold(n, "CONTENT-LENGTH"):
+	case check.EqualFoldASCII(n, "CONTENT-LENGTH"):
 		return hdrContentLength
-	case eqFold(n, "TRANSFER-ENCODING"):
+	case check.EqualFoldASCII(n, "TRANSFER-ENCODING"):
 		return hdrTransferEncoding
 	}
 	return hdrOther

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/http-status/http_status/internal/check"
 )
 
 // TestIndex: GET / from a browser gets the index, on every engine (the
@@ -18,7 +20,7 @@ func TestIndex(t *testing.T) {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
 			st := pagesStore(t)
-			h := NewHandler(NewChecker(CheckerOptions{Store: st}))
+			h := NewHandler(check.New(check.Options{Store: st}))
 			NewPages(PagesOptions{Store: st, Version: "http_status 9.8.7 (commit abc)"}).Mount(h)
 			addr, _ := serveEngine(t, e, h, nil)
 			ask := func(method, accept string) (*http.Response, string) {

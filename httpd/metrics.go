@@ -19,10 +19,31 @@ type WatcherStats struct {
 	LastRescan                                                                    time.Duration
 }
 
+// AgentMetrics are the agent responder's counters as the metrics see them.
+// httpd does not import the agent: the daemon passes a function that copies
+// them.
+type AgentMetrics struct {
+	Conns       uint64            // connections answered
+	BadRequests uint64            // of which with a line not understood
+	Replies     map[string]uint64 // answers by what they tell HAProxy: up, drain, maint, down
+	Open        int64             // connections open now
+	Overloaded  uint64            // closed at accept: over MaxConns or out of descriptors
+}
+
+// ConnStats are an event-loop engine's connection counters.
+type ConnStats struct {
+	Open       int64  // connections held now (handed-over ones included)
+	Accepted   uint64 // connections accepted
+	Overloaded uint64 // answered "too many connections" at accept
+}
+
 // MetricsOptions configure [Metrics].
 type MetricsOptions struct {
-	// Checker supplies the answers-by-code counters and the store.
-	Checker *Checker
+	// Handler supplies the HTTP answers-by-code counters, the fast
+	// engine's connection counters and the store.
+	Handler *Handler
+	// Agent returns the agent responder's counters; nil: no agent.
+	Agent func() AgentMetrics
 	// Watcher returns the watcher's counters; nil leaves them out.
 	Watcher func() WatcherStats
 	// HeartbeatAge is how long ago the watcher loop last turned
@@ -90,9 +111,6 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	return m
 }
 
-// Registry is the daemon's registry, for collectors added elsewhere.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // ObservePublish records one event-to-publish latency; the watcher calls it
 // through its OnPublish option.
 func (m *Metrics) ObservePublish(d time.Duration) { m.publishLatency.Observe(d.Seconds()) }
@@ -110,12 +128,19 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !readOnlyMethod(w, r) {
 		return
 	}
-	waitConns(m.opts.Checker.Store(), m.opts.NeedConns)
+	waitConns(m.opts.Handler.c.Store(), m.opts.NeedConns)
 	m.handler.ServeHTTP(w, r)
 }
 
 var (
-	descRequests     = prometheus.NewDesc(ns+"_requests_total", "Health-check answers by HTTP status code (/status, OPTIONS, and 404/405 for unknown paths or methods; not the pages or /metrics).", []string{"code"}, nil)
+	descRequests     = prometheus.NewDesc(ns+"_requests_total", "HTTP health-check answers by status code (/status, OPTIONS, and 404/405 for unknown paths or methods; not the pages or /metrics; not the agent port).", []string{"code"}, nil)
+	descHTTPConns    = prometheus.NewDesc(ns+"_http_connections", "Connections the fast engine holds now (those handed over to net/http included).", nil, nil)
+	descHTTPAccepted = prometheus.NewDesc(ns+"_http_connections_accepted_total", "Connections the fast engine accepted.", nil, nil)
+	descHTTPOver     = prometheus.NewDesc(ns+"_http_connections_overloaded_total", "Connections answered 503 at accept: over the connection limit or out of file descriptors.", nil, nil)
+	descAgentReplies = prometheus.NewDesc(ns+"_agent_replies_total", "Agent-check answers by what they tell HAProxy (up, drain, maint, down; bad requests count as down and in agent_bad_requests_total).", []string{"reply"}, nil)
+	descAgentBad     = prometheus.NewDesc(ns+"_agent_bad_requests_total", "Agent-check lines not understood.", nil, nil)
+	descAgentConns   = prometheus.NewDesc(ns+"_agent_connections", "Agent-check connections open now.", nil, nil)
+	descAgentOver    = prometheus.NewDesc(ns+"_agent_connections_overloaded_total", "Agent-check connections closed at accept: over the connection limit or out of file descriptors.", nil, nil)
 	descServiceState = prometheus.NewDesc(ns+"_service_state", "1 for each flag file, labelled with its effective state (flag and probes: what /status answers without VIPs).", []string{"service", "state"}, nil)
 	descServiceWt    = prometheus.NewDesc(ns+"_service_weight_percent", "Weight named in a flag file, for flags that name one.", []string{"service"}, nil)
 	descProbeOK      = prometheus.NewDesc(ns+"_service_probe_ok", "1 when every active probe of a service passes, 0 when one fails (services with probes only).", []string{"service"}, nil)
@@ -148,6 +173,14 @@ func (c *daemonCollector) Describe(ch chan<- *prometheus.Desc) {
 	if c.opts.HeartbeatAge != nil {
 		ch <- descHeartbeat
 	}
+	ch <- descHTTPConns
+	ch <- descHTTPAccepted
+	ch <- descHTTPOver
+	if c.opts.Agent != nil {
+		for _, d := range []*prometheus.Desc{descAgentReplies, descAgentBad, descAgentConns, descAgentOver} {
+			ch <- d
+		}
+	}
 	if c.opts.Watcher != nil {
 		for _, d := range []*prometheus.Desc{descTransitions, descEvents, descAddrUpdates, descRescans, descOverflows, descResubscribes, descPublishes, descLastRescan} {
 			ch <- d
@@ -165,10 +198,24 @@ var codeLabels = func() []string {
 }()
 
 func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
-	c.opts.Checker.Codes().Each(func(code int, n uint64) {
+	h := c.opts.Handler
+	h.codes.Each(func(code int, n uint64) {
 		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), codeLabels[code])
 	})
-	s := c.opts.Checker.Store().Load()
+	es := h.EngineStats()
+	ch <- prometheus.MustNewConstMetric(descHTTPConns, prometheus.GaugeValue, float64(es.Open))
+	ch <- prometheus.MustNewConstMetric(descHTTPAccepted, prometheus.CounterValue, float64(es.Accepted))
+	ch <- prometheus.MustNewConstMetric(descHTTPOver, prometheus.CounterValue, float64(es.Overloaded))
+	if c.opts.Agent != nil {
+		as := c.opts.Agent()
+		for _, w := range []string{"up", "drain", "maint", "down"} {
+			ch <- prometheus.MustNewConstMetric(descAgentReplies, prometheus.CounterValue, float64(as.Replies[w]), w)
+		}
+		ch <- prometheus.MustNewConstMetric(descAgentBad, prometheus.CounterValue, float64(as.BadRequests))
+		ch <- prometheus.MustNewConstMetric(descAgentConns, prometheus.GaugeValue, float64(as.Open))
+		ch <- prometheus.MustNewConstMetric(descAgentOver, prometheus.CounterValue, float64(as.Overloaded))
+	}
+	s := h.c.Store().Load()
 	now := c.opts.Now()
 	byState := map[cache.State]int{cache.Up: 0, cache.Drain: 0, cache.Maint: 0, cache.Down: 0}
 	for name := range s.Services() {

@@ -6,9 +6,12 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/internal/check"
 )
 
 // Server limits. A slow or huge client cannot hold the daemon: headers must
@@ -26,18 +29,42 @@ const ServerName = "http_status"
 
 const allowed = "GET, HEAD, OPTIONS"
 
-// Handler serves /status from a [Checker]. Extra handlers (status pages,
-// metrics) can be mounted with [Handler.Handle]; they are read-only.
+// HTTP-only answers (the others come from [check.Checker]).
+const (
+	BodyNotFound  = "Not Found - unknown path; health checks use /status\n"
+	BodyBadMethod = "Method Not Allowed - use GET or HEAD\n"
+)
+
+// Handler serves /status from a [check.Checker]. Extra handlers (status
+// pages, metrics) can be mounted with [Handler.Handle]; they are read-only.
 type Handler struct {
-	c     *Checker
-	extra map[string]http.Handler
-	index http.Handler // GET / for browsers; nil: none
+	c      *check.Checker
+	codes  CodeCounts                       // HTTP answers by code, both engines
+	engine atomic.Pointer[func() ConnStats] // the fast engine's counters, once it serves
+	extra  map[string]http.Handler
+	index  http.Handler // GET / for browsers; nil: none
 }
 
 // NewHandler returns the HTTP handler for health checks.
-func NewHandler(c *Checker) *Handler {
+func NewHandler(c *check.Checker) *Handler {
 	return &Handler{c: c, extra: map[string]http.Handler{}}
 }
+
+// Checker is the checker the handler asks.
+func (h *Handler) Checker() *check.Checker { return h.c }
+
+// EngineStats are the fast engine's connection counters (zero with the
+// net/http engine).
+func (h *Handler) EngineStats() ConnStats {
+	if f := h.engine.Load(); f != nil {
+		return (*f)()
+	}
+	return ConnStats{}
+}
+
+// Codes counts the HTTP answers by status code: /status, OPTIONS and the
+// handler's own 404 and 405, from both engines (not the mounted pages).
+func (h *Handler) Codes() *CodeCounts { return &h.codes }
 
 // Handle mounts h at the exact path p. Call it before serving.
 func (h *Handler) Handle(p string, hh http.Handler) { h.extra[p] = hh }
@@ -65,7 +92,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		hdr["Allow"] = allowHdr
-		h.c.codes.Inc(http.StatusMethodNotAllowed)
+		h.codes.Inc(http.StatusMethodNotAllowed)
 		writeText(w, http.StatusMethodNotAllowed, BodyBadMethod, "")
 		return
 	}
@@ -81,7 +108,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.ServeHTTP(w, r)
 		return
 	}
-	h.c.codes.Inc(http.StatusNotFound)
+	h.codes.Inc(http.StatusNotFound)
 	writeText(w, http.StatusNotFound, BodyNotFound, "")
 }
 
@@ -109,6 +136,7 @@ func init() {
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request, rawQuery string) {
 	res := h.c.Check(rawQuery)
+	h.codes.Inc(res.Code)
 	hdr := w.Header()
 	if res.Code != http.StatusBadRequest {
 		hdr["X-Status-State"] = stateHdrs[res.State.String()]

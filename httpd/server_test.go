@@ -14,16 +14,19 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+
+	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/testsnap"
 )
 
 func testHandler(t *testing.T) *Handler {
 	t.Helper()
-	st := snap(t, map[string]string{
+	st := testsnap.Store(t, map[string]string{
 		"status.html": "",
 		"squid.80":    "",
 		"web.443":     "drain 50% # deploy 1234",
 	}, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
-	return NewHandler(NewChecker(CheckerOptions{Store: st}))
+	return NewHandler(check.New(check.Options{Store: st}))
 }
 
 func TestHandler(t *testing.T) {
@@ -34,16 +37,16 @@ func TestHandler(t *testing.T) {
 		body           string
 		hdr            map[string]string
 	}{
-		{"GET", "/status", 200, BodyOK, map[string]string{"X-Status-State": "up", "Server": "http_status", "Cache-Control": "private, no-store", "Content-Type": "text/plain; charset=utf-8"}},
-		{"GET", "/status?SERVICE=squid&PORT=80&VIP=192.0.2.10", 200, BodyOKVIP, nil},
-		{"GET", "/status?SERVICE=squid&PORT=80&VIP=192.0.2.11", 404, BodyNoVIP + "reason: VIP not configured\n", nil},
-		{"GET", "/status?SERVICE=nope", 404, BodyNoService, map[string]string{"X-Status-State": "missing"}},
-		{"GET", "/status?SERVICE=web&PORT=443", 404, BodyDrain + "reason: deploy 1234\n", map[string]string{"X-Status-State": "drain", "X-Status-Weight": "50%", "X-Status-Reason": "deploy 1234"}},
-		{"GET", "/status?SERVICE=../../etc/passwd", 400, BodyBadService, nil},
+		{"GET", "/status", 200, check.BodyOK, map[string]string{"X-Status-State": "up", "Server": "http_status", "Cache-Control": "private, no-store", "Content-Type": "text/plain; charset=utf-8"}},
+		{"GET", "/status?SERVICE=squid&PORT=80&VIP=192.0.2.10", 200, check.BodyOKVIP, nil},
+		{"GET", "/status?SERVICE=squid&PORT=80&VIP=192.0.2.11", 404, check.BodyNoVIP + "reason: VIP not configured\n", nil},
+		{"GET", "/status?SERVICE=nope", 404, check.BodyNoService, map[string]string{"X-Status-State": "missing"}},
+		{"GET", "/status?SERVICE=web&PORT=443", 404, check.BodyDrain + "reason: deploy 1234\n", map[string]string{"X-Status-State": "drain", "X-Status-Weight": "50%", "X-Status-Reason": "deploy 1234"}},
+		{"GET", "/status?SERVICE=../../etc/passwd", 400, check.BodyBadService, nil},
 		{"HEAD", "/status?SERVICE=squid&PORT=80", 200, "", map[string]string{"Content-Length": "19"}},
 		{"POST", "/status", 405, BodyBadMethod, map[string]string{"Allow": "GET, HEAD, OPTIONS"}},
 		{"DELETE", "/status?SERVICE=squid&PORT=80", 405, BodyBadMethod, map[string]string{"Allow": "GET, HEAD, OPTIONS"}},
-		{"OPTIONS", "/", 200, BodyOK, map[string]string{"Allow": "GET, HEAD, OPTIONS"}},
+		{"OPTIONS", "/", 200, check.BodyOK, map[string]string{"Allow": "GET, HEAD, OPTIONS"}},
 		{"OPTIONS", "/other", 404, BodyNotFound, nil},
 		{"GET", "/", 404, BodyNotFound, nil},
 		{"GET", "/status/", 404, BodyNotFound, nil},
@@ -120,13 +123,13 @@ func TestServerWire(t *testing.T) {
 func testServerWire(t *testing.T, addr string, readHeaderTimeout time.Duration) {
 	t.Run("HTTP/1.0 without Host", func(t *testing.T) {
 		got := rawRequest(t, addr, "GET /status?SERVICE=squid&PORT=80 HTTP/1.0\r\n\r\n")
-		if !strings.HasPrefix(got, "HTTP/1.0 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\n"+BodyOK) {
+		if !strings.HasPrefix(got, "HTTP/1.0 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\n"+check.BodyOK) {
 			t.Fatalf("got %q", got)
 		}
 	})
 	t.Run("HTTP/1.1 with Host, close", func(t *testing.T) {
 		got := rawRequest(t, addr, "GET /status?SERVICE=nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		if !strings.HasPrefix(got, "HTTP/1.1 404 Not Found\r\n") || !strings.HasSuffix(got, BodyNoService) {
+		if !strings.HasPrefix(got, "HTTP/1.1 404 Not Found\r\n") || !strings.HasSuffix(got, check.BodyNoService) {
 			t.Fatalf("got %q", got)
 		}
 	})
@@ -158,7 +161,7 @@ func testServerWire(t *testing.T, addr string, readHeaderTimeout time.Duration) 
 				t.Fatal(err)
 			}
 			b, _ := io.ReadAll(res.Body)
-			if res.StatusCode != 200 || string(b) != BodyOK {
+			if res.StatusCode != 200 || string(b) != check.BodyOK {
 				t.Fatalf("request %d: %d %q", i, res.StatusCode, b)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/httpd"
+	statuscheck "github.com/http-status/http_status/internal/check"
 )
 
 // dockerEngine is a real dockerd (Debian's docker.io) the test starts with
@@ -254,7 +255,7 @@ fall = 2
 	b.SetProbe("app.1", st)
 	store := cache.NewStore()
 	store.Publish(b.Snapshot(time.Now()))
-	h := httpd.NewHandler(httpd.NewChecker(httpd.CheckerOptions{Store: store}))
+	h := httpd.NewHandler(statuscheck.New(statuscheck.Options{Store: store}))
 	httpd.NewPages(httpd.PagesOptions{Store: store}).Mount(h)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/status.json", nil))

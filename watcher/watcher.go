@@ -90,8 +90,6 @@ type Watcher struct {
 	// one, so the heartbeat never reads Options.Now or the wall clock.
 	epoch     time.Time
 	heartbeat atomic.Int64
-	stall     atomic.Int64  // test hook: nanoseconds the loop sleeps once
-	unstall   chan struct{} // test hook: ends a stall early
 
 	// Loop-owned state.
 	fsw         *fsnotify.Watcher
@@ -152,7 +150,6 @@ func New(opts Options) (*Watcher, error) {
 		now:       opts.Now,
 		rescan:    make(chan struct{}, 1),
 		probeWake: make(chan struct{}, 1),
-		unstall:   make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 		warned:    map[string]string{},
 		dir:       dirWatch{path: opts.Dir, parent: filepath.Dir(opts.Dir), problem: problemNotYet},
@@ -189,20 +186,6 @@ func (w *Watcher) HeartbeatAge() time.Duration {
 }
 
 func (w *Watcher) beat() { w.heartbeat.Store(int64(time.Since(w.epoch))) }
-
-// StallForTest makes the loop sleep once for d on its next turn, to test that
-// a stuck loop stops the systemd watchdog.
-func (w *Watcher) StallForTest(d time.Duration) { w.stall.Store(int64(d)) }
-
-// EndStallForTest ends a stall begun by [Watcher.StallForTest] before its
-// time is up (a test that bursts events during the stall releases the loop
-// when the burst is written, however long writing it took).
-func (w *Watcher) EndStallForTest() {
-	select {
-	case w.unstall <- struct{}{}:
-	default:
-	}
-}
 
 // Stats returns a copy of the counters.
 func (w *Watcher) Stats() Stats {
@@ -274,12 +257,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 	for {
 		w.beat()
-		if d := w.stall.Swap(0); d > 0 {
-			select {
-			case <-time.After(time.Duration(d)):
-			case <-w.unstall:
-			}
-		}
 		touched := map[string]struct{}{}
 		full, addrsChanged := false, false
 		var rescanned []chan struct{}

@@ -252,16 +252,13 @@ func TestRescanAndHeartbeat(t *testing.T) {
 	dir := t.TempDir()
 	w, st := startWatcher(t, Options{Dir: dir})
 	before := w.Stats().Rescans
-	// Stall the loop so the file below and the rescan request are seen in
-	// the same turn; once Rescan's channel is closed the rescanned state
-	// is published, with no polling.
-	w.StallForTest(time.Minute)
+	// Once Rescan's channel is closed the rescanned state is published,
+	// with no polling: a rescan begun after the write reads the file.
 	if err := os.WriteFile(filepath.Join(dir, "late.80"), []byte("drain"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	done := w.Rescan()
 	again := w.Rescan() // a second request while one is pending is served too
-	w.EndStallForTest()
 	for _, c := range []<-chan struct{}{done, again} {
 		select {
 		case <-c:
@@ -301,7 +298,16 @@ func TestNewErrors(t *testing.T) {
 func TestHeartbeatIgnoresWallClock(t *testing.T) {
 	var offset atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	w, _ := startWatcher(t, Options{Dir: t.TempDir(), Now: now})
+	// The loop is held in its publish hook while hold is set, as a stuck
+	// loop would be.
+	var hold atomic.Bool
+	release := make(chan struct{})
+	dir := t.TempDir()
+	w, _ := startWatcher(t, Options{Dir: dir, Now: now, OnPublish: func(time.Duration) {
+		if hold.Load() {
+			<-release
+		}
+	}})
 	offset.Store(int64(time.Hour)) // the clock jumps forward
 	select {
 	case <-w.Rescan(): // the loop turned under the new clock
@@ -311,17 +317,17 @@ func TestHeartbeatIgnoresWallClock(t *testing.T) {
 	if age := w.HeartbeatAge(); age > time.Second {
 		t.Fatalf("after a forward jump of the wall clock the heartbeat looks %s old", age)
 	}
-	// The loop stalls while the clock jumps back: the stall must show.
-	const stall = 1500 * time.Millisecond
-	w.StallForTest(stall)
-	w.Rescan() // wake the loop so it enters the stall
+	// The loop is stuck while the clock jumps back: that must show.
+	hold.Store(true)
+	write(t, filepath.Join(dir, "x.80"), "") // a publish: the loop is held in it
 	offset.Store(-int64(time.Hour))
 	deadline := time.Now().Add(10 * time.Second)
 	for w.HeartbeatAge() < time.Second {
 		if time.Now().After(deadline) {
-			t.Fatal("a stalled loop never showed an old heartbeat after the clock stepped back")
+			t.Fatal("a stuck loop never showed an old heartbeat after the clock stepped back")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	w.EndStallForTest()
+	hold.Store(false)
+	close(release)
 }

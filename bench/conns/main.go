@@ -26,7 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/http-status/http_status/bench/internal/benchutil"
-	"github.com/http-status/http_status/conns"
+	"github.com/http-status/http_status/internal/conns"
 )
 
 func main() {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/http-status/http_status/internal/faulttest"
 	"github.com/http-status/http_status/internal/testbin"
 	"github.com/http-status/http_status/internal/testenv"
 )
@@ -149,41 +150,12 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 	return path, msgs
 }
 
-// expectNotify reads notifications until one satisfies match, or fails the
-// test after timeout. It returns the matching message. Every message read
-// must be well formed: no empty line.
 func expectNotify(t *testing.T, msgs <-chan string, timeout time.Duration, what string, match func(string) bool) string {
 	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				t.Fatalf("notify socket closed while waiting for %s", what)
-			}
-			// sd_notify(3): newline-separated assignments; an empty line
-			// is not one.
-			if m == "" || strings.HasPrefix(m, "\n") || strings.HasSuffix(m, "\n") || strings.Contains(m, "\n\n") {
-				t.Errorf("notification %q has an empty line", m)
-			}
-			if match(m) {
-				return m
-			}
-		case <-deadline:
-			t.Fatalf("no %s notification within %s", what, timeout)
-		}
-	}
+	return faulttest.ExpectNotify(t, msgs, timeout, what, match)
 }
 
-// hasLine reports whether the notification m has the assignment line kv.
-func hasLine(m, kv string) bool {
-	for _, l := range strings.Split(m, "\n") {
-		if l == kv {
-			return true
-		}
-	}
-	return false
-}
+func hasLine(m, kv string) bool { return faulttest.HasLine(m, kv) }
 
 // freePort returns a loopback TCP port nobody listens on right now.
 func freePort(t *testing.T) int {

@@ -1,59 +1,39 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/internal/daemon"
 )
 
-// Config is everything the daemon is told on its command line.
+// Config is the command line: the daemon's configuration and what only
+// the process does with it (detach, logging, --version).
 type Config struct {
-	Port             int
-	IP               string
-	Dir              string
-	Daemon           bool
-	PidFile          string
-	VIPs             bool
-	LoopbackVIPsOnly bool
-	VIPMissingStatus int
-	Resync           time.Duration
-	Grace            time.Duration
-	LogLevel         string
-	LogFormat        string
-	CreateDir        bool
-	ConfigFile       string
-	ProbeConcurrency int
-	LogFile          string
-	Lameduck         time.Duration
-	AgentPort        int
-	AgentIP          string
-	AgentDefault     string
-	Engine           string
-	Version          bool
-	// Set holds the flags given on the command line (by their name in the
-	// flag set: "ip" and "i" are two names), as opposed to defaults.
-	Set map[string]bool
-}
-
-// set reports whether any of the named flags was given.
-func (c Config) set(names ...string) bool {
-	for _, n := range names {
-		if c.Set[n] {
-			return true
-		}
-	}
-	return false
+	daemon.Config
+	Daemon    bool
+	LogLevel  string
+	LogFormat string
+	LogFile   string
+	Version   bool
 }
 
 // DefaultDir is the original tool's status directory.
-const DefaultDir = "/var/run/http_status"
+const DefaultDir = daemon.DefaultDir
+
+func (c Config) validate() error {
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	switch c.LogFormat {
+	case "auto", "console", "json", "journal":
+	default:
+		return fmt.Errorf("--log-format %q: want auto, console, json or journal", c.LogFormat)
+	}
+	return nil
+}
 
 const usageHead = `Usage: http_status [flags]
        http_status COMMAND [args]   (run "http_status help" for commands)
@@ -110,80 +90,11 @@ func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.AgentPort, "agent-port", 0, "TCP `port` for HAProxy's agent-check (0: off)")
 	fs.StringVar(&c.AgentIP, "agent-ip", "", "`address` for the agent-check listener (default: same as --ip)")
 	fs.StringVar(&c.AgentDefault, "agent-default", "status.html", "flag `name` answered when an agent-check connection sends no agent-send line")
-	fs.StringVar(&c.Engine, "engine", defaultEngine(), "HTTP `engine` for /status: fast (epoll event loops answering /status and OPTIONS /, every other request handed to net/http; Linux only) or net/http")
+	fs.StringVar(&c.Engine, "engine", daemon.EngineFast, "HTTP `engine` for /status: fast (epoll event loops answering /status and OPTIONS /, every other request handed to net/http; Linux only) or net/http")
 	fs.BoolVar(&c.Version, "version", false, "print the version, the commit and the Go version, and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
 	}
 	return fs
-}
-
-func (c Config) validate() error {
-	if c.Port < 0 || c.Port > 65535 {
-		return fmt.Errorf("--port %d: want 0..65535", c.Port)
-	}
-	if net.ParseIP(strings.Trim(c.IP, "[]")) == nil {
-		return fmt.Errorf("--ip %q: not an IP address", c.IP)
-	}
-	if c.AgentPort < 0 || c.AgentPort > 65535 {
-		return fmt.Errorf("--agent-port %d: want 0..65535", c.AgentPort)
-	}
-	if c.AgentIP != "" && net.ParseIP(strings.Trim(c.AgentIP, "[]")) == nil {
-		return fmt.Errorf("--agent-ip %q: not an IP address", c.AgentIP)
-	}
-	if c.VIPMissingStatus != 404 && c.VIPMissingStatus != 503 {
-		return fmt.Errorf("--vip-missing-status %d: want 404 or 503", c.VIPMissingStatus)
-	}
-	switch c.Engine {
-	case engineFast, engineNetHTTP:
-	default:
-		return fmt.Errorf("--engine %q: want fast or net/http", c.Engine)
-	}
-	if c.Dir == "" {
-		return errors.New("--dir is empty")
-	}
-	if c.Resync < time.Second {
-		return fmt.Errorf("--resync %s: want at least 1s", c.Resync)
-	}
-	if c.ProbeConcurrency < 1 {
-		return fmt.Errorf("--probe-concurrency %d: want at least 1", c.ProbeConcurrency)
-	}
-	switch c.LogFormat {
-	case "auto", "console", "json", "journal":
-	default:
-		return fmt.Errorf("--log-format %q: want auto, console, json or journal", c.LogFormat)
-	}
-	if c.Grace < 0 || c.Lameduck < 0 {
-		return errors.New("--grace and --lameduck must not be negative")
-	}
-	return nil
-}
-
-// Engines for --engine.
-const (
-	engineFast    = "fast"
-	engineNetHTTP = "net/http"
-)
-
-// defaultEngine is fast where the epoll engine exists (Linux).
-func defaultEngine() string {
-	if httpd.FastSupported {
-		return engineFast
-	}
-	return engineNetHTTP
-}
-
-// Addr is the HTTP listen address.
-func (c Config) Addr() string {
-	return net.JoinHostPort(strings.Trim(c.IP, "[]"), strconv.Itoa(c.Port))
-}
-
-// AgentAddr is the agent-check listen address (--agent-ip, else --ip).
-func (c Config) AgentAddr() string {
-	ip := c.AgentIP
-	if ip == "" {
-		ip = c.IP
-	}
-	return net.JoinHostPort(strings.Trim(ip, "[]"), strconv.Itoa(c.AgentPort))
 }

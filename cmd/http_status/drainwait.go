@@ -15,7 +15,7 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"github.com/http-status/http_status/cache"
-	"github.com/http-status/http_status/conns"
+	"github.com/http-status/http_status/internal/conns"
 	"github.com/http-status/http_status/internal/flagfile"
 	"github.com/http-status/http_status/probe"
 )

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/faulttest"
 )
 
 // Faults against the real binary: what a process sees (signals, file
@@ -34,19 +36,19 @@ func TestFaultDirRemovedUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.waitCode(t, "/status?SERVICE=squid&PORT=80", 404)
-		waitHealthz(t, d.base, "degraded: status directory missing")
-		load.waitMore(t, 100) // clients keep polling while it is gone
+		faulttest.WaitHealthz(t, d.base, "degraded: status directory missing")
+		load.WaitMore(t, 100) // clients keep polling while it is gone
 		// Recreate with a different content each round.
 		writeFlags(t, dir, map[string]string{"squid.80": "", "web.443": fmt.Sprintf("up %d%%", 10+i), fmt.Sprintf("round.%d", i): "maint"})
 		d.waitCode(t, "/status?SERVICE=squid&PORT=80", 200)
-		load.waitMore(t, 100)
+		load.WaitMore(t, 100)
 	}
-	load.finish(t)
+	load.Finish(t)
 	expectExact(t, d.base, map[string]string{"squid.80": "up", "web.443": "up", "round.4": "maint"})
 	if v := statusJSON(t, d.base); !v.DirOK || *v.Services[2].Weight != 14 {
 		t.Errorf("after recreation: %+v", v)
 	}
-	waitHealthz(t, d.base, "ok\n")
+	faulttest.WaitHealthz(t, d.base, "ok\n")
 	goroutinesBack(t, d.base, baseG)
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
@@ -76,7 +78,7 @@ func TestFaultSIGHUPUnderLoad(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	load.finish(t)
+	load.Finish(t)
 	expectExact(t, d.base, map[string]string{"squid.80": "up", "status.html": "up", "web.443": "drain"})
 	goroutinesBack(t, d.base, baseG)
 	if err := d.stop(t); err != nil {
@@ -246,7 +248,7 @@ func TestFaultSlowloris(t *testing.T) {
 			t.Errorf("slow client: %v", err)
 		}
 	}
-	load.finish(t)
+	load.Finish(t)
 	goroutinesBack(t, d.base, baseG)
 	expectExact(t, d.base, map[string]string{"squid.80": "up"})
 	if err := d.stop(t); err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/http-status/http_status/internal/daemon"
 	"github.com/http-status/http_status/internal/testbin"
 )
 
@@ -110,7 +111,7 @@ func (d *proc) stop(t *testing.T) error {
 // would, with each HTTP engine.
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
-	for _, engine := range []string{engineFast, engineNetHTTP} {
+	for _, engine := range []string{daemon.EngineFast, daemon.EngineNetHTTP} {
 		t.Run(strings.ReplaceAll(engine, "/", "_"), func(t *testing.T) { testEndToEnd(t, engine) })
 	}
 }

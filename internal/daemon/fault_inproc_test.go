@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -48,22 +48,36 @@ func TestFaultInotifyOverflow(t *testing.T) {
 	}
 	dir := testenv.TmpfsDir(t)
 	writeFlags(t, dir, map[string]string{"keep.80": "", "gone.80": "", "web.443": "drain"})
-	s := startStack(t, watcher.Options{Dir: dir})
-	// Stall the loop on its next turn so that neither it nor fsnotify's
-	// buffer (4096 events) drains the kernel queue, then burst. The stall
-	// lasts until the burst is written (ended below), however slow the
+	// The watcher loop is held in its publish hook once wake.80 is
+	// published, so that neither it nor fsnotify's buffer (4096 events)
+	// drains the kernel queue, then the burst is written. The hold lasts
+	// until the burst is written (released below), however slow the
 	// machine; the 60 s bound only keeps a broken test from hanging.
-	s.w.StallForTest(60 * time.Second)
+	held, release := make(chan struct{}), make(chan struct{})
+	var holdOnce sync.Once
+	var s *running
+	onPublish := func(time.Duration) {
+		if s == nil {
+			return
+		}
+		if _, ok := s.d.Store().Load().Lookup("wake.80"); ok {
+			holdOnce.Do(func() {
+				close(held)
+				select {
+				case <-release:
+				case <-time.After(60 * time.Second):
+				}
+			})
+		}
+	}
+	cfg := testConfig(dir)
+	cfg.VIPs = false
+	s = startDaemon(t, cfg, Options{OnPublish: onPublish})
 	writeFlags(t, dir, map[string]string{"wake.80": ""})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		// Published: the loop's next turn is the stall.
-		if _, ok := s.store.Load().Lookup("wake.80"); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("wake.80 never published")
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("wake.80 never published")
 	}
 	burst := 4096 + queue + 2000
 	want := map[string]string{"keep.80": "up", "wake.80": "up", "web.443": "up"}
@@ -84,22 +98,22 @@ func TestFaultInotifyOverflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFlags(t, dir, map[string]string{"web.443": "up 50%"})
-	s.w.EndStallForTest()
+	close(release)
 	// Wait on the store, which is cheap to read, for the rescan's result;
 	// then check it over HTTP once (each /status.json is thousands of
 	// services).
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		snap := s.store.Load()
-		if e, ok := snap.Lookup("web.443"); ok && snap.Len() == len(want) && e.Weight == 50 && s.w.Stats().Overflows > 0 {
+		snap := s.d.Store().Load()
+		if e, ok := snap.Lookup("web.443"); ok && snap.Len() == len(want) && e.Weight == 50 && s.d.Watcher().Stats().Overflows > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after the burst: %d services, want %d; stats %+v", snap.Len(), len(want), s.w.Stats())
+			t.Fatalf("after the burst: %d services, want %d; stats %+v", snap.Len(), len(want), s.d.Watcher().Stats())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	expectExact(t, s.base, want)
-	st := s.w.Stats()
+	st := s.d.Watcher().Stats()
 	t.Logf("watcher stats after %d-event burst (queue %d): %+v", burst, queue, st)
 	if st.Overflows == 0 {
 		t.Errorf("no inotify overflow counted after a burst of %d events beyond a queue of %d", burst, queue)
@@ -179,7 +193,7 @@ func TestFaultNetlinkDropped(t *testing.T) {
 	dir := t.TempDir()
 	writeFlags(t, dir, map[string]string{"squid.80": ""})
 	src := &fakeAddrs{list: []watcher.AddrUpdate{addrUp("192.0.2.10", false), addrUp("192.0.2.11", true)}, subs: make(chan *fakeAddrSub, 16)}
-	s := startStack(t, watcher.Options{Dir: dir, Addrs: true, AddrSource: src})
+	s := startDaemon(t, testConfig(dir), Options{AddrSource: src})
 	sub := <-src.subs
 
 	load := startLoad(s.base, "/status?SERVICE=squid&PORT=80&VIP=192.0.2.10", 4, func(c int) bool { return c == 200 })
@@ -204,8 +218,8 @@ func TestFaultNetlinkDropped(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	load.finish(t)
-	if st := s.w.Stats(); st.Resubscribes < 1 {
+	load.Finish(t)
+	if st := s.d.Watcher().Stats(); st.Resubscribes < 1 {
 		t.Errorf("Resubscribes = %d", st.Resubscribes)
 	}
 	if v := metricValue(t, s.base, "http_status_watcher_netlink_resubscribes_total"); v < 1 {
@@ -216,25 +230,6 @@ func TestFaultNetlinkDropped(t *testing.T) {
 	s.stopClean(t)
 }
 
-// waitHealthz polls /healthz until its body contains want.
-func waitHealthz(t *testing.T, base, want string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		code, body := httpGet(t, base+"/healthz")
-		if strings.Contains(body, want) {
-			if code != 200 {
-				t.Errorf("/healthz %d %q", code, body)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz never said %q; last %d %q", want, code, body)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestFaultFlagFileAbuse: flag files that are not plain small text (FIFO,
 // symlink, directory, huge, binary, NUL bytes, bad UTF-8, unreadable, bad
 // names) neither crash nor hang the watcher, and each ends in its defined
@@ -242,7 +237,7 @@ func waitHealthz(t *testing.T, base, want string) {
 func TestFaultFlagFileAbuse(t *testing.T) {
 	noLeaks(t)
 	dir := t.TempDir()
-	s := startStack(t, watcher.Options{Dir: dir})
+	s := startDaemon(t, testConfig(dir), Options{})
 	outside := filepath.Join(t.TempDir(), "target")
 	writeFlags(t, filepath.Dir(outside), map[string]string{"target": "down"})
 	must := func(err error) {

@@ -1,5 +1,6 @@
-// Package httpd answers load balancers' health checks from the current
-// [cache.Snapshot].
+// Package check answers a health check from the current [cache.Snapshot],
+// whatever the transport: HTTP /status (httpd) and the HAProxy agent
+// (internal/agent) both ask it.
 //
 // # Per-request work
 //
@@ -12,10 +13,11 @@
 // # Concurrency
 //
 // A [Checker] is safe for concurrent use; it only reads the store.
-package httpd
+package check
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -36,9 +38,6 @@ const (
 	BodyBadService  = "Bad Request - SERVICE must be 1-200 of A-Z a-z 0-9 . _ - @ + : and not start with a dot\n"
 	BodyBadPort     = "Bad Request - PORT must be a number from 1 to 65535\n"
 	BodyBadVIP      = "Bad Request - VIP must be a comma-separated list of IPv4 or IPv6 addresses\n"
-	BodyBadQuery    = "Bad Request - malformed query string\n"
-	BodyNotFound    = "Not Found - unknown path; health checks use /status\n"
-	BodyBadMethod   = "Method Not Allowed - use GET or HEAD\n"
 	BodyTooManyVIPs = "Bad Request - too many VIPs (at most 64)\n"
 )
 
@@ -56,8 +55,8 @@ type Result struct {
 	Reason string
 }
 
-// CheckerOptions configure a [Checker].
-type CheckerOptions struct {
+// Options configure a [Checker].
+type Options struct {
 	Store *cache.Store
 	// LoopbackVIPsOnly counts only VIPs configured on a loopback interface
 	// (LVS-DR real servers).
@@ -71,18 +70,18 @@ type CheckerOptions struct {
 	VIPMissingCode int
 }
 
-// Checker turns a /status query into a [Result].
+// Checker turns a /status query into a [Result]. It counts nothing: each
+// transport counts its own answers.
 type Checker struct {
 	store    *cache.Store
 	loopback bool
 	now      func() time.Time
-	noVIP    int        // code for a missing VIP
-	noVIPMsg string     // and its body
-	codes    CodeCounts // answers of Check, and the Handler's 404/405
+	noVIP    int    // code for a missing VIP
+	noVIPMsg string // and its body
 }
 
-// NewChecker returns a Checker reading opts.Store.
-func NewChecker(opts CheckerOptions) *Checker {
+// New returns a Checker reading opts.Store.
+func New(opts Options) *Checker {
 	c := &Checker{store: opts.Store, loopback: opts.LoopbackVIPsOnly, now: opts.Now, noVIP: 404, noVIPMsg: BodyNoVIP}
 	if c.now == nil {
 		c.now = time.Now
@@ -93,16 +92,11 @@ func NewChecker(opts CheckerOptions) *Checker {
 	return c
 }
 
-// Codes returns the counters of answers by status code: every [Checker.Check]
-// and the [Handler]'s own 404 and 405 answers. Another transport that
-// answers without Check counts through Codes().Inc.
-func (c *Checker) Codes() *CodeCounts { return &c.codes }
-
 // Store returns the store the checker reads.
 func (c *Checker) Store() *cache.Store { return c.store }
 
-// Query is a parsed /status query. Service is the flag-file name.
-type Query struct {
+// query is a parsed /status query, for tests.
+type query struct {
 	Name string // flag-file name: SERVICE, SERVICE.PORT, or status.html
 	VIPs []netip.Addr
 }
@@ -113,12 +107,9 @@ type Query struct {
 func (c *Checker) Check(rawQuery string) Result {
 	var q parsed
 	if code := q.parse(rawQuery); code != nil {
-		c.codes.Inc(code.Code)
 		return *code
 	}
-	r := c.answer(&q)
-	c.codes.Inc(r.Code)
-	return r
+	return c.answer(&q)
 }
 
 // CheckName answers for a flag-file name and VIP list already validated
@@ -168,7 +159,6 @@ func (c *Checker) answer(q *parsed) Result {
 }
 
 var (
-	resBadQuery   = Result{Code: 400, Body: BodyBadQuery}
 	resBadService = Result{Code: 400, Body: BodyBadService}
 	resBadPort    = Result{Code: 400, Body: BodyBadPort}
 	resBadVIP     = Result{Code: 400, Body: BodyBadVIP}
@@ -184,15 +174,14 @@ type parsed struct {
 	nvips   int
 }
 
-// ParseQuery parses a /status query; ok is false for a query that would get
-// 400. It is the allocating form of what [Checker.Check] does, for tests and
-// tools.
-func ParseQuery(rawQuery string) (Query, bool) {
+// parseQuery parses a /status query; ok is false for a query that would get
+// 400. It is the allocating form of what [Checker.Check] does, for tests.
+func parseQuery(rawQuery string) (query, bool) {
 	var p parsed
 	if p.parse(rawQuery) != nil {
-		return Query{}, false
+		return query{}, false
 	}
-	return Query{Name: string(p.nameBuf[:p.nameLen]), VIPs: append([]netip.Addr(nil), p.vips[:p.nvips]...)}, true
+	return query{Name: string(p.nameBuf[:p.nameLen]), VIPs: append([]netip.Addr(nil), p.vips[:p.nvips]...)}, true
 }
 
 // parse fills p from the raw query; it returns a 400 result on bad input.
@@ -205,7 +194,7 @@ func (p *parsed) parse(raw string) *Result {
 	var decBuf [2][cache.MaxNameLen + 8]byte
 	for len(raw) > 0 {
 		var kv string
-		if i := indexByte(raw, '&'); i >= 0 {
+		if i := strings.IndexByte(raw, '&'); i >= 0 {
 			kv, raw = raw[:i], raw[i+1:]
 		} else {
 			kv, raw = raw, ""
@@ -214,11 +203,11 @@ func (p *parsed) parse(raw string) *Result {
 			continue
 		}
 		k, v := kv, ""
-		if i := indexByte(kv, '='); i >= 0 {
+		if i := strings.IndexByte(kv, '='); i >= 0 {
 			k, v = kv[:i], kv[i+1:]
 		}
 		switch {
-		case eqFold(k, "SERVICE"):
+		case EqualFoldASCII(k, "SERVICE"):
 			if haveService {
 				if service == "" && v != "" {
 					// "SERVICE=&SERVICE=web": the first (empty) one
@@ -233,7 +222,7 @@ func (p *parsed) parse(raw string) *Result {
 				return &resBadService
 			}
 			service, haveService = d, true
-		case eqFold(k, "PORT"):
+		case EqualFoldASCII(k, "PORT"):
 			if havePort {
 				continue
 			}
@@ -242,7 +231,7 @@ func (p *parsed) parse(raw string) *Result {
 				return &resBadPort
 			}
 			port, havePort = d, true
-		case eqFold(k, "VIP"):
+		case EqualFoldASCII(k, "VIP"):
 			if haveVIP {
 				continue
 			}
@@ -258,7 +247,7 @@ func (p *parsed) parse(raw string) *Result {
 	}
 	n := copy(p.nameBuf[:], service)
 	if havePort && port != "" {
-		if !validPort(port) {
+		if !ValidPort(port) {
 			return &resBadPort
 		}
 		if n+1+len(port) > cache.MaxNameLen {
@@ -313,12 +302,12 @@ func (p *parsed) parseEncodedVIPs(vip string) *Result {
 func (p *parsed) parseVIPs(vip string) *Result {
 	for len(vip) > 0 {
 		var a string
-		if i := indexByte(vip, ','); i >= 0 {
+		if i := strings.IndexByte(vip, ','); i >= 0 {
 			a, vip = vip[:i], vip[i+1:]
 		} else {
 			a, vip = vip, ""
 		}
-		a = trimSpace(a)
+		a = strings.Trim(a, " \t")
 		if a == "" {
 			continue
 		}
@@ -392,7 +381,9 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-func validPort(s string) bool {
+// ValidPort reports whether s is a port number from 1 to 65535 in plain
+// decimal.
+func ValidPort(s string) bool {
 	if len(s) == 0 || len(s) > 5 {
 		return false
 	}
@@ -406,27 +397,9 @@ func validPort(s string) bool {
 	return n >= 1 && n <= 65535
 }
 
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-// eqFold reports whether s equals the upper-case ASCII word w, ignoring case.
-func eqFold(s, w string) bool {
+// EqualFoldASCII reports whether s equals the upper-case ASCII word w,
+// ignoring ASCII case only (unlike strings.EqualFold, "ſ" is not "S").
+func EqualFoldASCII(s, w string) bool {
 	if len(s) != len(w) {
 		return false
 	}

@@ -1,17 +1,18 @@
-package main
+package daemon
 
 import (
 	"net"
 
 	"github.com/rs/zerolog"
 
-	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/internal/agent"
+	"github.com/http-status/http_status/internal/check"
 )
 
 // newAgent makes the agent-check responder on ln (bound from --agent-port or
 // passed by systemd as the socket named "agent").
-func newAgent(cfg Config, c *httpd.Checker, ln net.Listener, log zerolog.Logger) (*httpd.Agent, error) {
-	agent, err := httpd.NewAgent(httpd.AgentOptions{
+func newAgent(cfg Config, c *check.Checker, ln net.Listener, log zerolog.Logger) (*agent.Server, error) {
+	ag, err := agent.New(agent.Options{
 		Checker:        c,
 		DefaultService: cfg.AgentDefault,
 		Logger:         log.With().Str("component", "agent").Logger(),
@@ -19,6 +20,6 @@ func newAgent(cfg Config, c *httpd.Checker, ln net.Listener, log zerolog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	agent.UseListener(ln)
-	return agent, nil
+	ag.UseListener(ln)
+	return ag, nil
 }

@@ -1,19 +1,20 @@
 //go:build linux
 
-package httpd
+package agent
 
 import (
 	"bytes"
 	"context"
 	"net"
 	"runtime"
+	"unsafe"
 
 	"github.com/http-status/http_status/internal/evloop"
 )
 
 // The agent on Linux: the protocol as a handler on the event loops
 // (internal/evloop), the same loops as the HTTP fast path. The protocol,
-// replies, timeouts and linger are those of [Agent.serveConn].
+// replies, timeouts and linger are those of [Server.serveConn].
 
 // agentConn is the agent's state of one connection.
 type agentConn struct {
@@ -21,7 +22,7 @@ type agentConn struct {
 	got   bool  // the first bytes are in
 }
 
-type agentHandler struct{ a *Agent }
+type agentHandler struct{ a *Server }
 
 func (h agentHandler) Open(c *evloop.Conn[agentConn]) {
 	c.State.start = c.Now()
@@ -35,13 +36,13 @@ func (h agentHandler) Input(c *evloop.Conn[agentConn], in []byte) int {
 	if !c.State.got {
 		// The first bytes are in: allow the rest of the line time.
 		c.State.got = true
-		c.SetDeadlineAt(c.State.start + int64(AgentReadTimeout))
+		c.SetDeadlineAt(c.State.start + int64(ReadTimeout))
 	}
 	if i := bytes.IndexByte(in, '\n'); i >= 0 {
 		h.answer(c, in[:i], true)
 		return len(in)
 	}
-	if len(in) >= MaxAgentLine {
+	if len(in) >= MaxLine {
 		h.answer(c, nil, false)
 		return len(in)
 	}
@@ -66,11 +67,11 @@ func (h agentHandler) Expired(c *evloop.Conn[agentConn], in []byte) {
 func (h agentHandler) answer(c *evloop.Conn[agentConn], line []byte, ok bool) {
 	a := h.a
 	a.conns.Add(1)
-	reply := AgentBadRequest
+	reply := BadRequest
 	if ok {
-		reply = a.Reply(unsafeString(line))
+		reply = a.Reply(bytesString(line))
 	}
-	if reply == AgentBadRequest {
+	if reply == BadRequest {
 		a.bad.Add(1)
 	}
 	a.countReply(reply)
@@ -81,7 +82,7 @@ func (h agentHandler) answer(c *evloop.Conn[agentConn], line []byte, ok bool) {
 
 // serveLoops serves ln with the event loops. It returns false, without doing
 // anything, when ln is not a TCP listener it can take the socket of.
-func (a *Agent) serveLoops(ctx context.Context, ln net.Listener) (bool, error) {
+func (a *Server) serveLoops(ctx context.Context, ln net.Listener) (bool, error) {
 	if _, ok := ln.(*net.TCPListener); !ok {
 		return false, nil
 	}
@@ -93,9 +94,9 @@ func (a *Agent) serveLoops(ctx context.Context, ln net.Listener) (bool, error) {
 	s, err := evloop.New[agentConn](agentHandler{a}, fds, evloop.Options{
 		Loops:    max(1, runtime.GOMAXPROCS(0)),
 		MaxConns: cap(a.sem),
-		MaxInput: MaxAgentLine,
+		MaxInput: MaxLine,
 		Logger:   a.log,
-		Grace:    AgentReadTimeout + AgentWriteTimeout,
+		Grace:    ReadTimeout + WriteTimeout,
 		// A connection the loops cannot hold is closed cleanly with no
 		// reply: HAProxy keeps the server's last state when the agent
 		// cannot be reached, rather than taking it down.
@@ -106,4 +107,13 @@ func (a *Agent) serveLoops(ctx context.Context, ln net.Listener) (bool, error) {
 	}
 	a.loopStats.Store(&s)
 	return true, s.Serve(ctx)
+}
+
+// bytesString views b as a string for a call that does not keep it
+// ([Server.Reply] does not).
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }

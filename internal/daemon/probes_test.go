@@ -1,11 +1,9 @@
-package main
+package daemon
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
-	"github.com/http-status/http_status/httpd"
 	"github.com/http-status/http_status/watcher"
 )
 
@@ -39,7 +36,7 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-// TestProbesReachStatus wires watcher, probe runner and /status as run does:
+// TestProbesReachStatus runs the daemon with a probe file:
 // a failing HTTP probe turns an up flag into 503 with the probe's error, a
 // drain flag still wins, a SIGHUP-style reload of a broken file keeps the
 // running probes, and a good reload that drops the probe restores 200.
@@ -67,43 +64,16 @@ func TestProbesReachStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &syncBuf{}
-	log := zerolog.New(logs)
-	store := cache.NewStore()
-	w, err := watcher.New(watcher.Options{Dir: statusDir, Store: store, Logger: log, CreateDir: true})
-	if err != nil {
+	if err := os.MkdirAll(statusDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(statusDir, "web.80"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var passed, failed atomic.Int64
-	observe := func(service string, ok bool, d time.Duration) {
-		if service == "web.80" && d >= 0 {
-			if ok {
-				passed.Add(1)
-			} else {
-				failed.Add(1)
-			}
-		}
-	}
-	pr, err := newProbes(conf, 4, false, store, w, observe, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = w.Run(ctx) })
-	defer wg.Wait()
-	defer cancel()
-	<-w.Ready()
-
-	h := httpd.NewHandler(httpd.NewChecker(httpd.CheckerOptions{Store: store}))
-	get := func() (int, string) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/status?SERVICE=web&PORT=80", nil))
-		return rec.Code, rec.Body.String()
-	}
+	cfg := testConfig(statusDir)
+	cfg.ConfigFile = conf
+	r := startDaemonLog(t, cfg, Options{}, zerolog.New(logs))
+	get := func() (int, string) { return httpGet(t, r.base+"/status?SERVICE=web&PORT=80") }
 	waitCode := func(want int, what string) string {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -118,6 +88,9 @@ func TestProbesReachStatus(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	probeRuns := func(result string) float64 {
+		return metricValue(t, r.base, `http_status_probe_duration_seconds_count{result="`+result+`",service="web.80"}`)
+	}
 	waitCode(200, "probe passing")
 	healthy.Store(false)
 	body := waitCode(503, "probe failing")
@@ -129,8 +102,8 @@ func TestProbesReachStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCode(404, "drain")
-	if passed.Load() == 0 || failed.Load() == 0 {
-		t.Errorf("Observe hook saw %d passing and %d failing attempts, want both > 0", passed.Load(), failed.Load())
+	if probeRuns("pass") <= 0 || probeRuns("fail") <= 0 {
+		t.Errorf("probe metrics saw %v passing and %v failing attempts, want both > 0", probeRuns("pass"), probeRuns("fail"))
 	}
 	if err := os.WriteFile(filepath.Join(statusDir, "web.80"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -141,9 +114,12 @@ func TestProbesReachStatus(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(probeConf+"bogus = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pr.reload()
-	if !strings.Contains(logs.String(), "probe config not reloaded") || pr.runner.NumProbes() != 1 {
-		t.Fatalf("broken reload: probes %d, logs:\n%s", pr.runner.NumProbes(), logs)
+	r.d.Reload()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "probe config not reloaded"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("broken reload not refused; logs:\n%s", logs)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	healthy.Store(true)
 	waitCode(200, "probe passing again")
@@ -153,11 +129,15 @@ func TestProbesReachStatus(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("# no probes\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pr.reload()
+	r.d.Reload()
 	waitCode(200, "probe removed")
-	if store.Load().NumProbed() != 0 {
-		t.Errorf("probe status left in the snapshot")
+	for deadline := time.Now().Add(10 * time.Second); r.d.Store().Load().NumProbed() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("probe status left in the snapshot")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
+	r.stopClean(t)
 }
 
 func TestNewProbesBadConfig(t *testing.T) {

@@ -1,4 +1,4 @@
-package httpd
+package agent
 
 import (
 	"bytes"
@@ -14,57 +14,58 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/check"
 	"github.com/http-status/http_status/internal/evloop"
 )
 
 // Agent limits and defaults.
 const (
-	// DefaultAgentSendWait is how long a new connection may take to send
+	// DefaultSendWait is how long a new connection may take to send
 	// its first byte before it is answered for the default service.
 	// HAProxy sends its agent-send string as soon as it is connected, so on
 	// any network it arrives together with the handshake's last ACK.
-	DefaultAgentSendWait = 300 * time.Millisecond
-	// AgentReadTimeout bounds reading the whole agent-send line.
-	AgentReadTimeout = time.Second
-	// AgentWriteTimeout bounds writing the reply.
-	AgentWriteTimeout = time.Second
+	DefaultSendWait = 300 * time.Millisecond
+	// ReadTimeout bounds reading the whole agent-send line.
+	ReadTimeout = time.Second
+	// WriteTimeout bounds writing the reply.
+	WriteTimeout = time.Second
 	// agentLinger is how long the reply's sender waits for the peer to
 	// close after the reply, so that closing with unread input does not
 	// turn into a reset that could destroy the reply.
 	agentLinger = 250 * time.Millisecond
-	// MaxAgentLine bounds the agent-send line.
-	MaxAgentLine = 512
-	// DefaultAgentMaxConns bounds connections served at once. A
+	// MaxLine bounds the agent-send line.
+	MaxLine = 512
+	// DefaultMaxConns bounds connections served at once. A
 	// connection that sends nothing holds its place for the send wait, so
 	// the bound is high: thousands of silent connections must not keep a
 	// real check out. An open agent connection costs a few hundred bytes
-	// (a line buffer of MaxAgentLine only while its line is incomplete).
-	DefaultAgentMaxConns = 50000
+	// (a line buffer of MaxLine only while its line is incomplete).
+	DefaultMaxConns = 50000
 )
 
 // Agent replies.
 const (
-	AgentBadRequest = "down #bad request"
+	BadRequest = "down #bad request"
 	lameduckReason  = "http_status shutting down"
 )
 
-// AgentOptions configure an [Agent].
-type AgentOptions struct {
+// Options configure a [Server].
+type Options struct {
 	// Checker answers the questions. Required.
-	Checker *Checker
+	Checker *check.Checker
 	// DefaultService is the flag consulted when a connection sends
 	// nothing (an agent-check without agent-send). Empty means
 	// [cache.DefaultService], status.html.
 	DefaultService string
-	// SendWait overrides [DefaultAgentSendWait].
+	// SendWait overrides [DefaultSendWait].
 	SendWait time.Duration
-	// MaxConns overrides [DefaultAgentMaxConns].
+	// MaxConns overrides [DefaultMaxConns].
 	MaxConns int
 	// Logger gets accept errors (never one line per connection).
 	Logger zerolog.Logger
 }
 
-// Agent answers HAProxy's agent-check: on each TCP connection it may read one
+// Server answers HAProxy's agent-check: on each TCP connection it may read one
 // agent-send line naming the service, writes one reply line from the current
 // snapshot (no file access) and closes. See [cache.Entry.AgentReply] for the
 // replies.
@@ -77,14 +78,14 @@ type AgentOptions struct {
 //	SERVICE=squid&PORT=80&VIP=a,b    a /status query (also "/status?..." or "?...")
 //
 // A connection that sends nothing within the send wait is answered for the
-// default service. Anything else gets [AgentBadRequest].
+// default service. Anything else gets [BadRequest].
 //
 // # Concurrency
 //
-// [Agent.Listen] then [Agent.Serve] run it; [Agent.SetDraining] may be called
+// [Server.Listen] then [Server.Serve] run it; [Server.SetDraining] may be called
 // from any goroutine.
-type Agent struct {
-	c        *Checker
+type Server struct {
+	c        *check.Checker
 	def      string
 	sendWait time.Duration
 	sem      chan struct{}
@@ -97,8 +98,8 @@ type Agent struct {
 	loopStats  atomic.Pointer[*evloop.Server[agentConn]] // the event loops, once serving
 }
 
-// AgentStats count what the agent did, for metrics.
-type AgentStats struct {
+// Stats count what the agent did, for metrics.
+type Stats struct {
 	Conns       uint64 // connections answered
 	BadRequests uint64 // of which with a line not understood
 	// Replies counts answers by their first word: up, drain (an up drain
@@ -110,7 +111,7 @@ type AgentStats struct {
 	Overloaded uint64
 }
 
-// Reply words counted by [AgentStats].
+// Reply words counted by [Stats].
 const (
 	replyUp = iota
 	replyDrain
@@ -122,7 +123,7 @@ const (
 var replyWords = [nReplyWords]string{"up", "drain", "maint", "down"}
 
 // countReply counts reply by what it tells HAProxy.
-func (a *Agent) countReply(reply string) {
+func (a *Server) countReply(reply string) {
 	switch {
 	case strings.HasPrefix(reply, "up drain"):
 		a.replies[replyDrain].Add(1)
@@ -135,10 +136,10 @@ func (a *Agent) countReply(reply string) {
 	}
 }
 
-// NewAgent checks opts and returns an Agent.
-func NewAgent(opts AgentOptions) (*Agent, error) {
+// New checks opts and returns an Agent.
+func New(opts Options) (*Server, error) {
 	if opts.Checker == nil {
-		return nil, errors.New("agent: AgentOptions.Checker is nil")
+		return nil, errors.New("agent: Options.Checker is nil")
 	}
 	if opts.DefaultService == "" {
 		opts.DefaultService = cache.DefaultService
@@ -147,12 +148,12 @@ func NewAgent(opts AgentOptions) (*Agent, error) {
 		return nil, fmt.Errorf("agent: default service %q is not a valid flag-file name", opts.DefaultService)
 	}
 	if opts.SendWait <= 0 {
-		opts.SendWait = DefaultAgentSendWait
+		opts.SendWait = DefaultSendWait
 	}
 	if opts.MaxConns <= 0 {
-		opts.MaxConns = DefaultAgentMaxConns
+		opts.MaxConns = DefaultMaxConns
 	}
-	return &Agent{
+	return &Server{
 		c:        opts.Checker,
 		def:      opts.DefaultService,
 		sendWait: opts.SendWait,
@@ -162,7 +163,7 @@ func NewAgent(opts AgentOptions) (*Agent, error) {
 }
 
 // Listen binds the agent's TCP listener on addr ("127.0.0.1:8002").
-func (a *Agent) Listen(addr string) error {
+func (a *Server) Listen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("agent: listen on %s: %w", addr, err)
@@ -172,11 +173,11 @@ func (a *Agent) Listen(addr string) error {
 }
 
 // UseListener makes the agent serve ln (a socket-activated listener, say)
-// instead of calling [Agent.Listen].
-func (a *Agent) UseListener(ln net.Listener) { a.ln = ln }
+// instead of calling [Server.Listen].
+func (a *Server) UseListener(ln net.Listener) { a.ln = ln }
 
 // Addr is the listener's address, or nil before Listen.
-func (a *Agent) Addr() net.Addr {
+func (a *Server) Addr() net.Addr {
 	if a.ln == nil {
 		return nil
 	}
@@ -187,11 +188,11 @@ func (a *Agent) Addr() net.Addr {
 // up is answered "up drain #http_status shutting down", so HAProxy sends it
 // no new connections during the daemon's shutdown; other answers (drain,
 // maint, down) already take no new connections and are left as they are.
-func (a *Agent) SetDraining(on bool) { a.draining.Store(on) }
+func (a *Server) SetDraining(on bool) { a.draining.Store(on) }
 
 // Stats returns the counters.
-func (a *Agent) Stats() AgentStats {
-	st := AgentStats{Conns: a.conns.Load(), BadRequests: a.bad.Load(), Replies: map[string]uint64{}}
+func (a *Server) Stats() Stats {
+	st := Stats{Conns: a.conns.Load(), BadRequests: a.bad.Load(), Replies: map[string]uint64{}}
 	for i, w := range replyWords {
 		st.Replies[w] = a.replies[i].Load()
 	}
@@ -205,7 +206,7 @@ func (a *Agent) Stats() AgentStats {
 // Serve answers connections until ctx is done, then closes the listener,
 // waits for the connections in progress, and returns nil. It returns an error
 // only when accepting fails for good.
-func (a *Agent) Serve(ctx context.Context) error {
+func (a *Server) Serve(ctx context.Context) error {
 	if a.ln == nil {
 		return errors.New("agent: Serve before Listen")
 	}
@@ -217,8 +218,8 @@ func (a *Agent) Serve(ctx context.Context) error {
 	return a.serveGoroutines(ctx, a.ln)
 }
 
-// serveGoroutines is [Agent.Serve] with a goroutine per connection.
-func (a *Agent) serveGoroutines(ctx context.Context, ln net.Listener) error {
+// serveGoroutines is [Server.Serve] with a goroutine per connection.
+func (a *Server) serveGoroutines(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer ln.Close()
@@ -264,21 +265,21 @@ func (a *Agent) serveGoroutines(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-func (a *Agent) serveConn(conn net.Conn) {
+func (a *Server) serveConn(conn net.Conn) {
 	defer conn.Close()
 	a.conns.Add(1)
 	line, ok := readAgentLine(conn, time.Now(), a.sendWait)
 	var reply string
 	if !ok {
-		reply = AgentBadRequest
+		reply = BadRequest
 	} else {
 		reply = a.Reply(line)
 	}
-	if reply == AgentBadRequest {
+	if reply == BadRequest {
 		a.bad.Add(1)
 	}
 	a.countReply(reply)
-	_ = conn.SetWriteDeadline(time.Now().Add(AgentWriteTimeout))
+	_ = conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
 	if _, err := conn.Write([]byte(reply + "\n")); err != nil {
 		return
 	}
@@ -299,14 +300,14 @@ func (a *Agent) serveConn(conn net.Conn) {
 // readAgentLine reads the agent-send line. It returns "" and true when
 // nothing arrived within sendWait, and ok false for a line too long.
 func readAgentLine(conn net.Conn, start time.Time, sendWait time.Duration) (string, bool) {
-	var buf [MaxAgentLine]byte
+	var buf [MaxLine]byte
 	n := 0
 	_ = conn.SetReadDeadline(start.Add(sendWait))
 	for {
 		m, err := conn.Read(buf[n:])
 		if m > 0 && n == 0 {
 			// The first bytes are in: allow the rest of the line time.
-			_ = conn.SetReadDeadline(start.Add(AgentReadTimeout))
+			_ = conn.SetReadDeadline(start.Add(ReadTimeout))
 		}
 		n += m
 		if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
@@ -324,10 +325,10 @@ func readAgentLine(conn net.Conn, start time.Time, sendWait time.Duration) (stri
 }
 
 // Reply is the agent's answer (without the newline) to one agent-send line.
-func (a *Agent) Reply(line string) string {
+func (a *Server) Reply(line string) string {
 	line = strings.TrimRight(line, "\r")
 	line = strings.TrimSpace(line)
-	var res Result
+	var res check.Result
 	switch {
 	case line == "":
 		res = a.c.CheckName(a.def, nil)
@@ -335,13 +336,13 @@ func (a *Agent) Reply(line string) string {
 		q := strings.TrimPrefix(line, "/status")
 		q = strings.TrimPrefix(q, "?")
 		if !hasService(q) {
-			return AgentBadRequest
+			return BadRequest
 		}
 		res = a.c.Check(q)
 	default:
 		name, ok := agentName(line)
 		if !ok {
-			return AgentBadRequest
+			return BadRequest
 		}
 		res = a.c.CheckName(name, nil)
 	}
@@ -350,12 +351,12 @@ func (a *Agent) Reply(line string) string {
 
 // hasService reports whether a query names a SERVICE: an agent must say
 // which service it asks about, or get a bad request. The first SERVICE is
-// the one [Checker.Check] answers for, so it is the one that must be set:
+// the one [check.Checker.Check] answers for, so it is the one that must be set:
 // "SERVICE=&SERVICE=x" would otherwise be answered for status.html.
 func hasService(q string) bool {
 	for kv := range strings.SplitSeq(q, "&") {
 		k, v, _ := strings.Cut(kv, "=")
-		if eqFold(k, "SERVICE") {
+		if check.EqualFoldASCII(k, "SERVICE") {
 			return v != ""
 		}
 	}
@@ -370,7 +371,7 @@ func agentName(line string) (string, bool) {
 	case 1:
 		name = f[0]
 	case 2:
-		if !validPort(f[1]) {
+		if !check.ValidPort(f[1]) {
 			return "", false
 		}
 		name = f[0] + "." + f[1]
@@ -380,10 +381,10 @@ func agentName(line string) (string, bool) {
 	return name, cache.ValidName(name)
 }
 
-// agentReply maps a [Result] to an agent reply.
-func agentReply(r Result, draining bool) string {
+// agentReply maps a [check.Result] to an agent reply.
+func agentReply(r check.Result, draining bool) string {
 	if r.Code == 400 {
-		return AgentBadRequest
+		return BadRequest
 	}
 	e := cache.Entry{State: r.State, Weight: r.Weight, Reason: r.Reason}
 	if r.State == cache.Up && r.Code != 200 {

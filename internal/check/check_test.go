@@ -1,32 +1,17 @@
-package httpd
+package check
 
 import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/testsnap"
 )
 
-// snap builds a snapshot by hand: flags name->content, and VIPs.
 func snap(t testing.TB, flags map[string]string, vips map[string]cache.VIPFlags) *cache.Store {
 	t.Helper()
-	b := cache.NewBuilder(cache.Empty())
-	for name, content := range flags {
-		e, _ := cache.ParseFlag([]byte(content))
-		b.Set(name, e)
-	}
-	m := map[netip.Addr]cache.VIPFlags{}
-	for a, f := range vips {
-		m[netip.MustParseAddr(a)] = f
-	}
-	b.SetVIPs(m)
-	b.SetDirProblem("")
-	b.SetVIPsOK(true)
-	st := cache.NewStore()
-	st.Publish(b.Snapshot(time.Now()))
-	return st
+	return testsnap.Store(t, flags, vips)
 }
 
 func TestCheck(t *testing.T) {
@@ -44,8 +29,8 @@ func TestCheck(t *testing.T) {
 		"2001:db8::1": cache.OnLoopback,
 		"127.0.0.1":   cache.OnLoopback,
 	})
-	c := NewChecker(CheckerOptions{Store: st})
-	lo := NewChecker(CheckerOptions{Store: st, LoopbackVIPsOnly: true})
+	c := New(Options{Store: st})
+	lo := New(Options{Store: st, LoopbackVIPsOnly: true})
 	tests := []struct {
 		name, q string
 		c       *Checker
@@ -117,18 +102,18 @@ func TestCheck(t *testing.T) {
 }
 
 func TestParseQuery(t *testing.T) {
-	q, ok := ParseQuery("SERVICE=squid&PORT=80&VIP=192.0.2.1,%3A%3Affff%3A10.0.0.1")
+	q, ok := parseQuery("SERVICE=squid&PORT=80&VIP=192.0.2.1,%3A%3Affff%3A10.0.0.1")
 	if !ok || q.Name != "squid.80" || len(q.VIPs) != 2 || q.VIPs[1] != netip.MustParseAddr("10.0.0.1") {
-		t.Fatalf("ParseQuery = %+v, %v", q, ok)
+		t.Fatalf("parseQuery = %+v, %v", q, ok)
 	}
-	if q, ok := ParseQuery(""); !ok || q.Name != cache.DefaultService {
+	if q, ok := parseQuery(""); !ok || q.Name != cache.DefaultService {
 		t.Fatalf("empty query = %+v, %v", q, ok)
 	}
 }
 
 func TestCheckNoAllocs(t *testing.T) {
 	st := snap(t, map[string]string{"squid.80": "", "web.443": "drain 50% # why"}, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
-	c := NewChecker(CheckerOptions{Store: st})
+	c := New(Options{Store: st})
 	for _, tc := range []struct {
 		q    string
 		want float64
@@ -149,19 +134,19 @@ func TestCheckNoAllocs(t *testing.T) {
 
 // FuzzParseQuery checks properties of query parsing: it never panics, an
 // accepted query always names a valid flag file (so never a path outside the
-// status directory), and Check agrees with ParseQuery on what is a 400.
+// status directory), and Check agrees with parseQuery on what is a 400.
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{"", "SERVICE=squid&PORT=80&VIP=1.2.3.4,::1", "SERVICE=../../etc/passwd",
 		"SERVICE=%2e%2e", "VIP=%zz", "PORT=80", "SERVICE=a&PORT=99999", "SERVICE=a%00b", "service=x&vip=::ffff:1.2.3.4"} {
 		f.Add(s)
 	}
 	st := snap(f, map[string]string{"squid.80": ""}, nil)
-	c := NewChecker(CheckerOptions{Store: st})
+	c := New(Options{Store: st})
 	f.Fuzz(func(t *testing.T, raw string) {
-		q, ok := ParseQuery(raw)
+		q, ok := parseQuery(raw)
 		r := c.Check(raw)
 		if ok != (r.Code != 400) {
-			t.Fatalf("ParseQuery ok=%v but Check code %d for %q", ok, r.Code, raw)
+			t.Fatalf("parseQuery ok=%v but Check code %d for %q", ok, r.Code, raw)
 		}
 		if !ok {
 			return
@@ -183,7 +168,7 @@ func BenchmarkCheck(b *testing.B) {
 		flags["svc"+itoaT(i)+".80"] = ""
 	}
 	st := snap(b, flags, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
-	c := NewChecker(CheckerOptions{Store: st})
+	c := New(Options{Store: st})
 	for _, bc := range []struct{ name, q string }{
 		{"service", "SERVICE=svc5000&PORT=80"},
 		{"service+vip", "SERVICE=svc5000&PORT=80&VIP=192.0.2.10"},
@@ -218,7 +203,7 @@ func TestVIPMissingCode(t *testing.T) {
 		code int
 		body string
 	}{{0, 404, BodyNoVIP}, {404, 404, BodyNoVIP}, {503, 503, BodyNoVIP503}} {
-		c := NewChecker(CheckerOptions{Store: st, VIPMissingCode: tc.opt})
+		c := New(Options{Store: st, VIPMissingCode: tc.opt})
 		if r := c.Check("SERVICE=squid&PORT=80&VIP=192.0.2.11"); r.Code != tc.code || r.Body != tc.body || r.State != cache.Up || r.Reason != "VIP not configured" {
 			t.Errorf("VIPMissingCode %d: missing VIP answered %+v, want %d %q", tc.opt, r, tc.code, tc.body)
 		}

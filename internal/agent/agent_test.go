@@ -1,4 +1,4 @@
-package httpd
+package agent
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/check"
 )
 
 // agentStore builds a snapshot by hand.
@@ -48,10 +49,10 @@ func agentPublish(t *testing.T, st *cache.Store, flags map[string]string, vips .
 	st.Publish(b.Snapshot(time.Now()))
 }
 
-func newTestAgent(t *testing.T, st *cache.Store, opts AgentOptions) *Agent {
+func newTestAgent(t *testing.T, st *cache.Store, opts Options) *Server {
 	t.Helper()
-	opts.Checker = NewChecker(CheckerOptions{Store: st})
-	a, err := NewAgent(opts)
+	opts.Checker = check.New(check.Options{Store: st})
+	a, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ var agentFlags = map[string]string{
 
 func TestAgentReply(t *testing.T) {
 	st := agentStore(t, agentFlags, "192.0.2.10", "2001:db8::10")
-	a := newTestAgent(t, st, AgentOptions{})
+	a := newTestAgent(t, st, Options{})
 	tests := []struct{ line, want string }{
 		{"", "up ready 100%"}, // default service: status.html
 		{"squid.80", "up ready 100%"},
@@ -92,23 +93,23 @@ func TestAgentReply(t *testing.T) {
 		{"SERVICE=api&PORT=8080&VIP=192.0.2.99", "up drain #deploy 1234"},
 
 		// Garbage.
-		{"squid 80 extra", AgentBadRequest},
-		{"squid 0", AgentBadRequest},
-		{"squid 99999", AgentBadRequest},
-		{"../../etc/passwd", AgentBadRequest},
-		{".hidden", AgentBadRequest},
-		{"a/b", AgentBadRequest},
-		{"\x00\x01\x02", AgentBadRequest},
-		{"PORT=80", AgentBadRequest},
-		{"VIP=192.0.2.10", AgentBadRequest},
-		{"squid?80", AgentBadRequest},
-		{"SERVICE=../x", AgentBadRequest},
-		{"SERVICE=squid&PORT=x", AgentBadRequest},
-		{"SERVICE=squid&VIP=nope", AgentBadRequest},
-		{"SERVICE=&SERVICE=squid&PORT=80", AgentBadRequest}, // the first SERVICE is the one answered for
-		{"service=&PORT=80", AgentBadRequest},
-		{"/etc/passwd", AgentBadRequest},
-		{"GET /status?SERVICE=squid HTTP/1.0", AgentBadRequest},
+		{"squid 80 extra", BadRequest},
+		{"squid 0", BadRequest},
+		{"squid 99999", BadRequest},
+		{"../../etc/passwd", BadRequest},
+		{".hidden", BadRequest},
+		{"a/b", BadRequest},
+		{"\x00\x01\x02", BadRequest},
+		{"PORT=80", BadRequest},
+		{"VIP=192.0.2.10", BadRequest},
+		{"squid?80", BadRequest},
+		{"SERVICE=../x", BadRequest},
+		{"SERVICE=squid&PORT=x", BadRequest},
+		{"SERVICE=squid&VIP=nope", BadRequest},
+		{"SERVICE=&SERVICE=squid&PORT=80", BadRequest}, // the first SERVICE is the one answered for
+		{"service=&PORT=80", BadRequest},
+		{"/etc/passwd", BadRequest},
+		{"GET /status?SERVICE=squid HTTP/1.0", BadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
@@ -121,18 +122,18 @@ func TestAgentReply(t *testing.T) {
 
 func TestAgentDefaultService(t *testing.T) {
 	st := agentStore(t, agentFlags)
-	a := newTestAgent(t, st, AgentOptions{DefaultService: "api.8080"})
+	a := newTestAgent(t, st, Options{DefaultService: "api.8080"})
 	if got, want := a.Reply(""), "up drain #deploy 1234"; got != want {
 		t.Errorf("default service reply = %q, want %q", got, want)
 	}
-	if _, err := NewAgent(AgentOptions{Checker: NewChecker(CheckerOptions{Store: st}), DefaultService: "../x"}); err == nil {
-		t.Error("NewAgent accepted an invalid default service")
+	if _, err := New(Options{Checker: check.New(check.Options{Store: st}), DefaultService: "../x"}); err == nil {
+		t.Error("New accepted an invalid default service")
 	}
 }
 
 func TestAgentLameduck(t *testing.T) {
 	st := agentStore(t, agentFlags)
-	a := newTestAgent(t, st, AgentOptions{})
+	a := newTestAgent(t, st, Options{})
 	a.SetDraining(true)
 	for line, want := range map[string]string{
 		"squid.80":  "up drain #" + lameduckReason,
@@ -141,7 +142,7 @@ func TestAgentLameduck(t *testing.T) {
 		"db.5432":   "maint #kernel",
 		"old.80":    "down ready #disk full",
 		"gone.80":   "down ready #no flag file",
-		"squid 0":   AgentBadRequest,
+		"squid 0":   BadRequest,
 		"":          "up drain #" + lameduckReason,
 		"canary.80": "up drain #" + lameduckReason,
 	} {
@@ -160,7 +161,7 @@ func TestAgentExpiry(t *testing.T) {
 	// no new snapshot.
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	st := agentStore(t, map[string]string{"x.80": "maint 50% until=2026-11-23T10:00:01Z # k"})
-	a, err := NewAgent(AgentOptions{Checker: NewChecker(CheckerOptions{Store: st, Now: func() time.Time { return now }})})
+	a, err := New(Options{Checker: check.New(check.Options{Store: st, Now: func() time.Time { return now }})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestAgentExpiry(t *testing.T) {
 
 // serveAgent runs a on 127.0.0.1:0 until the test ends and checks that Serve
 // returns nil when cancelled.
-func agentServe(t *testing.T, a *Agent) string {
+func agentServe(t *testing.T, a *Server) string {
 	t.Helper()
 	return agentServeWith(t, a, nil)
 }
@@ -195,7 +196,7 @@ type wrappedListener struct{ net.Listener }
 
 // agentServeWith is agentServe with the listener wrapped by wrap (nil: as
 // it is).
-func agentServeWith(t *testing.T, a *Agent, wrap func(net.Listener) net.Listener) string {
+func agentServeWith(t *testing.T, a *Server, wrap func(net.Listener) net.Listener) string {
 	t.Helper()
 	if err := a.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -266,7 +267,7 @@ func testAgentServe(t *testing.T, wrap func(net.Listener) net.Listener) {
 	st := agentStore(t, agentFlags)
 	// SendWait long enough that a client starved by a busy machine still
 	// sends its line in time: the cases run at once, so waiting costs little.
-	a := newTestAgent(t, st, AgentOptions{SendWait: 500 * time.Millisecond, Logger: zerolog.Nop()})
+	a := newTestAgent(t, st, Options{SendWait: 500 * time.Millisecond, Logger: zerolog.Nop()})
 	addr := agentServeWith(t, a, wrap)
 
 	var wg sync.WaitGroup
@@ -277,8 +278,8 @@ func testAgentServe(t *testing.T, wrap func(net.Listener) net.Listener) {
 		{"SERVICE=api&PORT=8080\n", "up drain #deploy 1234\n"},
 		{"", "up ready 100%\n"},                            // nothing sent: status.html
 		{"old.80", "down ready #disk full\n"},              // no newline: answered at the read deadline
-		{"\x16\x03\x01\x02\x00\n", AgentBadRequest + "\n"}, // a TLS hello
-		{strings.Repeat("a", MaxAgentLine+10), AgentBadRequest + "\n"},
+		{"\x16\x03\x01\x02\x00\n", BadRequest + "\n"}, // a TLS hello
+		{strings.Repeat("a", MaxLine+10), BadRequest + "\n"},
 		{"squid.80\nmore junk after the line\n", "up ready 100%\n"},
 	} {
 		// At once: several cases wait out a read deadline.
@@ -298,7 +299,7 @@ func testAgentServe(t *testing.T, wrap func(net.Listener) net.Listener) {
 // service back says "ready", so HAProxy lifts what the earlier replies set.
 func TestAgentBackToUp(t *testing.T) {
 	st := agentStore(t, map[string]string{"x.80": "up"})
-	a := newTestAgent(t, st, AgentOptions{})
+	a := newTestAgent(t, st, Options{})
 	addr := agentServe(t, a)
 	for _, step := range []struct{ content, want string }{
 		{"up", "up ready 100%\n"},
@@ -328,7 +329,7 @@ func TestAgentSilentClient(t *testing.T) {
 
 func testAgentSilentClient(t *testing.T, wrap func(net.Listener) net.Listener) {
 	st := agentStore(t, agentFlags)
-	a := newTestAgent(t, st, AgentOptions{SendWait: 50 * time.Millisecond})
+	a := newTestAgent(t, st, Options{SendWait: 50 * time.Millisecond})
 	addr := agentServeWith(t, a, wrap)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -357,7 +358,7 @@ func TestAgentSplitLine(t *testing.T) {
 			st := agentStore(t, agentFlags)
 			// SendWait leaves a starved client room to send its first
 			// bytes; the second case waits past it on purpose.
-			a := newTestAgent(t, st, AgentOptions{SendWait: 300 * time.Millisecond})
+			a := newTestAgent(t, st, Options{SendWait: 300 * time.Millisecond})
 			addr := agentServeWith(t, a, p.wrap)
 			for _, tt := range []struct {
 				first, second string
@@ -397,7 +398,7 @@ func TestAgentMaxConns(t *testing.T) {
 	for _, p := range agentPaths {
 		t.Run(p.name, func(t *testing.T) {
 			st := agentStore(t, agentFlags)
-			a := newTestAgent(t, st, AgentOptions{SendWait: 5 * time.Second, MaxConns: 2})
+			a := newTestAgent(t, st, Options{SendWait: 5 * time.Second, MaxConns: 2})
 			addr := agentServeWith(t, a, p.wrap)
 			var silent []net.Conn
 			for i := 0; i < 2; i++ {
@@ -456,7 +457,7 @@ func TestAgentMaxConns(t *testing.T) {
 func TestAgentCancel(t *testing.T) {
 	t.Parallel()
 	st := agentStore(t, agentFlags)
-	a := newTestAgent(t, st, AgentOptions{SendWait: 200 * time.Millisecond})
+	a := newTestAgent(t, st, Options{SendWait: 200 * time.Millisecond})
 	if err := a.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +492,7 @@ func TestAgentCancel(t *testing.T) {
 }
 
 func TestAgentServeWithoutListen(t *testing.T) {
-	a := newTestAgent(t, cache.NewStore(), AgentOptions{})
+	a := newTestAgent(t, cache.NewStore(), Options{})
 	if err := a.Serve(context.Background()); err == nil {
 		t.Error("Serve without Listen returned nil")
 	}
@@ -510,7 +511,7 @@ func FuzzAgentReply(f *testing.F) {
 		b.Set(name, e)
 	}
 	st.Publish(b.Snapshot(time.Now()))
-	a, err := NewAgent(AgentOptions{Checker: NewChecker(CheckerOptions{Store: st})})
+	a, err := New(Options{Checker: check.New(check.Options{Store: st})})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -542,7 +543,7 @@ func TestAgentSilentConnectionsDoNotStarve(t *testing.T) {
 		t.Skipf("needs %d file descriptors, RLIMIT_NOFILE is %d", 2*silent+200, lim.Cur)
 	}
 	st := agentStore(t, agentFlags)
-	a := newTestAgent(t, st, AgentOptions{SendWait: 5 * time.Second})
+	a := newTestAgent(t, st, Options{SendWait: 5 * time.Second})
 	addr := agentServeWith(t, a, nil)
 	for range silent {
 		c, err := net.Dial("tcp", addr)

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
-	"github.com/http-status/http_status/conns"
 	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/internal/conns"
 	"github.com/http-status/http_status/watcher"
 )
 

@@ -1,10 +1,11 @@
-package main
+package daemon
 
 import (
 	"sync/atomic"
 	"time"
 
 	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/internal/agent"
 	"github.com/http-status/http_status/watcher"
 )
 
@@ -13,6 +14,7 @@ import (
 // OnPublish hook reports into it, and mounted once the watcher and the
 // checker exist; publishes before that (the first snapshot) are not timed.
 type observability struct {
+	version string // the index page's version line
 	metrics atomic.Pointer[httpd.Metrics]
 	// needConns wakes the connection sampler (live.go); set before mount.
 	needConns func() <-chan struct{}
@@ -37,16 +39,24 @@ func (o *observability) onProbe(service string, ok bool, d time.Duration) {
 }
 
 // mount builds the pages and the metrics and mounts them on h.
-func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Watcher) {
+func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Server) {
 	httpd.NewPages(httpd.PagesOptions{
-		Store:           c.Store(),
+		Store:           h.Checker().Store(),
 		HeartbeatAge:    w.HeartbeatAge,
 		HeartbeatMaxAge: heartbeatMaxAge,
-		Version:         indexVersion(buildVersion()),
+		Version:         o.version,
 		NeedConns:       o.needConns,
 	}).Mount(h)
+	var agentMetrics func() httpd.AgentMetrics
+	if ag != nil {
+		agentMetrics = func() httpd.AgentMetrics {
+			s := ag.Stats()
+			return httpd.AgentMetrics{Conns: s.Conns, BadRequests: s.BadRequests, Replies: s.Replies, Open: s.Open, Overloaded: s.Overloaded}
+		}
+	}
 	m := httpd.NewMetrics(httpd.MetricsOptions{
-		Checker:      c,
+		Handler:      h,
+		Agent:        agentMetrics,
 		HeartbeatAge: w.HeartbeatAge,
 		Watcher: func() httpd.WatcherStats {
 			s := w.Stats()
@@ -60,9 +70,4 @@ func (o *observability) mount(h *httpd.Handler, c *httpd.Checker, w *watcher.Wat
 	})
 	m.Mount(h)
 	o.metrics.Store(m)
-}
-
-// indexVersion is the version line of the index page.
-func indexVersion(v versionInfo) string {
-	return "http_status " + v.Version + " (commit " + v.Commit + ", " + v.GoVersion + ")"
 }

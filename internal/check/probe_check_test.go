@@ -1,4 +1,4 @@
-package httpd
+package check
 
 import (
 	"testing"
@@ -19,7 +19,7 @@ func TestCheckWithProbes(t *testing.T) {
 	b.SetProbe("ghost.80", cache.ProbeStatus{OK: true})
 	store := cache.NewStore()
 	store.Publish(b.Snapshot(now))
-	c := NewChecker(CheckerOptions{Store: store})
+	c := New(Options{Store: store})
 	for _, tc := range []struct {
 		query  string
 		code   int

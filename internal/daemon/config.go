@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultDir is the original tool's status directory.
+const DefaultDir = "/var/run/http_status"
+
+// Config is everything the daemon is told: the command line's flags,
+// which cmd/http_status parses into it.
+type Config struct {
+	Port             int
+	IP               string
+	Dir              string
+	PidFile          string
+	VIPs             bool
+	LoopbackVIPsOnly bool
+	VIPMissingStatus int
+	Resync           time.Duration
+	Grace            time.Duration
+	CreateDir        bool
+	ConfigFile       string
+	ProbeConcurrency int
+	Lameduck         time.Duration
+	AgentPort        int
+	AgentIP          string
+	AgentDefault     string
+	Engine           string
+	// Set holds the flags given on the command line (by their name in the
+	// flag set: "ip" and "i" are two names), as opposed to defaults.
+	Set map[string]bool
+}
+
+// set reports whether any of the named flags was given.
+func (c Config) set(names ...string) bool {
+	for _, n := range names {
+		if c.Set[n] {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks the configuration; its errors name the flag.
+func (c Config) Validate() error {
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("--port %d: want 0..65535", c.Port)
+	}
+	if net.ParseIP(strings.Trim(c.IP, "[]")) == nil {
+		return fmt.Errorf("--ip %q: not an IP address", c.IP)
+	}
+	if c.AgentPort < 0 || c.AgentPort > 65535 {
+		return fmt.Errorf("--agent-port %d: want 0..65535", c.AgentPort)
+	}
+	if c.AgentIP != "" && net.ParseIP(strings.Trim(c.AgentIP, "[]")) == nil {
+		return fmt.Errorf("--agent-ip %q: not an IP address", c.AgentIP)
+	}
+	if c.VIPMissingStatus != 404 && c.VIPMissingStatus != 503 {
+		return fmt.Errorf("--vip-missing-status %d: want 404 or 503", c.VIPMissingStatus)
+	}
+	switch c.Engine {
+	case EngineFast, EngineNetHTTP:
+	default:
+		return fmt.Errorf("--engine %q: want fast or net/http", c.Engine)
+	}
+	if c.Dir == "" {
+		return errors.New("--dir is empty")
+	}
+	if c.Resync < time.Second {
+		return fmt.Errorf("--resync %s: want at least 1s", c.Resync)
+	}
+	if c.ProbeConcurrency < 1 {
+		return fmt.Errorf("--probe-concurrency %d: want at least 1", c.ProbeConcurrency)
+	}
+	if c.Grace < 0 || c.Lameduck < 0 {
+		return errors.New("--grace and --lameduck must not be negative")
+	}
+	return nil
+}
+
+// Engines for --engine.
+const (
+	EngineFast    = "fast"
+	EngineNetHTTP = "net/http"
+)
+
+// Addr is the HTTP listen address.
+func (c Config) Addr() string {
+	return net.JoinHostPort(strings.Trim(c.IP, "[]"), strconv.Itoa(c.Port))
+}
+
+// AgentAddr is the agent-check listen address (--agent-ip, else --ip).
+func (c Config) AgentAddr() string {
+	ip := c.AgentIP
+	if ip == "" {
+		ip = c.IP
+	}
+	return net.JoinHostPort(strings.Trim(ip, "[]"), strconv.Itoa(c.AgentPort))
+}

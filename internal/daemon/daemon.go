@@ -1,0 +1,355 @@
+// Package daemon is http_status's lifecycle: it wires the watcher, the
+// probes, the HTTP responder (both engines), the agent responder, the
+// connection sampler and systemd, runs them until stopped, and stops them in
+// order. cmd/http_status parses the command line into a [Config] and calls
+// [Daemon.Run]; tests run the same Run in process.
+//
+// # Lifecycle
+//
+// Run binds every listener (sockets passed by systemd first), starts the
+// watcher and waits for its first snapshot, starts the responders, then
+// reports ready: READY=1 to systemd, the pidfile, [Options.OnReady]. A
+// reload ([Daemon.Reload], or SIGHUP with [Options.Signals]) re-reads the
+// probe file and rescans the directory and the addresses, between
+// RELOADING=1 and READY=1. When ctx is done: STOPPING=1, the agent answers
+// drain, --lameduck passes with every listener open, then the listeners
+// close and in-flight requests get --grace.
+//
+// # Concurrency
+//
+// Run is called once. The other methods are safe from any goroutine.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/internal/agent"
+	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/watcher"
+)
+
+// Options are what a program running the daemon gives besides the
+// configuration.
+type Options struct {
+	// Logger gets the daemon's logs (each component a child with a
+	// "component" field).
+	Logger zerolog.Logger
+	// Version is the version line of the index page.
+	Version string
+	// Signals makes Run handle SIGHUP as a reload (process-wide, for the
+	// daemon program; tests call Reload instead).
+	Signals bool
+	// OnReady is called once the daemon is ready (when READY=1 is sent).
+	OnReady func()
+	// AddrSource replaces netlink as the source of the host's addresses
+	// (tests feed canned changes, as a kernel dropping a subscription
+	// would). Nil: netlink in the daemon's network namespace.
+	AddrSource watcher.AddrSource
+	// OnPublish is called by the watcher loop after each snapshot it
+	// publishes, on the loop (a test holds the loop in it to pile up
+	// events). Nil: nothing.
+	OnPublish func(latency time.Duration)
+}
+
+// Daemon is one run of http_status.
+type Daemon struct {
+	cfg   Config
+	opts  Options
+	log   zerolog.Logger
+	store *cache.Store
+	ready chan struct{}
+	hup   chan struct{}
+
+	mu              sync.Mutex
+	httpAddr, agent net.Addr
+	w               *watcher.Watcher
+}
+
+// New checks cfg and returns a Daemon; [Daemon.Run] runs it.
+func New(cfg Config, opts Options) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Daemon{cfg: cfg, opts: opts, log: opts.Logger, store: cache.NewStore(),
+		ready: make(chan struct{}), hup: make(chan struct{}, 1)}, nil
+}
+
+// Ready is closed once the daemon is ready: every listener bound, the first
+// snapshot published.
+func (d *Daemon) Ready() <-chan struct{} { return d.ready }
+
+// Store is the snapshot store the responders answer from.
+func (d *Daemon) Store() *cache.Store { return d.store }
+
+// HTTPAddr is the HTTP listener's address (nil before Ready).
+func (d *Daemon) HTTPAddr() net.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.httpAddr
+}
+
+// AgentAddr is the agent listener's address (nil before Ready, or with no
+// agent).
+func (d *Daemon) AgentAddr() net.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.agent
+}
+
+// Watcher is the daemon's watcher (nil before Ready), for its counters.
+func (d *Daemon) Watcher() *watcher.Watcher {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.w
+}
+
+// Reload does what SIGHUP does: re-read the probe file, rescan the
+// directory and the addresses. It does not wait.
+func (d *Daemon) Reload() {
+	select {
+	case d.hup <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the daemon until ctx is done (it then stops in order and
+// returns nil) or it fails (a startup error, or a responder failing).
+// Under systemd it reports READY=1 once the first snapshot is in and every
+// listener is bound, RELOADING=1/READY=1 around a reload, and STOPPING=1
+// when ctx is done (see systemd.go).
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg, log := d.cfg, d.log
+	if d.opts.Signals {
+		// From the start, so that an early SIGHUP is a rescan once
+		// ready rather than the default action (exit).
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGHUP)
+		defer signal.Stop(sigs)
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-sigs:
+					d.Reload()
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	pid, err := claimPidFile(cfg.PidFile)
+	if err != nil {
+		return err
+	}
+	defer pid.remove(log)
+	store := d.store
+	obs := &observability{version: d.opts.Version}
+	src := d.opts.AddrSource
+	if src == nil {
+		src = watcher.NetlinkSource{Log: log.With().Str("component", "netlink").Logger()}
+	}
+	w, err := watcher.New(watcher.Options{
+		Dir:        cfg.Dir,
+		Store:      store,
+		Logger:     log.With().Str("component", "watcher").Logger(),
+		Resync:     cfg.Resync,
+		Addrs:      cfg.VIPs,
+		AddrSource: src,
+		CreateDir:  cfg.CreateDir,
+		OnPublish: func(lat time.Duration) {
+			obs.onPublish(lat)
+			if d.opts.OnPublish != nil {
+				d.opts.OnPublish(lat)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	pr, err := newProbes(cfg.ConfigFile, cfg.ProbeConcurrency, cfg.LoopbackVIPsOnly, store, w, obs.onProbe, log.With().Str("component", "probe").Logger())
+	if err != nil {
+		return err
+	}
+	defer pr.close()
+	// Sockets passed by systemd (socket activation) come first; each
+	// responder falls back to binding its flag's address.
+	lns, err := inheritListeners()
+	if err != nil {
+		return err
+	}
+	// The fast engine binds one SO_REUSEPORT socket per event loop; a
+	// socket from systemd is shared by its loops instead.
+	var bindHTTP func(string) (net.Listener, error)
+	if cfg.Engine == EngineFast {
+		bindHTTP = func(addr string) (net.Listener, error) { return httpd.ListenReusePort(addr, runtime.GOMAXPROCS(0)) }
+	}
+	ln, err := lns.listenWith(listenerHTTP, cfg.Addr(), log, bindHTTP)
+	if err != nil {
+		lns.closeUnused(log)
+		return fmt.Errorf("listen for HTTP checks: %w", err)
+	}
+	defer ln.Close()
+	// A passed socket wins over -i/-p; say so when they disagree.
+	var sockWarnings []string
+	sockWarn := func(warning, short string) {
+		if warning != "" {
+			log.Warn().Msg(warning)
+			sockWarnings = append(sockWarnings, short)
+		}
+	}
+	if lns.passed(ln) {
+		sockWarn(flagsVsSocket(listenerHTTP, ln.Addr(), cfg.IP, cfg.set("ip", "i"), "--ip", cfg.Port, cfg.set("port", "p"), "--port"))
+	}
+	// The agent responder takes its socket the same way; it is off unless
+	// --agent-port is set or systemd passes a socket named "agent".
+	var agentLn net.Listener
+	if cfg.AgentPort != 0 || lns.has(listenerAgent) {
+		agentLn, err = lns.listen(listenerAgent, cfg.AgentAddr(), log)
+		if err != nil {
+			lns.closeUnused(log)
+			return fmt.Errorf("listen for agent checks: %w", err)
+		}
+		defer agentLn.Close()
+		if lns.passed(agentLn) {
+			ipFlag, ipSet := "--agent-ip", cfg.set("agent-ip")
+			if cfg.AgentIP == "" {
+				ipFlag, ipSet = "--ip", cfg.set("ip", "i")
+			}
+			ip := cfg.AgentIP
+			if ip == "" {
+				ip = cfg.IP
+			}
+			sockWarn(flagsVsSocket(listenerAgent, agentLn.Addr(), ip, ipSet, ipFlag, cfg.AgentPort, cfg.set("agent-port"), "--agent-port"))
+		}
+	}
+	lns.closeUnused(log)
+
+	// Workers stop on ctx's own cancel, not on the signal: after SIGTERM the
+	// responders keep serving through --lameduck.
+	sig := ctx
+	ctx, cancel := context.WithCancel(context.WithoutCancel(sig))
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	wg.Go(func() {
+		if err := w.Run(ctx); err != nil {
+			errc <- err
+		}
+	})
+	select {
+	case <-w.Ready():
+	case err := <-errc:
+		cancel()
+		wg.Wait()
+		return err
+	case <-sig.Done():
+		cancel()
+		wg.Wait()
+		return nil
+	}
+
+	checker := check.New(check.Options{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly, VIPMissingCode: cfg.VIPMissingStatus})
+	var ag *agent.Server
+	if agentLn != nil {
+		if ag, err = newAgent(cfg, checker, agentLn, log); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+	}
+	lv := newLive(store, w, pr, log.With().Str("component", "conns").Logger()) // connection counts, /events
+	defer lv.close()
+	obs.needConns = lv.sampler.Touch
+	h := httpd.NewHandler(checker)
+	obs.mount(h, w, ag) // read-only pages and /metrics
+	lv.mount(h)
+	wg.Go(func() { lv.run(ctx) })
+	srv := httpd.NewServer(h, log.With().Str("component", "http").Logger())
+	wg.Go(func() {
+		var err error
+		if cfg.Engine == EngineFast {
+			// /status and OPTIONS / on the event loops; pages,
+			// /metrics, /healthz and the rest through srv.
+			err = httpd.ServeFast(ctx, h, srv, ln, cfg.Grace, httpd.FastOptions{})
+		} else {
+			err = httpd.Serve(ctx, srv, ln, cfg.Grace)
+		}
+		if err != nil {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	})
+	if ag != nil {
+		wg.Go(func() {
+			if err := ag.Serve(ctx); err != nil {
+				errc <- fmt.Errorf("agent: %w", err)
+			}
+		})
+		log.Info().Str("listen", ag.Addr().String()).Msg("agent-check responder listening")
+	}
+
+	// Ready: every listener is bound and the first snapshot is published.
+	sd := newNotifier(log.With().Str("component", "systemd").Logger())
+	sd.warn(strings.Join(sockWarnings, "; "))
+	runErr := pid.write()
+	if runErr == nil {
+		d.mu.Lock()
+		d.httpAddr, d.w = ln.Addr(), w
+		if ag != nil {
+			d.agent = ag.Addr()
+		}
+		d.mu.Unlock()
+		log.Info().Str("listen", ln.Addr().String()).Str("engine", cfg.Engine).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")
+		sd.ready(store)
+		close(d.ready)
+		if d.opts.OnReady != nil {
+			d.opts.OnReady()
+		}
+		wd := watchdogInterval(log)
+		wg.Go(func() { sd.supervise(ctx, store, w.HeartbeatAge, wd, heartbeatMaxAge) })
+	}
+
+	for runErr == nil && sig.Err() == nil {
+		select {
+		case <-sig.Done():
+		case <-d.hup:
+			log.Info().Msg("SIGHUP: rescanning")
+			pr.reload() // the probe file first, so READY=1 follows both
+			sd.reload(sig, w, store)
+		case runErr = <-errc:
+		}
+	}
+	if ag != nil {
+		// From here on the agent answers "up drain" for services that are
+		// up, so HAProxy moves new traffic away while we stop.
+		ag.SetDraining(true)
+	}
+	sd.stopping()
+	log.Info().Dur("lameduck", cfg.Lameduck).Dur("grace", cfg.Grace).Msg("stopping")
+	if runErr == nil && cfg.Lameduck > 0 {
+		// Lameduck: /status keeps answering from the flags and every
+		// listener stays open while the agent says drain.
+		time.Sleep(cfg.Lameduck)
+	}
+	// Stop accepting, give in-flight requests up to --grace, stop the
+	// watcher and the systemd supervisor.
+	cancel()
+	wg.Wait()
+	for len(errc) > 0 {
+		log.Warn().Err(<-errc).Msg("while stopping")
+	}
+	return runErr
+}
