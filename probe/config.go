@@ -281,7 +281,8 @@ func decodeProbe(m map[string]any, t table, source string) (s Spec, ok bool, err
 }
 
 // decodeStrict decodes m (a table go-toml decoded) into v, refusing a key
-// v does not declare.
+// v does not declare. go-toml decodes from text only, so m is written out
+// again: the same values, at other positions (see tableErrs).
 func decodeStrict(m map[string]any, v any) error {
 	b, err := toml.Marshal(m)
 	if err != nil {
@@ -358,7 +359,18 @@ func probeTables(data []byte) []table {
 	p.Reset(data)
 	var out []table
 	cur := -1 // the [[probe]] table the expressions belong to, or -1
-	line := func(n *unstable.Node) int { return p.Shape(n.Raw).Start.Line }
+	// The parser's Shape counts lines from the start of the file on every
+	// call: with a key per line, finding the lines that way is quadratic.
+	var newlines []int
+	for i, b := range data {
+		if b == '\n' {
+			newlines = append(newlines, i)
+		}
+	}
+	line := func(n *unstable.Node) int {
+		i, _ := slices.BinarySearch(newlines, int(n.Raw.Offset))
+		return i + 1
+	}
 	for p.NextExpression() {
 		e := p.Expression()
 		it := e.Key()

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +161,19 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkParse: a file of 1,000 http probes (go test -bench Parse ./probe).
+func BenchmarkParse(b *testing.B) {
+	var sb strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&sb, "[[probe]]\nservice = \"s%d.80\"\nkind = \"http\"\npath = \"/x\"\nexpect_status = [200]\ninterval = \"30s\"\n", i)
+	}
+	data := []byte(sb.String())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data, "b.toml"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
