@@ -329,6 +329,9 @@ func unknownKey(t table, source, id, kind string, key []string) error {
 	if id != "" {
 		msg += " in probe " + strconv.Quote(id)
 	}
+	if kind != "" {
+		msg += " of kind " + strconv.Quote(kind)
+	}
 	return errors.New(msg)
 }
 

@@ -115,7 +115,7 @@ func TestKindKeys(t *testing.T) {
 			}
 			in, line := withValue(kind, "bogus", "1")
 			_, err := Parse([]byte(in), "t.toml")
-			if want := fmt.Sprintf(`t.toml:%d: unknown key "probe.bogus" in probe "a.80/%s"`, line, kind); err == nil || err.Error() != want {
+			if want := fmt.Sprintf(`t.toml:%d: unknown key "probe.bogus" in probe "a.80/%s" of kind %q`, line, kind, kind); err == nil || err.Error() != want {
 				t.Errorf("unknown key: err %v, want %q", err, want)
 			}
 		})
@@ -365,7 +365,7 @@ func TestProbeDecodeErrors(t *testing.T) {
 		{"[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\ninterval = \"5\"\n",
 			`t.toml:4: probe "a.80/tcp": interval: duration "5": want a number with a unit`},
 		{"[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\nfoo.bar = 1\n[probe.sub]\nx = 1\n",
-			"t.toml:4: unknown key \"probe.foo\" in probe \"a.80/tcp\"\nt.toml:5: unknown key \"probe.sub\" in probe \"a.80/tcp\""},
+			"t.toml:4: unknown key \"probe.foo\" in probe \"a.80/tcp\" of kind \"tcp\"\nt.toml:5: unknown key \"probe.sub\" in probe \"a.80/tcp\" of kind \"tcp\""},
 		{"[[probe]]\nservice = \"a.80\"\nkind = \"container\"\naddress = \"x\"\nlabel = \"a\"\n",
 			`t.toml:4: probe "a.80/container": key "address" does not apply to kind "container" (only to http, tcp or fastcgi)`},
 		{"probe = [{service = \"a.80\", kind = \"tcp\", script = \"/x\"}]\n",
