@@ -51,23 +51,10 @@ type detailChecker interface {
 const maxBody = 64 << 10
 
 func newChecker(s *Spec) (checker, error) {
-	switch s.Kind {
-	case KindHTTP:
-		return newHTTPCheck(s), nil
-	case KindTCP:
-		return &tcpCheck{addr: s.Address, send: s.Send, expect: s.Expect}, nil
-	case KindFastCGI:
-		network, addr, err := fcgiNetwork(s.Address)
-		if err != nil {
-			return nil, err
-		}
-		return &fcgiCheck{network: network, addr: addr, script: s.Script, statuses: s.ExpectStatus, body: s.ExpectBody}, nil
-	case KindContainer:
-		return newContainerCheck(s), nil
-	case KindExec:
-		return &execCheck{argv: s.Command, service: s.Service, agent: s.Output == OutputAgent}, nil
+	if s.Keys == nil {
+		return nil, fmt.Errorf("probe: unknown kind %q", s.Kind)
 	}
-	return nil, fmt.Errorf("probe: unknown kind %q", s.Kind)
+	return s.Keys.checker(&s.Common)
 }
 
 // ctxErr turns a deadline into "timeout after ..." and keeps other errors.
@@ -129,7 +116,7 @@ type httpCheck struct {
 	body     string
 }
 
-func newHTTPCheck(s *Spec) *httpCheck {
+func newHTTPCheck(k *HTTPKeys) *httpCheck {
 	tr := &http.Transport{
 		Proxy:              nil, // never a proxy from the environment
 		DisableKeepAlives:  true,
@@ -142,11 +129,11 @@ func newHTTPCheck(s *Spec) *httpCheck {
 			// A redirect is an answer to judge, not to follow.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		method:   s.Method,
-		url:      "http://" + s.Address + s.Path,
-		host:     s.Host,
-		statuses: s.ExpectStatus,
-		body:     s.ExpectBody,
+		method:   k.Method,
+		url:      "http://" + k.Address + k.Path,
+		host:     k.Host,
+		statuses: k.ExpectStatus,
+		body:     k.ExpectBody,
 	}
 }
 
@@ -249,8 +236,8 @@ type containerCheck struct {
 	any    bool   // match = "any": one healthy container is enough
 }
 
-func newContainerCheck(s *Spec) *containerCheck {
-	socket := s.Socket
+func newContainerCheck(k *ContainerKeys) *containerCheck {
+	socket := k.Socket
 	tr := &http.Transport{
 		Proxy:             nil,
 		DisableKeepAlives: true,
@@ -262,10 +249,10 @@ func newContainerCheck(s *Spec) *containerCheck {
 	return &containerCheck{
 		client: &http.Client{Transport: tr},
 		base:   "http://docker/" + EngineAPIVersion,
-		name:   s.Container,
-		label:  s.Label,
-		prefix: s.NamePrefix,
-		any:    s.Match == MatchAny,
+		name:   k.Container,
+		label:  k.Label,
+		prefix: k.NamePrefix,
+		any:    k.Match == MatchAny,
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,9 +104,8 @@ type Timing struct {
 	Initial string `toml:"initial"`
 }
 
-// Spec is one [[probe]] table. Which keys apply depends on Kind; a key that
-// does not apply to the kind is an error.
-type Spec struct {
+// Common are the keys every [[probe]] table has, whatever its kind.
+type Common struct {
 	Service   string `toml:"service"`
 	Name      string `toml:"name"`
 	Kind      string `toml:"kind"`
@@ -114,49 +115,41 @@ type Spec struct {
 	// change the probe. Probes of one service must agree on it.
 	ConnPort int `toml:"conn_port"`
 	Timing
-
-	// http, tcp, fastcgi
-	Address string `toml:"address"`
-	// http
-	Method string `toml:"method"`
-	Path   string `toml:"path"`
-	Host   string `toml:"host"`
-	// http, fastcgi
-	ExpectStatus []int  `toml:"expect_status"`
-	ExpectBody   string `toml:"expect_body"`
-	// tcp
-	Send   string `toml:"send"`
-	Expect string `toml:"expect"`
-	// fastcgi
-	Script string `toml:"script"`
-	// container: one of Container, Label, NamePrefix
-	Socket     string `toml:"socket"`
-	Container  string `toml:"container"`
-	Label      string `toml:"label"`       // key or key=value
-	NamePrefix string `toml:"name_prefix"` // app- matches app-1, app-2...
-	Match      string `toml:"match"`       // all (default) or any, with several matches
-	// exec
-	Command []string `toml:"command"`
-	// Output is how an exec probe's result is read: "exit" (the exit
-	// code, the default) or "agent" (the exit code, then the first line of
-	// stdout as HAProxy agent words).
-	Output string `toml:"output"`
-
-	// Line is where the [[probe]] table starts in the file (0 if unknown).
-	Line int `toml:"-"`
-	// VIP is OnlyIfVIP parsed; valid only when OnlyIfVIP is set.
-	VIP netip.Addr `toml:"-"`
 }
 
 // ID names a probe in logs: "php.9000/fpm-ping".
-func (s *Spec) ID() string { return s.Service + "/" + s.Name }
+func (c *Common) ID() string { return c.Service + "/" + c.Name }
+
+// Spec is one [[probe]] table: the common keys and those of its kind.
+type Spec struct {
+	Common
+	// Keys are the kind's own keys (*HTTPKeys for kind http, and so on).
+	Keys Keys
+
+	// Line is where the [[probe]] table starts in the file (0 if unknown).
+	Line int
+	// VIP is OnlyIfVIP parsed; valid only when OnlyIfVIP is set.
+	VIP netip.Addr
+}
+
+// Equal reports whether s and o are the same probe with the same settings:
+// a reload keeps such a probe running, with its state. Where the table is
+// in the file and conn_port (which only says which connections count for
+// the service) are not settings of the probe.
+func (s *Spec) Equal(o *Spec) bool {
+	a, b := s.Common, o.Common
+	a.ConnPort, b.ConnPort = 0, 0
+	// The kinds' keys hold lists (expect_status, command), so they are
+	// compared in depth; the common keys are comparable as they are.
+	return a == b && s.VIP == o.VIP && reflect.DeepEqual(s.Keys, o.Keys)
+}
 
 // Config is a parsed, validated probe configuration.
 type Config struct {
-	Defaults Timing `toml:"defaults"`
-	Probes   []Spec `toml:"probe"`
+	Defaults Timing
+	Probes   []Spec
 	// Source is the file it came from (for messages).
-	Source string `toml:"-"`
+	Source string
 }
 
 // LoadFile reads and validates a configuration file.
@@ -168,29 +161,178 @@ func LoadFile(path string) (*Config, error) {
 	return Parse(data, path)
 }
 
-// Parse decodes and validates a configuration. Unknown keys, wrong types and
-// invalid values are errors that name the file and line ("probes.toml:12:
-// ..."); several are joined.
+// Parse decodes and validates a configuration. Unknown keys, keys of
+// another kind, wrong types and invalid values are errors that name the
+// file and line ("probes.toml:12: ..."); several are joined.
+//
+// The file is decoded in two steps: the document with each [[probe]] table
+// as a map (so that [defaults] and the top level are checked against their
+// structs, with go-toml's positions), then each table into [Common] and the
+// struct of its kind, both refusing keys they do not declare.
 func Parse(data []byte, source string) (*Config, error) {
 	if source == "" {
 		source = "config"
 	}
-	c := &Config{Source: source}
+	var doc file
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
+	if err := dec.Decode(&doc); err != nil {
 		return nil, decodeErr(source, err)
 	}
-	lines := probeLines(data)
-	for i := range c.Probes {
-		if i < len(lines) {
-			c.Probes[i].Line = lines[i]
-		}
+	c := &Config{Defaults: doc.Defaults, Source: source}
+	var errs []error
+	if msg := c.Defaults.fill(&Timing{
+		Interval: Duration{DefaultInterval}, Timeout: Duration{DefaultTimeout},
+		Rise: DefaultRise, Fall: DefaultFall, Initial: defaultInitial,
+	}); msg != "" {
+		errs = append(errs, fmt.Errorf("%s: [defaults]: %s", source, msg))
 	}
-	if err := c.validate(); err != nil {
+	tables := probeTables(data)
+	seen := map[string]int{}
+	for i, m := range doc.Probes {
+		var t table
+		if i < len(tables) {
+			t = tables[i]
+		}
+		s, ok, derrs := decodeProbe(m, t, source)
+		errs = append(errs, derrs...)
+		if !ok {
+			continue
+		}
+		errs = append(errs, c.check(&s, seen)...)
+		c.Probes = append(c.Probes, s)
+	}
+	errs = append(errs, c.checkConnPorts()...)
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// file is the document as first decoded: each [[probe]] table is a map,
+// decoded again by decodeProbe.
+type file struct {
+	Defaults Timing           `toml:"defaults"`
+	Probes   []map[string]any `toml:"probe"`
+}
+
+// table is where a [[probe]] table and its keys are in the file.
+type table struct {
+	line int
+	keys map[string]int // the line of each key (its first part)
+}
+
+// at is "file:line" for a message about key (its line if known, else the
+// table's), followed by ": probe "ID"" when id is known.
+func (t table) at(source, key, id string) string {
+	w := source
+	if l := t.keys[key]; l > 0 {
+		w += ":" + strconv.Itoa(l)
+	} else if t.line > 0 {
+		w += ":" + strconv.Itoa(t.line)
+	}
+	if id != "" {
+		w += ": probe " + strconv.Quote(id)
+	}
+	return w
+}
+
+// commonKeys are the keys of [Common].
+var commonKeys = keysOf(reflect.TypeFor[Common]())
+
+// decodeProbe decodes one [[probe]] table, as go-toml decoded it into m,
+// into a Spec: the common keys into Common, the others into the struct of
+// the kind. ok is false when the Spec is not worth checking further (a
+// value of the wrong type).
+func decodeProbe(m map[string]any, t table, source string) (s Spec, ok bool, errs []error) {
+	s.Line = t.line
+	common, own := map[string]any{}, map[string]any{}
+	for k, v := range m {
+		if slices.Contains(commonKeys, k) {
+			common[k] = v
+		} else {
+			own[k] = v
+		}
+	}
+	// Until Common is decoded, messages name the probe from the map.
+	service, _ := m["service"].(string)
+	name, _ := m["name"].(string)
+	if name == "" {
+		name, _ = m["kind"].(string)
+	}
+	id := ""
+	if service != "" {
+		id = service + "/" + name
+	}
+	if err := decodeStrict(common, &s.Common); err != nil {
+		return s, false, tableErrs(err, t, source, id, "")
+	}
+	s.Keys = newKeys(s.Kind)
+	if s.Keys == nil {
+		// The kind is refused by check; its keys cannot be judged.
+		return s, true, nil
+	}
+	if err := decodeStrict(own, s.Keys); err != nil {
+		errs = tableErrs(err, t, source, id, s.Kind)
+		var sm *toml.StrictMissingError
+		return s, errors.As(err, &sm), errs
+	}
+	return s, true, nil
+}
+
+// decodeStrict decodes m (a table go-toml decoded) into v, refusing a key
+// v does not declare. go-toml decodes from text only, so m is written out
+// again: the same values, at other positions (see tableErrs).
+func decodeStrict(m map[string]any, v any) error {
+	b, err := toml.Marshal(m)
+	if err != nil {
+		return err
+	}
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// tableErrs turns an error decoding a [[probe]] table (a re-encoding of
+// it: go-toml's positions are not the file's) into messages at the
+// file's lines.
+func tableErrs(err error, t table, source, id, kind string) []error {
+	var sm *toml.StrictMissingError
+	if errors.As(err, &sm) {
+		errs := make([]error, 0, len(sm.Errors))
+		for i := range sm.Errors {
+			key := sm.Errors[i].Key()
+			errs = append(errs, unknownKey(t, source, id, kind, key))
+		}
+		return errs
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		key := de.Key()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if len(key) > 0 {
+			return []error{fmt.Errorf("%s: %s: %s", t.at(source, key[0], id), strings.Join(key, "."), msg)}
+		}
+		return []error{fmt.Errorf("%s: %s", t.at(source, "", id), msg)}
+	}
+	return []error{fmt.Errorf("%s: %w", t.at(source, "", id), err)}
+}
+
+// unknownKey says that a probe of kind has no key named key: that it is
+// another kind's, or no kind's.
+func unknownKey(t table, source, id, kind string, key []string) error {
+	if others := kindsWithKey(key[0]); len(others) > 0 {
+		return fmt.Errorf("%s: key %q does not apply to kind %q (only to %s)", t.at(source, key[0], id), key[0], kind, orList(others))
+	}
+	// As for an unknown key elsewhere in the file, then which probe.
+	msg := fmt.Sprintf("%s: unknown key %q", t.at(source, key[0], ""), "probe."+strings.Join(key, "."))
+	if id != "" {
+		msg += " in probe " + strconv.Quote(id)
+	}
+	if kind != "" {
+		msg += " of kind " + strconv.Quote(kind)
+	}
+	return errors.New(msg)
 }
 
 func decodeErr(source string, err error) error {
@@ -212,105 +354,122 @@ func decodeErr(source string, err error) error {
 	return fmt.Errorf("%s: %w", source, err)
 }
 
-// probeLines returns the line of each top-level [[probe]] header, in order.
-func probeLines(data []byte) []int {
+// probeTables finds each top-level [[probe]] table, in order: the line of
+// its header and of each of its keys. Probes written as an inline array
+// (probe = [{...}]) have no lines.
+func probeTables(data []byte) []table {
 	var p unstable.Parser
 	p.Reset(data)
-	var out []int
+	var out []table
+	cur := -1 // the [[probe]] table the expressions belong to, or -1
+	// The parser's Shape counts lines from the start of the file on every
+	// call: with a key per line, finding the lines that way is quadratic.
+	var newlines []int
+	for i, b := range data {
+		if b == '\n' {
+			newlines = append(newlines, i)
+		}
+	}
+	line := func(n *unstable.Node) int {
+		i, _ := slices.BinarySearch(newlines, int(n.Raw.Offset))
+		return i + 1
+	}
 	for p.NextExpression() {
 		e := p.Expression()
-		if e.Kind != unstable.ArrayTable {
-			continue
-		}
 		it := e.Key()
 		if !it.Next() {
 			continue
 		}
-		k := it.Node()
-		if string(k.Data) != "probe" || !it.IsLast() {
-			continue
+		first := it.Node()
+		switch e.Kind {
+		case unstable.KeyValue:
+			if cur >= 0 {
+				if _, dup := out[cur].keys[string(first.Data)]; !dup {
+					out[cur].keys[string(first.Data)] = line(first)
+				}
+			}
+		case unstable.ArrayTable, unstable.Table:
+			isProbe := string(first.Data) == "probe"
+			switch {
+			case isProbe && it.IsLast() && e.Kind == unstable.ArrayTable:
+				out = append(out, table{line: line(first), keys: map[string]int{}})
+				cur = len(out) - 1
+			case isProbe && cur >= 0 && it.Next():
+				// [probe.x] or [[probe.x]]: key x of the last probe.
+				if _, dup := out[cur].keys[string(it.Node().Data)]; !dup {
+					out[cur].keys[string(it.Node().Data)] = line(first)
+				}
+			default:
+				cur = -1
+			}
 		}
-		out = append(out, p.Shape(k.Raw).Start.Line)
 	}
 	return out
 }
 
-func (c *Config) validate() error {
+// fill sets t's unset values from d and checks the result.
+func (t *Timing) fill(d *Timing) string {
+	if t.Interval.Duration == 0 {
+		t.Interval = d.Interval
+	}
+	if t.Timeout.Duration == 0 {
+		t.Timeout = d.Timeout
+	}
+	if t.Rise == 0 {
+		t.Rise = d.Rise
+	}
+	if t.Fall == 0 {
+		t.Fall = d.Fall
+	}
+	if t.Initial == "" {
+		t.Initial = d.Initial
+	}
+	return t.check()
+}
+
+// check validates a decoded probe, fills in its defaults and records its
+// ID in seen.
+func (c *Config) check(s *Spec, seen map[string]int) []error {
 	var errs []error
-	at := func(s *Spec, format string, args ...any) {
+	at := func(format string, args ...any) {
 		where := c.Source
-		if s != nil && s.Line > 0 {
+		if s.Line > 0 {
 			where += ":" + strconv.Itoa(s.Line)
 		}
-		if s != nil && s.Service != "" {
-			where += ": probe " + strconv.Quote(s.Service+"/"+s.Name)
+		if s.Service != "" {
+			where += ": probe " + strconv.Quote(s.ID())
 		}
 		errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
 	}
-	d := &c.Defaults
-	if d.Interval.Duration == 0 {
-		d.Interval.Duration = DefaultInterval
+	if !cache.ValidName(s.Service) {
+		at("service %q: want a flag-file name like php.9000 (letters, digits, . _ - @ + :)", s.Service)
+		return errs
 	}
-	if d.Timeout.Duration == 0 {
-		d.Timeout.Duration = DefaultTimeout
+	if s.Name == "" {
+		s.Name = s.Kind
 	}
-	if d.Rise == 0 {
-		d.Rise = DefaultRise
+	if prev, dup := seen[s.ID()]; dup {
+		at("duplicate probe name (also at line %d); set name = \"...\" to tell them apart", prev)
 	}
-	if d.Fall == 0 {
-		d.Fall = DefaultFall
+	seen[s.ID()] = s.Line
+	if msg := s.Timing.fill(&c.Defaults); msg != "" {
+		at("%s", msg)
 	}
-	if d.Initial == "" {
-		d.Initial = defaultInitial
+	if s.OnlyIfVIP != "" {
+		a, err := netip.ParseAddr(s.OnlyIfVIP)
+		if err != nil || a.Zone() != "" {
+			at("only_if_vip %q: not an IP address", s.OnlyIfVIP)
+		}
+		s.VIP = a.Unmap()
 	}
-	if msg := d.check(); msg != "" {
-		errs = append(errs, fmt.Errorf("%s: [defaults]: %s", c.Source, msg))
+	if s.Keys == nil {
+		at("kind %q: want %s", s.Kind, kindNames())
+		return errs
 	}
-	seen := map[string]int{}
-	for i := range c.Probes {
-		s := &c.Probes[i]
-		if !cache.ValidName(s.Service) {
-			at(s, "service %q: want a flag-file name like php.9000 (letters, digits, . _ - @ + :)", s.Service)
-			continue
-		}
-		if s.Name == "" {
-			s.Name = s.Kind
-		}
-		if s.Interval.Duration == 0 {
-			s.Interval = d.Interval
-		}
-		if s.Timeout.Duration == 0 {
-			s.Timeout = d.Timeout
-		}
-		if s.Rise == 0 {
-			s.Rise = d.Rise
-		}
-		if s.Fall == 0 {
-			s.Fall = d.Fall
-		}
-		if s.Initial == "" {
-			s.Initial = d.Initial
-		}
-		if prev, dup := seen[s.ID()]; dup {
-			at(s, "duplicate probe name (also at line %d); set name = \"...\" to tell them apart", prev)
-		}
-		seen[s.ID()] = s.Line
-		if msg := s.Timing.check(); msg != "" {
-			at(s, "%s", msg)
-		}
-		if s.OnlyIfVIP != "" {
-			a, err := netip.ParseAddr(s.OnlyIfVIP)
-			if err != nil || a.Zone() != "" {
-				at(s, "only_if_vip %q: not an IP address", s.OnlyIfVIP)
-			}
-			s.VIP = a.Unmap()
-		}
-		for _, msg := range s.checkKind() {
-			at(s, "%s", msg)
-		}
+	for _, msg := range s.Keys.check(&s.Common) {
+		at("%s", msg)
 	}
-	errs = append(errs, c.checkConnPorts()...)
-	return errors.Join(errs...)
+	return errs
 }
 
 // checkConnPorts checks each conn_port and that the probes of a service
@@ -368,176 +527,13 @@ func (t *Timing) check() string {
 	return ""
 }
 
-// keysByKind lists the kind-specific keys each kind accepts.
-var keysByKind = map[string][]string{
-	KindHTTP:      {"address", "method", "path", "host", "expect_status", "expect_body"},
-	KindTCP:       {"address", "send", "expect"},
-	KindFastCGI:   {"address", "script", "path", "expect_status", "expect_body", "expect"},
-	KindContainer: {"socket", "container", "label", "name_prefix", "match"},
-	KindExec:      {"command", "output"},
-}
-
-// setKeys lists the kind-specific keys that are set.
-func (s *Spec) setKeys() []string {
-	var out []string
-	add := func(k string, set bool) {
-		if set {
-			out = append(out, k)
-		}
-	}
-	add("address", s.Address != "")
-	add("method", s.Method != "")
-	add("path", s.Path != "")
-	add("host", s.Host != "")
-	add("expect_status", s.ExpectStatus != nil)
-	add("expect_body", s.ExpectBody != "")
-	add("send", s.Send != "")
-	add("expect", s.Expect != "")
-	add("script", s.Script != "")
-	add("socket", s.Socket != "")
-	add("container", s.Container != "")
-	add("label", s.Label != "")
-	add("name_prefix", s.NamePrefix != "")
-	add("match", s.Match != "")
-	add("command", s.Command != nil)
-	add("output", s.Output != "")
-	return out
-}
-
-// checkKind validates the kind-specific keys and fills their defaults.
-func (s *Spec) checkKind() []string {
-	allowed, ok := keysByKind[s.Kind]
-	if !ok {
-		return []string{fmt.Sprintf("kind %q: want http, tcp, fastcgi, container or exec", s.Kind)}
-	}
-	var msgs []string
-	for _, k := range s.setKeys() {
-		if !contains(allowed, k) {
-			msgs = append(msgs, fmt.Sprintf("key %q does not apply to kind %q", k, s.Kind))
-		}
-	}
-	if len(s.ExpectBody) > maxExpectLen || len(s.Expect) > maxExpectLen {
-		msgs = append(msgs, fmt.Sprintf("expected text longer than %d bytes", maxExpectLen))
-	}
-	for _, code := range s.ExpectStatus {
-		if code < 100 || code > 599 {
-			msgs = append(msgs, fmt.Sprintf("expect_status %d: want 100..599", code))
-		}
-	}
-	switch s.Kind {
-	case KindHTTP, KindTCP:
-		if s.Address == "" {
-			s.Address = s.defaultAddress()
-		}
-		if s.Address == "" {
-			msgs = append(msgs, "address is required (host:port) unless the service name ends in .PORT")
-		} else if _, _, err := net.SplitHostPort(s.Address); err != nil {
-			msgs = append(msgs, fmt.Sprintf("address %q: want host:port", s.Address))
-		}
-		if s.Kind == KindHTTP {
-			if s.Method == "" {
-				s.Method = defaultHTTPMethod
-			}
-			if !isToken(s.Method) {
-				msgs = append(msgs, fmt.Sprintf("method %q: not an HTTP method", s.Method))
-			}
-			if s.Path == "" {
-				s.Path = defaultHTTPPath
-			}
-			if !strings.HasPrefix(s.Path, "/") || strings.ContainsAny(s.Path, " \r\n") {
-				msgs = append(msgs, fmt.Sprintf("path %q: want an absolute path without spaces", s.Path))
-			}
-			if strings.ContainsAny(s.Host, " \r\n/") {
-				msgs = append(msgs, fmt.Sprintf("host %q: not a host name", s.Host))
-			}
-		}
-	case KindFastCGI:
-		// path and expect are fastcgi-healthcheck's names for script and
-		// expect_body.
-		if s.Path != "" {
-			if s.Script != "" {
-				msgs = append(msgs, "path and script name the same thing; set one")
-			}
-			s.Script, s.Path = s.Path, ""
-		}
-		if s.Expect != "" {
-			if s.ExpectBody != "" {
-				msgs = append(msgs, "expect and expect_body name the same thing; set one")
-			}
-			s.ExpectBody, s.Expect = s.Expect, ""
-		}
-		if s.Address == "" {
-			s.Address = DefaultFastCGIAddress
-		}
-		if s.Script == "" {
-			s.Script = DefaultFastCGIScript
-		}
-		if s.ExpectBody == "" {
-			s.ExpectBody = DefaultFastCGIExpect
-		}
-		if _, _, err := fcgiNetwork(s.Address); err != nil {
-			msgs = append(msgs, err.Error())
-		}
-		if !strings.HasPrefix(s.Script, "/") {
-			msgs = append(msgs, fmt.Sprintf("script %q: want an absolute path such as /fpm-ping", s.Script))
-		}
-	case KindContainer:
-		if s.Socket == "" {
-			s.Socket = DefaultDockerSocket
-		}
-		if !filepath.IsAbs(s.Socket) {
-			msgs = append(msgs, fmt.Sprintf("socket %q: want an absolute path", s.Socket))
-		}
-		n := 0
-		for _, set := range []bool{s.Container != "", s.Label != "", s.NamePrefix != ""} {
-			if set {
-				n++
-			}
-		}
-		if n != 1 {
-			msgs = append(msgs, "set one of container (a name or ID), label (key=value) and name_prefix")
-		}
-		if s.Container != "" && strings.ContainsAny(s.Container, "/?#% ") {
-			msgs = append(msgs, fmt.Sprintf("container %q: want a container name or ID", s.Container))
-		}
-		if s.Label != "" && (strings.HasPrefix(s.Label, "=") || strings.ContainsAny(s.Label, "\r\n")) {
-			msgs = append(msgs, fmt.Sprintf("label %q: want key or key=value", s.Label))
-		}
-		if s.NamePrefix != "" && !validContainerName(s.NamePrefix) {
-			msgs = append(msgs, fmt.Sprintf("name_prefix %q: want the start of a container name (letters, digits, _ . -)", s.NamePrefix))
-		}
-		switch s.Match {
-		case "":
-			s.Match = MatchAll
-		case MatchAll, MatchAny:
-			if s.Container != "" {
-				msgs = append(msgs, "match applies to label and name_prefix (container names one container)")
-			}
-		default:
-			msgs = append(msgs, fmt.Sprintf("match %q: want all or any", s.Match))
-		}
-	case KindExec:
-		if len(s.Command) == 0 || !filepath.IsAbs(s.Command[0]) {
-			msgs = append(msgs, "command: want [\"/absolute/path\", \"arg\", ...]")
-		}
-		switch s.Output {
-		case "":
-			s.Output = OutputExit
-		case OutputExit, OutputAgent:
-		default:
-			msgs = append(msgs, fmt.Sprintf("output %q: want exit or agent", s.Output))
-		}
-	}
-	return msgs
-}
-
 // defaultAddress is 127.0.0.1:PORT for a service named NAME.PORT.
-func (s *Spec) defaultAddress() string {
-	i := strings.LastIndexByte(s.Service, '.')
+func (c *Common) defaultAddress() string {
+	i := strings.LastIndexByte(c.Service, '.')
 	if i < 0 {
 		return ""
 	}
-	p, err := strconv.Atoi(s.Service[i+1:])
+	p, err := strconv.Atoi(c.Service[i+1:])
 	if err != nil || p < 1 || p > 65535 {
 		return ""
 	}
@@ -563,15 +559,6 @@ func fcgiNetwork(addr string) (string, string, error) {
 		return "", "", fmt.Errorf("address %q: want host:port, unix:/path or /path", addr)
 	}
 	return "tcp", addr, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func isToken(s string) bool {

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -28,22 +29,35 @@ func TestExampleConfigLoads(t *testing.T) {
 	if sq.ID() != "squid.80/http" || sq.Interval.Duration != 2*time.Second || sq.Rise != 2 || sq.Fall != 3 || sq.Line != 14 {
 		t.Errorf("first probe = %+v", sq)
 	}
-	redis := c.Probes[2]
+	redis := keysOfKind[TCPKeys](t, c.Probes[2])
 	if redis.Address != "127.0.0.1:6379" || redis.Send != "PING\r\n" {
 		t.Errorf("redis default address/send = %q %q", redis.Address, redis.Send)
 	}
-	if fd := c.Probes[4]; fd.Name != "fpm-default" || fd.Address != DefaultFastCGIAddress || fd.Script != "/ping" || fd.ExpectBody != "pong" {
-		t.Errorf("fastcgi with php-fpm's defaults = %+v", fd)
+	if fd := keysOfKind[FastCGIKeys](t, c.Probes[4]); c.Probes[4].Name != "fpm-default" || fd.Address != DefaultFastCGIAddress || fd.Script != "/ping" || fd.ExpectBody != "pong" {
+		t.Errorf("fastcgi with php-fpm's defaults = %+v %+v", c.Probes[4], fd)
 	}
-	if c.Probes[5].Socket != "/var/run/docker.sock" || c.Probes[5].Match != MatchAll || !c.Probes[9].VIP.IsValid() {
-		t.Errorf("container socket %q match %q, vip %v", c.Probes[5].Socket, c.Probes[5].Match, c.Probes[9].VIP)
+	if c5 := keysOfKind[ContainerKeys](t, c.Probes[5]); c5.Socket != "/var/run/docker.sock" || c5.Match != MatchAll || !c.Probes[9].VIP.IsValid() {
+		t.Errorf("container socket %q match %q, vip %v", c5.Socket, c5.Match, c.Probes[9].VIP)
 	}
-	if cs := c.Probes[6]; cs.Label != "com.docker.compose.service=app" || cs.Match != MatchAny || cs.Socket != DefaultDockerSocket {
+	if cs := keysOfKind[ContainerKeys](t, c.Probes[6]); cs.Label != "com.docker.compose.service=app" || cs.Match != MatchAny || cs.Socket != DefaultDockerSocket {
 		t.Errorf("container by label = %+v", cs)
 	}
-	if ag := c.Probes[8]; ag.Output != OutputAgent || c.Probes[7].Output != OutputExit {
-		t.Errorf("exec outputs %q %q", c.Probes[7].Output, ag.Output)
+	if ag, ex := keysOfKind[ExecKeys](t, c.Probes[8]), keysOfKind[ExecKeys](t, c.Probes[7]); ag.Output != OutputAgent || ex.Output != OutputExit {
+		t.Errorf("exec outputs %q %q", ex.Output, ag.Output)
 	}
+}
+
+// keysOfKind returns s's keys, which must be a K.
+func keysOfKind[K any, PK interface {
+	*K
+	Keys
+}](t *testing.T, s Spec) PK {
+	t.Helper()
+	k, ok := s.Keys.(PK)
+	if !ok {
+		t.Fatalf("%s: keys %T, want *%T", s.ID(), s.Keys, *new(K))
+	}
+	return k
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -110,7 +124,7 @@ func TestFastCGIDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, o := c.Probes[0], c.Probes[1]
+	d, o := keysOfKind[FastCGIKeys](t, c.Probes[0]), keysOfKind[FastCGIKeys](t, c.Probes[1])
 	if d.Address != "127.0.0.1:9000" || d.Script != "/ping" || d.ExpectBody != "pong" {
 		t.Errorf("defaults: address %q script %q expect_body %q", d.Address, d.Script, d.ExpectBody)
 	}
@@ -147,4 +161,19 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkParse: a file of 1,000 http probes (go test -bench Parse ./probe).
+func BenchmarkParse(b *testing.B) {
+	var sb strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&sb, "[[probe]]\nservice = \"s%d.80\"\nkind = \"http\"\npath = \"/x\"\nexpect_status = [200]\ninterval = \"30s\"\n", i)
+	}
+	data := []byte(sb.String())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data, "b.toml"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -32,8 +32,8 @@ kind    = "tcp"
 	// would restart it, pending).
 	a, b := c.Probes[0], c.Probes[0]
 	b.ConnPort = 8443
-	if fingerprint(&a) != fingerprint(&b) {
-		t.Error("conn_port changes the probe's fingerprint")
+	if !a.Equal(&b) {
+		t.Error("conn_port changes the probe's settings")
 	}
 
 	for _, tc := range []struct{ in, want string }{

@@ -102,7 +102,7 @@ type Runner struct {
 	applyMu sync.Mutex // serializes Apply and Close
 
 	mu       sync.Mutex
-	probes   map[string]*running // by fingerprint
+	probes   map[string]*running // by Spec.ID
 	services map[string]*service // by service name
 	closed   bool
 }
@@ -116,7 +116,6 @@ type service struct {
 
 type running struct {
 	spec   Spec
-	fp     string
 	chk    checker
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -168,15 +167,6 @@ func NewRunner(opts Options) *Runner {
 	}
 }
 
-// fingerprint identifies a probe's settings: a reload keeps a probe whose
-// fingerprint is unchanged.
-func fingerprint(s *Spec) string {
-	c := *s
-	c.Line = 0
-	c.ConnPort = 0 // not the probe's business: a change restarts nothing
-	return fmt.Sprintf("%#v", c)
-}
-
 // Apply makes cfg the running configuration (nil: no probes). Unchanged
 // probes keep running with their state; removed ones are stopped and waited
 // for before Apply returns.
@@ -190,25 +180,30 @@ func (r *Runner) Apply(cfg *Config) error {
 	// Build every checker first: a bad spec changes nothing.
 	type item struct {
 		spec Spec
-		fp   string
-		chk  checker
+		chk  checker // nil: the running probe is kept
 	}
 	items := make([]item, 0, len(specs))
+	ids := make(map[string]bool, len(specs))
 	for i := range specs {
 		s := specs[i]
-		fp := fingerprint(&s)
-		var chk checker
+		id := s.ID()
+		if ids[id] {
+			// Probes are matched by ID across reloads.
+			return fmt.Errorf("probe %s: duplicate probe name", id)
+		}
+		ids[id] = true
 		r.mu.Lock()
-		old := r.probes[fp]
+		old := r.probes[id]
 		r.mu.Unlock()
-		if old == nil {
+		var chk checker
+		if old == nil || !old.spec.Equal(&s) {
 			c, err := r.opts.checkerFor(&s)
 			if err != nil {
-				return fmt.Errorf("probe %s: %w", s.ID(), err)
+				return fmt.Errorf("probe %s: %w", id, err)
 			}
 			chk = c
 		}
-		items = append(items, item{s, fp, chk})
+		items = append(items, item{s, chk})
 	}
 
 	r.mu.Lock()
@@ -221,21 +216,14 @@ func (r *Runner) Apply(cfg *Config) error {
 	services := map[string]*service{}
 	var start []*running
 	for _, it := range items {
-		p := r.probes[it.fp]
-		if p == nil || keep[it.fp] != nil {
-			p = &running{spec: it.spec, fp: it.fp, chk: it.chk, done: make(chan struct{}), since: now}
+		id := it.spec.ID()
+		p := r.probes[id]
+		if it.chk != nil {
+			p = &running{spec: it.spec, chk: it.chk, done: make(chan struct{}), since: now}
 			p.reset()
-			if p.chk == nil { // a duplicate of a kept probe
-				c, err := r.opts.checkerFor(&p.spec)
-				if err != nil {
-					r.mu.Unlock()
-					return fmt.Errorf("probe %s: %w", it.spec.ID(), err)
-				}
-				p.chk = c
-			}
 			start = append(start, p)
 		}
-		keep[it.fp] = p
+		keep[id] = p
 		sv := services[p.spec.Service]
 		if sv == nil {
 			sv = &service{name: p.spec.Service}
@@ -247,8 +235,8 @@ func (r *Runner) Apply(cfg *Config) error {
 		sv.probes = append(sv.probes, p)
 	}
 	var stop []*running
-	for fp, p := range r.probes {
-		if keep[fp] != p {
+	for id, p := range r.probes {
+		if keep[id] != p {
 			stop = append(stop, p)
 		}
 	}
