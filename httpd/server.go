@@ -35,6 +35,13 @@ const (
 	BodyBadMethod = "Method Not Allowed - use GET or HEAD\n"
 )
 
+// ConnStats are the fast engine's connection counters.
+type ConnStats struct {
+	Open       int64  // connections held now (handed-over ones included)
+	Accepted   uint64 // connections accepted
+	Overloaded uint64 // answered "too many connections" at accept
+}
+
 // Handler serves /status from a [check.Checker]. Extra handlers (status
 // pages, metrics) can be mounted with [Handler.Handle]; they are read-only.
 type Handler struct {
@@ -100,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.status(w, r, r.URL.RawQuery)
 		return
 	}
-	if path == PathIndex && h.index != nil && acceptsHTML(r) {
+	if path == PathIndex && h.index != nil && AcceptsHTML(r) {
 		h.index.ServeHTTP(w, r)
 		return
 	}

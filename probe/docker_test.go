@@ -15,6 +15,7 @@ import (
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/httpd"
 	statuscheck "github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/pages"
 )
 
 // dockerEngine is a real dockerd (Debian's docker.io) the test starts with
@@ -256,10 +257,10 @@ fall = 2
 	store := cache.NewStore()
 	store.Publish(b.Snapshot(time.Now()))
 	h := httpd.NewHandler(statuscheck.New(statuscheck.Options{Store: store}))
-	httpd.NewPages(httpd.PagesOptions{Store: store}).Mount(h)
+	pages.New(pages.Options{Store: store}).Mount(h)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/status.json", nil))
-	var doc httpd.StatusJSON
+	var doc pages.StatusJSON
 	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || len(doc.Services) != 1 || doc.Services[0].Probe == nil {
 		t.Fatalf("/status.json: %v\n%s", err, rec.Body)
 	}

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/http-status/http_status/httpd"
 	"github.com/http-status/http_status/internal/nstest"
+	"github.com/http-status/http_status/internal/pages"
 )
 
 // holdServer accepts connections on ln and keeps them open until the client
@@ -498,7 +498,7 @@ func TestConnCountsMatchSS(t *testing.T) {
 	}
 	jsonCount := func() (int, bool) {
 		_, body := d.get(t, "/status.json")
-		var v httpd.StatusJSON
+		var v pages.StatusJSON
 		if err := json.Unmarshal([]byte(body), &v); err != nil {
 			t.Fatal(err)
 		}

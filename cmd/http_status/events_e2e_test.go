@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/internal/pages"
 )
 
 // TestEventsEndToEnd reads the daemon's /events with a raw client (through
@@ -73,7 +73,7 @@ func TestEventsEndToEnd(t *testing.T) {
 		{[]string{"inactivate", "x.80"}, "maint", "missing"},
 	} {
 		ctl(step.args...)
-		var ch httpd.ChangeJSON
+		var ch pages.ChangeJSON
 		for {
 			ev, data := next()
 			if err := json.Unmarshal([]byte(data), &ch); ev != "change" || err != nil {

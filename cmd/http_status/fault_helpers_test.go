@@ -3,8 +3,8 @@ package main
 import (
 	"testing"
 
-	"github.com/http-status/http_status/httpd"
 	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/pages"
 )
 
 // Short names for the shared fault-test helpers (internal/faulttest).
@@ -13,12 +13,12 @@ func startLoad(base, path string, workers int, accept func(code int) bool) *faul
 	return faulttest.StartLoad(base, path, workers, accept)
 }
 
-func statusJSON(t *testing.T, base string) httpd.StatusJSON {
+func statusJSON(t *testing.T, base string) pages.StatusJSON {
 	t.Helper()
 	return faulttest.StatusJSON(t, base)
 }
 
-func stateOf(v httpd.StatusJSON) map[string]string { return faulttest.StateOf(v) }
+func stateOf(v pages.StatusJSON) map[string]string { return faulttest.StateOf(v) }
 
 func expectExact(t *testing.T, base string, want map[string]string) {
 	t.Helper()

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/internal/pages"
 )
 
 // writeFlags writes name -> content into dir.
@@ -38,7 +38,7 @@ func TestPagesEndToEnd(t *testing.T) {
 	d := runDaemon(t, "--dir", dir)
 
 	code, body := d.get(t, "/status.json")
-	var v httpd.StatusJSON
+	var v pages.StatusJSON
 	if err := json.Unmarshal([]byte(body), &v); code != 200 || err != nil {
 		t.Fatalf("/status.json: %d %v\n%s", code, err, body)
 	}

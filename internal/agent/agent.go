@@ -45,8 +45,8 @@ const (
 
 // Agent replies.
 const (
-	BadRequest = "down #bad request"
-	lameduckReason  = "http_status shutting down"
+	BadRequest     = "down #bad request"
+	lameduckReason = "http_status shutting down"
 )
 
 // Options configure a [Server].

@@ -276,8 +276,8 @@ func testAgentServe(t *testing.T, wrap func(net.Listener) net.Listener) {
 		{"squid 80\r\n", "up ready 100%\n"},
 		{"web.443\n", "up ready 50%\n"},
 		{"SERVICE=api&PORT=8080\n", "up drain #deploy 1234\n"},
-		{"", "up ready 100%\n"},                            // nothing sent: status.html
-		{"old.80", "down ready #disk full\n"},              // no newline: answered at the read deadline
+		{"", "up ready 100%\n"},                       // nothing sent: status.html
+		{"old.80", "down ready #disk full\n"},         // no newline: answered at the read deadline
 		{"\x16\x03\x01\x02\x00\n", BadRequest + "\n"}, // a TLS hello
 		{strings.Repeat("a", MaxLine+10), BadRequest + "\n"},
 		{"squid.80\nmore junk after the line\n", "up ready 100%\n"},

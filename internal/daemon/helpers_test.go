@@ -9,8 +9,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/http-status/http_status/httpd"
 	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/pages"
 )
 
 // testConfig is the shipped default configuration (what cmd/http_status
@@ -100,7 +100,7 @@ func writeFlags(t *testing.T, dir string, flags map[string]string) {
 
 func noLeaks(t *testing.T) { t.Helper(); faulttest.NoLeaks(t) }
 
-func statusJSON(t *testing.T, base string) httpd.StatusJSON {
+func statusJSON(t *testing.T, base string) pages.StatusJSON {
 	t.Helper()
 	return faulttest.StatusJSON(t, base)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/httpd"
 	"github.com/http-status/http_status/internal/conns"
+	"github.com/http-status/http_status/internal/pages"
 	"github.com/http-status/http_status/watcher"
 )
 
@@ -20,7 +21,7 @@ import (
 type live struct {
 	counter *conns.Counter // nil when sock_diag cannot be opened
 	sampler *conns.Sampler
-	events  *httpd.Events
+	events  *pages.Events
 }
 
 func newLive(store *cache.Store, w *watcher.Watcher, pr *probes, log zerolog.Logger) *live {
@@ -50,7 +51,7 @@ func newLive(store *cache.Store, w *watcher.Watcher, pr *probes, log zerolog.Log
 		},
 		Logger: log,
 	})
-	l.events = httpd.NewEvents(httpd.EventsOptions{Store: store, Hold: l.sampler.Hold})
+	l.events = pages.NewEvents(pages.EventsOptions{Store: store, Hold: l.sampler.Hold})
 	return l
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/http-status/http_status/httpd"
 	"github.com/http-status/http_status/internal/agent"
+	"github.com/http-status/http_status/internal/pages"
 	"github.com/http-status/http_status/watcher"
 )
 
@@ -15,7 +16,7 @@ import (
 // checker exist; publishes before that (the first snapshot) are not timed.
 type observability struct {
 	version string // the index page's version line
-	metrics atomic.Pointer[httpd.Metrics]
+	metrics atomic.Pointer[pages.Metrics]
 	// needConns wakes the connection sampler (live.go); set before mount.
 	needConns func() <-chan struct{}
 }
@@ -40,27 +41,27 @@ func (o *observability) onProbe(service string, ok bool, d time.Duration) {
 
 // mount builds the pages and the metrics and mounts them on h.
 func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Server) {
-	httpd.NewPages(httpd.PagesOptions{
+	pages.New(pages.Options{
 		Store:           h.Checker().Store(),
 		HeartbeatAge:    w.HeartbeatAge,
 		HeartbeatMaxAge: heartbeatMaxAge,
 		Version:         o.version,
 		NeedConns:       o.needConns,
 	}).Mount(h)
-	var agentMetrics func() httpd.AgentMetrics
+	var agentMetrics func() pages.AgentMetrics
 	if ag != nil {
-		agentMetrics = func() httpd.AgentMetrics {
+		agentMetrics = func() pages.AgentMetrics {
 			s := ag.Stats()
-			return httpd.AgentMetrics{Conns: s.Conns, BadRequests: s.BadRequests, Replies: s.Replies, Open: s.Open, Overloaded: s.Overloaded}
+			return pages.AgentMetrics{Conns: s.Conns, BadRequests: s.BadRequests, Replies: s.Replies, Open: s.Open, Overloaded: s.Overloaded}
 		}
 	}
-	m := httpd.NewMetrics(httpd.MetricsOptions{
+	m := pages.NewMetrics(pages.MetricsOptions{
 		Handler:      h,
 		Agent:        agentMetrics,
 		HeartbeatAge: w.HeartbeatAge,
-		Watcher: func() httpd.WatcherStats {
+		Watcher: func() pages.WatcherStats {
 			s := w.Stats()
-			return httpd.WatcherStats{
+			return pages.WatcherStats{
 				Events: s.Events, AddrUpdates: s.AddrUpdates, Rescans: s.Rescans,
 				Overflows: s.Overflows, Resubscribes: s.Resubscribes, Publishes: s.Publishes,
 				Transitions: s.Transitions, LastRescan: time.Duration(s.LastRescanNanos),

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/internal/pages"
 )
 
 // LoadGen polls a URL from several goroutines until stopped, counting
@@ -104,7 +104,7 @@ func (l *LoadGen) Finish(t *testing.T) {
 }
 
 // StatusJSON fetches and decodes /status.json.
-func StatusJSON(t *testing.T, base string) httpd.StatusJSON {
+func StatusJSON(t *testing.T, base string) pages.StatusJSON {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	res, err := c.Get(base + "/status.json")
@@ -112,7 +112,7 @@ func StatusJSON(t *testing.T, base string) httpd.StatusJSON {
 		t.Fatalf("GET /status.json: %v", err)
 	}
 	defer res.Body.Close()
-	var v httpd.StatusJSON
+	var v pages.StatusJSON
 	if err := json.NewDecoder(res.Body).Decode(&v); err != nil || res.StatusCode != 200 {
 		t.Fatalf("GET /status.json: %d %v", res.StatusCode, err)
 	}
@@ -120,7 +120,7 @@ func StatusJSON(t *testing.T, base string) httpd.StatusJSON {
 }
 
 // StateOf is name -> effective state.
-func StateOf(v httpd.StatusJSON) map[string]string {
+func StateOf(v pages.StatusJSON) map[string]string {
 	m := map[string]string{}
 	for _, s := range v.Services {
 		m[s.Name] = s.Effective

@@ -1,4 +1,4 @@
-package httpd
+package pages
 
 import (
 	"context"
@@ -11,10 +11,8 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/httpd"
 )
-
-// PathEvents streams state changes as Server-Sent Events.
-const PathEvents = "/events"
 
 // Limits of the /events stream.
 const (
@@ -201,7 +199,7 @@ func (e *Events) unsubscribe(s *subscriber) {
 }
 
 // Mount mounts /events on h.
-func (e *Events) Mount(h *Handler) { h.Handle(PathEvents, e) }
+func (e *Events) Mount(h *httpd.Handler) { h.Handle(httpd.PathEvents, e) }
 
 // ServeHTTP streams events. The stream starts with a "sync" event naming
 // the current generation (a client whose view is older fetches
@@ -234,10 +232,10 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The request is read: the server's read deadline would otherwise end
 	// a stream that lasts longer than ReadTimeout. Each write gets its own
 	// deadline, so a client that stops reading is dropped after
-	// WriteTimeout.
+	// httpd.WriteTimeout.
 	_ = rc.SetReadDeadline(time.Time{})
 	write := func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(httpd.WriteTimeout))
 		if _, err := w.Write(b); err != nil {
 			return false
 		}

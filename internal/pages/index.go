@@ -1,18 +1,9 @@
-package httpd
+package pages
 
 import (
 	"html/template"
-	"mime"
 	"net/http"
-	"strconv"
-	"strings"
 )
-
-// PathIndex is served to browsers only: GET / with Accept: text/html gets
-// a small page saying what this port is, with links to the pages. Any other
-// request for / keeps the plain-text 404 (and OPTIONS / its health-check
-// answer), so a check pointed at / by mistake still fails.
-const PathIndex = "/"
 
 var indexTmpl = template.Must(template.New("index").Parse(`<!DOCTYPE html>
 <html lang="en">
@@ -47,25 +38,4 @@ Health checks ask <code>GET /status?SERVICE=name&amp;PORT=port&amp;VIP=addr</cod
 // serveIndex renders the index for a browser.
 func (p *Pages) serveIndex(w http.ResponseWriter, r *http.Request) {
 	writeHTML(w, r, indexTmpl, struct{ Host, Version string }{p.host, p.opts.Version})
-}
-
-// acceptsHTML reports whether the request's Accept header asks for
-// text/html by name (browsers do; curl's */* and a load balancer's checks
-// do not), with a q-value above zero.
-func acceptsHTML(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept") {
-		for _, part := range strings.Split(v, ",") {
-			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-			if err != nil || mt != "text/html" {
-				continue
-			}
-			if q, ok := params["q"]; ok {
-				if f, err := strconv.ParseFloat(q, 64); err != nil || f <= 0 {
-					continue
-				}
-			}
-			return true
-		}
-	}
-	return false
 }

@@ -1,4 +1,4 @@
-package httpd
+package pages
 
 import (
 	"net/http"
@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/httpd"
 )
 
 // WatcherStats are the watcher's counters as the metrics see them. httpd
@@ -30,18 +31,11 @@ type AgentMetrics struct {
 	Overloaded  uint64            // closed at accept: over MaxConns or out of descriptors
 }
 
-// ConnStats are an event-loop engine's connection counters.
-type ConnStats struct {
-	Open       int64  // connections held now (handed-over ones included)
-	Accepted   uint64 // connections accepted
-	Overloaded uint64 // answered "too many connections" at accept
-}
-
 // MetricsOptions configure [Metrics].
 type MetricsOptions struct {
 	// Handler supplies the HTTP answers-by-code counters, the fast
 	// engine's connection counters and the store.
-	Handler *Handler
+	Handler *httpd.Handler
 	// Agent returns the agent responder's counters; nil: no agent.
 	Agent func() AgentMetrics
 	// Watcher returns the watcher's counters; nil leaves them out.
@@ -52,7 +46,7 @@ type MetricsOptions struct {
 	// Now is the clock used for expiries; time.Now when nil.
 	Now func() time.Time
 	// NeedConns tells the connection sampler that a scrape needs counts
-	// (see [PagesOptions.NeedConns]); nil: no connection gauges.
+	// (see [Options.NeedConns]); nil: no connection gauges.
 	NeedConns func() <-chan struct{}
 }
 
@@ -61,7 +55,7 @@ type MetricsOptions struct {
 //
 // # Cost
 //
-// Request counting costs the /status path one atomic add ([CodeCounts]);
+// Request counting costs the /status path one atomic add ([httpd.CodeCounts]);
 // everything else is read from the snapshot and the watcher when scraped.
 // The per-service family http_status_service_state has one series per flag
 // file, labelled with the current state only, so a state change replaces a
@@ -122,13 +116,13 @@ func (m *Metrics) ObserveProbe(service, result string, d time.Duration) {
 }
 
 // Mount mounts /metrics on h.
-func (m *Metrics) Mount(h *Handler) { h.Handle(PathMetrics, m) }
+func (m *Metrics) Mount(h *httpd.Handler) { h.Handle(httpd.PathMetrics, m) }
 
 func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !readOnlyMethod(w, r) {
 		return
 	}
-	waitConns(m.opts.Handler.c.Store(), m.opts.NeedConns)
+	waitConns(m.opts.Handler.Checker().Store(), m.opts.NeedConns)
 	m.handler.ServeHTTP(w, r)
 }
 
@@ -199,7 +193,7 @@ var codeLabels = func() []string {
 
 func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	h := c.opts.Handler
-	h.codes.Each(func(code int, n uint64) {
+	h.Codes().Each(func(code int, n uint64) {
 		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), codeLabels[code])
 	})
 	es := h.EngineStats()
@@ -215,7 +209,7 @@ func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAgentConns, prometheus.GaugeValue, float64(as.Open))
 		ch <- prometheus.MustNewConstMetric(descAgentOver, prometheus.CounterValue, float64(as.Overloaded))
 	}
-	s := h.c.Store().Load()
+	s := h.Checker().Store().Load()
 	now := c.opts.Now()
 	byState := map[cache.State]int{cache.Up: 0, cache.Drain: 0, cache.Maint: 0, cache.Down: 0}
 	for name := range s.Services() {

@@ -1,4 +1,4 @@
-package httpd
+package pages
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package httpd
+package pages
 
 import (
 	"encoding/json"
@@ -11,18 +11,20 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/httpd"
 
 	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/testserve"
 	"github.com/http-status/http_status/internal/testsnap"
 )
 
 // pagesHandler is a Handler with every page and /metrics mounted over a
 // hand-built snapshot.
-func pagesHandler(t *testing.T, st *cache.Store, hb func() time.Duration) (*Handler, *Metrics) {
+func pagesHandler(t *testing.T, st *cache.Store, hb func() time.Duration) (*httpd.Handler, *Metrics) {
 	t.Helper()
 	c := check.New(check.Options{Store: st})
-	h := NewHandler(c)
-	NewPages(PagesOptions{Store: st, HeartbeatAge: hb, HeartbeatMaxAge: 3 * time.Second}).Mount(h)
+	h := httpd.NewHandler(c)
+	New(Options{Store: st, HeartbeatAge: hb, HeartbeatMaxAge: 3 * time.Second}).Mount(h)
 	m := NewMetrics(MetricsOptions{Handler: h, HeartbeatAge: hb, Watcher: func() WatcherStats {
 		return WatcherStats{Events: 7, Rescans: 2, Overflows: 1, Resubscribes: 3, Publishes: 5, Transitions: 4, LastRescan: time.Millisecond}
 	}})
@@ -183,7 +185,7 @@ func TestPagesReadOnly(t *testing.T) {
 	st := pagesStore(t)
 	h, m := pagesHandler(t, st, nil)
 	before := st.Load()
-	for _, p := range []string{PathStatusJSON, PathStatusText, PathBoard, PathHealthz, PathMetrics, "/status"} {
+	for _, p := range []string{httpd.PathStatusJSON, httpd.PathStatusText, httpd.PathBoard, httpd.PathHealthz, httpd.PathMetrics, "/status"} {
 		for _, method := range []string{"POST", "PUT", "DELETE", "PATCH"} {
 			if code, _, _ := get(t, h, method, p+"?SERVICE=web&PORT=443&state=up"); code != 405 {
 				t.Errorf("%s %s = %d, want 405", method, p, code)
@@ -192,7 +194,7 @@ func TestPagesReadOnly(t *testing.T) {
 	}
 	// The page handlers refuse writes on their own too (the fast engine
 	// may hand them requests directly).
-	pg := NewPages(PagesOptions{Store: st})
+	pg := New(Options{Store: st})
 	for _, hh := range []http.Handler{pg.page(pg.serveJSON), http.HandlerFunc(pg.serveHealthz), m} {
 		if code, hdr, _ := get(t, hh, "POST", "/x"); code != 405 || hdr.Get("Allow") != "GET, HEAD" {
 			t.Errorf("direct POST: %d %v", code, hdr)
@@ -205,7 +207,7 @@ func TestPagesReadOnly(t *testing.T) {
 
 func TestPageRenderLimit(t *testing.T) {
 	st := pagesStore(t)
-	p := NewPages(PagesOptions{Store: st})
+	p := New(Options{Store: st})
 	for i := 0; i < MaxPageRenders; i++ {
 		p.sem <- struct{}{}
 	}
@@ -222,7 +224,7 @@ func TestHealthz(t *testing.T) {
 	now := time.Now()
 	var age time.Duration
 	clock := func() time.Duration { return age }
-	p := NewPages(PagesOptions{Store: pagesStore(t), HeartbeatAge: clock, HeartbeatMaxAge: 3 * time.Second, Now: func() time.Time { return now }})
+	p := New(Options{Store: pagesStore(t), HeartbeatAge: clock, HeartbeatMaxAge: 3 * time.Second, Now: func() time.Time { return now }})
 	h := http.HandlerFunc(p.serveHealthz)
 	if code, _, body := get(t, h, "GET", "/healthz"); code != 200 || !strings.HasPrefix(body, "ok\n") || strings.Contains(body, "degraded") {
 		t.Fatalf("fresh: %d %q", code, body)
@@ -238,7 +240,7 @@ func TestHealthz(t *testing.T) {
 	st := cache.NewStore()
 	st.Publish(b.Snapshot(now))
 	age = 0
-	p = NewPages(PagesOptions{Store: st, HeartbeatAge: clock, Now: func() time.Time { return now }})
+	p = New(Options{Store: st, HeartbeatAge: clock, Now: func() time.Time { return now }})
 	code, _, body := get(t, http.HandlerFunc(p.serveHealthz), "GET", "/healthz")
 	if code != 200 || !strings.Contains(body, "degraded: status directory missing") || !strings.Contains(body, "degraded: VIP list not current") {
 		t.Fatalf("degraded: %d %q", code, body)
@@ -302,7 +304,7 @@ func TestMetrics(t *testing.T) {
 // allocation-free, and each answer is counted once, by the transport.
 func TestStatusCountsNoAllocs(t *testing.T) {
 	st := pagesStore(t)
-	h := NewHandler(check.New(check.Options{Store: st}))
+	h := httpd.NewHandler(check.New(check.Options{Store: st}))
 	w := &discardWriter{hdr: http.Header{}}
 	r := httptest.NewRequest("GET", "/status?SERVICE=squid&PORT=80", nil)
 	n := testing.AllocsPerRun(1000, func() {
@@ -389,6 +391,33 @@ func TestPagesProbes(t *testing.T) {
 	for _, want := range []string{`http_status_service_state{service="php.9000",state="down"} 1`, `http_status_service_probe_ok{service="php.9000"} 0`, `http_status_service_probe_ok{service="api.80"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// TestHealthAlias: /health answers like /healthz (the name FastCGI health
+// bridges served), on every engine, with and without a Host header.
+func TestHealthAlias(t *testing.T) {
+	st := pagesStore(t)
+	h := httpd.NewHandler(check.New(check.Options{Store: st}))
+	New(Options{Store: st}).Mount(h)
+	for _, e := range testserve.Engines {
+		addr := testserve.ServeEngine(t, e, h)
+		var answers []string
+		for _, p := range []string{httpd.PathHealthz, httpd.PathHealth} {
+			for _, host := range []string{"Host: x\r\n", ""} {
+				raw := testserve.RawRequest(t, addr, "GET "+p+" HTTP/1.1\r\n"+host+"Connection: close\r\n\r\n")
+				i := strings.Index(raw, "\r\n\r\n")
+				if !strings.HasPrefix(raw, "HTTP/1.1 200 OK\r\n") || i < 0 {
+					t.Fatalf("%s: GET %s (%q): %q", e.Name, p, host, raw)
+				}
+				answers = append(answers, raw[i:])
+			}
+		}
+		for _, a := range answers[1:] {
+			if a != answers[0] {
+				t.Errorf("%s: /health and /healthz differ: %q vs %q", e.Name, a, answers[0])
+			}
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package httpd
+package pages
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/httpd"
 
 	"github.com/http-status/http_status/internal/check"
 )
@@ -40,8 +41,8 @@ func FuzzHandlerRequest(f *testing.F) {
 	}
 	st := pagesStore(f)
 	c := check.New(check.Options{Store: st})
-	h := NewHandler(c)
-	NewPages(PagesOptions{Store: st, HeartbeatAge: func() time.Duration { return 0 }}).Mount(h)
+	h := httpd.NewHandler(c)
+	New(Options{Store: st, HeartbeatAge: func() time.Duration { return 0 }}).Mount(h)
 	NewMetrics(MetricsOptions{Handler: h}).Mount(h)
 	before := st.Load()
 	allowed := map[int]bool{200: true, 400: true, 404: true, 405: true, 503: true}
@@ -61,7 +62,7 @@ func FuzzHandlerRequest(f *testing.F) {
 				t.Fatalf("/status?%q: handler %d, Check %d", rawQuery, rec.Code, want)
 			}
 		}
-		if path == PathStatusJSON && method == "GET" && rec.Code == 200 && !json.Valid(rec.Body.Bytes()) {
+		if path == httpd.PathStatusJSON && method == "GET" && rec.Code == 200 && !json.Valid(rec.Body.Bytes()) {
 			t.Fatalf("invalid JSON for ?%q", rawQuery)
 		}
 		if st.Load() != before {
@@ -100,8 +101,8 @@ func FuzzFlagContentPages(f *testing.F) {
 			t.Fatalf("Len %d for name %q", got, name)
 		}
 		c := check.New(check.Options{Store: st, Now: func() time.Time { return now }})
-		h := NewHandler(c)
-		NewPages(PagesOptions{Store: st, Now: func() time.Time { return now }}).Mount(h)
+		h := httpd.NewHandler(c)
+		New(Options{Store: st, Now: func() time.Time { return now }}).Mount(h)
 		eff := e.Effective(now)
 		if valid {
 			if res := c.CheckName(name, nil); res.Code != eff.State.HTTPCode() {

@@ -1,4 +1,4 @@
-package httpd
+package pages
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/httpd"
 
 	"github.com/http-status/http_status/internal/check"
 	"github.com/http-status/http_status/internal/testsnap"
@@ -25,12 +26,12 @@ import (
 // listener, with Events.Run going; it returns the server and the Events.
 func eventsServer(t *testing.T, st *cache.Store, hold func() func()) (*httptest.Server, *Events) {
 	t.Helper()
-	h := NewHandler(check.New(check.Options{Store: st}))
-	NewPages(PagesOptions{Store: st}).Mount(h)
+	h := httpd.NewHandler(check.New(check.Options{Store: st}))
+	New(Options{Store: st}).Mount(h)
 	ev := NewEvents(EventsOptions{Store: st, Hold: hold})
 	ev.Mount(h)
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config = NewServer(h, zerolog.Nop()) // the daemon's timeouts
+	srv.Config = httpd.NewServer(h, zerolog.Nop()) // the daemon's timeouts
 	srv.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -344,11 +345,11 @@ func TestEventsLimits(t *testing.T) {
 // read and write timeouts (which bound ordinary requests).
 func TestEventsOutliveServerTimeouts(t *testing.T) {
 	st := testsnap.Store(t, map[string]string{"a.80": "up"}, nil)
-	h := NewHandler(check.New(check.Options{Store: st}))
+	h := httpd.NewHandler(check.New(check.Options{Store: st}))
 	ev := NewEvents(EventsOptions{Store: st})
 	ev.Mount(h)
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config = NewServer(h, zerolog.Nop())
+	srv.Config = httpd.NewServer(h, zerolog.Nop())
 	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 100*time.Millisecond, 100*time.Millisecond
 	srv.Start()
 	ctx, cancel := context.WithCancel(context.Background())

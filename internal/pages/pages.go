@@ -1,4 +1,4 @@
-package httpd
+package pages
 
 import (
 	"bytes"
@@ -11,21 +11,8 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/httpd"
 )
-
-// Paths of the read-only pages. /status stays the health-check endpoint;
-// these describe the whole host for people and tools.
-const (
-	PathStatusJSON = "/status.json"
-	PathStatusText = "/status.txt"
-	PathBoard      = "/board"
-	PathHealthz    = "/healthz"
-	PathMetrics    = "/metrics"
-)
-
-// PathHealth answers like [PathHealthz], under the name FastCGI health
-// bridges (fastcgi-healthcheck) served.
-const PathHealth = "/health"
 
 // MaxPageRenders bounds how many status pages (JSON, text, board) render at
 // once. A page walks every service (10,000 flags make a 1.2 MB JSON page); a
@@ -33,8 +20,8 @@ const PathHealth = "/health"
 // checks need.
 const MaxPageRenders = 4
 
-// PagesOptions configure [Pages].
-type PagesOptions struct {
+// Options configure [Pages].
+type Options struct {
 	Store *cache.Store
 	// Now is the clock used for expiries; time.Now when nil.
 	Now func() time.Time
@@ -60,14 +47,14 @@ type PagesOptions struct {
 // HTML /board, /healthz, and the index for browsers at /. They read the current snapshot only; nothing
 // here changes a state (states change only through the status directory).
 type Pages struct {
-	opts PagesOptions
+	opts Options
 	now  func() time.Time
 	sem  chan struct{}
 	host string
 }
 
 // NewPages returns the page handlers reading opts.Store.
-func NewPages(opts PagesOptions) *Pages {
+func New(opts Options) *Pages {
 	p := &Pages{opts: opts, now: opts.Now, sem: make(chan struct{}, MaxPageRenders)}
 	if p.now == nil {
 		p.now = time.Now
@@ -83,13 +70,13 @@ func NewPages(opts PagesOptions) *Pages {
 }
 
 // Mount mounts every page on h.
-func (p *Pages) Mount(h *Handler) {
-	h.Handle(PathStatusJSON, p.page(p.serveJSON))
-	h.Handle(PathStatusText, p.page(p.serveText))
-	h.Handle(PathBoard, p.page(p.serveBoard))
-	h.Handle(PathHealthz, http.HandlerFunc(p.serveHealthz))
+func (p *Pages) Mount(h *httpd.Handler) {
+	h.Handle(httpd.PathStatusJSON, p.page(p.serveJSON))
+	h.Handle(httpd.PathStatusText, p.page(p.serveText))
+	h.Handle(httpd.PathBoard, p.page(p.serveBoard))
+	h.Handle(httpd.PathHealthz, http.HandlerFunc(p.serveHealthz))
 	h.HandleIndex(http.HandlerFunc(p.serveIndex))
-	h.Handle(PathHealth, http.HandlerFunc(p.serveHealthz))
+	h.Handle(httpd.PathHealth, http.HandlerFunc(p.serveHealthz))
 }
 
 // page wraps a renderer: GET and HEAD only, bounded concurrency, no caching.

@@ -1,4 +1,4 @@
-package httpd
+package pages
 
 import (
 	"bufio"
@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/http-status/http_status/httpd"
 	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/testserve"
 )
 
 // TestIndex: GET / from a browser gets the index, on every engine (the
@@ -16,20 +18,20 @@ import (
 func TestIndex(t *testing.T) {
 	t.Parallel()
 	const browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
-	for _, e := range testEngines {
-		t.Run(e.name, func(t *testing.T) {
+	for _, e := range testserve.Engines {
+		t.Run(e.Name, func(t *testing.T) {
 			t.Parallel()
 			st := pagesStore(t)
-			h := NewHandler(check.New(check.Options{Store: st}))
-			NewPages(PagesOptions{Store: st, Version: "http_status 9.8.7 (commit abc)"}).Mount(h)
-			addr, _ := serveEngine(t, e, h, nil)
+			h := httpd.NewHandler(check.New(check.Options{Store: st}))
+			New(Options{Store: st, Version: "http_status 9.8.7 (commit abc)"}).Mount(h)
+			addr := testserve.ServeEngine(t, e, h)
 			ask := func(method, accept string) (*http.Response, string) {
 				t.Helper()
 				req := method + " / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
 				if accept != "" {
 					req += "Accept: " + accept + "\r\n"
 				}
-				raw := rawRequest(t, addr, req+"\r\n")
+				raw := testserve.RawRequest(t, addr, req+"\r\n")
 				res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), &http.Request{Method: method})
 				if err != nil {
 					t.Fatalf("%s / (Accept %q): %v in %q", method, accept, err, raw)
@@ -56,7 +58,7 @@ func TestIndex(t *testing.T) {
 			}
 			for _, accept := range []string{"", "*/*", "text/plain", "text/html;q=0", "application/json"} {
 				res, body := ask("GET", accept)
-				if res.StatusCode != 404 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") || body != BodyNotFound {
+				if res.StatusCode != 404 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") || body != httpd.BodyNotFound {
 					t.Errorf("GET / with Accept %q: %d %q %q, want the plain 404", accept, res.StatusCode, res.Header.Get("Content-Type"), body)
 				}
 			}
@@ -88,7 +90,7 @@ func TestAcceptsHTML(t *testing.T) {
 		if accept != "" {
 			r.Header.Set("Accept", accept)
 		}
-		if got := acceptsHTML(r); got != want {
+		if got := httpd.AcceptsHTML(r); got != want {
 			t.Errorf("Accept %q: %v, want %v", accept, got, want)
 		}
 	}

@@ -1,4 +1,4 @@
-package httpd
+package pages
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/httpd"
 
 	"github.com/http-status/http_status/internal/check"
 	"github.com/http-status/http_status/internal/testsnap"
@@ -25,7 +26,7 @@ func withConns(st *cache.Store, c cache.ConnCounts) {
 func TestPagesConnections(t *testing.T) {
 	st := testsnap.Store(t, map[string]string{"squid.80": "drain", "web.8080": "up conn=443", "status.html": ""}, nil)
 	c := check.New(check.Options{Store: st})
-	h := NewHandler(c)
+	h := httpd.NewHandler(c)
 	var touched atomic.Int32
 	// A stand-in for the sampler: the first request finds it idle; it
 	// publishes a sample and releases the request, as conns.Sampler does.
@@ -42,7 +43,7 @@ func TestPagesConnections(t *testing.T) {
 		}
 		return ch
 	}
-	NewPages(PagesOptions{Store: st, NeedConns: need}).Mount(h)
+	New(Options{Store: st, NeedConns: need}).Mount(h)
 	NewMetrics(MetricsOptions{Handler: h, NeedConns: need}).Mount(h)
 
 	_, _, body := get(t, h, "GET", "/status.json")
@@ -89,8 +90,8 @@ func TestPagesConnections(t *testing.T) {
 
 	// The sampler stopped: no counts anywhere, and no stale ones.
 	withConns(st, cache.ConnCounts{})
-	h2 := NewHandler(c)
-	NewPages(PagesOptions{Store: st}).Mount(h2)
+	h2 := httpd.NewHandler(c)
+	New(Options{Store: st}).Mount(h2)
 	NewMetrics(MetricsOptions{Handler: h2}).Mount(h2)
 	if _, _, body := get(t, h2, "GET", "/status.json"); strings.Contains(body, `"connections":`) || !strings.Contains(body, `"connections_live":false`) {
 		t.Errorf("stopped sampler: %s", body)
