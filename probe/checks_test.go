@@ -106,7 +106,7 @@ func TestHTTPProbe(t *testing.T) {
 		io.WriteString(w, "all is pong here")
 	})
 	mux.HandleFunc("/500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) })
-	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", 302) })
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) })
 	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
@@ -123,7 +123,7 @@ func TestHTTPProbe(t *testing.T) {
 	})
 	mux.HandleFunc("/head", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != "HEAD" {
-			http.Error(w, "want HEAD", 405)
+			http.Error(w, "want HEAD", http.StatusMethodNotAllowed)
 		}
 	})
 	addr := serveHTTP(t, mux)

@@ -119,7 +119,7 @@ func (f *flipServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.fails.Add(1)
-	http.Error(w, "sick", 503)
+	http.Error(w, "sick", http.StatusServiceUnavailable)
 }
 
 // TestRunnerRiseFall: rise and fall against a real HTTP server (the exact

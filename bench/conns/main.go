@@ -202,10 +202,13 @@ func listen() (net.Listener, error) {
 		return nil, err
 	}
 	go func() {
-		var held []net.Conn
+		var held []net.Conn // kept open: the connections are what is counted
 		for {
 			c, err := ln.Accept()
 			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
 				return
 			}
 			held = append(held, c)

@@ -84,9 +84,8 @@ func fail(err error) {
 func vipAddr(i int) net.IP { return net.IPv4(10, 77, byte(i/250), byte(i%250+1)) }
 
 type vipSet struct {
-	lo  netlink.Link
-	n   int
-	max int
+	lo netlink.Link
+	n  int
 }
 
 // set makes exactly n VIPs present on lo.

@@ -18,8 +18,6 @@ func statusJSON(t *testing.T, base string) pages.StatusJSON {
 	return faulttest.StatusJSON(t, base)
 }
 
-func stateOf(v pages.StatusJSON) map[string]string { return faulttest.StateOf(v) }
-
 func expectExact(t *testing.T, base string, want map[string]string) {
 	t.Helper()
 	faulttest.ExpectExact(t, base, want)

@@ -14,10 +14,6 @@ import (
 	"github.com/rs/zerolog/journald"
 )
 
-func testLogger(t *testing.T) zerolog.Logger {
-	return zerolog.New(zerolog.NewTestWriter(t))
-}
-
 // TestSystemdUnitsVerify runs systemd-analyze verify on systemd/*.service
 // and *.socket. verify wants ExecStart='s binary to exist, so the units are
 // copied into a temp dir with /usr/sbin/http_status rewritten to the
