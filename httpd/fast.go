@@ -18,9 +18,6 @@ import (
 	"github.com/http-status/http_status/internal/evloop"
 )
 
-// FastSupported reports whether [ServeFast] runs the epoll engine here.
-const FastSupported = true
-
 // ListenReusePort binds n SO_REUSEPORT sockets to addr, one per event loop
 // of [ServeFast] (see [evloop.ListenReusePort]).
 func ListenReusePort(addr string, n int) (net.Listener, error) {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package httpd
 
 import (
@@ -545,9 +547,6 @@ func TestFastManyConns(t *testing.T) {
 // TestFastMaxConns: connections over the bound are closed at once.
 func TestFastMaxConns(t *testing.T) {
 	t.Parallel()
-	if !FastSupported {
-		t.Skip("no fast engine on this OS")
-	}
 	ln, err := ListenReusePort("127.0.0.1:0", 1)
 	if err != nil {
 		t.Fatal(err)
@@ -837,9 +836,6 @@ func TestFastBackpressure(t *testing.T) {
 // is refused (a second daemon must not take half the checks), IPv6 works.
 func TestListenReusePort(t *testing.T) {
 	t.Parallel()
-	if !FastSupported {
-		t.Skip("no fast engine on this OS")
-	}
 	ln, err := ListenReusePort("127.0.0.1:0", 3)
 	if err != nil {
 		t.Fatal(err)

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package watcher mirrors the status directory and the host's addresses into
 // a [cache.Store].
 //

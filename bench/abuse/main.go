@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command abuse measures the real daemon under the two abuse cases of
 // issue 13, each on a fresh daemon on loopback:
 //

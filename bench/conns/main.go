@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command conns measures what counting connections costs: one sock_diag
 // count (conns.Counter) with many sockets open, and the daemon's CPU per
 // second while its sampler runs, against the same daemon idle.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command freshness measures how soon a change is visible on /status: for
 // each flip (touch, rm, rename into place; and, as root, a VIP added to or
 // removed from lo in a fresh network namespace) it takes the time from the

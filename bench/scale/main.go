@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command scale measures http_status with many flags and many VIPs against
 // the same daemon with one flag and one VIP, side by side in one run:
 // /status request rate (wrk, rounds interleaved, ratio to the baseline),

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command http_status tells load balancers whether the services on this host
 // should get traffic. It reads the command line, sets up the process
 // (--daemon, logging) and runs internal/daemon, which wires the watcher, the

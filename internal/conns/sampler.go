@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package conns counts the host's established TCP connections by local port
 // (through sock_diag, as ss does) and samples them for the daemon, once a
 // second, only while something needs them.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package daemon is http_status's lifecycle: it wires the watcher, the
 // probes, the HTTP responder (both engines), the agent responder, the
 // connection sampler and systemd, runs them until stopped, and stops them in

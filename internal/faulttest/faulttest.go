@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package faulttest has the helpers of the fault and abuse tests, shared
 // by the in-process tests of internal/daemon and the process tests of
 // cmd/http_status: load generators, /status.json and /metrics readers,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package testenv holds settings shared by the test binaries. Only tests
 // import it.
 package testenv

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package testserve serves an [httpd.Handler] on a loopback port with each
 // of the daemon's engines, for tests of what sits on top of the handler.
 package testserve
