@@ -85,7 +85,7 @@ func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "auto", "log `format`: auto (journal when stderr is the systemd journal, console on a terminal, JSON otherwise), console, json, journal")
 	fs.StringVar(&c.LogFile, "log-file", "", "append logs to `file` instead of stderr (with --daemon, the default is to discard them)")
-	fs.DurationVar(&c.Lameduck, "lameduck", 0, "on SIGTERM, keep serving unchanged for this `long` before closing the listeners (the agent port answers drain meanwhile)")
+	fs.DurationVar(&c.Lameduck, "lameduck", 0, "on SIGTERM, keep serving unchanged for this `duration` before closing the listeners (the agent port answers drain meanwhile)")
 	fs.BoolVar(&c.CreateDir, "create-dir", true, "create the status directory at start if it does not exist")
 	fs.StringVar(&c.ConfigFile, "config", "", "probe configuration `file` (TOML; see README \"Probes\"); reloaded on SIGHUP. None: no probes")
 	fs.IntVar(&c.ProbeConcurrency, "probe-concurrency", 32, "at most `n` probe attempts run at once")

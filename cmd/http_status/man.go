@@ -36,6 +36,7 @@ func manPage() []byte {
 	var b bytes.Buffer
 	b.WriteString(manHead)
 	b.WriteString(manOptions(fs))
+	b.WriteString(manCommands())
 	b.WriteString(manTail)
 	return b.Bytes()
 }
@@ -100,6 +101,23 @@ func nonZeroDefault(f *flag.Flag) (string, bool) {
 	return f.DefValue, true
 }
 
+// manCommands is the COMMANDS section: the control command's usage, the
+// same text "http_status help" prints (ctlUsage).
+func manCommands() string {
+	var b strings.Builder
+	b.WriteString(".SH COMMANDS\n.nf\n")
+	for _, l := range strings.Split(strings.TrimRight(ctlUsage, "\n"), "\n") {
+		// No-fill: the lines keep their indentation.
+		l = roffEscape(l)
+		if strings.HasPrefix(l, ".") || strings.HasPrefix(l, "'") {
+			l = `\&` + l
+		}
+		b.WriteString(l + "\n")
+	}
+	b.WriteString(".fi\n")
+	return b.String()
+}
+
 // roffEscape makes s safe inside a roff line: backslashes and hyphens (so
 // that flags stay copy-pasteable ASCII hyphens, not typographic ones).
 func roffEscape(s string) string {
@@ -135,6 +153,11 @@ http_status \- tell load balancers whether this host's services should get traff
 .B http_status \-\-version
 .br
 .B http_status \-\-help
+.br
+.B http_status
+.I COMMAND
+.RI [ flags ]
+.I NAME...
 .SH DESCRIPTION
 .B http_status
 answers load balancers' health checks.
@@ -237,8 +260,11 @@ The pidfile written with \fB\-\-pidfile\fR by the init script.
 .SH SIGNALS
 .TP
 .B SIGHUP
-Rescan the status directory and the host's addresses; log each difference.
-Options are not re\-read.
+Reload: re\-read the \fB\-\-config\fR probe file (an invalid file is
+logged and the running one kept), rescan the status directory (and what
+\fB\-\-dir\fR leads to now) and relist the host's addresses and interfaces
+from netlink; log each difference. Under systemd, RELOADING=1 before and
+READY=1 once done. Options are not re\-read.
 .TP
 .BR SIGTERM ", " SIGINT
 Stop: wait \fB\-\-lameduck\fR, stop accepting, let in\-flight requests

@@ -9,8 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var updateMan = flag.Bool("update-man", false, "rewrite contrib/http_status.8 from the flag definitions")
@@ -121,4 +124,91 @@ func stripOverstrike(s string) string {
 		b.WriteRune(r[i])
 	}
 	return b.String()
+}
+
+// TestReadmeFlagsMatchHelp: README's flag table lists exactly the flags
+// --help lists, with the same one-letter aliases and the same defaults.
+func TestReadmeFlagsMatchHelp(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := string(b)
+	i := strings.Index(sec, "\n## Flags\n")
+	if i < 0 {
+		t.Fatal(`README has no "## Flags" section`)
+	}
+	sec = sec[i+1:]
+	if j := strings.Index(sec[3:], "\n## "); j >= 0 {
+		sec = sec[:j+3]
+	}
+	type row struct{ names, def string }
+	readme := map[string]row{} // long name -> its row
+	flagName := regexp.MustCompile("`(-{1,2}[a-z0-9-]+)`")
+	firstCode := regexp.MustCompile("`([^`]*)`")
+	for _, line := range strings.Split(sec, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`-") {
+			continue
+		}
+		var long string
+		var names []string
+		for _, m := range flagName.FindAllStringSubmatch(cells[1], -1) {
+			names = append(names, strings.TrimLeft(m[1], "-"))
+			if strings.HasPrefix(m[1], "--") {
+				long = strings.TrimLeft(m[1], "-")
+			}
+		}
+		def := ""
+		if m := firstCode.FindStringSubmatch(cells[2]); m != nil && !strings.HasPrefix(m[1], "-") {
+			def = m[1]
+		}
+		slices.Sort(names)
+		readme[long] = row{strings.Join(names, ","), def}
+	}
+	var c Config
+	fs := newFlagSet(&c, io.Discard)
+	help := map[string]row{}
+	aliases := map[string][]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if m := shortFor.FindStringSubmatch(f.Usage); m != nil {
+			aliases[m[1]] = append(aliases[m[1]], f.Name)
+		}
+	})
+	fs.VisitAll(func(f *flag.Flag) {
+		if shortFor.MatchString(f.Usage) {
+			return
+		}
+		names := append([]string{f.Name}, aliases[f.Name]...)
+		slices.Sort(names)
+		help[f.Name] = row{strings.Join(names, ","), f.DefValue}
+	})
+	for name, h := range help {
+		r, ok := readme[name]
+		switch {
+		case !ok:
+			t.Errorf("--%s is in --help but not in README's flag table", name)
+		case r.names != h.names:
+			t.Errorf("--%s: README names %s, --help %s", name, r.names, h.names)
+		case !sameDefault(r.def, h.def):
+			t.Errorf("--%s: README's default %q, --help's %q", name, r.def, h.def)
+		}
+	}
+	for name := range readme {
+		if _, ok := help[name]; !ok {
+			t.Errorf("README's flag table has --%s, which --help does not know", name)
+		}
+	}
+}
+
+// sameDefault compares a default as README writes it with --help's: none
+// (empty) stands for an empty or false default, and durations compare as
+// durations (5m is 5m0s).
+func sameDefault(readme, help string) bool {
+	if readme == help || readme == "" && (help == "" || help == "false") {
+		return true
+	}
+	a, err1 := time.ParseDuration(readme)
+	b, err2 := time.ParseDuration(help)
+	return err1 == nil && err2 == nil && a == b
 }
