@@ -241,7 +241,7 @@ func ServeFast(ctx context.Context, hh *Handler, srv *http.Server, ln net.Listen
 		WriteTimeout: opts.WriteTimeout,
 		Grace:        grace,
 		Balance:      true,
-		Yield:        opts.Yield,
+		NoYield:      opts.NoYield,
 		Overload:     func(fd int) { evloop.Write(fd, []byte(respOverloaded)) },
 		// Once no loop polls the listening socket, close it: new
 		// connections are refused, or, on a socket systemd holds, wait

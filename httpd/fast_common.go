@@ -96,9 +96,9 @@ type FastOptions struct {
 	// OutCap is the unsent output above which a connection is not read
 	// until its client has read its answers (evloop.DefaultOutCap).
 	OutCap int
-	// Yield makes each loop call sched_yield after a batch of events
-	// (off: see BENCHMARKS.md for what it does to throughput and tail).
-	Yield bool
+	// NoYield turns off the loops' yield after serving kept-alive
+	// connections (for benchmarks; see internal/evloop).
+	NoYield bool
 }
 
 func (o FastOptions) withDefaults(srv *http.Server) FastOptions {

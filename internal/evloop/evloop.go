@@ -93,8 +93,9 @@ type Options struct {
 	// Balance moves a connection kept open after its first answer to the
 	// loop with the fewest connections (see [Conn.SetIdle]).
 	Balance bool
-	// Yield makes a loop call sched_yield after each batch of events.
-	Yield bool
+	// NoYield turns off the yield after a batch of events that served
+	// connections already open (see [loop.run]).
+	NoYield bool
 	// Overload, when set, is given a connection the server cannot serve
 	// (MaxConns reached, or out of file descriptors) before it is closed:
 	// it may write a short answer (non-blocking; the fd is closed
