@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/dockerapi"
 )
 
 // checker runs one attempt. It returns a short message on success and an
@@ -218,18 +218,11 @@ func (t *tcpCheck) check(ctx context.Context) (string, error) {
 
 // --- container ---
 
-// EngineAPIVersion is the Docker Engine API version every request names
-// in its path: an engine that speaks a newer one still answers in this
-// version's shape. 1.40 is Docker 19.03; newer engines (and Podman's
-// compatible service) accept it.
-const EngineAPIVersion = "v1.40"
-
 // maxContainers bounds how many containers one attempt inspects.
 const maxContainers = 64
 
 type containerCheck struct {
-	client *http.Client
-	base   string // http://docker/v1.40 (the transport always dials the socket)
+	api    *dockerapi.Client
 	name   string // exact name or ID, or
 	label  string // key or key=value, or
 	prefix string // name prefix
@@ -237,43 +230,13 @@ type containerCheck struct {
 }
 
 func newContainerCheck(k *ContainerKeys) *containerCheck {
-	socket := k.Socket
-	tr := &http.Transport{
-		Proxy:             nil,
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-	}
 	return &containerCheck{
-		client: &http.Client{Transport: tr},
-		base:   "http://docker/" + EngineAPIVersion,
+		api:    dockerapi.New(k.Socket),
 		name:   k.Container,
 		label:  k.Label,
 		prefix: k.NamePrefix,
 		any:    k.Match == MatchAny,
 	}
-}
-
-// containerInspect is the part of the Engine API's ContainerInspect answer
-// we read.
-type containerInspect struct {
-	ID    string `json:"Id"`
-	Name  string `json:"Name"`
-	State struct {
-		Status  string `json:"Status"`
-		Running bool   `json:"Running"`
-		Health  *struct {
-			Status string `json:"Status"`
-		} `json:"Health"`
-	} `json:"State"`
-}
-
-// containerSummary is the part of a ContainerList entry we read.
-type containerSummary struct {
-	ID    string   `json:"Id"`
-	Names []string `json:"Names"`
 }
 
 func (c *containerCheck) check(ctx context.Context) (string, error) {
@@ -380,9 +343,8 @@ func (c *containerCheck) list(ctx context.Context) ([]string, error) {
 		// prefix is checked below.
 		filters["name"] = []string{c.prefix}
 	}
-	f, _ := json.Marshal(filters)
-	var list []containerSummary
-	if err := c.get(ctx, "/containers/json?all=1&filters="+url.QueryEscape(string(f)), &list); err != nil {
+	list, err := c.api.List(ctx, filters)
+	if err != nil {
 		return nil, err
 	}
 	var ids []string
@@ -405,9 +367,9 @@ func (c *containerCheck) list(ctx context.Context) ([]string, error) {
 
 // inspect reads one container's state.
 func (c *containerCheck) inspect(ctx context.Context, nameOrID string) (cache.Container, error) {
-	var st containerInspect
-	if err := c.get(ctx, "/containers/"+url.PathEscape(nameOrID)+"/json", &st); err != nil {
-		if errors.Is(err, errNotFound) {
+	st, err := c.api.Inspect(ctx, nameOrID)
+	if err != nil {
+		if errors.Is(err, dockerapi.ErrNotFound) {
 			return cache.Container{}, fmt.Errorf("no such container %q", nameOrID)
 		}
 		return cache.Container{}, err
@@ -418,42 +380,6 @@ func (c *containerCheck) inspect(ctx context.Context, nameOrID string) (cache.Co
 	}
 	ct.OK = ct.State == "running" && (ct.Health == "" || ct.Health == "healthy")
 	return ct, nil
-}
-
-var errNotFound = errors.New("not found")
-
-// get asks the engine for path and decodes the JSON answer into v.
-func (c *containerCheck) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return errNotFound
-	case resp.StatusCode != http.StatusOK:
-		var m struct {
-			Message string `json:"message"`
-		}
-		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&m)
-		if m.Message != "" {
-			return fmt.Errorf("engine API answered HTTP %d: %s", resp.StatusCode, m.Message)
-		}
-		return fmt.Errorf("engine API answered HTTP %d", resp.StatusCode)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(v); err != nil {
-		return fmt.Errorf("decode engine answer: %w", err)
-	}
-	return nil
 }
 
 func shortID(id string) string {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/dockerapi"
 )
 
 // runCheck builds a checker from a validated one-probe config and runs one
@@ -303,7 +305,7 @@ func engineStandIn(t *testing.T) string {
 		"exited":    map[string]any{"Status": "exited", "Running": false, "ExitCode": 137},
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /"+EngineAPIVersion+"/containers/{name}/json", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /"+dockerapi.APIVersion+"/containers/{name}/json", func(w http.ResponseWriter, r *http.Request) {
 		st, ok := states[r.PathValue("name")]
 		w.Header().Set("Content-Type", "application/json")
 		if !ok {
