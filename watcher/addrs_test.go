@@ -63,6 +63,7 @@ func mustAddr(t *testing.T, s string) *netlink.Addr {
 // on a bridge link (the kernel here has no dummy module) in a namespace of
 // its own, and checks the snapshot follows, including the loopback flag.
 func TestNetlinkRealNamespace(t *testing.T) {
+	t.Parallel()
 	ns := newNetns(t)
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
@@ -212,6 +213,7 @@ func upd(a string, lo, add bool) AddrUpdate {
 }
 
 func TestAddrSubscriptionDropped(t *testing.T) {
+	t.Parallel()
 	src := &fakeSource{
 		lists: [][]AddrUpdate{
 			{upd("10.0.0.1", false, true)},
@@ -258,6 +260,7 @@ func TestAddrSubscriptionDropped(t *testing.T) {
 // by (address, interface): a replace with another prefix length leaves the one
 // address (the kernel keeps its prefix), and deleting it leaves nothing.
 func TestNetlinkSameAddressTwoPrefixes(t *testing.T) {
+	t.Parallel()
 	ns := newNetns(t)
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
@@ -312,6 +315,7 @@ func TestNetlinkSameAddressTwoPrefixes(t *testing.T) {
 // down does not count (the host does not take traffic for it); it counts
 // again when the interface comes up. A veth pair stands in for a NIC.
 func TestNetlinkLinkDown(t *testing.T) {
+	t.Parallel()
 	ns := newNetns(t)
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
@@ -355,6 +359,7 @@ func TestNetlinkLinkDown(t *testing.T) {
 // TestNetlinkRelistOnRescan: a rescan (SIGHUP) and the periodic resync read
 // the address table afresh from the kernel, whatever the subscription said.
 func TestNetlinkRelistOnRescan(t *testing.T) {
+	t.Parallel()
 	ns := newNetns(t)
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {

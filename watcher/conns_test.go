@@ -19,6 +19,7 @@ import (
 // and the caller learns when; equal counts publish nothing but still
 // release the caller; the counts follow a flag's conn= port.
 func TestSetConnCounts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "web.8080"), []byte("drain conn=443\n"), 0o644); err != nil {
 		t.Fatal(err)

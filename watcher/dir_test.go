@@ -65,6 +65,7 @@ func swapSymlink(t *testing.T, target, link string) {
 // answers follow the new target at once, and later changes in the new
 // target are seen (the watch moved), changes in the old one are not.
 func TestDirSymlinkSwap(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	a, b := mkdir(t, filepath.Join(root, "A")), mkdir(t, filepath.Join(root, "B"))
 	write(t, filepath.Join(a, "web.80"), "")
@@ -116,6 +117,7 @@ func TestDirSymlinkSwap(t *testing.T) {
 // TestDirExchanged: two real directories swapped with one
 // renameat2(RENAME_EXCHANGE), the atomic way to replace a directory.
 func TestDirExchanged(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	st, next := mkdir(t, filepath.Join(root, "st")), mkdir(t, filepath.Join(root, "st.next"))
 	write(t, filepath.Join(st, "db.5432"), "")
@@ -133,6 +135,7 @@ func TestDirExchanged(t *testing.T) {
 // TestDirParentRepointed: a symlink higher up the path is swapped. No event
 // reaches the watches on the directory or its parent; the tick notices.
 func TestDirParentRepointed(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	x, y := mkdir(t, filepath.Join(root, "X", "st")), mkdir(t, filepath.Join(root, "Y", "st"))
 	write(t, filepath.Join(x, "app"), "")
@@ -153,6 +156,7 @@ func TestDirParentRepointed(t *testing.T) {
 // flag stays readable; the unprivileged case runs the real daemon under
 // setpriv in cmd/http_status), and a mode change of the directory rescans.
 func TestDirChmodIsAnEvent(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	w, store := startWatcher(t, Options{Dir: dir, Resync: time.Hour})
 	p := filepath.Join(dir, "svc")
@@ -210,6 +214,7 @@ func isChild(t *testing.T, test string) {
 // table is untouched). Mounts make no inotify event; the answer must still
 // follow within a second.
 func TestDirBindMount(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a private mount namespace (CI runs as root)")
 	}
@@ -258,6 +263,7 @@ func TestDirBindMountChild(t *testing.T) {
 // trying until a watch can be added. The limit is lowered in a user
 // namespace of the test's own: the host's limit is untouched.
 func TestDirOutOfWatches(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare (util-linux) not installed")
 	}

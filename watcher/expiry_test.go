@@ -66,6 +66,7 @@ func startExpiryWatcher(t *testing.T, dir string, logs *expiryLog) *cache.Store 
 // checks that, with no file event, the service is up from then on, the change
 // is logged, and a new snapshot was published.
 func TestExpiryReturnsUp(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	logs := &expiryLog{}
 	store := startExpiryWatcher(t, dir, logs)
@@ -124,6 +125,7 @@ func TestExpiryReturnsUp(t *testing.T) {
 // TestExpiredAtStart: an override that expired while the daemon was down is
 // plain up as soon as the daemon starts (the expiry is in the file).
 func TestExpiredAtStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 	if err := os.WriteFile(filepath.Join(dir, "squid.80"), []byte("maint until="+past+"\n"), 0o644); err != nil {

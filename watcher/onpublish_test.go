@@ -15,6 +15,7 @@ import (
 // TestOnPublishAndTransitions: every publish in answer to an event is timed
 // through OnPublish, and each flag change counts as one transition.
 func TestOnPublishAndTransitions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "a.80"), "")
 	var mu sync.Mutex

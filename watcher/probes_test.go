@@ -27,6 +27,7 @@ func waitSnap(t *testing.T, st *cache.Store, what string, cond func(*cache.Snaps
 // TestSetProbeResults: results handed over before Run are in the first
 // snapshot; later ones are published by the loop; Clear removes them.
 func TestSetProbeResults(t *testing.T) {
+	t.Parallel()
 	store := cache.NewStore()
 	w, err := New(Options{Dir: t.TempDir(), Store: store, Logger: zerolog.Nop()})
 	if err != nil {

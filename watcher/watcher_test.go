@@ -78,6 +78,7 @@ func write(t *testing.T, path, content string) {
 }
 
 func TestInitialScan(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "squid.80"), "")
 	write(t, filepath.Join(dir, "web.443"), "drain 25% # deploy")
@@ -102,6 +103,7 @@ func TestInitialScan(t *testing.T) {
 }
 
 func TestCreateRemoveRename(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	_, st := startWatcher(t, Options{Dir: dir})
 	p := filepath.Join(dir, "squid.80")
@@ -140,6 +142,7 @@ func TestCreateRemoveRename(t *testing.T) {
 }
 
 func TestSymlinkIgnored(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	target := filepath.Join(t.TempDir(), "target")
 	write(t, target, "")
@@ -155,6 +158,7 @@ func TestSymlinkIgnored(t *testing.T) {
 }
 
 func TestDirRemovedAndRecreated(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "status")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -197,6 +201,7 @@ func TestDirRemovedAndRecreated(t *testing.T) {
 }
 
 func TestMissingDirAtStart(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "later")
 	_, st := startWatcher(t, Options{Dir: dir})
 	if st.Load().DirOK() {
@@ -210,6 +215,7 @@ func TestMissingDirAtStart(t *testing.T) {
 }
 
 func TestCreateDir(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	_, st := startWatcher(t, Options{Dir: dir, CreateDir: true})
 	if !st.Load().DirOK() {
@@ -220,6 +226,7 @@ func TestCreateDir(t *testing.T) {
 // TestBurst creates and removes 10,000 files as fast as possible: whether
 // inotify overflows or not, the final state must be exact.
 func TestBurst(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("burst of 10,000 files skipped in -short mode")
 	}
@@ -251,6 +258,7 @@ func TestBurst(t *testing.T) {
 }
 
 func TestRescanAndHeartbeat(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	w, st := startWatcher(t, Options{Dir: dir})
 	before := w.Stats().Rescans
@@ -280,6 +288,7 @@ func TestRescanAndHeartbeat(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
+	t.Parallel()
 	if _, err := New(Options{Dir: t.TempDir()}); err == nil {
 		t.Error("nil store accepted")
 	}
@@ -298,6 +307,7 @@ func TestNewErrors(t *testing.T) {
 // an NTP step; here the watcher's Now jumps an hour) neither fakes a stall
 // nor hides one.
 func TestHeartbeatIgnoresWallClock(t *testing.T) {
+	t.Parallel()
 	var offset atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	// The loop is held in its publish hook while hold is set, as a stuck

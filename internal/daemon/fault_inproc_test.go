@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -57,8 +58,9 @@ func TestFaultInotifyOverflow(t *testing.T) {
 	// machine; the 60 s bound only keeps a broken test from hanging.
 	held, release := make(chan struct{}), make(chan struct{})
 	var holdOnce sync.Once
-	var s *running
+	var started atomic.Pointer[running]
 	onPublish := func(time.Duration) {
+		s := started.Load()
 		if s == nil {
 			return
 		}
@@ -74,7 +76,8 @@ func TestFaultInotifyOverflow(t *testing.T) {
 	}
 	cfg := testConfig(dir)
 	cfg.VIPs = false
-	s = startDaemon(t, cfg, Options{OnPublish: onPublish})
+	s := startDaemon(t, cfg, Options{OnPublish: onPublish})
+	started.Store(s)
 	writeFlags(t, dir, map[string]string{"wake.80": ""})
 	select {
 	case <-held:
