@@ -81,6 +81,7 @@ func waitServing(t *testing.T, d *daemonProc, port int) string {
 // chmod makes it readable; chmod 000 on an up flag takes it out; a status
 // directory it cannot list puts everything out and says why.
 func TestNeverWrongUnprivileged(t *testing.T) {
+	t.Parallel()
 	if !isRoot() {
 		t.Skip("needs root to run the daemon as another user (CI runs as root)")
 	}
@@ -157,6 +158,7 @@ func TestNeverWrongUnprivileged(t *testing.T) {
 // at once after a restart (no "pending" 503); a probe whose VIP is present
 // (127.0.0.1 on lo) holds its service down until it has passed.
 func TestNeverWrongGatedProbesAtStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, f := range []string{"standby.80", "active.80"} {
 		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
@@ -202,6 +204,7 @@ only_if_vip = "127.0.0.1"
 // the daemon still starts, answers every service out of rotation, and says
 // the real cause in /healthz and systemd's STATUS line.
 func TestNeverWrongOutOfWatches(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare (util-linux) not installed")
 	}
