@@ -2,6 +2,7 @@ package cache
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -101,7 +102,7 @@ func TestStoreOnPublish(t *testing.T) {
 func BenchmarkConnPorts(b *testing.B) {
 	bl := NewBuilder(Empty())
 	for i := range 10000 {
-		bl.Set("svc"+itoa(i)+"."+itoa(1+i%60000), Entry{State: Up, Weight: NoWeight})
+		bl.Set("svc"+strconv.Itoa(i)+"."+strconv.Itoa(1+i%60000), Entry{State: Up, Weight: NoWeight})
 	}
 	s := bl.Snapshot(time.Now())
 	now := time.Now()

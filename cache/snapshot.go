@@ -19,6 +19,7 @@ import (
 	"iter"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -136,7 +137,8 @@ func (s *Snapshot) HasVIP(addr netip.Addr, loopbackOnly bool) bool {
 	return f != 0
 }
 
-// VIPs returns the configured addresses, sorted, with where they are.
+// VIPs returns a copy of the configured addresses, with where they are (a
+// map: in no order).
 func (s *Snapshot) VIPs() map[netip.Addr]VIPFlags {
 	out := make(map[netip.Addr]VIPFlags, len(s.vips))
 	for a, f := range s.vips {
@@ -168,11 +170,11 @@ func (s *Snapshot) Summary(now time.Time) string {
 		}
 	}
 	var b strings.Builder
-	b.WriteString(itoa(up))
+	b.WriteString(strconv.Itoa(up))
 	b.WriteString("/")
-	b.WriteString(itoa(s.nServices))
+	b.WriteString(strconv.Itoa(s.nServices))
 	b.WriteString(" services up, ")
-	b.WriteString(itoa(len(s.vips)))
+	b.WriteString(strconv.Itoa(len(s.vips)))
 	b.WriteString(" addresses")
 	if s.dirProblem != "" {
 		b.WriteString(", status directory ")
@@ -181,25 +183,11 @@ func (s *Snapshot) Summary(now time.Time) string {
 	return b.String()
 }
 
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var buf [20]byte
-	i := len(buf)
-	for ; n > 0; n /= 10 {
-		i--
-		buf[i] = byte('0' + n%10)
-	}
-	return string(buf[i:])
-}
-
 // Builder makes the next snapshot from a base, copying a shard only when it
 // is first written. A Builder is used by one goroutine.
 type Builder struct {
 	next     Snapshot
 	copied   [shardCount]bool
-	vipsCp   bool
 	probesCp bool
 }
 
@@ -260,7 +248,6 @@ func (b *Builder) ClearServices() {
 // SetVIPs replaces the VIP set. The map is owned by the snapshot afterwards.
 func (b *Builder) SetVIPs(v map[netip.Addr]VIPFlags) {
 	b.next.vips = v
-	b.vipsCp = true
 }
 
 // SetDirProblem records why the status directory is not watched; "" means

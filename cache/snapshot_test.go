@@ -2,6 +2,7 @@ package cache
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func TestStoreNeverNil(t *testing.T) {
 func TestBuilderCopyOnWrite(t *testing.T) {
 	b := NewBuilder(Empty())
 	for i := 0; i < 1000; i++ {
-		b.Set("svc"+itoa(i), Entry{State: Up, Weight: NoWeight})
+		b.Set("svc"+strconv.Itoa(i), Entry{State: Up, Weight: NoWeight})
 	}
 	b.Set("bad/name", Entry{State: Up})
 	s1 := b.Snapshot(time.Now())

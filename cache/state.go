@@ -240,7 +240,7 @@ func ParseFlag(content []byte) (Entry, error) {
 			// "drain." or "'down'" by hand: the word is still the word.
 			if t := strings.Trim(w, punct); t != w {
 				if st, ok = ParseStateWord(t); ok {
-					note(fmt.Errorf("punctuation around state word %q: %w", clip(w, 40), ErrGrammar))
+					note(fmt.Errorf("punctuation around state word %q: %w", Clip(w, 40), ErrGrammar))
 				}
 			}
 		}
@@ -248,11 +248,11 @@ func ParseFlag(content []byte) (Entry, error) {
 			switch {
 			case !sawState:
 				if sawWeight || sawExpiry || sawOther {
-					note(fmt.Errorf("state word %q after other words: %w", clip(w, 40), ErrGrammar))
+					note(fmt.Errorf("state word %q after other words: %w", Clip(w, 40), ErrGrammar))
 				}
 				e.State, sawState = st, true
 			default:
-				note(fmt.Errorf("second state word %q: %w", clip(w, 40), ErrGrammar))
+				note(fmt.Errorf("second state word %q: %w", Clip(w, 40), ErrGrammar))
 				if e.State == Up && st != Up {
 					e.State = st // fail closed: out of rotation wins
 				}
@@ -264,9 +264,9 @@ func ParseFlag(content []byte) (Entry, error) {
 			n, err := strconv.Atoi(w[:len(w)-1])
 			switch {
 			case err != nil || n < 0 || n > MaxWeight:
-				note(fmt.Errorf("weight %q: want 0%%..%d%%: %w", clip(w, 40), MaxWeight, ErrGrammar))
+				note(fmt.Errorf("weight %q: want 0%%..%d%%: %w", Clip(w, 40), MaxWeight, ErrGrammar))
 			case sawWeight:
-				note(fmt.Errorf("second weight %q: %w", clip(w, 40), ErrGrammar))
+				note(fmt.Errorf("second weight %q: %w", Clip(w, 40), ErrGrammar))
 			default:
 				e.Weight, sawWeight = n, true
 			}
@@ -274,9 +274,9 @@ func ParseFlag(content []byte) (Entry, error) {
 			t, err := parseTime(w[strings.IndexByte(w, '=')+1:])
 			switch {
 			case err != nil:
-				note(fmt.Errorf("expiry %q: %w", clip(w, 60), err))
+				note(fmt.Errorf("expiry %q: %w", Clip(w, 60), err))
 			case sawExpiry:
-				note(fmt.Errorf("second expiry %q: %w", clip(w, 60), ErrGrammar))
+				note(fmt.Errorf("second expiry %q: %w", Clip(w, 60), ErrGrammar))
 			default:
 				e.Expires, sawExpiry = t, true
 			}
@@ -284,15 +284,15 @@ func ParseFlag(content []byte) (Entry, error) {
 			p, err := ParsePort(w[len("conn="):])
 			switch {
 			case err != nil:
-				note(fmt.Errorf("%q: %w", clip(w, 40), err))
+				note(fmt.Errorf("%q: %w", Clip(w, 40), err))
 			case e.ConnPort != 0:
-				note(fmt.Errorf("second conn port %q: %w", clip(w, 40), ErrGrammar))
+				note(fmt.Errorf("second conn port %q: %w", Clip(w, 40), ErrGrammar))
 			default:
 				e.ConnPort = p
 			}
 		default:
 			sawOther = true
-			note(fmt.Errorf("unexpected word %q: %w", clip(w, 40), ErrGrammar))
+			note(fmt.Errorf("unexpected word %q: %w", Clip(w, 40), ErrGrammar))
 		}
 	}
 	if hasReason {
@@ -333,7 +333,7 @@ func hasControl(s string) bool {
 func ParsePort(s string) (uint16, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > 65535 || s[0] == '+' || s[0] == '0' {
-		return 0, fmt.Errorf("port %q: want 1..65535: %w", clip(s, 20), ErrGrammar)
+		return 0, fmt.Errorf("port %q: want 1..65535: %w", Clip(s, 20), ErrGrammar)
 	}
 	return uint16(n), nil
 }
@@ -398,12 +398,13 @@ func cleanReason(r string) (string, error) {
 		}
 	}
 	// Trimmed again after clipping: the line is trimmed when read back.
-	return strings.TrimSpace(clip(strings.TrimSpace(r), MaxReasonLen)), err
+	return strings.TrimSpace(Clip(strings.TrimSpace(r), MaxReasonLen)), err
 }
 
 func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
 
-func clip(s string, n int) string {
+// Clip cuts s to at most n bytes without splitting a UTF-8 sequence.
+func Clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

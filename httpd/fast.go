@@ -3,6 +3,7 @@
 package httpd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -175,7 +176,7 @@ func (h *fastHandler) EOF(c *evloop.Conn[fastConn], in []byte) {
 // request line came but not all of it in time, and closes silently
 // otherwise; so do we.
 func (h *fastHandler) Expired(c *evloop.Conn[fastConn], in []byte) {
-	if len(in) > 0 && indexB(in, '\n') < 0 {
+	if len(in) > 0 && bytes.IndexByte(in, '\n') < 0 {
 		c.WriteString(respBadRequest)
 	}
 }

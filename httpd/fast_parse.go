@@ -3,6 +3,7 @@
 package httpd
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"time"
@@ -81,7 +82,7 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 		}
 		// net/http reads the request line first and answers a bad one
 		// at once, without waiting for the headers.
-		if i := indexB(b, '\n'); i >= 0 && i < limit {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 && i < limit {
 			line, _ := nextLine(b[:i+1])
 			if badRequestLine(line) {
 				return 0, reqBad
@@ -98,10 +99,10 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 	if badRequestLine(line) {
 		return 0, reqBad
 	}
-	sp1 := indexB(line, ' ')
+	sp1 := bytes.IndexByte(line, ' ')
 	method := line[:sp1]
 	tail := line[sp1+1:]
-	sp2 := indexB(tail, ' ')
+	sp2 := bytes.IndexByte(tail, ' ')
 	target, version := tail[:sp2], tail[sp2+1:]
 	switch string(version) { // no allocation: compared, not converted
 	case "HTTP/1.1":
@@ -173,7 +174,7 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 		if line[0] == ' ' || line[0] == '\t' {
 			return end, reqHandoff // obs-fold
 		}
-		colon := indexB(line, ':')
+		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
 			return 0, reqBad
 		}
@@ -183,7 +184,7 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 				return end, reqHandoff // net/http: 400 invalid header name
 			}
 		}
-		val := trimOWS(line[colon+1:])
+		val := bytes.Trim(line[colon+1:], " \t")
 		for _, c := range val {
 			if (c < ' ' && c != '\t') || c == 0x7f {
 				return end, reqHandoff // net/http: 400 invalid header value
@@ -237,12 +238,12 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 // at once: not "METHOD SP TARGET SP VERSION" with a version that at least
 // starts like "HTTP/x".
 func badRequestLine(line []byte) bool {
-	sp1 := indexB(line, ' ')
+	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 {
 		return true
 	}
 	tail := line[sp1+1:]
-	sp2 := indexB(tail, ' ')
+	sp2 := bytes.IndexByte(tail, ' ')
 	if sp2 < 0 {
 		return true
 	}
@@ -257,7 +258,7 @@ func badRequestLine(line []byte) bool {
 // nextLine splits b after its first LF; line has the LF and a CR before it
 // removed.
 func nextLine(b []byte) (line, rest []byte) {
-	i := indexB(b, '\n')
+	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
 		return b, nil
 	}
@@ -304,25 +305,6 @@ func eqFoldLower(b []byte, w string) bool {
 		}
 	}
 	return true
-}
-
-func indexB(b []byte, c byte) int {
-	for i := 0; i < len(b); i++ {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // eqFoldB is [eqFold] for a byte slice (no copy).

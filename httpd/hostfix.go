@@ -301,7 +301,7 @@ func (s *hostScan) endHeader() {
 		s.hasHost = true
 	case hdrContentLength:
 		v := s.val[:min(s.nval, len(s.val))]
-		if s.nval > len(s.val) || string(trimOWS(trimCR(v))) != "0" {
+		if s.nval > len(s.val) || string(bytes.Trim(trimCR(v), " \t")) != "0" {
 			s.hasBody = true
 		}
 	case hdrTransferEncoding:

@@ -477,7 +477,7 @@ func agentOutcome(line string) (outcome, error) {
 	}
 	r, err := parseAgentReply(line)
 	if err != nil {
-		return outcome{}, fmt.Errorf("agent reply %q not understood: %w", clip(line, 100), err)
+		return outcome{}, fmt.Errorf("agent reply %q not understood: %w", cache.Clip(line, 100), err)
 	}
 	if r.state == cache.Down {
 		if r.reason != "" {

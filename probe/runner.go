@@ -44,7 +44,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -490,7 +489,7 @@ func (r *Runner) publishLocked(sv *service) {
 		ok := p.ok // pending with initial = "down" has ok false (reset)
 		c := cache.CheckStatus{
 			Name: p.spec.Name, Kind: p.spec.Kind, OK: ok, Idle: p.idle, Msg: p.msg, Since: p.since,
-			Reason: clip("probe "+p.spec.Name+": "+p.msg, cache.MaxReasonLen),
+			Reason: cache.Clip("probe "+p.spec.Name+": "+p.msg, cache.MaxReasonLen),
 			State:  cache.Down, Containers: p.containers,
 		}
 		if ok {
@@ -502,9 +501,9 @@ func (r *Runner) publishLocked(sv *service) {
 				if why == "" {
 					why = p.state.String()
 				}
-				c.StateReason = clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
+				c.StateReason = cache.Clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
 			case why != "":
-				c.StateReason = clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
+				c.StateReason = cache.Clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
 			}
 		}
 		if p.spec.OnlyIfVIP != "" {
@@ -543,15 +542,5 @@ func clean(s string) string {
 			b[i] = ' '
 		}
 	}
-	return clip(strings.TrimSpace(string(b)), cache.MaxReasonLen)
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return cache.Clip(strings.TrimSpace(string(b)), cache.MaxReasonLen)
 }

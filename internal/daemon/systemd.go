@@ -72,20 +72,13 @@ func (n *notifier) send(state string) {
 	sent, err := n.notify(state)
 	if err != nil {
 		if !n.failing.Swap(true) {
-			n.log.Warn().Err(err).Str("msg", firstLine(state)).Msg("sd_notify failed")
+			n.log.Warn().Err(err).Str("msg", strings.SplitN(state, "\n", 2)[0]).Msg("sd_notify failed")
 		}
 		return
 	}
 	if sent && n.failing.Swap(false) {
 		n.log.Info().Msg("sd_notify works again")
 	}
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 // statusLine is STATUS=summary (after the warning, if any), remembered so
