@@ -17,6 +17,7 @@ package check
 
 import (
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 	"unsafe"
@@ -276,26 +277,11 @@ func (p *parsed) parse(raw string) *Result {
 // parseEncodedVIPs decodes a percent-encoded VIP list first. It is the one
 // path that allocates (the decoded copy); load balancers send plain lists.
 func (p *parsed) parseEncodedVIPs(vip string) *Result {
-	buf := make([]byte, 0, len(vip))
-	for i := 0; i < len(vip); i++ {
-		c := vip[i]
-		if c == '%' {
-			if i+2 >= len(vip) {
-				return &resBadVIP
-			}
-			h, ok1 := unhex(vip[i+1])
-			l, ok2 := unhex(vip[i+2])
-			if !ok1 || !ok2 {
-				return &resBadVIP
-			}
-			c = h<<4 | l
-			i += 2
-		} else if c == '+' {
-			c = ' '
-		}
-		buf = append(buf, c)
+	d, err := url.QueryUnescape(vip)
+	if err != nil {
+		return &resBadVIP
 	}
-	return p.parseVIPs(string(buf))
+	return p.parseVIPs(d)
 }
 
 // parseVIPs parses a comma-separated address list.
