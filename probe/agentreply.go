@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -74,4 +75,25 @@ func parseAgentReply(line string) (agentReply, error) {
 		r.state = cache.Drain
 	}
 	return r, nil
+}
+
+// agentOutcome judges the first line a script with output = "agent"
+// printed on stdout after exiting 0: down (or fail, stopped) fails the
+// attempt like any failure; up, drain and maint pass, with that state,
+// weight and reason; a line that is not agent words fails.
+func agentOutcome(line string) (outcome, error) {
+	if line == "" {
+		return outcome{}, errors.New("exit 0 but no agent reply on stdout")
+	}
+	r, err := parseAgentReply(line)
+	if err != nil {
+		return outcome{}, fmt.Errorf("agent reply %q not understood: %w", cache.Clip(line, 100), err)
+	}
+	if r.state == cache.Down {
+		if r.reason != "" {
+			return outcome{}, errors.New("down: " + r.reason)
+		}
+		return outcome{}, errors.New("down")
+	}
+	return outcome{msg: line, state: r.state, weight: r.weight, hasWeight: r.hasWeight, reason: r.reason}, nil
 }

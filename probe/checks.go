@@ -467,27 +467,6 @@ func (e *execCheck) checkDetail(ctx context.Context) (outcome, error) {
 	return outcome{msg: line, state: cache.Up}, nil
 }
 
-// agentOutcome judges the first line a script with output = "agent"
-// printed on stdout after exiting 0: down (or fail, stopped) fails the
-// attempt like any failure; up, drain and maint pass, with that state,
-// weight and reason; a line that is not agent words fails.
-func agentOutcome(line string) (outcome, error) {
-	if line == "" {
-		return outcome{}, errors.New("exit 0 but no agent reply on stdout")
-	}
-	r, err := parseAgentReply(line)
-	if err != nil {
-		return outcome{}, fmt.Errorf("agent reply %q not understood: %w", cache.Clip(line, 100), err)
-	}
-	if r.state == cache.Down {
-		if r.reason != "" {
-			return outcome{}, errors.New("down: " + r.reason)
-		}
-		return outcome{}, errors.New("down")
-	}
-	return outcome{msg: line, state: r.state, weight: r.weight, hasWeight: r.hasWeight, reason: r.reason}, nil
-}
-
 // limitedBuffer keeps the first 4 KiB written and discards the rest (so a
 // chatty script never blocks on a full pipe).
 type limitedBuffer struct{ b []byte }
