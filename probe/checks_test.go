@@ -2,26 +2,20 @@ package probe
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/fcgi"
-	"os"
-	"path/filepath"
-	"strconv"
+	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/http-status/http_status/internal/dockerapi"
+	"github.com/http-status/http_status/internal/probecheck"
 )
 
 // runCheck builds a checker from a validated one-probe config and runs one
-// attempt with the given timeout.
+// attempt with the given timeout. internal/probecheck tests each kind's
+// attempts; the tests here that need a real peer (dockerd, php-fpm) also
+// run the Runner against it, so they check once through the config too.
 func runCheck(t *testing.T, toml string, timeout time.Duration) (string, error) {
 	t.Helper()
 	c, err := Parse([]byte("[[probe]]\n"+toml), "test.toml")
@@ -34,7 +28,8 @@ func runCheck(t *testing.T, toml string, timeout time.Duration) (string, error) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return chk.check(ctx)
+	o, err := chk.check(ctx)
+	return o.msg, err
 }
 
 // serveHTTP starts an HTTP server on 127.0.0.1 and returns its address.
@@ -47,29 +42,6 @@ func serveHTTP(t *testing.T, h http.Handler) string {
 	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
-// resetServer accepts connections and resets them (RST) at once.
-func resetServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 512)
-			_, _ = c.Read(buf) // let the request arrive, then reset
-			c.(*net.TCPConn).SetLinger(0)
-			c.Close()
-		}
-	}()
 	return ln.Addr().String()
 }
 
@@ -95,292 +67,45 @@ func mustContain(t *testing.T, err error, want string) {
 	}
 }
 
-func TestHTTPProbe(t *testing.T) {
-	t.Parallel()
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {
-		if r.Host != "app.example" {
-			http.Error(w, "wrong host "+r.Host, 421)
-			return
-		}
-		io.WriteString(w, "all is pong here")
-	})
-	mux.HandleFunc("/500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) })
-	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) })
-	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	mux.HandleFunc("/slowbody", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(200)
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	mux.HandleFunc("/head", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != "HEAD" {
-			http.Error(w, "want HEAD", http.StatusMethodNotAllowed)
-		}
-	})
-	addr := serveHTTP(t, mux)
-	base := fmt.Sprintf("service = \"app.80\"\nkind = \"http\"\naddress = %q\n", addr)
-
-	msg, err := runCheck(t, base+"path = \"/ok\"\nhost = \"app.example\"\nexpect_body = \"pong\"\n", 5*time.Second)
-	if err != nil || msg != "HTTP 200" {
-		t.Errorf("ok: %q, %v", msg, err)
-	}
-	_, err = runCheck(t, base+"path = \"/ok\"\n", 5*time.Second)
-	mustContain(t, err, "HTTP 421, want 200-399")
-	_, err = runCheck(t, base+"path = \"/ok\"\nhost = \"app.example\"\nexpect_body = \"ping\"\n", 5*time.Second)
-	mustContain(t, err, `body lacks "ping"`)
-	_, err = runCheck(t, base+"path = \"/500\"\n", 5*time.Second)
-	mustContain(t, err, "HTTP 500")
-	msg, err = runCheck(t, base+"path = \"/500\"\nexpect_status = [500, 503]\n", 5*time.Second)
-	if err != nil || msg != "HTTP 500" {
-		t.Errorf("expected 500: %q, %v", msg, err)
-	}
-	// A redirect is judged, not followed.
-	if msg, err := runCheck(t, base+"path = \"/redirect\"\n", 5*time.Second); err != nil || msg != "HTTP 302" {
-		t.Errorf("redirect: %q, %v", msg, err)
-	}
-	_, err = runCheck(t, base+"path = \"/redirect\"\nexpect_status = [200]\n", 5*time.Second)
-	mustContain(t, err, "HTTP 302, want 200")
-	if _, err := runCheck(t, base+"path = \"/head\"\nmethod = \"HEAD\"\n", 5*time.Second); err != nil {
-		t.Errorf("HEAD: %v", err)
-	}
-	// Slow peers: no headers, then headers but no body.
-	_, err = runCheck(t, base+"path = \"/hang\"\n", 200*time.Millisecond)
-	mustContain(t, err, "timeout after")
-	_, err = runCheck(t, base+"path = \"/slowbody\"\nexpect_body = \"x\"\n", 200*time.Millisecond)
-	mustContain(t, err, "timeout after")
-
-	// A reset connection and a closed port.
-	_, err = runCheck(t, fmt.Sprintf("service = \"app.80\"\nkind = \"http\"\naddress = %q\n", resetServer(t)), 5*time.Second)
-	if err == nil || !(strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "EOF")) {
-		t.Errorf("reset: %v", err)
-	}
-	_, err = runCheck(t, fmt.Sprintf("service = \"app.80\"\nkind = \"http\"\naddress = %q\n", closedPort(t)), 5*time.Second)
-	mustContain(t, err, "connection refused")
-}
-
-func TestTCPProbe(t *testing.T) {
-	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64)
-				n, _ := c.Read(buf)
-				switch strings.TrimSpace(string(buf[:n])) {
-				case "PING":
-					io.WriteString(c, "+PO")
-					time.Sleep(10 * time.Millisecond) // split reply
-					io.WriteString(c, "NG\r\n")
-				case "QUIT":
-					io.WriteString(c, "bye\r\n")
-				case "SILENT":
-					c.Read(buf) // wait for the client to give up
-				}
-			}()
-		}
-	}()
-	base := fmt.Sprintf("service = \"redis.6379\"\nkind = \"tcp\"\naddress = %q\n", ln.Addr())
-	if msg, err := runCheck(t, base, 5*time.Second); err != nil || msg != "connected" {
-		t.Errorf("connect: %q, %v", msg, err)
-	}
-	if msg, err := runCheck(t, base+"send = \"PING\\r\\n\"\nexpect = \"+PONG\"\n", 5*time.Second); err != nil || !strings.Contains(msg, "+PONG") {
-		t.Errorf("PING: %q, %v", msg, err)
-	}
-	_, err = runCheck(t, base+"send = \"QUIT\\r\\n\"\nexpect = \"+PONG\"\n", 5*time.Second)
-	mustContain(t, err, "connection closed before")
-	_, err = runCheck(t, base+"send = \"SILENT\\r\\n\"\nexpect = \"+PONG\"\n", 200*time.Millisecond)
-	mustContain(t, err, "timeout after")
-	_, err = runCheck(t, fmt.Sprintf("service = \"x.1\"\nkind = \"tcp\"\naddress = %q\n", closedPort(t)), 5*time.Second)
-	mustContain(t, err, "connection refused")
-	_, err = runCheck(t, fmt.Sprintf("service = \"x.1\"\nkind = \"tcp\"\naddress = %q\nsend = \"hi\"\nexpect = \"x\"\n", resetServer(t)), 5*time.Second)
-	if err == nil {
-		t.Error("reset: no error")
-	}
-}
-
-func writeScript(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// gone reports whether pid no longer runs (absent, or a zombie).
-func gone(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
-}
-
-func TestExecProbe(t *testing.T) {
-	if _, err := os.Stat("/bin/sh"); err != nil {
-		t.Skip("no /bin/sh")
-	}
-	dir := t.TempDir()
-	ok := writeScript(t, dir, "ok", "echo \"replica lag 0s\"\necho second line\nexit 0\n")
-	fail := writeScript(t, dir, "fail", "echo \"replica lag 300s\" >&2\nexit 1\n")
-	env := writeScript(t, dir, "env", "echo \"service=$HTTP_STATUS_SERVICE\"\n")
-	pidfile := filepath.Join(dir, "child.pid")
-	hang := writeScript(t, dir, "hang", "sleep 60 &\necho $! > "+pidfile+"\necho started\nsleep 60\n")
-	// Parallel only once the scripts are written: a process forked by a
-	// parallel test while a script is open for writing would hold it open
-	// and make its exec fail with "text file busy" (golang.org/issue/22315).
-	t.Parallel()
-
-	spec := func(p string) string {
-		return fmt.Sprintf("service = \"db.3306\"\nkind = \"exec\"\ncommand = [%q]\n", p)
-	}
-	if msg, err := runCheck(t, spec(ok), 5*time.Second); err != nil || msg != "replica lag 0s" {
-		t.Errorf("exit 0: %q, %v", msg, err)
-	}
-	_, err := runCheck(t, spec(fail), 5*time.Second)
-	mustContain(t, err, "exit 1: replica lag 300s")
-	if msg, err := runCheck(t, spec(env), 5*time.Second); err != nil || msg != "service=db.3306" {
-		t.Errorf("env: %q, %v", msg, err)
-	}
-	_, err = runCheck(t, spec(filepath.Join(dir, "missing")), 5*time.Second)
-	mustContain(t, err, "no such file")
-
-	_, err = runCheck(t, spec(hang), 300*time.Millisecond)
-	mustContain(t, err, "timeout after")
-	mustContain(t, err, "process group killed")
-	b, rerr := os.ReadFile(pidfile)
-	if rerr != nil {
-		t.Fatalf("the script did not start its child: %v", rerr)
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	deadline := time.Now().Add(5 * time.Second)
-	for !gone(pid) {
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("the script's child %d survived the timeout", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// engineStandIn is NOT a real Docker engine: it is a server built from the
-// documented Engine API (GET /v1.40/containers/{id}/json, ContainerInspect, only
-// under the pinned version) on a
-// unix socket, answering canned states. See TestContainerProbeDocker for a
-// real engine.
-func engineStandIn(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "docker.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	states := map[string]any{
-		"web":       map[string]any{"Status": "running", "Running": true},
-		"healthy":   map[string]any{"Status": "running", "Running": true, "Health": map[string]any{"Status": "healthy", "FailingStreak": 0}},
-		"unhealthy": map[string]any{"Status": "running", "Running": true, "Health": map[string]any{"Status": "unhealthy", "FailingStreak": 3}},
-		"starting":  map[string]any{"Status": "running", "Running": true, "Health": map[string]any{"Status": "starting"}},
-		"exited":    map[string]any{"Status": "exited", "Running": false, "ExitCode": 137},
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /"+dockerapi.APIVersion+"/containers/{name}/json", func(w http.ResponseWriter, r *http.Request) {
-		st, ok := states[r.PathValue("name")]
-		w.Header().Set("Content-Type", "application/json")
-		if !ok {
-			w.WriteHeader(404)
-			json.NewEncoder(w).Encode(map[string]string{"message": "No such container: " + r.PathValue("name")})
-			return
-		}
-		json.NewEncoder(w).Encode(map[string]any{"Id": "0123", "Name": "/" + r.PathValue("name"), "State": st})
-	})
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return sock
-}
-
-func TestContainerProbeStandIn(t *testing.T) {
-	t.Parallel()
-	sock := engineStandIn(t)
-	spec := func(name string) string {
-		return fmt.Sprintf("service = \"app.8080\"\nkind = \"container\"\nsocket = %q\ncontainer = %q\n", sock, name)
-	}
-	for _, tc := range []struct{ name, msg, err string }{
-		{"web", "running", ""},
-		{"healthy", "running, healthy", ""},
-		{"unhealthy", "", "running but unhealthy"},
-		{"starting", "", "running but starting"},
-		{"exited", "", "is exited"},
-		{"nope", "", `no such container "nope"`},
+// TestCheckerSettings: each kind's keys, defaults filled in, become the
+// settings of its internal/probecheck kind.
+func TestCheckerSettings(t *testing.T) {
+	for _, tc := range []struct {
+		toml string
+		want probecheck.Checker
+	}{
+		{"service = \"web.8080\"\nkind = \"http\"\n",
+			&probecheck.HTTP{Method: "GET", Address: "127.0.0.1:8080", Path: "/"}},
+		{"service = \"web\"\nkind = \"http\"\naddress = \"[::1]:81\"\nmethod = \"HEAD\"\npath = \"/h\"\nhost = \"a.example\"\nexpect_status = [204, 301]\nexpect_body = \"ok\"\n",
+			&probecheck.HTTP{Method: "HEAD", Address: "[::1]:81", Path: "/h", Host: "a.example", ExpectStatus: []int{204, 301}, ExpectBody: "ok"}},
+		{"service = \"redis.6379\"\nkind = \"tcp\"\nsend = \"PING\\r\\n\"\nexpect = \"+PONG\"\n",
+			&probecheck.TCP{Address: "127.0.0.1:6379", Send: "PING\r\n", Expect: "+PONG"}},
+		{"service = \"php\"\nkind = \"fastcgi\"\n",
+			&probecheck.FastCGI{Network: "tcp", Address: DefaultFastCGIAddress, Script: DefaultFastCGIScript, ExpectBody: DefaultFastCGIExpect}},
+		{"service = \"php\"\nkind = \"fastcgi\"\naddress = \"unix:/run/fpm.sock\"\npath = \"/fpm-ping\"\nexpect = \"ok\"\nexpect_status = [200, 204]\n",
+			&probecheck.FastCGI{Network: "unix", Address: "/run/fpm.sock", Script: "/fpm-ping", ExpectStatus: []int{200, 204}, ExpectBody: "ok"}},
+		{"service = \"php\"\nkind = \"fastcgi\"\naddress = \"/run/fpm.sock\"\n",
+			&probecheck.FastCGI{Network: "unix", Address: "/run/fpm.sock", Script: DefaultFastCGIScript, ExpectBody: DefaultFastCGIExpect}},
+		{"service = \"app\"\nkind = \"container\"\ncontainer = \"web\"\n",
+			&probecheck.Container{Socket: DefaultDockerSocket, Name: "web"}},
+		{"service = \"app\"\nkind = \"container\"\nsocket = \"/run/p.sock\"\nlabel = \"a=b\"\nmatch = \"any\"\n",
+			&probecheck.Container{Socket: "/run/p.sock", Label: "a=b", Any: true}},
+		{"service = \"app\"\nkind = \"container\"\nname_prefix = \"app-\"\nmatch = \"all\"\n",
+			&probecheck.Container{Socket: DefaultDockerSocket, NamePrefix: "app-"}},
+		{"service = \"db.3306\"\nkind = \"exec\"\ncommand = [\"/bin/check\", \"-v\"]\n",
+			&probecheck.Exec{Command: []string{"/bin/check", "-v"}, Service: "db.3306"}},
+		{"service = \"db.3306\"\nkind = \"exec\"\ncommand = [\"/bin/check\"]\noutput = \"agent\"\n",
+			&probecheck.Exec{Command: []string{"/bin/check"}, Service: "db.3306", Agent: true}},
 	} {
-		msg, err := runCheck(t, spec(tc.name), 5*time.Second)
-		if tc.err == "" {
-			if err != nil || msg != tc.msg {
-				t.Errorf("%s: %q, %v; want %q", tc.name, msg, err, tc.msg)
-			}
-			continue
+		s := mustParse(t, "[[probe]]\n"+tc.toml).Probes[0]
+		chk, err := newChecker(&s)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.toml, err)
 		}
-		if err == nil || !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+		got, ok := chk.(kindChecker)
+		wantAgent := strings.Contains(tc.toml, `output = "agent"`)
+		if !ok || !reflect.DeepEqual(got.Checker, tc.want) || got.agent != wantAgent {
+			t.Errorf("%s: checker %#v, want %#v (agent %v)", tc.toml, chk, tc.want, wantAgent)
 		}
 	}
-	_, err := runCheck(t, fmt.Sprintf("service = \"a\"\nkind = \"container\"\nsocket = %q\ncontainer = \"web\"\n", filepath.Join(t.TempDir(), "none.sock")), 5*time.Second)
-	if err == nil || !errors.Is(err, syscall.ENOENT) && !strings.Contains(err.Error(), "no such file") {
-		t.Errorf("missing socket: %v", err)
-	}
-}
-
-// TestFastCGIGoServer checks the client against Go's own FastCGI server
-// (net/http/fcgi), over TCP: params arrive, Status and body are parsed.
-func TestFastCGIGoServer(t *testing.T) {
-	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go fcgi.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		env := fcgi.ProcessEnv(r)
-		switch {
-		case r.Method != "GET" || env["SCRIPT_FILENAME"] != r.URL.Path:
-			http.Error(w, "bad params "+r.Method+" "+env["SCRIPT_FILENAME"], 400)
-		case r.URL.Path == "/ping":
-			io.WriteString(w, "pong")
-		case r.URL.Path == "/big":
-			io.WriteString(w, strings.Repeat("x", 200000)+"pong")
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	base := fmt.Sprintf("service = \"php.9000\"\nkind = \"fastcgi\"\naddress = %q\n", ln.Addr())
-	if msg, err := runCheck(t, base+"script = \"/ping\"\nexpect_body = \"pong\"\n", 5*time.Second); err != nil || msg != "200 pong" {
-		t.Errorf("ping: %q, %v", msg, err)
-	}
-	if _, err := runCheck(t, base+"script = \"/big\"\nexpect_body = \"pong\"\n", 5*time.Second); err != nil {
-		t.Errorf("big body over several records: %v", err)
-	}
-	_, err = runCheck(t, base+"script = \"/nothing\"\n", 5*time.Second)
-	mustContain(t, err, "status 404, want 200")
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -58,18 +57,17 @@ const (
 
 // Defaults applied when neither [defaults] nor the probe sets a value.
 const (
-	DefaultInterval      = 5 * time.Second
-	DefaultTimeout       = 2 * time.Second
-	DefaultRise          = 2
-	DefaultFall          = 3
-	DefaultDockerSocket  = "/var/run/docker.sock"
-	MinInterval          = 100 * time.Millisecond
-	MaxRiseFall          = 100
-	defaultInitial       = "down"
-	maxExpectLen         = 1024
-	defaultHTTPMethod    = "GET"
-	defaultHTTPPath      = "/"
-	defaultFastCGIMethod = "GET"
+	DefaultInterval     = 5 * time.Second
+	DefaultTimeout      = 2 * time.Second
+	DefaultRise         = 2
+	DefaultFall         = 3
+	DefaultDockerSocket = "/var/run/docker.sock"
+	MinInterval         = 100 * time.Millisecond
+	MaxRiseFall         = 100
+	defaultInitial      = "down"
+	maxExpectLen        = 1024
+	defaultHTTPMethod   = "GET"
+	defaultHTTPPath     = "/"
 	// php-fpm's own defaults: listen = 127.0.0.1:9000, ping.path = /ping,
 	// ping.response = pong.
 	DefaultFastCGIAddress = "127.0.0.1:9000"
@@ -538,27 +536,6 @@ func (c *Common) defaultAddress() string {
 		return ""
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-}
-
-// fcgiNetwork maps a FastCGI address to a network and address: "unix:/path"
-// or "/path" is a unix socket, anything else host:port over TCP.
-func fcgiNetwork(addr string) (string, string, error) {
-	switch {
-	case strings.HasPrefix(addr, "unix:"):
-		p := strings.TrimPrefix(addr, "unix:")
-		if !filepath.IsAbs(p) {
-			return "", "", fmt.Errorf("address %q: want unix:/absolute/path", addr)
-		}
-		return "unix", p, nil
-	case strings.HasPrefix(addr, "/"):
-		return "unix", addr, nil
-	case addr == "":
-		return "", "", errors.New("address is required: host:port, unix:/path or /path")
-	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return "", "", fmt.Errorf("address %q: want host:port, unix:/path or /path", addr)
-	}
-	return "tcp", addr, nil
 }
 
 func isToken(s string) bool {

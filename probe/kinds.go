@@ -1,11 +1,15 @@
 package probe
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
 	"reflect"
 	"strings"
+
+	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/probecheck"
 )
 
 // Keys are the keys of one kind of probe: *HTTPKeys, *TCPKeys,
@@ -19,6 +23,51 @@ type Keys interface {
 	check(c *Common) []string
 	// checker builds what runs the attempts of a checked probe.
 	checker(c *Common) (checker, error)
+}
+
+// checker runs one attempt: a [kindChecker], or a test's stand-in. It
+// returns an error saying what failed, or what the attempt found. It must
+// return when ctx is done.
+type checker interface {
+	check(ctx context.Context) (outcome, error)
+}
+
+// outcome is an attempt's result beyond pass or fail.
+type outcome struct {
+	msg string
+	// state, weight and reason: what a passing script with output =
+	// "agent" asked for (state Up otherwise).
+	state     cache.State
+	weight    int
+	hasWeight bool
+	reason    string
+	// containers a container probe matched, whether it passed or not.
+	containers []cache.Container
+}
+
+// kindChecker runs a kind's attempts (internal/probecheck); with agent,
+// a script's stdout is read as agent words.
+type kindChecker struct {
+	probecheck.Checker
+	agent bool
+}
+
+func (k kindChecker) check(ctx context.Context) (outcome, error) {
+	o, err := k.Check(ctx)
+	switch {
+	case err != nil:
+		return outcome{containers: o.Containers}, err
+	case k.agent:
+		return agentOutcome(o.Stdout)
+	}
+	return outcome{msg: o.Msg, containers: o.Containers}, nil
+}
+
+func newChecker(s *Spec) (checker, error) {
+	if s.Keys == nil {
+		return nil, fmt.Errorf("probe: unknown kind %q", s.Kind)
+	}
+	return s.Keys.checker(&s.Common)
 }
 
 // kinds lists every kind, in the order messages name them.
@@ -127,7 +176,10 @@ func (k *HTTPKeys) check(c *Common) []string {
 	return msgs
 }
 
-func (k *HTTPKeys) checker(*Common) (checker, error) { return newHTTPCheck(k), nil }
+func (k *HTTPKeys) checker(*Common) (checker, error) {
+	return kindChecker{Checker: &probecheck.HTTP{Method: k.Method, Address: k.Address, Path: k.Path,
+		Host: k.Host, ExpectStatus: k.ExpectStatus, ExpectBody: k.ExpectBody}}, nil
+}
 
 // TCPKeys are a tcp probe's own keys.
 type TCPKeys struct {
@@ -142,7 +194,7 @@ func (k *TCPKeys) check(c *Common) []string {
 }
 
 func (k *TCPKeys) checker(*Common) (checker, error) {
-	return &tcpCheck{addr: k.Address, send: k.Send, expect: k.Expect}, nil
+	return kindChecker{Checker: &probecheck.TCP{Address: k.Address, Send: k.Send, Expect: k.Expect}}, nil
 }
 
 // FastCGIKeys are a fastcgi probe's own keys.
@@ -181,7 +233,7 @@ func (k *FastCGIKeys) check(*Common) []string {
 	if k.ExpectBody == "" {
 		k.ExpectBody = DefaultFastCGIExpect
 	}
-	if _, _, err := fcgiNetwork(k.Address); err != nil {
+	if _, _, err := probecheck.FastCGINetwork(k.Address); err != nil {
 		msgs = append(msgs, err.Error())
 	}
 	if !strings.HasPrefix(k.Script, "/") {
@@ -191,11 +243,12 @@ func (k *FastCGIKeys) check(*Common) []string {
 }
 
 func (k *FastCGIKeys) checker(*Common) (checker, error) {
-	network, addr, err := fcgiNetwork(k.Address)
+	network, addr, err := probecheck.FastCGINetwork(k.Address)
 	if err != nil {
 		return nil, err
 	}
-	return &fcgiCheck{network: network, addr: addr, script: k.Script, statuses: k.ExpectStatus, body: k.ExpectBody}, nil
+	return kindChecker{Checker: &probecheck.FastCGI{Network: network, Address: addr, Script: k.Script,
+		ExpectStatus: k.ExpectStatus, ExpectBody: k.ExpectBody}}, nil
 }
 
 // ContainerKeys are a container probe's own keys: the socket, and one of
@@ -247,7 +300,10 @@ func (k *ContainerKeys) check(*Common) []string {
 	return msgs
 }
 
-func (k *ContainerKeys) checker(*Common) (checker, error) { return newContainerCheck(k), nil }
+func (k *ContainerKeys) checker(*Common) (checker, error) {
+	return kindChecker{Checker: &probecheck.Container{Socket: k.Socket, Name: k.Container, Label: k.Label,
+		NamePrefix: k.NamePrefix, Any: k.Match == MatchAny}}, nil
+}
 
 // ExecKeys are an exec probe's own keys.
 type ExecKeys struct {
@@ -274,7 +330,8 @@ func (k *ExecKeys) check(*Common) []string {
 }
 
 func (k *ExecKeys) checker(c *Common) (checker, error) {
-	return &execCheck{argv: k.Command, service: c.Service, agent: k.Output == OutputAgent}, nil
+	agent := k.Output == OutputAgent
+	return kindChecker{Checker: &probecheck.Exec{Command: k.Command, Service: c.Service, Agent: agent}, agent: agent}, nil
 }
 
 // checkExpect bounds the expected texts.

@@ -381,13 +381,7 @@ func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
 	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout.Duration)
 	defer cancel()
 	start := time.Now()
-	var out outcome
-	var err error
-	if dc, ok := p.chk.(detailChecker); ok {
-		out, err = dc.checkDetail(cctx)
-	} else {
-		out.msg, err = p.chk.check(cctx)
-	}
+	out, err := p.chk.check(cctx)
 	if out.state == cache.Missing {
 		out.state = cache.Up
 	}

@@ -28,7 +28,7 @@ type scripted struct {
 	ends       []time.Time
 }
 
-func (s *scripted) check(ctx context.Context) (string, error) {
+func (s *scripted) check(ctx context.Context) (outcome, error) {
 	s.mu.Lock()
 	s.starts = append(s.starts, time.Now())
 	s.mu.Unlock()
@@ -39,12 +39,13 @@ func (s *scripted) check(ctx context.Context) (string, error) {
 	}()
 	if s.hang.Load() {
 		<-ctx.Done()
-		return "", ctxErr(ctx, ctx.Err(), 2*time.Second)
+		// What the kinds say when the timeout (2s here) cuts an attempt.
+		return outcome{}, fmt.Errorf("timeout after %s", 2*time.Second)
 	}
 	if s.fail.Load() {
-		return "", errors.New("scripted failure")
+		return outcome{}, errors.New("scripted failure")
 	}
-	return "fine", nil
+	return outcome{msg: "fine"}, nil
 }
 
 func (s *scripted) attempts() ([]time.Time, []time.Time) {

@@ -1,0 +1,378 @@
+package probecheck
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/fcgi"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/http-status/http_status/internal/dockerapi"
+)
+
+// runCheck runs one attempt of chk with the given timeout.
+func runCheck(t *testing.T, chk Checker, timeout time.Duration) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	o, err := chk.Check(ctx)
+	return o.Msg, err
+}
+
+// serveHTTP starts an HTTP server on 127.0.0.1 and returns its address.
+func serveHTTP(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// resetServer accepts connections and resets them (RST) at once.
+func resetServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 512)
+			_, _ = c.Read(buf) // let the request arrive, then reset
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// closedPort is a loopback port nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func mustContain(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one containing %q", want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q lacks %q", err, want)
+	}
+}
+
+func TestHTTPProbe(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != "app.example" {
+			http.Error(w, "wrong host "+r.Host, 421)
+			return
+		}
+		io.WriteString(w, "all is pong here")
+	})
+	mux.HandleFunc("/500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) })
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) })
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/slowbody", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/head", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "HEAD" {
+			http.Error(w, "want HEAD", http.StatusMethodNotAllowed)
+		}
+	})
+	addr := serveHTTP(t, mux)
+	// Method GET is the config's default.
+	get := func(path string) *HTTP { return &HTTP{Method: "GET", Address: addr, Path: path} }
+
+	msg, err := runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/ok", Host: "app.example", ExpectBody: "pong"}, 5*time.Second)
+	if err != nil || msg != "HTTP 200" {
+		t.Errorf("ok: %q, %v", msg, err)
+	}
+	_, err = runCheck(t, get("/ok"), 5*time.Second)
+	mustContain(t, err, "HTTP 421, want 200-399")
+	_, err = runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/ok", Host: "app.example", ExpectBody: "ping"}, 5*time.Second)
+	mustContain(t, err, `body lacks "ping"`)
+	_, err = runCheck(t, get("/500"), 5*time.Second)
+	mustContain(t, err, "HTTP 500")
+	msg, err = runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/500", ExpectStatus: []int{500, 503}}, 5*time.Second)
+	if err != nil || msg != "HTTP 500" {
+		t.Errorf("expected 500: %q, %v", msg, err)
+	}
+	// A redirect is judged, not followed.
+	if msg, err := runCheck(t, get("/redirect"), 5*time.Second); err != nil || msg != "HTTP 302" {
+		t.Errorf("redirect: %q, %v", msg, err)
+	}
+	_, err = runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/redirect", ExpectStatus: []int{200}}, 5*time.Second)
+	mustContain(t, err, "HTTP 302, want 200")
+	if _, err := runCheck(t, &HTTP{Method: "HEAD", Address: addr, Path: "/head"}, 5*time.Second); err != nil {
+		t.Errorf("HEAD: %v", err)
+	}
+	// Slow peers: no headers, then headers but no body.
+	_, err = runCheck(t, get("/hang"), 200*time.Millisecond)
+	mustContain(t, err, "timeout after")
+	_, err = runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/slowbody", ExpectBody: "x"}, 200*time.Millisecond)
+	mustContain(t, err, "timeout after")
+
+	// A reset connection and a closed port.
+	_, err = runCheck(t, &HTTP{Method: "GET", Address: resetServer(t), Path: "/"}, 5*time.Second)
+	if err == nil || !(strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "EOF")) {
+		t.Errorf("reset: %v", err)
+	}
+	_, err = runCheck(t, &HTTP{Method: "GET", Address: closedPort(t), Path: "/"}, 5*time.Second)
+	mustContain(t, err, "connection refused")
+}
+
+func TestTCPProbe(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64)
+				n, _ := c.Read(buf)
+				switch strings.TrimSpace(string(buf[:n])) {
+				case "PING":
+					io.WriteString(c, "+PO")
+					time.Sleep(10 * time.Millisecond) // split reply
+					io.WriteString(c, "NG\r\n")
+				case "QUIT":
+					io.WriteString(c, "bye\r\n")
+				case "SILENT":
+					c.Read(buf) // wait for the client to give up
+				}
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	if msg, err := runCheck(t, &TCP{Address: addr}, 5*time.Second); err != nil || msg != "connected" {
+		t.Errorf("connect: %q, %v", msg, err)
+	}
+	if msg, err := runCheck(t, &TCP{Address: addr, Send: "PING\r\n", Expect: "+PONG"}, 5*time.Second); err != nil || !strings.Contains(msg, "+PONG") {
+		t.Errorf("PING: %q, %v", msg, err)
+	}
+	_, err = runCheck(t, &TCP{Address: addr, Send: "QUIT\r\n", Expect: "+PONG"}, 5*time.Second)
+	mustContain(t, err, "connection closed before")
+	_, err = runCheck(t, &TCP{Address: addr, Send: "SILENT\r\n", Expect: "+PONG"}, 200*time.Millisecond)
+	mustContain(t, err, "timeout after")
+	_, err = runCheck(t, &TCP{Address: closedPort(t)}, 5*time.Second)
+	mustContain(t, err, "connection refused")
+	_, err = runCheck(t, &TCP{Address: resetServer(t), Send: "hi", Expect: "x"}, 5*time.Second)
+	if err == nil {
+		t.Error("reset: no error")
+	}
+}
+
+func writeScript(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// gone reports whether pid no longer runs (absent, or a zombie).
+func gone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+func TestExecProbe(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	dir := t.TempDir()
+	ok := writeScript(t, dir, "ok", "echo \"replica lag 0s\"\necho second line\nexit 0\n")
+	fail := writeScript(t, dir, "fail", "echo \"replica lag 300s\" >&2\nexit 1\n")
+	env := writeScript(t, dir, "env", "echo \"service=$HTTP_STATUS_SERVICE\"\n")
+	pidfile := filepath.Join(dir, "child.pid")
+	hang := writeScript(t, dir, "hang", "sleep 60 &\necho $! > "+pidfile+"\necho started\nsleep 60\n")
+	// Parallel only once the scripts are written: a process forked by a
+	// parallel test while a script is open for writing would hold it open
+	// and make its exec fail with "text file busy" (golang.org/issue/22315).
+	t.Parallel()
+
+	spec := func(p string) *Exec { return &Exec{Command: []string{p}, Service: "db.3306"} }
+	if msg, err := runCheck(t, spec(ok), 5*time.Second); err != nil || msg != "replica lag 0s" {
+		t.Errorf("exit 0: %q, %v", msg, err)
+	}
+	_, err := runCheck(t, spec(fail), 5*time.Second)
+	mustContain(t, err, "exit 1: replica lag 300s")
+	if msg, err := runCheck(t, spec(env), 5*time.Second); err != nil || msg != "service=db.3306" {
+		t.Errorf("env: %q, %v", msg, err)
+	}
+	_, err = runCheck(t, spec(filepath.Join(dir, "missing")), 5*time.Second)
+	mustContain(t, err, "no such file")
+
+	_, err = runCheck(t, spec(hang), 300*time.Millisecond)
+	mustContain(t, err, "timeout after")
+	mustContain(t, err, "process group killed")
+	b, rerr := os.ReadFile(pidfile)
+	if rerr != nil {
+		t.Fatalf("the script did not start its child: %v", rerr)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	deadline := time.Now().Add(5 * time.Second)
+	for !gone(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the script's child %d survived the timeout", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// engineStandIn is NOT a real Docker engine: it is a server built from the
+// documented Engine API (GET /v1.40/containers/{id}/json, ContainerInspect, only
+// under the pinned version) on a
+// unix socket, answering canned states. See TestContainerProbeDocker for a
+// real engine.
+func engineStandIn(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]any{
+		"web":       map[string]any{"Status": "running", "Running": true},
+		"healthy":   map[string]any{"Status": "running", "Running": true, "Health": map[string]any{"Status": "healthy", "FailingStreak": 0}},
+		"unhealthy": map[string]any{"Status": "running", "Running": true, "Health": map[string]any{"Status": "unhealthy", "FailingStreak": 3}},
+		"starting":  map[string]any{"Status": "running", "Running": true, "Health": map[string]any{"Status": "starting"}},
+		"exited":    map[string]any{"Status": "exited", "Running": false, "ExitCode": 137},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /"+dockerapi.APIVersion+"/containers/{name}/json", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := states[r.PathValue("name")]
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(404)
+			json.NewEncoder(w).Encode(map[string]string{"message": "No such container: " + r.PathValue("name")})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"Id": "0123", "Name": "/" + r.PathValue("name"), "State": st})
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
+func TestContainerProbeStandIn(t *testing.T) {
+	t.Parallel()
+	sock := engineStandIn(t)
+	spec := func(name string) *Container { return &Container{Socket: sock, Name: name} }
+	for _, tc := range []struct{ name, msg, err string }{
+		{"web", "running", ""},
+		{"healthy", "running, healthy", ""},
+		{"unhealthy", "", "running but unhealthy"},
+		{"starting", "", "running but starting"},
+		{"exited", "", "is exited"},
+		{"nope", "", `no such container "nope"`},
+	} {
+		msg, err := runCheck(t, spec(tc.name), 5*time.Second)
+		if tc.err == "" {
+			if err != nil || msg != tc.msg {
+				t.Errorf("%s: %q, %v; want %q", tc.name, msg, err, tc.msg)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+		}
+	}
+	_, err := runCheck(t, &Container{Socket: filepath.Join(t.TempDir(), "none.sock"), Name: "web"}, 5*time.Second)
+	if err == nil || !errors.Is(err, syscall.ENOENT) && !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing socket: %v", err)
+	}
+}
+
+// TestFastCGIGoServer checks the client against Go's own FastCGI server
+// (net/http/fcgi), over TCP: params arrive, Status and body are parsed.
+func TestFastCGIGoServer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go fcgi.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		env := fcgi.ProcessEnv(r)
+		switch {
+		case r.Method != "GET" || env["SCRIPT_FILENAME"] != r.URL.Path:
+			http.Error(w, "bad params "+r.Method+" "+env["SCRIPT_FILENAME"], 400)
+		case r.URL.Path == "/ping":
+			io.WriteString(w, "pong")
+		case r.URL.Path == "/big":
+			io.WriteString(w, strings.Repeat("x", 200000)+"pong")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	// What the config makes of address = host:port and the default
+	// expect_body.
+	script := func(path string) *FastCGI {
+		return &FastCGI{Network: "tcp", Address: ln.Addr().String(), Script: path, ExpectBody: "pong"}
+	}
+	if msg, err := runCheck(t, script("/ping"), 5*time.Second); err != nil || msg != "200 pong" {
+		t.Errorf("ping: %q, %v", msg, err)
+	}
+	if _, err := runCheck(t, script("/big"), 5*time.Second); err != nil {
+		t.Errorf("big body over several records: %v", err)
+	}
+	_, err = runCheck(t, script("/nothing"), 5*time.Second)
+	mustContain(t, err, "status 404, want 200")
+}

@@ -1,0 +1,185 @@
+package probecheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/dockerapi"
+)
+
+// Container asks a Docker engine (or a compatible one) whether containers
+// run and, when they have a health check, are healthy. One of Name, Label
+// and NamePrefix is set.
+type Container struct {
+	Socket     string // the engine's unix socket
+	Name       string // exact name or ID, or
+	Label      string // key or key=value, or
+	NamePrefix string // name prefix
+	// Any: one healthy container of those Label or NamePrefix match is
+	// enough (otherwise all must be).
+	Any bool
+}
+
+// maxContainers bounds how many containers one attempt inspects.
+const maxContainers = 64
+
+// Check inspects the containers once.
+func (c *Container) Check(ctx context.Context) (Outcome, error) {
+	// The client keeps no connection between requests: one per attempt
+	// costs an allocation, not a handshake more.
+	api := dockerapi.New(c.Socket)
+	timeout := deadlineOf(ctx)
+	if c.Name != "" {
+		ct, err := inspect(ctx, api, c.Name)
+		if err != nil {
+			return Outcome{}, ctxErr(ctx, err, timeout)
+		}
+		o := Outcome{Containers: []cache.Container{ct}}
+		if !ct.OK {
+			return o, errors.New(verdict(c.Name, ct))
+		}
+		o.Msg = verdict("", ct)
+		return o, nil
+	}
+	ids, err := c.list(ctx, api)
+	if err != nil {
+		return Outcome{}, ctxErr(ctx, err, timeout)
+	}
+	if len(ids) == 0 {
+		return Outcome{}, fmt.Errorf("no container %s", c.what())
+	}
+	if len(ids) > maxContainers {
+		return Outcome{}, fmt.Errorf("%d containers %s; at most %d are checked: narrow the match", len(ids), c.what(), maxContainers)
+	}
+	o := Outcome{Containers: make([]cache.Container, 0, len(ids))}
+	healthy := 0
+	var bad []string
+	for _, id := range ids {
+		ct, err := inspect(ctx, api, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Outcome{Containers: o.Containers}, ctxErr(ctx, err, timeout)
+			}
+			// Removed between the list and the inspect: not healthy.
+			ct = cache.Container{Name: id, ID: shortID(id), State: "removed"}
+		}
+		o.Containers = append(o.Containers, ct)
+		if ct.OK {
+			healthy++
+		} else {
+			bad = append(bad, verdict(ct.Name, ct))
+		}
+	}
+	slices.SortFunc(o.Containers, func(a, b cache.Container) int { return strings.Compare(a.Name, b.Name) })
+	slices.Sort(bad)
+	want := "all"
+	if c.Any {
+		want = "any"
+	}
+	summary := fmt.Sprintf("%d/%d containers %s healthy (want %s)", healthy, len(ids), c.what(), want)
+	if healthy == len(ids) || (c.Any && healthy > 0) {
+		o.Msg = summary
+		return o, nil
+	}
+	return o, errors.New(summary + ": " + strings.Join(bad, "; "))
+}
+
+// what describes the match: `with label "a=b"` or `named "app-*"`.
+func (c *Container) what() string {
+	if c.Label != "" {
+		return "with label " + strconv.Quote(c.Label)
+	}
+	return "named " + strconv.Quote(c.NamePrefix+"*")
+}
+
+// verdict says how a container is: "running, healthy", or, with a name,
+// "container web is exited".
+func verdict(name string, ct cache.Container) string {
+	var s string
+	switch {
+	case ct.State != "running":
+		s = "is " + orUnknown(ct.State)
+	case ct.Health != "" && ct.Health != "healthy":
+		s = "is running but " + ct.Health
+	case ct.Health == "healthy":
+		s = "running, healthy"
+	default:
+		s = "running"
+	}
+	if name == "" {
+		return s
+	}
+	if ct.OK {
+		return name + " " + s
+	}
+	return "container " + name + " " + s
+}
+
+// list returns the IDs of the containers the label or prefix matches,
+// running or not (a stopped match is an unhealthy one, not a missing one).
+func (c *Container) list(ctx context.Context, api *dockerapi.Client) ([]string, error) {
+	filters := map[string][]string{}
+	if c.Label != "" {
+		filters["label"] = []string{c.Label}
+	} else {
+		// The engine's name filter matches anywhere in the name; the
+		// prefix is checked below.
+		filters["name"] = []string{c.NamePrefix}
+	}
+	list, err := api.List(ctx, filters)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, s := range list {
+		if c.NamePrefix != "" {
+			match := false
+			for _, n := range s.Names {
+				if strings.HasPrefix(strings.TrimPrefix(n, "/"), c.NamePrefix) {
+					match = true
+				}
+			}
+			if !match {
+				continue
+			}
+		}
+		ids = append(ids, s.ID)
+	}
+	return ids, nil
+}
+
+// inspect reads one container's state.
+func inspect(ctx context.Context, api *dockerapi.Client, nameOrID string) (cache.Container, error) {
+	st, err := api.Inspect(ctx, nameOrID)
+	if err != nil {
+		if errors.Is(err, dockerapi.ErrNotFound) {
+			return cache.Container{}, fmt.Errorf("no such container %q", nameOrID)
+		}
+		return cache.Container{}, err
+	}
+	ct := cache.Container{Name: strings.TrimPrefix(st.Name, "/"), ID: shortID(st.ID), State: st.State.Status}
+	if h := st.State.Health; h != nil && h.Status != "none" {
+		ct.Health = h.Status
+	}
+	ct.OK = ct.State == "running" && (ct.Health == "" || ct.Health == "healthy")
+	return ct, nil
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "in an unknown state"
+	}
+	return s
+}
