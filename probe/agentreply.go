@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/probecheck"
 )
 
 // agentReply is one line in HAProxy's agent-check reply grammar, as the
@@ -95,5 +96,5 @@ func agentOutcome(line string) (outcome, error) {
 		}
 		return outcome{}, errors.New("down")
 	}
-	return outcome{msg: line, state: r.state, weight: r.weight, hasWeight: r.hasWeight, reason: r.reason}, nil
+	return outcome{Outcome: probecheck.Outcome{Msg: line}, agentReply: r}, nil
 }

@@ -71,7 +71,7 @@ func TestAgentOutcome(t *testing.T) {
 		t.Errorf("garbage: %v", err)
 	}
 	o, err := agentOutcome("up drain 50% #deploy")
-	if err != nil || o.state != cache.Drain || !o.hasWeight || o.weight != 50 || o.reason != "deploy" || o.msg != "up drain 50% #deploy" {
+	if err != nil || o.state != cache.Drain || !o.hasWeight || o.weight != 50 || o.reason != "deploy" || o.Msg != "up drain 50% #deploy" {
 		t.Errorf("drain: %+v, %v", o, err)
 	}
 }

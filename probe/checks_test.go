@@ -29,7 +29,7 @@ func runCheck(t *testing.T, toml string, timeout time.Duration) (string, error) 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	o, err := chk.check(ctx)
-	return o.msg, err
+	return o.Msg, err
 }
 
 // serveHTTP starts an HTTP server on 127.0.0.1 and returns its address.

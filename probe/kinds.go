@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/internal/probecheck"
 )
 
@@ -32,17 +31,12 @@ type checker interface {
 	check(ctx context.Context) (outcome, error)
 }
 
-// outcome is an attempt's result beyond pass or fail.
+// outcome is an attempt's result beyond pass or fail: what the kind
+// found, and what a passing script with output = "agent" asked for (state
+// Up otherwise).
 type outcome struct {
-	msg string
-	// state, weight and reason: what a passing script with output =
-	// "agent" asked for (state Up otherwise).
-	state     cache.State
-	weight    int
-	hasWeight bool
-	reason    string
-	// containers a container probe matched, whether it passed or not.
-	containers []cache.Container
+	probecheck.Outcome
+	agentReply
 }
 
 // kindChecker runs a kind's attempts (internal/probecheck); with agent,
@@ -54,13 +48,10 @@ type kindChecker struct {
 
 func (k kindChecker) check(ctx context.Context) (outcome, error) {
 	o, err := k.Check(ctx)
-	switch {
-	case err != nil:
-		return outcome{containers: o.Containers}, err
-	case k.agent:
+	if err == nil && k.agent {
 		return agentOutcome(o.Stdout)
 	}
-	return outcome{msg: o.Msg, containers: o.Containers}, nil
+	return outcome{Outcome: o}, err
 }
 
 func newChecker(s *Spec) (checker, error) {

@@ -129,10 +129,7 @@ type running struct {
 	since   time.Time
 	// From the last attempt that passed: what it asked for besides
 	// passing (scripts with output = "agent").
-	state     cache.State
-	weight    int
-	hasWeight bool
-	reason    string
+	agentReply
 	// From the last attempt: the containers a container probe matched.
 	containers []cache.Container
 }
@@ -308,7 +305,7 @@ func (p *running) reset() {
 	p.pending = true
 	p.succ, p.fail = 0, 0
 	p.msg = "pending: no result yet"
-	p.state, p.weight, p.hasWeight, p.reason, p.containers = cache.Up, 0, false, "", nil
+	p.agentReply, p.containers = agentReply{state: cache.Up}, nil
 }
 
 // idlePoll is how often an idle probe looks for its VIP.
@@ -422,7 +419,7 @@ func (r *Runner) record(p *running, out outcome, err error) {
 		return // stopped by a reload meanwhile
 	}
 	wasOK, wasPending, wasState := p.ok, p.pending, p.state
-	p.containers = out.containers
+	p.containers = out.Containers
 	if err != nil {
 		p.fail++
 		p.succ = 0
@@ -430,11 +427,12 @@ func (r *Runner) record(p *running, out outcome, err error) {
 	} else {
 		p.succ++
 		p.fail = 0
-		p.msg = clean(out.msg)
+		p.msg = clean(out.Msg)
 		// What a passing script asks for (drain, maint, a weight) applies
 		// at once: it is the script's word, like a flag's, not a health
 		// verdict that rise and fall smooth.
-		p.state, p.weight, p.hasWeight, p.reason = out.state, out.weight, out.hasWeight, clean(out.reason)
+		p.agentReply = out.agentReply
+		p.reason = clean(p.reason)
 	}
 	switch {
 	case p.pending && p.spec.Initial != "up":

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/probecheck"
 )
 
 // scripted is a checker whose outcome the test sets; it records when each
@@ -45,7 +46,7 @@ func (s *scripted) check(ctx context.Context) (outcome, error) {
 	if s.fail.Load() {
 		return outcome{}, errors.New("scripted failure")
 	}
-	return outcome{msg: "fine"}, nil
+	return outcome{Outcome: probecheck.Outcome{Msg: "fine"}}, nil
 }
 
 func (s *scripted) attempts() ([]time.Time, []time.Time) {
