@@ -34,21 +34,6 @@ const (
 	MatchAny = "any" // one healthy matching container is enough
 )
 
-// validContainerName reports whether s may start a Docker container name
-// ([a-zA-Z0-9][a-zA-Z0-9_.-]*).
-func validContainerName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return s != ""
-}
-
 // Values of an exec probe's output key.
 const (
 	OutputExit  = "exit"  // the exit code alone decides
@@ -536,17 +521,4 @@ func (c *Common) defaultAddress() string {
 		return ""
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-}
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }

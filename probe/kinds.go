@@ -152,7 +152,7 @@ func (k *HTTPKeys) check(c *Common) []string {
 	if k.Method == "" {
 		k.Method = defaultHTTPMethod
 	}
-	if !isToken(k.Method) {
+	if !probecheck.ValidMethod(k.Method) {
 		msgs = append(msgs, fmt.Sprintf("method %q: not an HTTP method", k.Method))
 	}
 	if k.Path == "" {
@@ -275,7 +275,7 @@ func (k *ContainerKeys) check(*Common) []string {
 	if k.Label != "" && (strings.HasPrefix(k.Label, "=") || strings.ContainsAny(k.Label, "\r\n")) {
 		msgs = append(msgs, fmt.Sprintf("label %q: want key or key=value", k.Label))
 	}
-	if k.NamePrefix != "" && !validContainerName(k.NamePrefix) {
+	if k.NamePrefix != "" && !probecheck.ValidContainerName(k.NamePrefix) {
 		msgs = append(msgs, fmt.Sprintf("name_prefix %q: want the start of a container name (letters, digits, _ . -)", k.NamePrefix))
 	}
 	switch k.Match {

@@ -376,3 +376,16 @@ func TestFastCGIGoServer(t *testing.T) {
 	_, err = runCheck(t, script("/nothing"), 5*time.Second)
 	mustContain(t, err, "status 404, want 200")
 }
+
+func TestValidNames(t *testing.T) {
+	for s, want := range map[string]bool{"GET": true, "HEAD": true, "M-SEARCH": true, "X_1": true, "": false, "GET /": false, "G\r": false, "PÖST": false} {
+		if got := ValidMethod(s); got != want {
+			t.Errorf("ValidMethod(%q) = %v, want %v", s, got, want)
+		}
+	}
+	for s, want := range map[string]bool{"app": true, "app-": true, "a1_b.c-d": true, "9lives": true, "": false, "-app": false, ".x": false, "_x": false, "a/b": false, "a b": false} {
+		if got := ValidContainerName(s); got != want {
+			t.Errorf("ValidContainerName(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -183,3 +183,18 @@ func orUnknown(s string) string {
 	}
 	return s
 }
+
+// ValidContainerName reports whether s may start a Docker container name
+// ([a-zA-Z0-9][a-zA-Z0-9_.-]*).
+func ValidContainerName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}

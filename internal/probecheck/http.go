@@ -26,6 +26,21 @@ type HTTP struct {
 	ExpectBody string
 }
 
+// ValidMethod reports whether s may be an HTTP method (a token of letters,
+// digits, - and _).
+func ValidMethod(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // httpClient serves every HTTP check: with keep-alives off it holds no
 // connection between attempts, so probes share nothing but its settings.
 var httpClient = &http.Client{
