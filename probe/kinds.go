@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/http-status/http_status/internal/probecheck"
@@ -96,11 +97,8 @@ func kindNames() string {
 func kindsWithKey(key string) []string {
 	var out []string
 	for _, k := range kinds {
-		for _, x := range keysOf(reflect.TypeOf(k.new()).Elem()) {
-			if x == key {
-				out = append(out, k.name)
-				break
-			}
+		if slices.Contains(keysOf(reflect.TypeOf(k.new()).Elem()), key) {
+			out = append(out, k.name)
 		}
 	}
 	return out

@@ -38,6 +38,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -262,12 +263,7 @@ func (r *Runner) Apply(cfg *Config) error {
 		go r.loop(ctx, p)
 	}
 	r.mu.Lock()
-	names := make([]string, 0, len(r.services))
-	for name := range r.services {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(r.services)) {
 		r.publishLocked(r.services[name])
 	}
 	r.mu.Unlock()
