@@ -31,7 +31,7 @@ type dockerEngine struct {
 func startDocker(t *testing.T) *dockerEngine {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("the real Docker engine test needs root (dockerd); the stand-in test covers the API")
+		t.Skip("the real Docker engine test needs root (dockerd); internal/probecheck's stand-in test covers the API")
 	}
 	dockerd, err := exec.LookPath("dockerd")
 	if err != nil {
