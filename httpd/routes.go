@@ -52,3 +52,31 @@ func AcceptsHTML(r *http.Request) bool {
 	}
 	return false
 }
+
+// Health checks without a Host header.
+//
+// Old HAProxy configurations send "option httpchk GET /status?... HTTP/1.1"
+// with no Host line (HAProxy adds none), and net/http answers every
+// HTTP/1.1 request without Host with 400 before any handler runs: the
+// backend would stay DOWN after switching to this daemon. For the health
+// check paths only (/status, /healthz, /health, and OPTIONS /) such a
+// request is answered as if it had an empty Host; every other path stays
+// strict.
+//
+// The fast engine answers the /status and OPTIONS ones itself
+// ([parseRequest]); everything net/http reads goes through a
+// hostfix.Conn (internal/hostfix), which adds "Host: " to those requests before net/http
+// sees them. Both engines decide with [hostlessOK], so they send the same
+// bytes.
+
+// hostlessOK reports whether an HTTP/1.1 request for path (without the
+// query) may come without a Host header.
+func hostlessOK(path []byte, options bool) bool {
+	switch string(path) {
+	case "/status", PathHealthz, PathHealth:
+		return true
+	case "/":
+		return options
+	}
+	return false
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/hostfix"
 )
 
 // Server limits. A slow or huge client cannot hold the daemon: headers must
@@ -209,7 +210,7 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 // serveUntil is [Serve] with the stop deadline computed when ctx is done.
 func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, deadlineAt func() time.Time) error {
 	// Health checks without a Host header (see hostfix.go).
-	ln = hostFixListener{ln}
+	ln = hostfix.Listener(ln, hostlessOK)
 	busy := trackConns(srv)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -1,6 +1,11 @@
 //go:build linux
 
-package httpd
+// Package hostfix lets HTTP/1.1 health checks without a Host header through
+// to net/http, which answers every HTTP/1.1 request without Host with 400
+// before any handler runs (old HAProxy configurations send such checks).
+// A [Conn] scans the requests as they stream in and adds an empty "Host: "
+// line to the ones its [PathOK] names; everything else passes unchanged.
+package hostfix
 
 import (
 	"bytes"
@@ -9,46 +14,31 @@ import (
 	"github.com/http-status/http_status/internal/check"
 )
 
-// Health checks without a Host header.
-//
-// Old HAProxy configurations send "option httpchk GET /status?... HTTP/1.1"
-// with no Host line (HAProxy adds none), and net/http answers every
-// HTTP/1.1 request without Host with 400 before any handler runs: the
-// backend would stay DOWN after switching to this daemon. For the health
-// check paths only (/status, /healthz, /health, and OPTIONS /) such a
-// request is answered as if it had an empty Host; every other path stays
-// strict.
-//
-// The fast engine answers the /status and OPTIONS ones itself
-// ([parseRequest]); everything net/http reads goes through a
-// [hostFixConn], which adds "Host: " to those requests before net/http
-// sees them. Both engines decide with [hostlessOK], so they send the same
-// bytes.
+// PathOK reports whether an HTTP/1.1 request for path (without the query;
+// options: the method is OPTIONS) may come without a Host header.
+type PathOK func(path []byte, options bool) bool
 
-// hostlessOK reports whether an HTTP/1.1 request for path (without the
-// query) may come without a Host header.
-func hostlessOK(path []byte, options bool) bool {
-	switch string(path) {
-	case "/status", PathHealthz, PathHealth:
-		return true
-	case "/":
-		return options
-	}
-	return false
+// Listener wraps every connection ln accepts in a [Conn] that lets the
+// requests ok names through without a Host header.
+func Listener(ln net.Listener, ok PathOK) net.Listener { return listener{ln, ok} }
+
+type listener struct {
+	net.Listener
+	ok PathOK
 }
 
-// hostFixListener wraps every connection it accepts in a [hostFixConn].
-type hostFixListener struct{ net.Listener }
-
-func (l hostFixListener) Accept() (net.Conn, error) {
+func (l listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &hostFixConn{Conn: c}, nil
+	return NewConn(c, l.ok), nil
 }
 
-// hostFixConn is a connection whose incoming requests are scanned as they
+// NewConn wraps c.
+func NewConn(c net.Conn, ok PathOK) *Conn { return &Conn{Conn: c, scan: scan{ok: ok}} }
+
+// Conn is a connection whose incoming requests are scanned as they
 // pass: an HTTP/1.1 request for a health-check path without a Host header
 // gets "Host: " (empty) right before the blank line that ends its headers.
 // Bytes are passed on as soon as they are read (nothing is held back, so
@@ -57,15 +47,15 @@ func (l hostFixListener) Accept() (net.Conn, error) {
 // (an obs-fold, a header line without a colon), the rest of the connection
 // passes unchanged: our health checks have no bodies, and net/http answers
 // the rest exactly as it would have.
-type hostFixConn struct {
+type Conn struct {
 	net.Conn
-	scan hostScan
+	scan scan
 	out  []byte // scanned bytes (with an insertion) not yet returned
 }
 
 var hostLine = []byte("Host: \r\n")
 
-func (c *hostFixConn) Read(p []byte) (int, error) {
+func (c *Conn) Read(p []byte) (int, error) {
 	if len(c.out) > 0 {
 		n := copy(p, c.out)
 		c.out = c.out[n:]
@@ -100,15 +90,16 @@ func (c *hostFixConn) Read(p []byte) (int, error) {
 }
 
 // CloseWrite lets net/http half-close as it does on its own connections.
-func (c *hostFixConn) CloseWrite() error {
+func (c *Conn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
 }
 
-// hostScan follows the request stream byte by byte with constant memory.
-type hostScan struct {
+// scan follows the request stream byte by byte with constant memory.
+type scan struct {
+	ok       PathOK
 	st       int
 	off      bool // stopped following: everything passes unchanged
 	sp       int  // spaces seen in the request line
@@ -146,7 +137,7 @@ const (
 
 // feed scans b and appends to at the offsets in b where a Host line must be
 // inserted.
-func (s *hostScan) feed(b []byte, at []int) []int {
+func (s *scan) feed(b []byte, at []int) []int {
 	for i := 0; i < len(b) && !s.off; i++ {
 		c := b[i]
 		switch s.st {
@@ -228,7 +219,7 @@ func (s *hostScan) feed(b []byte, at []int) []int {
 	return at
 }
 
-func (s *hostScan) requestLineByte(c byte) {
+func (s *scan) requestLineByte(c byte) {
 	if c == ' ' {
 		s.sp++
 		return
@@ -262,28 +253,28 @@ func (s *hostScan) requestLineByte(c byte) {
 	}
 }
 
-func (s *hostScan) endRequestLine() {
+func (s *scan) endRequestLine() {
 	v := s.version[:min(s.nversion, len(s.version))]
 	if len(v) > 0 && v[len(v)-1] == '\r' {
 		v = v[:len(v)-1]
 	}
 	s.eligible = s.sp == 2 && string(v) == "HTTP/1.1" && s.nversion <= len(s.version) &&
 		s.npath <= len(s.path) && s.nmethod <= len(s.method) &&
-		hostlessOK(s.path[:s.npath], string(s.method[:s.nmethod]) == "OPTIONS")
+		s.ok(s.path[:s.npath], string(s.method[:s.nmethod]) == "OPTIONS")
 }
 
-func (s *hostScan) nameByte(c byte) {
+func (s *scan) nameByte(c byte) {
 	if s.nname < len(s.name) {
 		s.name[s.nname] = c
 	}
 	s.nname++
 }
 
-func (s *hostScan) header() int {
+func (s *scan) header() int {
 	if s.nname > len(s.name) {
 		return hdrOther
 	}
-	n := unsafeString(s.name[:s.nname])
+	n := string(s.name[:s.nname]) // no allocation: compared only
 	switch {
 	case check.EqualFoldASCII(n, "HOST"):
 		return hdrHost
@@ -295,7 +286,7 @@ func (s *hostScan) header() int {
 	return hdrOther
 }
 
-func (s *hostScan) endHeader() {
+func (s *scan) endHeader() {
 	switch s.hdr {
 	case hdrHost:
 		s.hasHost = true
@@ -311,12 +302,12 @@ func (s *hostScan) endHeader() {
 
 // endRequest is the blank line after the headers: a body ends the scan,
 // otherwise the next request starts.
-func (s *hostScan) endRequest() {
+func (s *scan) endRequest() {
 	if s.hasBody {
 		s.off = true
 		return
 	}
-	*s = hostScan{}
+	*s = scan{ok: s.ok}
 }
 
 // indexAny2 is the index of the first x or y in b, or -1.
