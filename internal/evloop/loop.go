@@ -548,8 +548,19 @@ func (l *loop[S]) deadline(c *Conn[S]) {
 	case c.wdl != 0 && now >= c.wdl:
 		l.close(c) // the client has not read its answers in time
 	case c.hdl != 0 && now >= c.hdl:
-		l.s.expired.Add(1)
 		was := c.hdl
+		if c.out == nil && !c.closing {
+			// Bytes that arrived while the loop was busy (a loaded
+			// machine can keep it from its events for longer than a
+			// deadline) are served before the deadline is held
+			// against the client: a request that is complete in the
+			// socket is answered, not cut off.
+			l.readable(c)
+			if c.closed || c.detached || c.hdl != was {
+				return
+			}
+		}
+		l.s.expired.Add(1)
 		in := c.in
 		if in == nil {
 			in = l.rbuf[:0]
