@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 const pkgName = "http-status"
@@ -591,6 +593,7 @@ func runInstalledBinary(t *testing.T, bin string) {
 	cmd := exec.Command(bin, "--dir", dir, "--ip", "127.0.0.1", "--port", strconv.Itoa(port), "--vips=false")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
+	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // TestSysVInitScript runs contrib/init.d/http_status against the built
@@ -201,6 +203,7 @@ func TestUpstartJob(t *testing.T) {
 	}
 	cmd := exec.Command("sh", "-e", "-c", blocks["script"])
 	cmd.Env = append(os.Environ(), jobEnv...)
+	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

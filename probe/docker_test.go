@@ -16,6 +16,7 @@ import (
 	"github.com/http-status/http_status/httpd"
 	statuscheck "github.com/http-status/http_status/internal/check"
 	"github.com/http-status/http_status/internal/pages"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // dockerEngine is a real dockerd (Debian's docker.io) the test starts with
@@ -66,6 +67,7 @@ func startDocker(t *testing.T) *dockerEngine {
 	}
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	testenv.DieWithTest(d.cmd)
 	if err := d.cmd.Start(); err != nil {
 		t.Skipf("cannot start dockerd: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // fpm is a php-fpm master the test runs in the foreground.
@@ -68,6 +70,7 @@ func (f *fpm) start() {
 		args = append(args, "-R") // allow the pool to run as root
 	}
 	f.cmd = exec.Command(f.bin, args...)
+	testenv.DieWithTest(f.cmd)
 	if err := f.cmd.Start(); err != nil {
 		f.t.Fatalf("start php-fpm: %v", err)
 	}

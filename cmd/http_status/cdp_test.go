@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // cdp drives a headless Chromium through the DevTools protocol over
@@ -65,6 +67,7 @@ func startChromium(t *testing.T) *cdp {
 	cmd.ExtraFiles = []*os.File{toBrowser, browserEnd}
 	c := &cdp{t: t, cmd: cmd, w: ourEnd, pending: map[int]chan cdpReply{}, done: make(chan struct{}), stderr: &lockedBuffer{}}
 	cmd.Stderr = c.stderr
+	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // TestContribDeployRestart runs contrib/deploy-restart.sh with sh against a
@@ -38,6 +40,7 @@ func TestContribDeployRestart(t *testing.T) {
 	cmd.Env = append(env, "DRAIN_WAIT=30s")
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/http-status/http_status/internal/nstest"
 	"github.com/http-status/http_status/internal/pages"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // holdServer accepts connections on ln and keeps them open until the client
@@ -323,6 +324,7 @@ func TestDrainWaitBinary(t *testing.T) {
 		}
 		errb := &lockedBuffer{}
 		cmd.Stderr = errb
+		testenv.DieWithTest(cmd)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -449,6 +451,7 @@ func TestDrainWaitNamespace(t *testing.T) {
 	cmd.Env = cleanEnv()
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // namedBackend is a real TCP service: it greets each connection with its
@@ -159,6 +161,7 @@ func TestHAProxyDrainWait(t *testing.T) {
 	ctl := exec.Command(bin, "drain", webA, "--reason", "deploy", "--wait", "1m", "--then", "maint", "--min-wait", "1s", "--dir", flags)
 	ctl.Env = cleanEnv()
 	ctl.Stdout, ctl.Stderr = ctlOut, ctlOut
+	testenv.DieWithTest(ctl)
 	if err := ctl.Start(); err != nil {
 		t.Fatal(err)
 	}

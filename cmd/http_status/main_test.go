@@ -19,6 +19,7 @@ import (
 
 	"github.com/http-status/http_status/internal/daemon"
 	"github.com/http-status/http_status/internal/testbin"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // proc is a running http_status process.
@@ -38,6 +39,7 @@ func runDaemon(t *testing.T, args ...string) *proc {
 	d := &proc{cmd: exec.Command(testBinary(t), args...), base: fmt.Sprintf("http://127.0.0.1:%d", port), out: &bytes.Buffer{}, done: make(chan error, 1)}
 	d.cmd.Env = cleanEnv()
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	testenv.DieWithTest(d.cmd)
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,12 +10,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // TestClaimPidFile covers the pidfile's stale cases in-process.
 func TestClaimPidFile(t *testing.T) {
 	dir := t.TempDir()
 	sleeper := exec.Command("sleep", "60")
+	testenv.DieWithTest(sleeper)
 	if err := sleeper.Start(); err != nil {
 		t.Skipf("cannot start sleep: %v", err)
 	}

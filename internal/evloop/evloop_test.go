@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // lineHandler is a test protocol: each line "x" is answered "got x\n";
@@ -447,6 +449,7 @@ func runChildServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Stderr = os.Stderr
+	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

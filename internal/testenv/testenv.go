@@ -8,9 +8,11 @@ import (
 	"flag"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -61,4 +63,17 @@ func TmpfsDir(t testing.TB) string {
 		}
 	})
 	return dir
+}
+
+// DieWithTest makes the child cmd starts receive SIGKILL when the test
+// binary dies (prctl PR_SET_PDEATHSIG), so that a test killed by -timeout,
+// a panic or ^C leaves no daemon, HAProxy or nginx running on the host.
+// Call it before cmd.Start; it keeps other SysProcAttr settings. The kernel
+// clears the setting when a child changes its user or group IDs
+// (setpriv), and a grandchild (a shell's child) does not inherit it.
+func DieWithTest(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
