@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -98,65 +96,38 @@ func TestHAProxyCompat(t *testing.T) {
 			return resp.StatusCode == 200, resp.Status
 		})
 	}
-	ctl := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(bin, append(args, "--dir", flags)...).CombinedOutput(); err != nil {
-			t.Fatalf("http_status %v: %v\n%s", args, err, out)
-		}
-	}
+	ctl := func(args ...string) { t.Helper(); binCtl(t, bin, flags, args...) }
 
-	sock := filepath.Join(tmp, "haproxy.sock")
-	cfg := filepath.Join(tmp, "haproxy.cfg")
-	text := strings.NewReplacer("{{SOCK}}", sock, "{{FAST}}", strconv.Itoa(fastPort), "{{NETHTTP}}", strconv.Itoa(netPort),
-		"{{AGENT}}", strconv.Itoa(agentPort), "{{MISSING}}", missingVIP).Replace(haproxyCompatCfg)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	haLog := &lockedBuffer{}
-	startProcess(t, haLog, haproxy, "-f", cfg, "-db")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s\nfast daemon:\n%s\nnet/http daemon:\n%s", haLog, fastLog, netLog)
-		}
-	})
-	expect := func(backend, server, what string, ok func(s haproxyServer) bool) {
-		t.Helper()
-		pollUntil(t, backend+"/"+server+": "+what, 15*time.Second, func() (bool, string) {
-			s, err := haproxyServerState(sock, backend, server)
-			if err != nil {
-				return false, err.Error()
-			}
-			return ok(s), s.String()
-		})
-	}
+	ha := startHAProxy(t, haproxy, tmp, haproxyCompatCfg, []string{"{{FAST}}", strconv.Itoa(fastPort), "{{NETHTTP}}", strconv.Itoa(netPort),
+		"{{AGENT}}", strconv.Itoa(agentPort), "{{MISSING}}", missingVIP}, fastLog, netLog)
 	up := func(s haproxyServer) bool { return s.Status == "UP" }
 	down := func(s haproxyServer) bool { return strings.HasPrefix(s.Status, "DOWN") }
 
 	// No flag yet: the checks are answered (404), not refused (400).
 	for _, srv := range []string{"fast", "nethttp"} {
-		expect("nohost", srv, "DOWN on 404 (no flag), not on 400", func(s haproxyServer) bool {
+		ha.expect("nohost", srv, "DOWN on 404 (no flag), not on 400", func(s haproxyServer) bool {
 			return down(s) && strings.Contains(s.Check, "L7STS Not Found")
 		})
-		expect("nohost_healthz", srv, "UP", up)
+		ha.expect("nohost_healthz", srv, "UP", up)
 	}
 	ctl("activate", "web", "--port", "80")
 	ctl("activate", "status.html")
 	for _, srv := range []string{"fast", "nethttp"} {
-		expect("nohost", srv, "UP once the flag is there", up)
-		expect("nohost_options", srv, "UP (status.html)", up)
+		ha.expect("nohost", srv, "UP once the flag is there", up)
+		ha.expect("nohost_options", srv, "UP (status.html)", up)
 	}
-	if strings.Contains(haLog.String(), "Bad Request") {
-		t.Errorf("HAProxy saw a 400:\n%s", haLog)
+	if strings.Contains(ha.log.String(), "Bad Request") {
+		t.Errorf("HAProxy saw a 400:\n%s", ha.log)
 	}
 
-	expect("vip_present", "d503", "UP: 127.0.0.1 is here", up)
-	expect("vip", "d404", "NOLB: 404 with disable-on-404 drains", func(s haproxyServer) bool { return s.Status == "NOLB" })
-	expect("vip", "d503", "DOWN: 503", down)
-	expect("vip", "d404agent", "DOWN: the agent names the VIP", func(s haproxyServer) bool {
+	ha.expect("vip_present", "d503", "UP: 127.0.0.1 is here", up)
+	ha.expect("vip", "d404", "NOLB: 404 with disable-on-404 drains", func(s haproxyServer) bool { return s.Status == "NOLB" })
+	ha.expect("vip", "d503", "DOWN: 503", down)
+	ha.expect("vip", "d404agent", "DOWN: the agent names the VIP", func(s haproxyServer) bool {
 		return down(s) && strings.Contains(s.Agent, "VIP not configured")
 	})
 
 	// A drain flag is still a drain (404) with --vip-missing-status 503.
 	ctl("drain", "web", "--port", "80")
-	expect("vip_present", "d503", "NOLB: the flag drains", func(s haproxyServer) bool { return s.Status == "NOLB" })
+	ha.expect("vip_present", "d503", "NOLB: the flag drains", func(s haproxyServer) bool { return s.Status == "NOLB" })
 }

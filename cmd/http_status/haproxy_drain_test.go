@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -99,33 +98,13 @@ func TestHAProxyDrainWait(t *testing.T) {
 	startProcess(t, daemonLog, bin, "--dir", flags, "--ip", "127.0.0.1",
 		"--port", strconv.Itoa(httpPort), "--agent-port", strconv.Itoa(agentPort),
 		"--vips=false", "--log-format", "json")
-	if out, err := exec.Command(bin, "activate", webA, "--dir", flags).CombinedOutput(); err != nil {
-		t.Fatalf("activate: %v\n%s", err, out)
-	}
+	binCtl(t, bin, flags, "activate", webA)
 
-	sock := filepath.Join(tmp, "haproxy.sock")
-	cfg := filepath.Join(tmp, "haproxy.cfg")
-	text := strings.NewReplacer("{{SOCK}}", sock, "{{FRONT}}", strconv.Itoa(front), "{{A}}", strconv.Itoa(a.port()),
-		"{{B}}", strconv.Itoa(b.port()), "{{HTTP}}", strconv.Itoa(httpPort), "{{AGENT}}", strconv.Itoa(agentPort)).Replace(haproxyDrainCfg)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	haLog := &lockedBuffer{}
-	startProcess(t, haLog, haproxy, "-f", cfg, "-db")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s\nhttp_status log:\n%s", haLog.String(), daemonLog.String())
-		}
-	})
+	ha := startHAProxy(t, haproxy, tmp, haproxyDrainCfg, []string{"{{FRONT}}", strconv.Itoa(front), "{{A}}", strconv.Itoa(a.port()),
+		"{{B}}", strconv.Itoa(b.port()), "{{HTTP}}", strconv.Itoa(httpPort), "{{AGENT}}", strconv.Itoa(agentPort)}, daemonLog)
 	expect := func(what string, ok func(s haproxyServer) bool) {
 		t.Helper()
-		pollUntil(t, "server a: "+what, 15*time.Second, func() (bool, string) {
-			s, err := haproxyServerState(sock, "be", "a")
-			if err != nil {
-				return false, err.Error()
-			}
-			return ok(s), s.String()
-		})
+		ha.expect("be", "a", what, ok)
 	}
 	expect("UP", func(s haproxyServer) bool { return s.Status == "UP" && strings.Contains(s.Agent, "up") })
 

@@ -81,6 +81,61 @@ func startProcess(t *testing.T, out *lockedBuffer, name string, args ...string) 
 	return cmd
 }
 
+// binCtl runs the built binary's control command args on dir, as an
+// operator would, and fails the test if it does not exit 0.
+func binCtl(t *testing.T, bin, dir string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(bin, append(args, "--dir", dir)...).CombinedOutput(); err != nil {
+		t.Fatalf("http_status %v: %v\n%s", args, err, out)
+	}
+}
+
+// haproxyRun is a real HAProxy on a configuration the test wrote.
+type haproxyRun struct {
+	t    *testing.T
+	sock string        // its runtime API socket
+	log  *lockedBuffer // its output
+}
+
+// startHAProxy writes tmpl to tmp/haproxy.cfg, with {{SOCK}} and then each
+// key of vars (pairs: "{{KEY}}", value) replaced, and starts haproxy on it.
+// When the test fails, HAProxy's output and each daemon log are printed.
+func startHAProxy(t *testing.T, haproxy, tmp, tmpl string, vars []string, daemonLogs ...*lockedBuffer) *haproxyRun {
+	t.Helper()
+	h := &haproxyRun{t: t, sock: filepath.Join(tmp, "haproxy.sock"), log: &lockedBuffer{}}
+	cfg := filepath.Join(tmp, "haproxy.cfg")
+	text := strings.NewReplacer(append([]string{"{{SOCK}}", h.sock}, vars...)...).Replace(tmpl)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, h.log, haproxy, "-f", cfg, "-db")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("haproxy output:\n%s", h.log)
+			for i, l := range daemonLogs {
+				t.Logf("http_status log %d:\n%s", i+1, l)
+			}
+		}
+	})
+	return h
+}
+
+// expect waits (15 s at most) until ok holds for backend/server in
+// HAProxy's runtime API, and returns the state that satisfied it.
+func (h *haproxyRun) expect(backend, server, what string, ok func(s haproxyServer) bool) haproxyServer {
+	h.t.Helper()
+	var last haproxyServer
+	pollUntil(h.t, backend+"/"+server+": "+what, 15*time.Second, func() (bool, string) {
+		s, err := haproxyServerState(h.sock, backend, server)
+		if err != nil {
+			return false, err.Error()
+		}
+		last = s
+		return ok(s), s.String()
+	})
+	return last
+}
+
 // pollUntil calls f until it reports true or the deadline passes.
 func pollUntil(t *testing.T, what string, timeout time.Duration, f func() (bool, string)) {
 	t.Helper()
@@ -241,13 +296,7 @@ func TestHAProxyAgentCheck(t *testing.T) {
 	startProcess(t, daemonLog, bin, "--dir", flags, "--ip", "127.0.0.1",
 		"--port", strconv.Itoa(httpPort), "--agent-port", strconv.Itoa(agentPort),
 		"--vips=false", "--log-format", "json")
-	ctl := func(args ...string) {
-		t.Helper()
-		out, err := exec.Command(bin, append(args, "--dir", flags)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("http_status %v: %v\n%s", args, err, out)
-		}
-	}
+	ctl := func(args ...string) { t.Helper(); binCtl(t, bin, flags, args...) }
 	ctl("activate", "x", "--port", "80")
 	pollUntil(t, "daemon answers /status", 15*time.Second, func() (bool, string) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status?SERVICE=x&PORT=80", httpPort))
@@ -258,30 +307,10 @@ func TestHAProxyAgentCheck(t *testing.T) {
 		return resp.StatusCode == 200, resp.Status
 	})
 
-	sock := filepath.Join(tmp, "haproxy.sock")
-	cfg := filepath.Join(tmp, "haproxy.cfg")
-	text := strings.NewReplacer("{{SOCK}}", sock, "{{HTTP}}", strconv.Itoa(httpPort), "{{AGENT}}", strconv.Itoa(agentPort)).Replace(haproxyTestCfg)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	haLog := &lockedBuffer{}
-	startProcess(t, haLog, haproxy, "-f", cfg, "-db")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s\nhttp_status log:\n%s", haLog.String(), daemonLog.String())
-		}
-	})
-
+	ha := startHAProxy(t, haproxy, tmp, haproxyTestCfg, []string{"{{HTTP}}", strconv.Itoa(httpPort), "{{AGENT}}", strconv.Itoa(agentPort)}, daemonLog)
 	expectServer := func(server, what string, ok func(s haproxyServer) bool) {
 		t.Helper()
-		pollUntil(t, server+": "+what, 15*time.Second, func() (bool, string) {
-			s, err := haproxyServerState(sock, "be", server)
-			if err != nil {
-				return false, err.Error()
-			}
-			return ok(s), s.String()
-		})
-		s, _ := haproxyServerState(sock, "be", server)
+		s := ha.expect("be", server, what, ok)
 		t.Logf("%s: %s: %s", server, what, s)
 	}
 	expect := func(what string, ok func(s haproxyServer) bool) {
