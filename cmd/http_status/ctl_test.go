@@ -19,8 +19,15 @@ var ctlNow = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func ctlRun(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return ctlRunAt(ctlNow, args...)
+}
+
+// ctlRunAt runs the control command in process as if the time were now
+// (time.Now() for commands that wait on the clock, such as drain --wait),
+// and returns its exit code, stdout and stderr.
+func ctlRunAt(now time.Time, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	code := runCtl(args, &out, &errb, ctlNow)
+	code := runCtl(args, &out, &errb, now)
 	return code, out.String(), errb.String()
 }
 

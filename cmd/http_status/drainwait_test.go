@@ -4,7 +4,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -186,7 +185,7 @@ func TestDrainWaitDeadline(t *testing.T) {
 	dir := t.TempDir()
 	flag := filepath.Join(dir, fmt.Sprintf("api.%d", port))
 	start := time.Now()
-	code, out, errs := runCtlSync("drain", fmt.Sprintf("api.%d", port), "--wait", "1s", "--then", "maint", "--min-wait", "0", "--dir", dir)
+	code, out, errs := ctlRunAt(time.Now(), "drain", fmt.Sprintf("api.%d", port), "--wait", "1s", "--then", "maint", "--min-wait", "0", "--dir", dir)
 	if code != 1 || !strings.Contains(errs, fmt.Sprintf("deadline: 1 connection still open on port %d", port)) || !strings.Contains(errs, "left in drain") {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errs)
 	}
@@ -200,19 +199,13 @@ func TestDrainWaitDeadline(t *testing.T) {
 	// No connections at all: done once --min-wait is over, not before.
 	idle := loopbackPort(t)
 	start = time.Now()
-	code, out, errs = runCtlSync("drain", "idle", "-p", strconv.Itoa(idle), "--wait", "10s", "--min-wait", "1s", "--then", "inactivate", "--dir", dir)
+	code, out, errs = ctlRunAt(time.Now(), "drain", "idle", "-p", strconv.Itoa(idle), "--wait", "10s", "--min-wait", "1s", "--then", "inactivate", "--dir", dir)
 	if code != 0 || time.Since(start) < time.Second {
 		t.Fatalf("exit %d after %v\n%s%s", code, time.Since(start), out, errs)
 	}
 	if got := flagContent(t, filepath.Join(dir, fmt.Sprintf("idle.%d", idle))); got != "(removed)" {
 		t.Errorf("--then inactivate left %q", got)
 	}
-}
-
-func runCtlSync(args ...string) (int, string, string) {
-	var out, errb bytes.Buffer
-	code := runCtl(args, &out, &errb, time.Now())
-	return code, out.String(), errb.String()
 }
 
 // TestDrainWaitSomeoneElse: a flag changed by someone else while waiting
@@ -232,7 +225,7 @@ func TestDrainWaitSomeoneElse(t *testing.T) {
 	if got := flagContent(t, flag); got != fmt.Sprintf("drain conn=%d\n", port) {
 		t.Fatalf("drain dropped conn=: %q", got)
 	}
-	if code, _, errs := runCtlSync("activate", "web.8080", "--dir", dir); code != 0 {
+	if code, _, errs := ctlRunAt(time.Now(), "activate", "web.8080", "--dir", dir); code != 0 {
 		t.Fatal(errs)
 	}
 	select {
@@ -263,7 +256,7 @@ func TestDrainWaitUsage(t *testing.T) {
 		{"drain", "x.80", "--conn-port", "70000"},
 		{"inactivate", "x.80", "--conn-port", "80"},
 	} {
-		code, _, errs := runCtlSync(append(args, "--dir", dir)...)
+		code, _, errs := ctlRunAt(time.Now(), append(args, "--dir", dir)...)
 		if code != 2 || errs == "" {
 			t.Errorf("%v: exit %d, %q; want 2", args, code, errs)
 		}
@@ -583,11 +576,11 @@ func TestSamplerFollowsDrain(t *testing.T) {
 	if strings.Contains(log.String(), "connection sampler started") {
 		t.Fatal("the sampler started for health checks alone")
 	}
-	if code, _, errs := runCtlSync("drain", "web.8080", "--dir", dir); code != 0 {
+	if code, _, errs := ctlRunAt(time.Now(), "drain", "web.8080", "--dir", dir); code != 0 {
 		t.Fatal(errs)
 	}
 	waitOutput(t, "a drain starts the sampler", log, `"draining":true,"subscribers":0,"time"`)
-	if code, _, errs := runCtlSync("activate", "web.8080", "--dir", dir); code != 0 {
+	if code, _, errs := ctlRunAt(time.Now(), "activate", "web.8080", "--dir", dir); code != 0 {
 		t.Fatal(errs)
 	}
 	waitOutput(t, "the drain's end stops it", log, "connection sampler stopped")

@@ -61,7 +61,7 @@ func TestEventsEndToEnd(t *testing.T) {
 		t.Fatalf("first event %q, want sync", ev)
 	}
 	ctl := func(args ...string) {
-		if code, _, errs := runCtlSync(append(args, "--dir", dir)...); code != 0 {
+		if code, _, errs := ctlRunAt(time.Now(), append(args, "--dir", dir)...); code != 0 {
 			t.Fatal(errs)
 		}
 	}
