@@ -153,11 +153,6 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 	return path, msgs
 }
 
-func expectNotify(t *testing.T, msgs <-chan string, timeout time.Duration, what string, match func(string) bool) string {
-	t.Helper()
-	return faulttest.ExpectNotify(t, msgs, timeout, what, match)
-}
-
 func hasLine(m, kv string) bool { return faulttest.HasLine(m, kv) }
 
 // freePort returns a loopback TCP port nobody listens on right now.

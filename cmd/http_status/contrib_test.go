@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/faulttest"
 )
 
 // contribPath is a file under contrib/ (tests run in cmd/http_status).
@@ -250,7 +251,7 @@ http {
 	}
 	writeFlags(t, dir, map[string]string{"nginx.80": ""})
 	for deadline := time.Now().Add(15 * time.Second); ; {
-		code, body = httpGet(t, check)
+		code, body = faulttest.HTTPGet(t, check)
 		if code == 200 {
 			break
 		}
@@ -262,7 +263,7 @@ http {
 	if body != "OK - service fine!\n" {
 		t.Errorf("check through nginx: body %q", body)
 	}
-	if code, body := httpGet(t, through+"/"); code != 200 || body != "the site\n" {
+	if code, body := faulttest.HTTPGet(t, through+"/"); code != 200 || body != "the site\n" {
 		t.Errorf("the site itself: %d %q", code, body)
 	}
 	res, err := http.Post(check, "text/plain", strings.NewReader("x"))

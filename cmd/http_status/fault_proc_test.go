@@ -31,8 +31,8 @@ func TestFaultDirRemovedUnderLoad(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"squid.80": "", "web.443": "drain"})
 	d := runDaemon(t, "--dir", dir)
-	baseG := metricValue(t, d.base, "go_goroutines")
-	load := startLoad(d.base, "/status?SERVICE=squid&PORT=80", 4, func(c int) bool { return c == 200 || c == 404 })
+	baseG := faulttest.MetricValue(t, d.base, "go_goroutines")
+	load := faulttest.StartLoad(d.base, "/status?SERVICE=squid&PORT=80", 4, func(c int) bool { return c == 200 || c == 404 })
 	for i := 0; i < 5; i++ {
 		if err := os.RemoveAll(dir); err != nil {
 			t.Fatal(err)
@@ -46,12 +46,12 @@ func TestFaultDirRemovedUnderLoad(t *testing.T) {
 		load.WaitMore(t, 100)
 	}
 	load.Finish(t)
-	expectExact(t, d.base, map[string]string{"squid.80": "up", "web.443": "up", "round.4": "maint"})
-	if v := statusJSON(t, d.base); !v.DirOK || *v.Services[2].Weight != 14 {
+	faulttest.ExpectExact(t, d.base, map[string]string{"squid.80": "up", "web.443": "up", "round.4": "maint"})
+	if v := faulttest.StatusJSON(t, d.base); !v.DirOK || *v.Services[2].Weight != 14 {
 		t.Errorf("after recreation: %+v", v)
 	}
 	faulttest.WaitHealthz(t, d.base, "ok\n")
-	goroutinesBack(t, d.base, baseG)
+	faulttest.GoroutinesBack(t, d.base, baseG)
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
@@ -64,9 +64,9 @@ func TestFaultSIGHUPUnderLoad(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"squid.80": "", "status.html": "", "web.443": "drain # deploy"})
 	d := runDaemon(t, "--dir", dir)
-	baseG := metricValue(t, d.base, "go_goroutines")
-	load := startLoad(d.base, "/status?SERVICE=squid&PORT=80", 4, func(c int) bool { return c == 200 })
-	before := metricValue(t, d.base, "http_status_watcher_rescans_total")
+	baseG := faulttest.MetricValue(t, d.base, "go_goroutines")
+	load := faulttest.StartLoad(d.base, "/status?SERVICE=squid&PORT=80", 4, func(c int) bool { return c == 200 })
+	before := faulttest.MetricValue(t, d.base, "http_status_watcher_rescans_total")
 	for i := 0; i < 20; i++ {
 		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
@@ -74,15 +74,15 @@ func TestFaultSIGHUPUnderLoad(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for metricValue(t, d.base, "http_status_watcher_rescans_total") <= before {
+	for faulttest.MetricValue(t, d.base, "http_status_watcher_rescans_total") <= before {
 		if time.Now().After(deadline) {
 			t.Fatal("SIGHUP did not rescan")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	load.Finish(t)
-	expectExact(t, d.base, map[string]string{"squid.80": "up", "status.html": "up", "web.443": "drain"})
-	goroutinesBack(t, d.base, baseG)
+	faulttest.ExpectExact(t, d.base, map[string]string{"squid.80": "up", "status.html": "up", "web.443": "drain"})
+	faulttest.GoroutinesBack(t, d.base, baseG)
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
@@ -125,7 +125,7 @@ func TestFaultIdleConnections(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"squid.80": "", "web.443": "drain"})
 	d := runDaemon(t, "--dir", dir)
-	baseG := metricValue(t, d.base, "go_goroutines")
+	baseG := faulttest.MetricValue(t, d.base, "go_goroutines")
 	addr := strings.TrimPrefix(d.base, "http://")
 
 	open := make([]net.Conn, conns)
@@ -161,14 +161,14 @@ func TestFaultIdleConnections(t *testing.T) {
 	if firstErr != nil {
 		t.Fatal(firstErr)
 	}
-	fds, g := metricValue(t, d.base, "process_open_fds"), metricValue(t, d.base, "go_goroutines")
-	t.Logf("with %d idle connections the daemon has %v descriptors, %v goroutines, RSS %v MB", conns, fds, g, metricValue(t, d.base, "process_resident_memory_bytes")/(1<<20))
+	fds, g := faulttest.MetricValue(t, d.base, "process_open_fds"), faulttest.MetricValue(t, d.base, "go_goroutines")
+	t.Logf("with %d idle connections the daemon has %v descriptors, %v goroutines, RSS %v MB", conns, fds, g, faulttest.MetricValue(t, d.base, "process_resident_memory_bytes")/(1<<20))
 	if fds < conns {
 		t.Errorf("daemon holds %v descriptors, want >= %d idle connections", fds, conns)
 	}
 	// New checks and pages still get answers.
 	for _, q := range []string{"/status?SERVICE=squid&PORT=80", "/status?SERVICE=web&PORT=443", "/healthz", "/status.json", "/metrics"} {
-		code, _ := httpGet(t, d.base+q)
+		code, _ := faulttest.HTTPGet(t, d.base+q)
 		if want := map[bool]int{true: 404, false: 200}[strings.Contains(q, "web")]; code != want {
 			t.Errorf("%s with %d idle connections: %d, want %d", q, conns, code, want)
 		}
@@ -183,7 +183,7 @@ func TestFaultIdleConnections(t *testing.T) {
 	// Descriptors and goroutines come back.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		fds, g := metricValue(t, d.base, "process_open_fds"), metricValue(t, d.base, "go_goroutines")
+		fds, g := faulttest.MetricValue(t, d.base, "process_open_fds"), faulttest.MetricValue(t, d.base, "go_goroutines")
 		if fds < 100 && g <= baseG+5 {
 			break
 		}
@@ -192,7 +192,7 @@ func TestFaultIdleConnections(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	expectExact(t, d.base, map[string]string{"squid.80": "up", "web.443": "drain"})
+	faulttest.ExpectExact(t, d.base, map[string]string{"squid.80": "up", "web.443": "drain"})
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
@@ -237,8 +237,8 @@ func TestFaultSlowloris(t *testing.T) {
 	writeFlags(t, dir, map[string]string{"squid.80": ""})
 	d := runDaemon(t, "--dir", dir)
 	addr := strings.TrimPrefix(d.base, "http://")
-	baseG := metricValue(t, d.base, "go_goroutines")
-	load := startLoad(d.base, "/status?SERVICE=squid&PORT=80", 2, func(c int) bool { return c == 200 })
+	baseG := faulttest.MetricValue(t, d.base, "go_goroutines")
+	load := faulttest.StartLoad(d.base, "/status?SERVICE=squid&PORT=80", 2, func(c int) bool { return c == 200 })
 
 	const slow = 200
 	results := make(chan error, slow)
@@ -251,8 +251,8 @@ func TestFaultSlowloris(t *testing.T) {
 		}
 	}
 	load.Finish(t)
-	goroutinesBack(t, d.base, baseG)
-	expectExact(t, d.base, map[string]string{"squid.80": "up"})
+	faulttest.GoroutinesBack(t, d.base, baseG)
+	faulttest.ExpectExact(t, d.base, map[string]string{"squid.80": "up"})
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
@@ -307,7 +307,7 @@ func TestFaultOversizedRequests(t *testing.T) {
 	writeFlags(t, dir, map[string]string{"squid.80": ""})
 	d := runDaemon(t, "--dir", dir)
 	addr := strings.TrimPrefix(d.base, "http://")
-	baseG := metricValue(t, d.base, "go_goroutines")
+	baseG := faulttest.MetricValue(t, d.base, "go_goroutines")
 	vips := strings.TrimSuffix(strings.Repeat("127.0.0.1,", 65), ",")
 	cases := []struct {
 		name, req string
@@ -340,11 +340,11 @@ func TestFaultOversizedRequests(t *testing.T) {
 			})
 		}
 	})
-	if rss := metricValue(t, d.base, "process_resident_memory_bytes"); rss > 200<<20 {
+	if rss := faulttest.MetricValue(t, d.base, "process_resident_memory_bytes"); rss > 200<<20 {
 		t.Errorf("RSS %v bytes after oversized requests", rss)
 	}
-	expectExact(t, d.base, map[string]string{"squid.80": "up"})
-	goroutinesBack(t, d.base, baseG)
+	faulttest.ExpectExact(t, d.base, map[string]string{"squid.80": "up"})
+	faulttest.GoroutinesBack(t, d.base, baseG)
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/faulttest"
 	"github.com/http-status/http_status/internal/flagfile"
 )
 
@@ -82,7 +83,7 @@ func waitServing(t *testing.T, d *daemonProc, port int) string {
 // directory it cannot list puts everything out and says why.
 func TestNeverWrongUnprivileged(t *testing.T) {
 	t.Parallel()
-	if !isRoot() {
+	if !faulttest.IsRoot() {
 		t.Skip("needs root to run the daemon as another user (CI runs as root)")
 	}
 	if _, err := exec.LookPath("setpriv"); err != nil {
@@ -140,7 +141,7 @@ func TestNeverWrongUnprivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers(t, url, 404, "directory unreadable")
-	code, body := httpGet(t, base+"/healthz")
+	code, body := faulttest.HTTPGet(t, base+"/healthz")
 	if code != 200 || !strings.Contains(body, "degraded: status directory cannot be listed: permission denied") {
 		t.Errorf("/healthz with the directory unreadable: %d %q", code, body)
 	}
@@ -188,13 +189,13 @@ only_if_vip = "127.0.0.1"
 	sock, msgs := notifySocket(t)
 	port := freePort(t)
 	startDaemon(t, []string{"NOTIFY_SOCKET=" + sock}, "--dir", dir, "-p", fmt.Sprint(port), "--config", conf, "--resync", "10m")
-	expectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
+	faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// The very first answers after READY=1.
-	if code, body := httpGet(t, base+"/status?SERVICE=standby&PORT=80"); code != 200 {
+	if code, body := faulttest.HTTPGet(t, base+"/status?SERVICE=standby&PORT=80"); code != 200 {
 		t.Errorf("standby (gate closed) right after start: %d %q; want 200", code, body)
 	}
-	if code, body := httpGet(t, base+"/status?SERVICE=active&PORT=80"); code != 503 {
+	if code, body := faulttest.HTTPGet(t, base+"/status?SERVICE=active&PORT=80"); code != 503 {
 		t.Errorf("active (gate open, probe not passed) right after start: %d %q; want 503", code, body)
 	}
 }
@@ -222,15 +223,15 @@ func TestNeverWrongOutOfWatches(t *testing.T) {
 		testBinary(t), "--dir", dir, "-p", fmt.Sprint(port), "--resync", "10m", "--log-format", "json")
 	cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+sock)
 	d := startProc(t, cmd)
-	m := expectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
+	m := faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
 	if !strings.Contains(m, "out of inotify watches") {
 		t.Errorf("STATUS line does not say why: %q", m)
 	}
 	base := waitServing(t, d, port)
-	if code, _ := httpGet(t, base+"/status?SERVICE=squid&PORT=80"); code != 404 {
+	if code, _ := faulttest.HTTPGet(t, base+"/status?SERVICE=squid&PORT=80"); code != 404 {
 		t.Errorf("a flag the daemon cannot watch answered %d; want 404 (fail closed)", code)
 	}
-	code, body := httpGet(t, base+"/healthz")
+	code, body := faulttest.HTTPGet(t, base+"/healthz")
 	if code != 200 || !strings.Contains(body, "degraded: status directory cannot be watched: out of inotify watches") || strings.Contains(body, "missing") {
 		t.Errorf("/healthz: %d %q", code, body)
 	}

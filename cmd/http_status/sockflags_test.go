@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/faulttest"
 )
 
 // TestSocketActivationFlagConflict runs the binary under
@@ -51,7 +53,7 @@ func TestSocketActivationFlagConflict(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		ready := expectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
+		ready := faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
 		// The agent answers on its passed socket, not on --agent-port.
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(agentPort), 5*time.Second)
 		if err != nil {

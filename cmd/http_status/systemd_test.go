@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/faulttest"
 )
 
 // TestNotifyLifecycle runs the binary with a real unixgram NOTIFY_SOCKET and
@@ -42,7 +44,7 @@ func TestNotifyLifecycle(t *testing.T) {
 		}
 		return false
 	}
-	m := expectNotify(t, msgs, 20*time.Second, "READY=1", life)
+	m := faulttest.ExpectNotify(t, msgs, 20*time.Second, "READY=1", life)
 	if !hasLine(m, "READY=1") || !hasLine(m, "STATUS=0/0 services up, 0 addresses") {
 		t.Fatalf("first lifecycle message = %q, want READY=1 with STATUS=0/0 services up, 0 addresses", m)
 	}
@@ -50,12 +52,12 @@ func TestNotifyLifecycle(t *testing.T) {
 	if code := getStatus(t, http.DefaultClient, port, "SERVICE=squid&PORT=80"); code != 404 {
 		t.Fatalf("after READY=1: /status = %d, want 404", code)
 	}
-	expectNotify(t, msgs, 10*time.Second, "WATCHDOG=1", func(m string) bool { return !life(m) && m == "WATCHDOG=1" })
+	faulttest.ExpectNotify(t, msgs, 10*time.Second, "WATCHDOG=1", func(m string) bool { return !life(m) && m == "WATCHDOG=1" })
 
 	if err := os.WriteFile(filepath.Join(dir, "squid.80"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	expectNotify(t, msgs, 10*time.Second, "STATUS=1/1 services up", func(m string) bool {
+	faulttest.ExpectNotify(t, msgs, 10*time.Second, "STATUS=1/1 services up", func(m string) bool {
 		return !life(m) && strings.HasPrefix(m, "STATUS=1/1 services up")
 	})
 	if got := agentAsk(t, agentPort, "squid.80\n"); got != "up ready 100%\n" {
@@ -65,11 +67,11 @@ func TestNotifyLifecycle(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	m = expectNotify(t, msgs, 10*time.Second, "RELOADING=1", life)
+	m = faulttest.ExpectNotify(t, msgs, 10*time.Second, "RELOADING=1", life)
 	if !hasLine(m, "RELOADING=1") || !strings.Contains(m, "\nMONOTONIC_USEC=") || !strings.HasSuffix(m, "\nSTATUS=reloading") {
 		t.Fatalf("after SIGHUP: %q, want RELOADING=1 with MONOTONIC_USEC= and STATUS=reloading", m)
 	}
-	m = expectNotify(t, msgs, 15*time.Second, "READY=1 after reload", life)
+	m = faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1 after reload", life)
 	if !hasLine(m, "READY=1") || !strings.Contains(m, "STATUS=1/1 services up") {
 		t.Fatalf("after reload: %q, want READY=1 with STATUS=1/1 services up", m)
 	}
@@ -77,7 +79,7 @@ func TestNotifyLifecycle(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	expectNotify(t, msgs, 10*time.Second, "STOPPING=1", life)
+	faulttest.ExpectNotify(t, msgs, 10*time.Second, "STOPPING=1", life)
 	// Lameduck: still answering from the flags after STOPPING=1.
 	if code := getStatus(t, http.DefaultClient, port, "SERVICE=squid&PORT=80"); code != 200 {
 		t.Fatalf("during lameduck: /status = %d, want 200", code)
@@ -158,7 +160,7 @@ func TestSocketActivation(t *testing.T) {
 	if code != 404 {
 		t.Fatalf("/status without status.html = %d, want 404", code)
 	}
-	expectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
+	faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
 	if err := os.WriteFile(filepath.Join(dir, "status.html"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +230,7 @@ func TestRestartUnderLoad(t *testing.T) {
 	ready := func(m string) bool { return hasLine(m, "READY=1") }
 
 	cur := activatedDaemon(t, f, "http", env, args...)
-	expectNotify(t, msgs, 20*time.Second, "READY=1 from the first daemon", ready)
+	faulttest.ExpectNotify(t, msgs, 20*time.Second, "READY=1 from the first daemon", ready)
 
 	// Clients like load balancers: three open a new connection per check
 	// (HAProxy), one reuses a keep-alive connection.
@@ -286,7 +288,7 @@ func TestRestartUnderLoad(t *testing.T) {
 		}
 		before := ok.Load()
 		cur = activatedDaemon(t, f, "http", env, args...)
-		expectNotify(t, msgs, 20*time.Second, "READY=1 from the next daemon", ready)
+		faulttest.ExpectNotify(t, msgs, 20*time.Second, "READY=1 from the next daemon", ready)
 		waitCount(before+200, "the next daemon")
 	}
 	stopClients()

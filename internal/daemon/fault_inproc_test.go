@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/http-status/http_status/internal/faulttest"
 	"github.com/http-status/http_status/internal/testenv"
 	"github.com/http-status/http_status/watcher"
 )
@@ -40,7 +41,7 @@ func inotifyQueue() int {
 // while the loop is stalled overflows the queue; the watcher counts it,
 // rescans, and ends with every flag exactly.
 func TestFaultInotifyOverflow(t *testing.T) {
-	noLeaks(t)
+	faulttest.NoLeaks(t)
 	// The kernel's queue limit is left as it is (lowering it would change
 	// the host for every other inotify user meanwhile): the burst goes
 	// past it, and tens of thousands of files take a fraction of a second
@@ -117,13 +118,13 @@ func TestFaultInotifyOverflow(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	expectExact(t, s.base, want)
+	faulttest.ExpectExact(t, s.base, want)
 	st := s.d.Watcher().Stats()
 	t.Logf("watcher stats after %d-event burst (queue %d): %+v", burst, queue, st)
 	if st.Overflows == 0 {
 		t.Errorf("no inotify overflow counted after a burst of %d events beyond a queue of %d", burst, queue)
 	}
-	if v := metricValue(t, s.base, "http_status_watcher_inotify_overflows_total"); v < 1 {
+	if v := faulttest.MetricValue(t, s.base, "http_status_watcher_inotify_overflows_total"); v < 1 {
 		t.Errorf("overflow metric = %v", v)
 	}
 	s.stopClean(t)
@@ -194,27 +195,27 @@ func addrUp(a string, lo bool) watcher.AddrUpdate {
 // the resubscription the VIPs are exact again (a VIP removed meanwhile is
 // gone).
 func TestFaultNetlinkDropped(t *testing.T) {
-	noLeaks(t)
+	faulttest.NoLeaks(t)
 	dir := t.TempDir()
 	writeFlags(t, dir, map[string]string{"squid.80": ""})
 	src := &fakeAddrs{list: []watcher.AddrUpdate{addrUp("192.0.2.10", false), addrUp("192.0.2.11", true)}, subs: make(chan *fakeAddrSub, 16)}
 	s := startDaemon(t, testConfig(dir), Options{AddrSource: src})
 	sub := <-src.subs
 
-	load := startLoad(s.base, "/status?SERVICE=squid&PORT=80&VIP=192.0.2.10", 4, func(c int) bool { return c == 200 })
+	load := faulttest.StartLoad(s.base, "/status?SERVICE=squid&PORT=80&VIP=192.0.2.10", 4, func(c int) bool { return c == 200 })
 	// The kernel drops the subscription and refuses to resubscribe; the
 	// host loses 192.0.2.11 meanwhile.
 	src.set(true, addrUp("192.0.2.10", false))
 	sub.drop()
-	waitHealthz(t, s.base, "degraded: VIP list not current")
-	if v := metricValue(t, s.base, "http_status_vips_ok"); v != 0 {
+	faulttest.WaitHealthz(t, s.base, "degraded: VIP list not current")
+	if v := faulttest.MetricValue(t, s.base, "http_status_vips_ok"); v != 0 {
 		t.Errorf("vips_ok = %v during the outage", v)
 	}
 	// Let the resubscription succeed.
 	src.set(false, addrUp("192.0.2.10", false))
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		v := statusJSON(t, s.base)
+		v := faulttest.StatusJSON(t, s.base)
 		if v.VIPsOK && len(v.VIPs) == 1 && v.VIPs[0].Addr == "192.0.2.10" {
 			break
 		}
@@ -227,11 +228,11 @@ func TestFaultNetlinkDropped(t *testing.T) {
 	if st := s.d.Watcher().Stats(); st.Resubscribes < 1 {
 		t.Errorf("Resubscribes = %d", st.Resubscribes)
 	}
-	if v := metricValue(t, s.base, "http_status_watcher_netlink_resubscribes_total"); v < 1 {
+	if v := faulttest.MetricValue(t, s.base, "http_status_watcher_netlink_resubscribes_total"); v < 1 {
 		t.Errorf("resubscribe metric = %v", v)
 	}
-	waitHealthz(t, s.base, "ok\n")
-	expectExact(t, s.base, map[string]string{"squid.80": "up"})
+	faulttest.WaitHealthz(t, s.base, "ok\n")
+	faulttest.ExpectExact(t, s.base, map[string]string{"squid.80": "up"})
 	s.stopClean(t)
 }
 
@@ -240,7 +241,7 @@ func TestFaultNetlinkDropped(t *testing.T) {
 // names) neither crash nor hang the watcher, and each ends in its defined
 // state.
 func TestFaultFlagFileAbuse(t *testing.T) {
-	noLeaks(t)
+	faulttest.NoLeaks(t)
 	dir := t.TempDir()
 	s := startDaemon(t, testConfig(dir), Options{})
 	outside := filepath.Join(t.TempDir(), "target")
@@ -282,11 +283,11 @@ func TestFaultFlagFileAbuse(t *testing.T) {
 		"weight.80":  "up",
 		"ok.80":      "drain",
 	}
-	if isRoot() {
+	if faulttest.IsRoot() {
 		want["unreadable.80"] = "down" // root reads a mode-000 file; for others it is absent
 	}
-	expectExact(t, s.base, want)
-	v := statusJSON(t, s.base)
+	faulttest.ExpectExact(t, s.base, want)
+	v := faulttest.StatusJSON(t, s.base)
 	for _, sv := range v.Services {
 		if (sv.Name == "binary.80" || sv.Name == "nul.80" || sv.Name == "badutf8.80" || sv.Name == "ctl.80" || sv.Name == "weight.80") && sv.Invalid == "" {
 			t.Errorf("%s: invalid note missing: %+v", sv.Name, sv)
@@ -294,7 +295,7 @@ func TestFaultFlagFileAbuse(t *testing.T) {
 	}
 	// The pages survive the content too.
 	for _, p := range []string{"/status.txt", "/board", "/metrics"} {
-		if code, _ := httpGet(t, s.base+p); code != 200 {
+		if code, _ := faulttest.HTTPGet(t, s.base+p); code != 200 {
 			t.Errorf("%s: %d", p, code)
 		}
 	}

@@ -10,9 +10,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/http-status/http_status/internal/faulttest"
-	"github.com/http-status/http_status/internal/pages"
 )
 
 // testConfig is the shipped default configuration (what cmd/http_status
@@ -100,36 +97,4 @@ func writeFlags(t *testing.T, dir string, flags map[string]string) {
 	}
 }
 
-func noLeaks(t *testing.T) { t.Helper(); faulttest.NoLeaks(t) }
-
-func statusJSON(t *testing.T, base string) pages.StatusJSON {
-	t.Helper()
-	return faulttest.StatusJSON(t, base)
-}
-
-func expectExact(t *testing.T, base string, want map[string]string) {
-	t.Helper()
-	faulttest.ExpectExact(t, base, want)
-}
-
-func metricValue(t *testing.T, base, name string) float64 {
-	t.Helper()
-	return faulttest.MetricValue(t, base, name)
-}
-
-func httpGet(t *testing.T, url string) (int, string) { t.Helper(); return faulttest.HTTPGet(t, url) }
-
-func waitHealthz(t *testing.T, base, want string) { t.Helper(); faulttest.WaitHealthz(t, base, want) }
-
-func startLoad(base, path string, workers int, accept func(code int) bool) *faulttest.LoadGen {
-	return faulttest.StartLoad(base, path, workers, accept)
-}
-
-func isRoot() bool { return faulttest.IsRoot() }
-
 func testLogger(t *testing.T) zerolog.Logger { return zerolog.New(zerolog.NewTestWriter(t)) }
-
-func expectNotify(t *testing.T, msgs <-chan string, timeout time.Duration, what string, match func(string) bool) string {
-	t.Helper()
-	return faulttest.ExpectNotify(t, msgs, timeout, what, match)
-}

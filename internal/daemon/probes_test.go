@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/faulttest"
 	"github.com/http-status/http_status/watcher"
 )
 
@@ -75,7 +76,7 @@ func TestProbesReachStatus(t *testing.T) {
 	cfg := testConfig(statusDir)
 	cfg.ConfigFile = conf
 	r := startDaemonLog(t, cfg, Options{}, zerolog.New(logs))
-	get := func() (int, string) { return httpGet(t, r.base+"/status?SERVICE=web&PORT=80") }
+	get := func() (int, string) { return faulttest.HTTPGet(t, r.base+"/status?SERVICE=web&PORT=80") }
 	waitCode := func(want int, what string) string {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -91,7 +92,7 @@ func TestProbesReachStatus(t *testing.T) {
 		}
 	}
 	probeRuns := func(result string) float64 {
-		return metricValue(t, r.base, `http_status_probe_duration_seconds_count{result="`+result+`",service="web.80"}`)
+		return faulttest.MetricValue(t, r.base, `http_status_probe_duration_seconds_count{result="`+result+`",service="web.80"}`)
 	}
 	waitCode(200, "probe passing")
 	healthy.Store(false)

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/faulttest"
 	"github.com/http-status/http_status/watcher"
 )
 
@@ -75,7 +76,7 @@ func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
 
 	ping := func(m string) bool { return m == "WATCHDOG=1" }
 	for range 3 {
-		expectNotify(t, msgs, 5*time.Second, "WATCHDOG=1", ping)
+		faulttest.ExpectNotify(t, msgs, 5*time.Second, "WATCHDOG=1", ping)
 	}
 	// A flag written while stall is set makes the loop publish, and it is
 	// held in the hook until released below.
@@ -104,7 +105,7 @@ func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
 	// Once the loop turns again, pings resume.
 	stall.Store(false)
 	releaseOnce.Do(func() { close(release) })
-	expectNotify(t, msgs, 10*time.Second, "WATCHDOG=1 after the stall", ping)
+	faulttest.ExpectNotify(t, msgs, 10*time.Second, "WATCHDOG=1 after the stall", ping)
 }
 
 // TestSuperviseClock runs the supervisor on synctest's fake clock with a
