@@ -3,13 +3,11 @@
 package main
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,29 +31,11 @@ func testBinary(t *testing.T) string {
 	return testbin.Path(t)
 }
 
-// syncBuffer collects a child's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemonProc is a started child; Cleanup kills it if the test did not stop
 // it.
 type daemonProc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *lockedBuffer
 	done   chan struct{}
 	err    error // from Wait, valid once done is closed
 }
@@ -63,7 +43,7 @@ type daemonProc struct {
 // startProc starts cmd with stderr captured and registers its cleanup.
 func startProc(t *testing.T, cmd *exec.Cmd) *daemonProc {
 	t.Helper()
-	p := &daemonProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &daemonProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	cmd.Stdout = p.stderr
 	testenv.DieWithTest(cmd)
