@@ -63,9 +63,7 @@ func TestRunnerClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		chk := &scripted{}
 		c := newCollector()
-		r := NewRunner(Options{Logger: zerolog.New(c), Report: c.report, Clear: c.clear,
-			checkerFor: func(*Spec) (checker, error) { return chk, nil }})
-		defer r.Close()
+		r := newTestRunner(t, c, Options{checkerFor: func(*Spec) (checker, error) { return chk, nil }})
 		start := time.Now()
 		if err := r.Apply(mustParse(t, `
 [[probe]]
@@ -160,10 +158,9 @@ func TestRunnerClockOnlyIfVIP(t *testing.T) {
 		var present atomic.Bool
 		vip := netip.MustParseAddr("192.0.2.10")
 		c := newCollector()
-		r := NewRunner(Options{Logger: zerolog.New(c), Report: c.report, Clear: c.clear,
+		r := newTestRunner(t, c, Options{
 			HasVIP:     func(a netip.Addr) bool { return a == vip && present.Load() },
 			checkerFor: func(*Spec) (checker, error) { return chk, nil }})
-		defer r.Close()
 		if err := r.Apply(mustParse(t, `
 [[probe]]
 service = "web.80"
