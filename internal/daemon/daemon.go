@@ -134,24 +134,14 @@ func (d *Daemon) Reload() {
 // when ctx is done (see systemd.go).
 func (d *Daemon) Run(ctx context.Context) error {
 	cfg, log := d.cfg, d.log
+	var hupSig chan os.Signal // nil (never ready) without Signals
 	if d.opts.Signals {
 		// From the start, so that an early SIGHUP is a rescan once
-		// ready rather than the default action (exit).
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, syscall.SIGHUP)
-		defer signal.Stop(sigs)
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			for {
-				select {
-				case <-sigs:
-					d.Reload()
-				case <-stop:
-					return
-				}
-			}
-		}()
+		// ready rather than the default action (exit); the channel
+		// keeps one, as Reload does.
+		hupSig = make(chan os.Signal, 1)
+		signal.Notify(hupSig, syscall.SIGHUP)
+		defer signal.Stop(hupSig)
 	}
 	pid, err := claimPidFile(cfg.PidFile)
 	if err != nil {
@@ -325,13 +315,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	for runErr == nil && sig.Err() == nil {
+		reload := false
 		select {
 		case <-sig.Done():
 		case <-d.hup:
+			reload = true
+		case <-hupSig:
+			reload = true
+		case runErr = <-errc:
+		}
+		if reload {
 			log.Info().Msg("SIGHUP: rescanning")
 			pr.reload() // the probe file first, so READY=1 follows both
 			sd.reload(sig, w, store)
-		case runErr = <-errc:
 		}
 	}
 	if ag != nil {
