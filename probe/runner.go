@@ -484,13 +484,11 @@ func (r *Runner) publishLocked(sv *service) {
 			c.State, c.Weight, c.HasWeight = p.state, p.weight, p.hasWeight
 			// What /status says when this check's drain or maint (or an
 			// up script's "#reason") applies.
-			switch why := p.reason; {
-			case p.state == cache.Drain || p.state == cache.Maint:
-				if why == "" {
-					why = p.state.String()
-				}
-				c.StateReason = cache.Clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
-			case why != "":
+			why := p.reason
+			if why == "" && (p.state == cache.Drain || p.state == cache.Maint) {
+				why = p.state.String()
+			}
+			if why != "" {
 				c.StateReason = cache.Clip("probe "+p.spec.Name+": "+why, cache.MaxReasonLen)
 			}
 		}
