@@ -182,6 +182,8 @@ func (d *drainWait) run() int {
 	deadline := start.Add(d.wait)
 	ticker := time.NewTicker(d.poll)
 	defer ticker.Stop()
+	atDeadline := time.NewTimer(d.wait)
+	defer atDeadline.Stop()
 	last, lastErr := -1, ""
 	n := -1 // unknown
 	for {
@@ -222,7 +224,7 @@ func (d *drainWait) run() int {
 		}
 		select {
 		case <-ticker.C:
-		case <-time.After(time.Until(deadline)):
+		case <-atDeadline.C:
 		case s := <-d.interrupt:
 			d.endLine()
 			fmt.Fprintf(d.errw, "%s: %s: left in drain (%s on port %d after %s)\n", d.name, sigName(s), connWord(n), d.port, round(elapsed))
