@@ -39,7 +39,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -95,21 +94,8 @@ func main() {
 	}
 	where := "this network namespace, the kernel's TCP buffers"
 	if *netns && !benchutil.InNetns() {
-		// Try first: in a container unshare may be there and still
-		// not be allowed.
-		if err := exec.Command("unshare", "-n", "true").Run(); err != nil {
-			fmt.Printf("abuse: no network namespace of its own (unshare -n: %v): measuring in this one\n", err)
-		} else {
-			err := benchutil.ReexecInNetns(os.Args[1:]...)
-			if err == nil {
-				return
-			}
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				os.Exit(ee.ExitCode())
-			}
-			fatal(fmt.Errorf("a network namespace of its own (-netns=false measures in this one): %w", err))
-		}
+		err := benchutil.RunInNetns(os.Args[1:]...)
+		fmt.Printf("abuse: no network namespace of its own (%v): measuring in this one\n", err)
 	}
 	if benchutil.InNetns() {
 		if err := loUp(); err != nil {

@@ -38,11 +38,9 @@ func main() {
 	daemon := flag.String("daemon", "", "http_status binary: also measure the daemon's CPU with its sampler on and off")
 	flag.Parse()
 	if !benchutil.InNetns() {
-		if err := benchutil.ReexecInNetns(os.Args[1:]...); err != nil {
-			fmt.Fprintln(os.Stderr, "conns:", err)
-			os.Exit(1)
-		}
-		return
+		err := benchutil.RunInNetns(os.Args[1:]...)
+		fmt.Fprintln(os.Stderr, "conns:", err)
+		os.Exit(1)
 	}
 	if err := run(*n, *calls, *seconds, *daemon); err != nil {
 		fmt.Fprintln(os.Stderr, "conns:", err)

@@ -62,14 +62,7 @@ func main() {
 		fail(errors.New("wrk not found (Debian package wrk)"))
 	}
 	if !benchutil.InNetns() && !*noNetns {
-		err := benchutil.ReexecInNetns(os.Args[1:]...)
-		if err == nil {
-			return
-		}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.ExitCode())
-		}
+		err := benchutil.RunInNetns(os.Args[1:]...)
 		fmt.Printf("VIPs skipped (%v); flags only, in this network namespace\n\n", err)
 	}
 	if err := run(bin, benchutil.InNetns()); err != nil {

@@ -6,6 +6,7 @@ package benchutil
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -212,6 +213,11 @@ func ReexecInNetns(args ...string) error {
 	if err != nil {
 		return fmt.Errorf("unshare (util-linux) not found: %w", err)
 	}
+	// In a container unshare may be installed and still not be allowed:
+	// try first, so that an *exec.ExitError below is the child's own.
+	if out, err := exec.Command(unshare, "-n", "true").CombinedOutput(); err != nil {
+		return fmt.Errorf("unshare -n: %v: %s", err, bytes.TrimSpace(out))
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -220,4 +226,19 @@ func ReexecInNetns(args ...string) error {
 	cmd.Env = append(os.Environ(), "HTTP_STATUS_BENCH_NETNS=1")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	return cmd.Run()
+}
+
+// RunInNetns is [ReexecInNetns] for a program whose child does all the
+// work: once the child has run, it exits with the child's status. It
+// returns only why no network namespace could be made here.
+func RunInNetns(args ...string) error {
+	err := ReexecInNetns(args...)
+	if err == nil {
+		os.Exit(0)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.ExitCode())
+	}
+	return err
 }
