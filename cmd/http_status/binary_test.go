@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/http-status/http_status/internal/faulttest"
 	"github.com/http-status/http_status/internal/testbin"
 	"github.com/http-status/http_status/internal/testenv"
 )
@@ -132,8 +131,6 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 	t.Cleanup(func() { conn.Close() })
 	return path, msgs
 }
-
-func hasLine(m, kv string) bool { return faulttest.HasLine(m, kv) }
 
 // freePort returns a loopback TCP port nobody listens on right now.
 func freePort(t *testing.T) int {

@@ -189,7 +189,7 @@ only_if_vip = "127.0.0.1"
 	sock, msgs := notifySocket(t)
 	port := freePort(t)
 	startDaemon(t, []string{"NOTIFY_SOCKET=" + sock}, "--dir", dir, "-p", fmt.Sprint(port), "--config", conf, "--resync", "10m")
-	faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
+	faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// The very first answers after READY=1.
 	if code, body := faulttest.HTTPGet(t, base+"/status?SERVICE=standby&PORT=80"); code != 200 {
@@ -223,7 +223,7 @@ func TestNeverWrongOutOfWatches(t *testing.T) {
 		testBinary(t), "--dir", dir, "-p", fmt.Sprint(port), "--resync", "10m", "--log-format", "json")
 	cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+sock)
 	d := startProc(t, cmd)
-	m := faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
+	m := faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
 	if !strings.Contains(m, "out of inotify watches") {
 		t.Errorf("STATUS line does not say why: %q", m)
 	}

@@ -53,7 +53,7 @@ func TestSocketActivationFlagConflict(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		ready := faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
+		ready := faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
 		// The agent answers on its passed socket, not on --agent-port.
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(agentPort), 5*time.Second)
 		if err != nil {

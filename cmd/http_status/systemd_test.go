@@ -37,7 +37,7 @@ func TestNotifyLifecycle(t *testing.T) {
 	var seq []string // lifecycle messages in order
 	life := func(m string) bool {
 		for _, k := range []string{"READY=1", "RELOADING=1", "STOPPING=1"} {
-			if hasLine(m, k) {
+			if faulttest.HasLine(m, k) {
 				seq = append(seq, k)
 				return true
 			}
@@ -45,7 +45,7 @@ func TestNotifyLifecycle(t *testing.T) {
 		return false
 	}
 	m := faulttest.ExpectNotify(t, msgs, 20*time.Second, "READY=1", life)
-	if !hasLine(m, "READY=1") || !hasLine(m, "STATUS=0/0 services up, 0 addresses") {
+	if !faulttest.HasLine(m, "READY=1") || !faulttest.HasLine(m, "STATUS=0/0 services up, 0 addresses") {
 		t.Fatalf("first lifecycle message = %q, want READY=1 with STATUS=0/0 services up, 0 addresses", m)
 	}
 	// The listener is bound before READY=1.
@@ -68,11 +68,11 @@ func TestNotifyLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = faulttest.ExpectNotify(t, msgs, 10*time.Second, "RELOADING=1", life)
-	if !hasLine(m, "RELOADING=1") || !strings.Contains(m, "\nMONOTONIC_USEC=") || !strings.HasSuffix(m, "\nSTATUS=reloading") {
+	if !faulttest.HasLine(m, "RELOADING=1") || !strings.Contains(m, "\nMONOTONIC_USEC=") || !strings.HasSuffix(m, "\nSTATUS=reloading") {
 		t.Fatalf("after SIGHUP: %q, want RELOADING=1 with MONOTONIC_USEC= and STATUS=reloading", m)
 	}
 	m = faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1 after reload", life)
-	if !hasLine(m, "READY=1") || !strings.Contains(m, "STATUS=1/1 services up") {
+	if !faulttest.HasLine(m, "READY=1") || !strings.Contains(m, "STATUS=1/1 services up") {
 		t.Fatalf("after reload: %q, want READY=1 with STATUS=1/1 services up", m)
 	}
 
@@ -160,7 +160,7 @@ func TestSocketActivation(t *testing.T) {
 	if code != 404 {
 		t.Fatalf("/status without status.html = %d, want 404", code)
 	}
-	faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return hasLine(m, "READY=1") })
+	faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
 	if err := os.WriteFile(filepath.Join(dir, "status.html"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestRestartUnderLoad(t *testing.T) {
 	sock, msgs := notifySocket(t)
 	args := []string{"--dir", dir, "--ip", "127.0.0.1", "--port", strconv.Itoa(busyPort(t)), "--vips=false", "--log-format=json"}
 	env := []string{"NOTIFY_SOCKET=" + sock}
-	ready := func(m string) bool { return hasLine(m, "READY=1") }
+	ready := func(m string) bool { return faulttest.HasLine(m, "READY=1") }
 
 	cur := activatedDaemon(t, f, "http", env, args...)
 	faulttest.ExpectNotify(t, msgs, 20*time.Second, "READY=1 from the first daemon", ready)
