@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
-	"time"
 	"unsafe"
 
 	"github.com/http-status/http_status/internal/check"
@@ -457,20 +456,4 @@ func unsafeString(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
-}
-
-// httpDate keeps the Date header value, refreshed once a second.
-type httpDate struct {
-	sec int64
-	buf [len(http.TimeFormat)]byte
-	b   []byte
-}
-
-// get returns the Date value for now.
-func (d *httpDate) get(now time.Time) []byte {
-	if s := now.Unix(); s != d.sec || d.b == nil {
-		d.sec = s
-		d.b = now.UTC().AppendFormat(d.buf[:0], http.TimeFormat)
-	}
-	return d.b
 }
