@@ -65,16 +65,8 @@ func (h agentHandler) Expired(c *evloop.Conn[agentConn], in []byte) {
 // after a half-close and a linger, so that unread input does not turn the
 // close into a reset that could destroy the reply.
 func (h agentHandler) answer(c *evloop.Conn[agentConn], line []byte, ok bool) {
-	a := h.a
-	a.conns.Add(1)
-	reply := BadRequest
-	if ok {
-		reply = a.Reply(bytesString(line))
-	}
-	if reply == BadRequest {
-		a.bad.Add(1)
-	}
-	a.countReply(reply)
+	h.a.conns.Add(1)
+	reply := h.a.answerLine(bytesString(line), ok)
 	out := append(c.Buf(), reply...)
 	c.SetBuf(append(out, '\n'))
 	c.CloseLinger(agentLinger)
