@@ -33,7 +33,7 @@ type Conn[S any] struct {
 	reads    int   // reads while lingering
 	idle     bool  // between requests: closed on stop, may move to another loop
 	closed   bool
-	inCB     bool  // in a handler call: Write goes to the loop's buffer
+	inCB     bool  // in a handler call: output goes to the loop's buffer
 	fresh    bool  // being accepted: the accept path registers it
 	resume   bool  // input left unconsumed while over OutCap: serve it once the output drained
 	at       int64 // when the wheel wakes it (unix ns)
@@ -48,17 +48,8 @@ func (c *Conn[S]) Now() int64 { return c.l.nowNs }
 // Time is Now as a time.Time.
 func (c *Conn[S]) Time() time.Time { return c.l.now }
 
-// Write queues b to be sent. It never blocks; the loop sends it after the
-// handler call.
-func (c *Conn[S]) Write(b []byte) {
-	if c.out != nil || !c.inCB {
-		c.out = append(c.out, b...)
-		return
-	}
-	c.l.wbuf = append(c.l.wbuf, b...)
-}
-
-// WriteString is Write for a string.
+// WriteString queues s to be sent. It never blocks; the loop sends it after
+// the handler call.
 func (c *Conn[S]) WriteString(s string) {
 	if c.out != nil || !c.inCB {
 		c.out = append(c.out, s...)
@@ -68,7 +59,7 @@ func (c *Conn[S]) WriteString(s string) {
 }
 
 // Buf is the output buffer to append an answer to in place; hand the
-// result back with SetBuf. (Write copies; Buf and SetBuf let an answer be
+// result back with SetBuf. (WriteString copies; Buf and SetBuf let an answer be
 // built where it is sent from.)
 func (c *Conn[S]) Buf() []byte {
 	if c.out != nil || !c.inCB {
@@ -112,9 +103,6 @@ func (c *Conn[S]) SetDeadlineAt(ns int64) {
 	c.hdl = ns
 	c.l.schedule(c)
 }
-
-// Deadline is the handler's deadline (unix ns; 0: none).
-func (c *Conn[S]) Deadline() int64 { return c.hdl }
 
 // SetIdle marks the connection as between requests: on stop it is closed at
 // once, and after its first answer it may move to a less loaded loop.
