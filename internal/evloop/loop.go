@@ -405,15 +405,6 @@ func (l *loop[S]) invoke(c *Conn[S], in []byte, kind int) {
 	l.send(c)
 }
 
-// currentOut is what the handler wrote in the call running for c and the
-// loop has not sent yet.
-func (l *loop[S]) currentOut(c *Conn[S]) []byte {
-	if c.inCB && c.out == nil {
-		return l.wbuf
-	}
-	return nil
-}
-
 // send writes what the handler wrote, keeps what the socket did not take,
 // and settles c.
 func (l *loop[S]) send(c *Conn[S]) {
