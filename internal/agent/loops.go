@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"runtime"
 	"unsafe"
 
 	"github.com/http-status/http_status/internal/evloop"
@@ -84,7 +83,6 @@ func (a *Server) serveLoops(ctx context.Context, ln net.Listener) (bool, error) 
 	}
 	defer ln.Close()
 	s, err := evloop.New[agentConn](agentHandler{a}, fds, evloop.Options{
-		Loops:    max(1, runtime.GOMAXPROCS(0)),
 		MaxConns: cap(a.sem),
 		MaxInput: MaxLine,
 		Logger:   a.log,
