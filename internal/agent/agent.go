@@ -97,7 +97,7 @@ type Server struct {
 
 	conns, bad atomic.Uint64
 	replies    [nReplyWords]atomic.Uint64
-	loopStats  atomic.Pointer[*evloop.Server[agentConn]] // the event loops, once serving
+	loopStats  atomic.Pointer[evloop.Server[agentConn]] // the event loops, once serving
 }
 
 // Stats count what the agent did, for metrics.
@@ -207,8 +207,8 @@ func (a *Server) Stats() Stats {
 	for i, w := range replyWords {
 		st.Replies[w] = a.replies[i].Load()
 	}
-	if p := a.loopStats.Load(); p != nil {
-		ls := (*p).Stats()
+	if s := a.loopStats.Load(); s != nil {
+		ls := s.Stats()
 		st.Open, st.Overloaded = ls.Open, ls.Overloaded
 	}
 	return st

@@ -65,7 +65,7 @@ func (h agentHandler) Expired(c *evloop.Conn[agentConn], in []byte) {
 // close into a reset that could destroy the reply.
 func (h agentHandler) answer(c *evloop.Conn[agentConn], line []byte, ok bool) {
 	h.a.conns.Add(1)
-	reply := h.a.answerLine(bytesString(line), ok)
+	reply := h.a.answerLine(unsafe.String(unsafe.SliceData(line), len(line)), ok) // Reply keeps no part of it
 	out := append(c.Buf(), reply...)
 	c.SetBuf(append(out, '\n'))
 	c.CloseLinger(agentLinger)
@@ -95,15 +95,6 @@ func (a *Server) serveLoops(ctx context.Context, ln net.Listener) (bool, error) 
 	if err != nil {
 		return true, err
 	}
-	a.loopStats.Store(&s)
+	a.loopStats.Store(s)
 	return true, s.Serve(ctx)
-}
-
-// bytesString views b as a string for a call that does not keep it
-// ([Server.Reply] does not).
-func bytesString(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
 }
