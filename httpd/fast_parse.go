@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
-	"time"
 	"unsafe"
 
 	"github.com/http-status/http_status/internal/check"
@@ -226,10 +225,10 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 		// As net/http: with a keep-alive token the answer says
 		// "Connection: keep-alive" and the connection stays open, a
 		// close token or not; without one it closes.
-		r.keepAlive = hasToken(connVal, "keep-alive")
+		r.keepAlive = hasToken(connVal, "KEEP-ALIVE")
 		r.close = !r.keepAlive
 	} else {
-		r.close = hasToken(connVal, "close")
+		r.close = hasToken(connVal, "CLOSE")
 	}
 	return end, reqAnswer
 }
@@ -271,7 +270,7 @@ func nextLine(b []byte) (line, rest []byte) {
 
 // hasToken is net/http's test of a Connection value for a token (its
 // hasToken): ASCII case-insensitive, bounded by the value's ends, spaces,
-// commas or tabs. token is lower case.
+// commas or tabs. token is upper case.
 func hasToken(v []byte, token string) bool {
 	for sp := 0; sp+len(token) <= len(v); sp++ {
 		if sp > 0 && !isTokenBoundary(v[sp-1]) {
@@ -280,7 +279,7 @@ func hasToken(v []byte, token string) bool {
 		if end := sp + len(token); end != len(v) && !isTokenBoundary(v[end]) {
 			continue
 		}
-		if eqFoldLower(v[sp:sp+len(token)], token) {
+		if eqFoldB(v[sp:sp+len(token)], token) {
 			return true
 		}
 	}
@@ -288,24 +287,6 @@ func hasToken(v []byte, token string) bool {
 }
 
 func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
-
-// eqFoldLower reports whether b equals the lower-case ASCII word w,
-// ignoring case.
-func eqFoldLower(b []byte, w string) bool {
-	if len(b) != len(w) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != w[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // eqFoldB is [eqFold] for a byte slice (no copy).
 func eqFoldB(b []byte, w string) bool {
@@ -457,20 +438,4 @@ func unsafeString(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
-}
-
-// httpDate keeps the Date header value, refreshed once a second.
-type httpDate struct {
-	sec int64
-	buf [len(http.TimeFormat)]byte
-	b   []byte
-}
-
-// get returns the Date value for now.
-func (d *httpDate) get(now time.Time) []byte {
-	if s := now.Unix(); s != d.sec || d.b == nil {
-		d.sec = s
-		d.b = now.UTC().AppendFormat(d.buf[:0], http.TimeFormat)
-	}
-	return d.b
 }

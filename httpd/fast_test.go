@@ -602,7 +602,7 @@ func TestFastAnswerNoAllocs(t *testing.T) {
 	c := fastBenchChecker(t)
 	req := []byte("GET /status?SERVICE=web&PORT=443&VIP=192.0.2.10 HTTP/1.1\r\nHost: 127.0.0.1:8001\r\nUser-Agent: HAProxy\r\nConnection: keep-alive\r\n\r\n")
 	out := make([]byte, 0, 4096)
-	var d httpDate
+	var h fastHandler
 	var r fastReq
 	var codes CodeCounts
 	now := time.Now()
@@ -611,7 +611,7 @@ func TestFastAnswerNoAllocs(t *testing.T) {
 		if oc != reqAnswer || n != len(req) {
 			t.Fatalf("outcome %d n %d", oc, n)
 		}
-		out, _ = fastAnswer(out[:0], c, &codes, &r, d.get(now), false)
+		out, _ = fastAnswer(out[:0], c, &codes, &r, h.dateFor(now), false)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per request", allocs)
@@ -622,14 +622,14 @@ func BenchmarkFastParseAnswer(b *testing.B) {
 	c := fastBenchChecker(b)
 	req := []byte("GET /status?SERVICE=squid&PORT=80 HTTP/1.1\r\nHost: 127.0.0.1:8001\r\nUser-Agent: wrk\r\n\r\n")
 	out := make([]byte, 0, 4096)
-	var d httpDate
+	var h fastHandler
 	var r fastReq
 	var codes CodeCounts
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = parseRequest(req, MaxHeaderBytes, &r)
-		out, _ = fastAnswer(out[:0], c, &codes, &r, d.get(now), false)
+		out, _ = fastAnswer(out[:0], c, &codes, &r, h.dateFor(now), false)
 	}
 }
 
@@ -677,8 +677,8 @@ func FuzzFastParse(f *testing.F) {
 				t.Fatalf("query %q not in the request", q)
 			}
 		}
-		var d httpDate
-		out, closeAfter := fastAnswer(nil, c, &codes, &r, d.get(time.Now()), false)
+		var h fastHandler
+		out, closeAfter := fastAnswer(nil, c, &codes, &r, h.dateFor(time.Now()), false)
 		method := "GET"
 		if r.head {
 			method = "HEAD"

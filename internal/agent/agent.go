@@ -97,7 +97,7 @@ type Server struct {
 
 	conns, bad atomic.Uint64
 	replies    [nReplyWords]atomic.Uint64
-	loopStats  atomic.Pointer[*evloop.Server[agentConn]] // the event loops, once serving
+	loopStats  atomic.Pointer[evloop.Server[agentConn]] // the event loops, once serving
 }
 
 // Stats count what the agent did, for metrics.
@@ -124,8 +124,16 @@ const (
 
 var replyWords = [nReplyWords]string{"up", "drain", "maint", "down"}
 
-// countReply counts reply by what it tells HAProxy.
-func (a *Server) countReply(reply string) {
+// answerLine is the reply to the line a connection sent (ok false: none
+// could be read, BadRequest), counted by what it tells HAProxy.
+func (a *Server) answerLine(line string, ok bool) string {
+	reply := BadRequest
+	if ok {
+		reply = a.Reply(line)
+	}
+	if reply == BadRequest {
+		a.bad.Add(1)
+	}
 	switch {
 	case strings.HasPrefix(reply, "up drain"):
 		a.replies[replyDrain].Add(1)
@@ -136,6 +144,7 @@ func (a *Server) countReply(reply string) {
 	default:
 		a.replies[replyDown].Add(1)
 	}
+	return reply
 }
 
 // New checks opts and returns an Agent.
@@ -198,8 +207,8 @@ func (a *Server) Stats() Stats {
 	for i, w := range replyWords {
 		st.Replies[w] = a.replies[i].Load()
 	}
-	if p := a.loopStats.Load(); p != nil {
-		ls := (*p).Stats()
+	if s := a.loopStats.Load(); s != nil {
+		ls := s.Stats()
 		st.Open, st.Overloaded = ls.Open, ls.Overloaded
 	}
 	return st
@@ -270,17 +279,7 @@ func (a *Server) serveGoroutines(ctx context.Context, ln net.Listener) error {
 func (a *Server) serveConn(conn net.Conn) {
 	defer conn.Close()
 	a.conns.Add(1)
-	line, ok := readAgentLine(conn, time.Now(), a.sendWait)
-	var reply string
-	if !ok {
-		reply = BadRequest
-	} else {
-		reply = a.Reply(line)
-	}
-	if reply == BadRequest {
-		a.bad.Add(1)
-	}
-	a.countReply(reply)
+	reply := a.answerLine(readAgentLine(conn, time.Now(), a.sendWait))
 	_ = conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
 	if _, err := conn.Write([]byte(reply + "\n")); err != nil {
 		return

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"runtime"
 	"unsafe"
 
 	"github.com/http-status/http_status/internal/evloop"
@@ -65,16 +64,8 @@ func (h agentHandler) Expired(c *evloop.Conn[agentConn], in []byte) {
 // after a half-close and a linger, so that unread input does not turn the
 // close into a reset that could destroy the reply.
 func (h agentHandler) answer(c *evloop.Conn[agentConn], line []byte, ok bool) {
-	a := h.a
-	a.conns.Add(1)
-	reply := BadRequest
-	if ok {
-		reply = a.Reply(bytesString(line))
-	}
-	if reply == BadRequest {
-		a.bad.Add(1)
-	}
-	a.countReply(reply)
+	h.a.conns.Add(1)
+	reply := h.a.answerLine(unsafe.String(unsafe.SliceData(line), len(line)), ok) // Reply keeps no part of it
 	out := append(c.Buf(), reply...)
 	c.SetBuf(append(out, '\n'))
 	c.CloseLinger(agentLinger)
@@ -92,7 +83,6 @@ func (a *Server) serveLoops(ctx context.Context, ln net.Listener) (bool, error) 
 	}
 	defer ln.Close()
 	s, err := evloop.New[agentConn](agentHandler{a}, fds, evloop.Options{
-		Loops:    max(1, runtime.GOMAXPROCS(0)),
 		MaxConns: cap(a.sem),
 		MaxInput: MaxLine,
 		Logger:   a.log,
@@ -105,15 +95,6 @@ func (a *Server) serveLoops(ctx context.Context, ln net.Listener) (bool, error) 
 	if err != nil {
 		return true, err
 	}
-	a.loopStats.Store(&s)
+	a.loopStats.Store(s)
 	return true, s.Serve(ctx)
-}
-
-// bytesString views b as a string for a call that does not keep it
-// ([Server.Reply] does not).
-func bytesString(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
 }

@@ -50,16 +50,13 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		Version:         o.version,
 		NeedConns:       o.needConns,
 	}).Mount(h)
-	var agentMetrics func() pages.AgentMetrics
+	var agentStats func() agent.Stats
 	if ag != nil {
-		agentMetrics = func() pages.AgentMetrics {
-			s := ag.Stats()
-			return pages.AgentMetrics{Conns: s.Conns, BadRequests: s.BadRequests, Replies: s.Replies, Open: s.Open, Overloaded: s.Overloaded}
-		}
+		agentStats = ag.Stats
 	}
 	m := pages.NewMetrics(pages.MetricsOptions{
 		Handler:      h,
-		Agent:        agentMetrics,
+		Agent:        agentStats,
 		HeartbeatAge: w.HeartbeatAge,
 		Watcher: func() pages.WatcherStats {
 			s := w.Stats()

@@ -33,7 +33,7 @@ type Conn[S any] struct {
 	reads    int   // reads while lingering
 	idle     bool  // between requests: closed on stop, may move to another loop
 	closed   bool
-	inCB     bool  // in a handler call: Write goes to the loop's buffer
+	inCB     bool  // in a handler call: output goes to the loop's buffer
 	fresh    bool  // being accepted: the accept path registers it
 	resume   bool  // input left unconsumed while over OutCap: serve it once the output drained
 	at       int64 // when the wheel wakes it (unix ns)
@@ -48,51 +48,33 @@ func (c *Conn[S]) Now() int64 { return c.l.nowNs }
 // Time is Now as a time.Time.
 func (c *Conn[S]) Time() time.Time { return c.l.now }
 
-// Write queues b to be sent. It never blocks; the loop sends it after the
-// handler call.
-func (c *Conn[S]) Write(b []byte) {
+// output is where the handler's output goes: the loop's shared buffer
+// during a handler call while nothing waits in the connection's own, else
+// the connection's own.
+func (c *Conn[S]) output() *[]byte {
 	if c.out != nil || !c.inCB {
-		c.out = append(c.out, b...)
-		return
+		return &c.out
 	}
-	c.l.wbuf = append(c.l.wbuf, b...)
+	return &c.l.wbuf
 }
 
-// WriteString is Write for a string.
+// WriteString queues s to be sent. It never blocks; the loop sends it after
+// the handler call.
 func (c *Conn[S]) WriteString(s string) {
-	if c.out != nil || !c.inCB {
-		c.out = append(c.out, s...)
-		return
-	}
-	c.l.wbuf = append(c.l.wbuf, s...)
+	out := c.output()
+	*out = append(*out, s...)
 }
 
 // Buf is the output buffer to append an answer to in place; hand the
-// result back with SetBuf. (Write copies; Buf and SetBuf let an answer be
-// built where it is sent from.)
-func (c *Conn[S]) Buf() []byte {
-	if c.out != nil || !c.inCB {
-		return c.out
-	}
-	return c.l.wbuf
-}
+// result back with SetBuf. (WriteString copies; Buf and SetBuf let an answer
+// be built where it is sent from.)
+func (c *Conn[S]) Buf() []byte { return *c.output() }
 
 // SetBuf stores b, which Buf returned with bytes appended, as the output.
-func (c *Conn[S]) SetBuf(b []byte) {
-	if c.out != nil || !c.inCB {
-		c.out = b
-		return
-	}
-	c.l.wbuf = b
-}
+func (c *Conn[S]) SetBuf(b []byte) { *c.output() = b }
 
 // Pending is how many bytes wait to be sent.
-func (c *Conn[S]) Pending() int {
-	if c.out != nil || !c.inCB {
-		return len(c.out)
-	}
-	return len(c.l.wbuf)
-}
+func (c *Conn[S]) Pending() int { return len(*c.output()) }
 
 // OutCap is the server's Options.OutCap.
 func (c *Conn[S]) OutCap() int { return c.l.s.opts.OutCap }
@@ -112,9 +94,6 @@ func (c *Conn[S]) SetDeadlineAt(ns int64) {
 	c.hdl = ns
 	c.l.schedule(c)
 }
-
-// Deadline is the handler's deadline (unix ns; 0: none).
-func (c *Conn[S]) Deadline() int64 { return c.hdl }
 
 // SetIdle marks the connection as between requests: on stop it is closed at
 // once, and after its first answer it may move to a less loaded loop.
@@ -146,7 +125,7 @@ func (c *Conn[S]) Stopping() bool { return c.l.stopping }
 // Detach.
 func (c *Conn[S]) Detach() (fd int, pending []byte, release func()) {
 	l := c.l
-	pending = append(append([]byte(nil), c.out...), l.currentOut(c)...)
+	pending = append([]byte(nil), *c.output()...)
 	c.detached = true
 	fd = c.fd
 	if c.events != 0 {

@@ -52,9 +52,9 @@ type Handler[S any] interface {
 	// Input is given every byte the connection sent and the handler has
 	// not consumed yet. It returns how many it consumed; the rest is
 	// given again, with what follows, at the next call. It writes answers
-	// with [Conn.Write], and should stop consuming while [Conn.Pending]
-	// is over [Conn.OutCap]: the loop then stops reading the connection
-	// until the client has read enough.
+	// with [Conn.WriteString] or [Conn.Buf], and should stop consuming
+	// while [Conn.Pending] is over [Conn.OutCap]: the loop then stops
+	// reading the connection until the client has read enough.
 	Input(c *Conn[S], in []byte) (consumed int)
 	// EOF is called when the peer has closed its side; in is what was
 	// not consumed. The connection is closed after it (once its answers
@@ -239,9 +239,6 @@ func (s *Server[S]) stoppedPolling(l *loop[S]) {
 	l.lfd = -1
 }
 
-// Options is the server's options with the defaults filled in.
-func (s *Server[S]) Options() Options { return s.opts }
-
 // Stats returns the counters.
 func (s *Server[S]) Stats() Stats {
 	return Stats{
@@ -288,10 +285,6 @@ func (s *Server[S]) stop() {
 		l.wake()
 	}
 }
-
-// Stopped reports whether the server is stopping; a handler closes
-// connections after their answer then.
-func (s *Server[S]) Stopped() bool { return s.stopping.Load() }
 
 func (s *Server[S]) closeLoops() {
 	s.stopMu.Lock()

@@ -33,7 +33,7 @@ type loop[S any] struct {
 	wheel wheel[S]
 
 	acceptOff   bool  // the listening socket is out of the epoll set
-	acceptAgain int64 // re-arm it then (unix ns; 0: when a connection closes)
+	acceptAgain int64 // re-arm it then (unix ns), unless stopping
 	stopping    bool
 	stopBy      int64
 
@@ -166,8 +166,7 @@ func (l *loop[S]) run() error {
 			l.beginStop()
 		}
 		l.wheel.expire(l.nowNs, l.deadline)
-		if l.acceptOff && !l.stopping && (l.acceptAgain == 0 && l.s.nconns.Load() < int64(l.s.opts.MaxConns) ||
-			l.acceptAgain != 0 && l.nowNs >= l.acceptAgain) {
+		if l.acceptOff && !l.stopping && l.nowNs >= l.acceptAgain {
 			if l.armListener() == nil {
 				l.acceptOff = false
 			}
@@ -404,15 +403,6 @@ func (l *loop[S]) invoke(c *Conn[S], in []byte, kind int) {
 		c.in = c.in[:copy(c.in[:cap(c.in)], rest)]
 	}
 	l.send(c)
-}
-
-// currentOut is what the handler wrote in the call running for c and the
-// loop has not sent yet.
-func (l *loop[S]) currentOut(c *Conn[S]) []byte {
-	if c.inCB && c.out == nil {
-		return l.wbuf
-	}
-	return nil
 }
 
 // send writes what the handler wrote, keeps what the socket did not take,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/internal/agent"
 )
 
 // WatcherStats are the watcher's counters as the metrics see them. httpd
@@ -22,24 +23,13 @@ type WatcherStats struct {
 	LastRescan                                                                    time.Duration
 }
 
-// AgentMetrics are the agent responder's counters as the metrics see them.
-// httpd does not import the agent: the daemon passes a function that copies
-// them.
-type AgentMetrics struct {
-	Conns       uint64            // connections answered
-	BadRequests uint64            // of which with a line not understood
-	Replies     map[string]uint64 // answers by what they tell HAProxy: up, drain, maint, down
-	Open        int64             // connections open now
-	Overloaded  uint64            // closed at accept: over MaxConns or out of descriptors
-}
-
 // MetricsOptions configure [Metrics].
 type MetricsOptions struct {
 	// Handler supplies the HTTP answers-by-code counters, the fast
 	// engine's connection counters and the store.
 	Handler *httpd.Handler
 	// Agent returns the agent responder's counters; nil: no agent.
-	Agent func() AgentMetrics
+	Agent func() agent.Stats
 	// Watcher returns the watcher's counters; nil leaves them out.
 	Watcher func() WatcherStats
 	// HeartbeatAge is how long ago the watcher loop last turned
