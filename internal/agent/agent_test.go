@@ -414,14 +414,7 @@ func TestAgentMaxConns(t *testing.T) {
 			// Both taken by the agent: a third is closed with no reply.
 			deadline := time.Now().Add(5 * time.Second)
 			for {
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, _ = io.WriteString(c, "squid.80\n")
-				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				b, err := io.ReadAll(c)
-				c.Close()
+				b, err := agentAskErr(addr, "squid.80\n")
 				if err != nil {
 					t.Fatalf("third connection: %v (want a clean close)", err)
 				}
@@ -435,15 +428,8 @@ func TestAgentMaxConns(t *testing.T) {
 			silent[0].Close() // the agent sees EOF, answers, closes: room for one
 			deadline = time.Now().Add(5 * time.Second)
 			for {
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, _ = io.WriteString(c, "squid.80\n")
-				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				b, _ := io.ReadAll(c)
-				c.Close()
-				if string(b) == "up ready 100%\n" {
+				b, _ := agentAskErr(addr, "squid.80\n")
+				if b == "up ready 100%\n" {
 					break
 				}
 				if time.Now().After(deadline) {
