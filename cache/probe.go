@@ -239,13 +239,19 @@ func (s *Snapshot) Effective(name string, now time.Time) (Entry, bool) {
 	if !ok {
 		return e, false
 	}
+	return s.effective(name, e, now), true
+}
+
+// effective is [Snapshot.Effective] for the flag-file name whose entry e
+// the caller already looked up.
+func (s *Snapshot) effective(name string, e Entry, now time.Time) Entry {
 	e = e.Effective(now)
 	if e.State != Up || len(s.probes) == 0 {
-		return e, true
+		return e
 	}
 	p, has := s.probes[name]
 	if !has {
-		return e, true
+		return e
 	}
 	// The prober's own verdict, unless a gate makes this snapshot's VIPs
 	// decide which checks are idle.
@@ -255,7 +261,7 @@ func (s *Snapshot) Effective(name string, now time.Time) (Entry, bool) {
 		ok, reason, since = gatedVerdict(p, s.CheckIdle)
 	}
 	if !ok {
-		return Entry{State: Down, Weight: NoWeight, Reason: reason, Since: since}, true
+		return Entry{State: Down, Weight: NoWeight, Reason: reason, Since: since}
 	}
 	// What the passing checks ask for; a State left Missing acts as Up.
 	st, w, hasW, why := p.State, p.Weight, p.HasWeight, p.Reason
@@ -266,12 +272,12 @@ func (s *Snapshot) Effective(name string, now time.Time) (Entry, bool) {
 		e.Weight = w
 	}
 	if st == Drain || st == Maint {
-		return Entry{State: st, Weight: e.Weight, Reason: why, Since: p.Since}, true
+		return Entry{State: st, Weight: e.Weight, Reason: why, Since: p.Since}
 	}
 	if e.Reason == "" {
 		e.Reason = why
 	}
-	return e, true
+	return e
 }
 
 // SetProbe records the probe status of a service; the Checks slice is owned
