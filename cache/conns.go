@@ -83,8 +83,8 @@ func (s *Snapshot) ConnCounts() ConnCounts { return s.conns }
 
 // ConnPorts lists the ports whose counts the services of s need, sorted,
 // given the probe configuration's conn_port map cfg; draining is true when
-// a service is in drain at now, by its flag or its probes (a drain is worth
-// watching).
+// a service is in drain at now, by its flag or its probes, as
+// [Snapshot.Effective] says (a drain is worth watching).
 func (s *Snapshot) ConnPorts(cfg map[string]uint16, now time.Time) (ports []uint16, draining bool) {
 	seen := map[uint16]bool{}
 	for name, e := range s.Services() {
@@ -92,13 +92,8 @@ func (s *Snapshot) ConnPorts(cfg map[string]uint16, now time.Time) (ports []uint
 			seen[p] = true
 			ports = append(ports, p)
 		}
-		if !draining && e.State != Up && e.Effective(now).State == Drain {
+		if !draining && s.effective(name, e, now).State == Drain {
 			draining = true
-		} else if !draining && e.State == Up && len(s.probes) > 0 {
-			// An agent script may drain an up flag (cache.Snapshot.Effective).
-			if eff, _ := s.Effective(name, now); eff.State == Drain {
-				draining = true
-			}
 		}
 	}
 	slices.Sort(ports)

@@ -65,6 +65,17 @@ func TestSnapshotConns(t *testing.T) {
 	if _, draining := ps.ConnPorts(nil, now); !draining {
 		t.Error("a drain by an agent script does not count as a drain")
 	}
+	// So is an agent script draining a flag whose own drain expired (the
+	// flag is up again from its until=): whatever Effective says.
+	b = NewBuilder(ps)
+	b.Set("app.8080", Entry{State: Drain, Weight: NoWeight, Expires: now.Add(-time.Minute)})
+	ps = b.Snapshot(now)
+	if eff, _ := ps.Effective("app.8080", now); eff.State != Drain {
+		t.Fatalf("setup: the agent script does not drain the expired drain (%v)", eff.State)
+	}
+	if _, draining := ps.ConnPorts(nil, now); !draining {
+		t.Error("a drain by an agent script under an expired flag drain does not count as a drain")
+	}
 
 	b = NewBuilder(s)
 	b.SetConns(ConnCounts{Config: cfg})

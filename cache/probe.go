@@ -126,20 +126,15 @@ func stateRank(s State) int {
 	return 0
 }
 
-// agent is what p's passing checks ask for as this snapshot sees them: the
-// prober's own combination when no check is gated, else recomputed with
-// this snapshot's gates.
-func (s *Snapshot) agent(p ProbeStatus) (State, int, bool, string) {
+// gated reports whether a check of p has an only_if_vip gate: only then
+// does a snapshot see p otherwise than the prober reported it.
+func gated(p ProbeStatus) bool {
 	for _, c := range p.Checks {
 		if c.Gate.IsValid() {
-			return AgentVerdict(p.Checks, s.CheckIdle)
+			return true
 		}
 	}
-	st := p.State
-	if st == Missing {
-		st = Up
-	}
-	return st, p.Weight, p.HasWeight, p.Reason
+	return false
 }
 
 // Probe returns the probe status of a service as this snapshot sees it: a
@@ -168,23 +163,13 @@ func (s *Snapshot) CheckIdle(c CheckStatus) bool {
 	return c.Idle
 }
 
-// verdict combines a service's checks as this snapshot sees them: the prober's
-// own verdict when no check is gated, otherwise the first check that is not
-// idle and fails decides. reason and since say why and since when it fails.
-// It does not allocate.
-func (s *Snapshot) verdict(p ProbeStatus) (ok bool, reason string, since time.Time) {
-	gated := false
+// gatedVerdict combines the checks of p, which has a gated check, with idle
+// saying which are idle: the first check that is not idle and fails
+// decides. reason and since say why and since when it fails. It does not
+// allocate.
+func gatedVerdict(p ProbeStatus, idle func(CheckStatus) bool) (ok bool, reason string, since time.Time) {
 	for _, c := range p.Checks {
-		if c.Gate.IsValid() {
-			gated = true
-			break
-		}
-	}
-	if !gated {
-		return p.OK, p.LastErr, p.Since
-	}
-	for _, c := range p.Checks {
-		if !c.OK && !s.CheckIdle(c) {
+		if !c.OK && !idle(c) {
 			if p.OK { // the prober saw it passing: the gate moved here
 				return false, c.Reason, c.Since
 			}
@@ -197,11 +182,7 @@ func (s *Snapshot) verdict(p ProbeStatus) (ok bool, reason string, since time.Ti
 // resolve is p with each check's idleness and the combined verdict as this
 // snapshot sees them.
 func (s *Snapshot) resolve(p ProbeStatus) ProbeStatus {
-	gated := false
-	for _, c := range p.Checks {
-		gated = gated || c.Gate.IsValid()
-	}
-	if !gated {
+	if !gated(p) {
 		return p
 	}
 	checks := make([]CheckStatus, len(p.Checks))
@@ -209,10 +190,12 @@ func (s *Snapshot) resolve(p ProbeStatus) ProbeStatus {
 	for i := range checks {
 		checks[i].Idle = s.CheckIdle(checks[i])
 	}
-	ok, reason, since := s.verdict(p)
+	p.Checks = checks
+	idle := func(c CheckStatus) bool { return c.Idle }
+	ok, reason, since := gatedVerdict(p, idle)
 	r := ProbeStatus{OK: ok, Since: since, LastErr: reason, Checks: checks, State: Down}
 	if ok {
-		r.State, r.Weight, r.HasWeight, r.Reason = s.agent(p)
+		r.State, r.Weight, r.HasWeight, r.Reason = AgentVerdict(checks, idle)
 	}
 	return r
 }
@@ -256,28 +239,45 @@ func (s *Snapshot) Effective(name string, now time.Time) (Entry, bool) {
 	if !ok {
 		return e, false
 	}
+	return s.effective(name, e, now), true
+}
+
+// effective is [Snapshot.Effective] for the flag-file name whose entry e
+// the caller already looked up.
+func (s *Snapshot) effective(name string, e Entry, now time.Time) Entry {
 	e = e.Effective(now)
 	if e.State != Up || len(s.probes) == 0 {
-		return e, true
+		return e
 	}
 	p, has := s.probes[name]
 	if !has {
-		return e, true
+		return e
 	}
-	if ok, reason, since := s.verdict(p); !ok {
-		return Entry{State: Down, Weight: NoWeight, Reason: reason, Since: since}, true
+	// The prober's own verdict, unless a gate makes this snapshot's VIPs
+	// decide which checks are idle.
+	g := gated(p)
+	ok, reason, since := p.OK, p.LastErr, p.Since
+	if g {
+		ok, reason, since = gatedVerdict(p, s.CheckIdle)
 	}
-	st, w, hasW, why := s.agent(p)
+	if !ok {
+		return Entry{State: Down, Weight: NoWeight, Reason: reason, Since: since}
+	}
+	// What the passing checks ask for; a State left Missing acts as Up.
+	st, w, hasW, why := p.State, p.Weight, p.HasWeight, p.Reason
+	if g {
+		st, w, hasW, why = AgentVerdict(p.Checks, s.CheckIdle)
+	}
 	if hasW && (e.Weight == NoWeight || w < e.Weight) {
 		e.Weight = w
 	}
 	if st == Drain || st == Maint {
-		return Entry{State: st, Weight: e.Weight, Reason: why, Since: p.Since}, true
+		return Entry{State: st, Weight: e.Weight, Reason: why, Since: p.Since}
 	}
 	if e.Reason == "" {
 		e.Reason = why
 	}
-	return e, true
+	return e
 }
 
 // SetProbe records the probe status of a service; the Checks slice is owned

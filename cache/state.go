@@ -329,13 +329,33 @@ func hasControl(s string) bool {
 	return false
 }
 
-// ParsePort parses a TCP port, 1..65535, in decimal.
+// ParsePort parses a TCP port, 1..65535, in decimal, without a leading
+// zero.
 func ParsePort(s string) (uint16, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 65535 || s[0] == '+' || s[0] == '0' {
-		return 0, fmt.Errorf("port %q: want 1..65535: %w", Clip(s, 20), ErrGrammar)
+	if p, ok := PortNumber(s); ok && s[0] != '0' {
+		return p, nil
 	}
-	return uint16(n), nil
+	return 0, fmt.Errorf("port %q: want 1..65535: %w", Clip(s, 20), ErrGrammar)
+}
+
+// PortNumber is s as a port number from 1 to 65535 in plain decimal: one to
+// five digits, leading zeros allowed ("080" is 80). ok is false otherwise.
+// It does not allocate.
+func PortNumber(s string) (port uint16, ok bool) {
+	if len(s) == 0 || len(s) > 5 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	if n < 1 || n > 65535 {
+		return 0, false
+	}
+	return uint16(n), true
 }
 
 func hasPrefixFold(s, prefix string) bool {

@@ -5,8 +5,6 @@ package watcher
 import (
 	"context"
 	"net/netip"
-	"os"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/nstest"
 )
 
 func vip(a string, want bool, loopbackOnly bool) func(*cache.Snapshot) bool {
@@ -22,41 +21,22 @@ func vip(a string, want bool, loopbackOnly bool) func(*cache.Snapshot) bool {
 	return func(s *cache.Snapshot) bool { return s.HasVIP(addr, loopbackOnly) == want }
 }
 
-// newNetns makes a throwaway network namespace and returns a handle to it;
-// the test's own namespace is untouched. It skips when not root.
-func newNetns(t *testing.T) netns.NsHandle {
+// netnsLo makes a throwaway network namespace (lo up; the test's own is
+// untouched) and returns it, a netlink handle to it and its lo. It skips
+// when not root.
+func netnsLo(t *testing.T) (netns.NsHandle, *netlink.Handle, netlink.Link) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace (CI runs as root)")
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	ns := nstest.New(t)
+	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	ns, err := netns.New() // also switches this thread into it
-	if err != nil {
-		t.Skipf("cannot create a network namespace here: %v", err)
-	}
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return ns
-}
-
-func mustAddr(t *testing.T, s string) *netlink.Addr {
-	t.Helper()
-	a, err := netlink.ParseAddr(s)
+	t.Cleanup(h.Close)
+	lo, err := h.LinkByName("lo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.IP.To4() == nil {
-		a.Flags = 0x02 // IFA_F_NODAD: usable at once, no duplicate detection
-	}
-	return a
+	return ns, h, lo
 }
 
 // TestNetlinkRealNamespace adds and removes IPv4 and IPv6 addresses on lo and
@@ -64,21 +44,9 @@ func mustAddr(t *testing.T, s string) *netlink.Addr {
 // its own, and checks the snapshot follows, including the loopback flag.
 func TestNetlinkRealNamespace(t *testing.T) {
 	t.Parallel()
-	ns := newNetns(t)
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.LinkSetUp(lo); err != nil {
-		t.Fatal(err)
-	}
+	ns, h, lo := netnsLo(t)
 	// An address present before the watcher starts is in the first snapshot.
-	if err := h.AddrAdd(lo, mustAddr(t, "192.0.2.1/32")); err != nil {
+	if err := h.AddrAdd(lo, nstest.Addr(t, "192.0.2.1/32")); err != nil {
 		t.Fatal(err)
 	}
 	_, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: NetlinkSource{Namespace: &ns}})
@@ -90,7 +58,7 @@ func TestNetlinkRealNamespace(t *testing.T) {
 	}
 
 	for _, a := range []string{"192.0.2.10/32", "2001:db8::10/128"} {
-		if err := h.AddrAdd(lo, mustAddr(t, a)); err != nil {
+		if err := h.AddrAdd(lo, nstest.Addr(t, a)); err != nil {
 			t.Fatalf("add %s on lo: %v", a, err)
 		}
 	}
@@ -112,7 +80,7 @@ func TestNetlinkRealNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range []string{"198.51.100.7/24", "2001:db8:1::7/64"} {
-		if err := h.AddrAdd(link, mustAddr(t, a)); err != nil {
+		if err := h.AddrAdd(link, nstest.Addr(t, a)); err != nil {
 			t.Fatalf("add %s on bridge: %v", a, err)
 		}
 	}
@@ -123,13 +91,13 @@ func TestNetlinkRealNamespace(t *testing.T) {
 	}
 
 	// The same address on two links: removing one keeps it.
-	if err := h.AddrAdd(link, mustAddr(t, "192.0.2.10/32")); err != nil {
+	if err := h.AddrAdd(link, nstest.Addr(t, "192.0.2.10/32")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, st, "shared address on bridge too", func(s *cache.Snapshot) bool {
 		return s.VIPs()[netip.MustParseAddr("192.0.2.10")] == cache.OnLoopback|cache.OnOther
 	})
-	if err := h.AddrDel(lo, mustAddr(t, "192.0.2.10/32")); err != nil {
+	if err := h.AddrDel(lo, nstest.Addr(t, "192.0.2.10/32")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, st, "shared address left on bridge only", func(s *cache.Snapshot) bool {
@@ -140,7 +108,7 @@ func TestNetlinkRealNamespace(t *testing.T) {
 		l netlink.Link
 		a string
 	}{{lo, "2001:db8::10/128"}, {link, "198.51.100.7/24"}, {link, "2001:db8:1::7/64"}, {link, "192.0.2.10/32"}} {
-		if err := h.AddrDel(del.l, mustAddr(t, del.a)); err != nil {
+		if err := h.AddrDel(del.l, nstest.Addr(t, del.a)); err != nil {
 			t.Fatalf("del %s: %v", del.a, err)
 		}
 	}
@@ -261,38 +229,26 @@ func TestAddrSubscriptionDropped(t *testing.T) {
 // address (the kernel keeps its prefix), and deleting it leaves nothing.
 func TestNetlinkSameAddressTwoPrefixes(t *testing.T) {
 	t.Parallel()
-	ns := newNetns(t)
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.LinkSetUp(lo); err != nil {
-		t.Fatal(err)
-	}
+	ns, h, lo := netnsLo(t)
 	_, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: NetlinkSource{Namespace: &ns}, Resync: time.Hour})
 	for _, a := range []string{"10.2.0.1/24", "10.2.0.1/32", "2001:db8:2::1/64", "2001:db8:2::2/64"} {
-		if err := h.AddrAdd(lo, mustAddr(t, a)); err != nil {
+		if err := h.AddrAdd(lo, nstest.Addr(t, a)); err != nil {
 			t.Fatalf("add %s: %v", a, err)
 		}
 	}
-	if err := h.AddrReplace(lo, mustAddr(t, "2001:db8:2::2/128")); err != nil {
+	if err := h.AddrReplace(lo, nstest.Addr(t, "2001:db8:2::2/128")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, st, "both present", func(s *cache.Snapshot) bool {
 		return s.HasVIP(netip.MustParseAddr("10.2.0.1"), true) && s.HasVIP(netip.MustParseAddr("2001:db8:2::1"), true)
 	})
 	for _, a := range []string{"10.2.0.1/24"} {
-		if err := h.AddrDel(lo, mustAddr(t, a)); err != nil {
+		if err := h.AddrDel(lo, nstest.Addr(t, a)); err != nil {
 			t.Fatalf("del %s: %v", a, err)
 		}
 	}
 	// A marker after the deletes: once it is in, the deletes were applied.
-	if err := h.AddrAdd(lo, mustAddr(t, "10.2.0.99/32")); err != nil {
+	if err := h.AddrAdd(lo, nstest.Addr(t, "10.2.0.99/32")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, st, "marker", vip("10.2.0.99", true, true))
@@ -302,7 +258,7 @@ func TestNetlinkSameAddressTwoPrefixes(t *testing.T) {
 		}
 	}
 	for _, a := range []string{"10.2.0.1/32", "2001:db8:2::1/64", "2001:db8:2::2/64"} {
-		if err := h.AddrDel(lo, mustAddr(t, a)); err != nil {
+		if err := h.AddrDel(lo, nstest.Addr(t, a)); err != nil {
 			t.Fatalf("del %s: %v", a, err)
 		}
 	}
@@ -316,12 +272,7 @@ func TestNetlinkSameAddressTwoPrefixes(t *testing.T) {
 // again when the interface comes up. A veth pair stands in for a NIC.
 func TestNetlinkLinkDown(t *testing.T) {
 	t.Parallel()
-	ns := newNetns(t)
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	ns, h, _ := netnsLo(t)
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hsv0"}, PeerName: "hsv1"}
 	if err := h.LinkAdd(veth); err != nil {
 		t.Fatalf("add veth: %v", err)
@@ -330,7 +281,7 @@ func TestNetlinkLinkDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.AddrAdd(link, mustAddr(t, "198.51.100.20/24")); err != nil {
+	if err := h.AddrAdd(link, nstest.Addr(t, "198.51.100.20/24")); err != nil {
 		t.Fatal(err)
 	}
 	_, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: NetlinkSource{Namespace: &ns}, Resync: time.Hour})
@@ -360,24 +311,12 @@ func TestNetlinkLinkDown(t *testing.T) {
 // the address table afresh from the kernel, whatever the subscription said.
 func TestNetlinkRelistOnRescan(t *testing.T) {
 	t.Parallel()
-	ns := newNetns(t)
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.LinkSetUp(lo); err != nil {
-		t.Fatal(err)
-	}
+	ns, h, lo := netnsLo(t)
 	src := &lossySource{NetlinkSource: NetlinkSource{Namespace: &ns}}
 	w, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: src, Resync: time.Hour})
 	// The subscription loses this one (as an overflowing netlink socket
 	// would); only a relist can find it.
-	if err := h.AddrAdd(lo, mustAddr(t, "192.0.2.77/32")); err != nil {
+	if err := h.AddrAdd(lo, nstest.Addr(t, "192.0.2.77/32")); err != nil {
 		t.Fatal(err)
 	}
 	select {

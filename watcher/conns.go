@@ -13,7 +13,6 @@ type connQueue struct {
 	mu      sync.Mutex
 	pending *cache.ConnCounts
 	waiters []chan struct{}
-	taken   []chan struct{} // loop-owned: closed once the publish is done
 }
 
 // SetConnCounts hands the latest connection counts to the loop, which
@@ -38,27 +37,18 @@ func (w *Watcher) SetConnCounts(c cache.ConnCounts) <-chan struct{} {
 }
 
 // applyConns moves pending counts into b; it reports whether anything
-// changed. Called by the loop only (publish).
-func (w *Watcher) applyConns(old *cache.Snapshot, b *cache.Builder) bool {
+// changed, and returns the channels of the callers whose counts it took,
+// for publish to close once the snapshot is in the store. Called by the
+// loop only (publish).
+func (w *Watcher) applyConns(old *cache.Snapshot, b *cache.Builder) (changed bool, taken []chan struct{}) {
 	q := &w.conns
 	q.mu.Lock()
-	c := q.pending
-	q.pending = nil
-	q.taken = append(q.taken, q.waiters...)
-	q.waiters = nil
+	c, taken := q.pending, q.waiters
+	q.pending, q.waiters = nil, nil
 	q.mu.Unlock()
 	if c == nil || old.ConnCounts().Same(*c) {
-		return false
+		return false, taken
 	}
 	b.SetConns(*c)
-	return true
-}
-
-// connsPublished tells the callers of SetConnCounts that their counts are
-// in the store. Called by the loop once publish is done.
-func (w *Watcher) connsPublished() {
-	for _, ch := range w.conns.taken {
-		close(ch)
-	}
-	w.conns.taken = nil
+	return true, taken
 }

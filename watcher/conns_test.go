@@ -3,14 +3,10 @@
 package watcher
 
 import (
-	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
 )
@@ -24,17 +20,7 @@ func TestSetConnCounts(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "web.8080"), []byte("drain conn=443\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	store := cache.NewStore()
-	w, err := New(Options{Dir: dir, Store: store, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = w.Run(ctx) })
-	defer wg.Wait()
-	defer cancel()
-	<-w.Ready()
+	w, store := startWatcher(t, Options{Dir: dir})
 
 	waitDone := func(ch <-chan struct{}) {
 		t.Helper()

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // settleLimit is how soon an answer must follow the truth after the status
@@ -192,6 +193,7 @@ func runChild(t *testing.T, test string, prefix ...string) {
 	args := append(prefix, os.Args[0], "-test.run=^"+test+"$", "-test.v")
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), childEnv+"="+test)
+	testenv.DieWithTest(cmd)
 	out, err := cmd.CombinedOutput()
 	if strings.Contains(string(out), "--- SKIP") {
 		t.Skipf("child skipped:\n%s", out)

@@ -15,7 +15,6 @@ import (
 // logged once. Nothing is published when nothing changed; it reports whether
 // a snapshot was published.
 func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.Entry, addrs bool) bool {
-	defer w.connsPublished()
 	old := w.store.Load()
 	b := cache.NewBuilder(old)
 	now := w.now()
@@ -80,7 +79,14 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 	if w.applyProbes(old, b) {
 		changed = true
 	}
-	if w.applyConns(old, b) {
+	connsChanged, connWaiters := w.applyConns(old, b)
+	defer func() {
+		// Their counts are in the store now (or equal to what was).
+		for _, ch := range connWaiters {
+			close(ch)
+		}
+	}()
+	if connsChanged {
 		changed = true
 	}
 	if p := w.dirProblem(); old.DirProblem() != p {

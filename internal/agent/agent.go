@@ -372,7 +372,7 @@ func agentName(line string) (string, bool) {
 	case 1:
 		name = f[0]
 	case 2:
-		if !check.ValidPort(f[1]) {
+		if _, ok := cache.PortNumber(f[1]); !ok {
 			return "", false
 		}
 		name = f[0] + "." + f[1]

@@ -248,7 +248,7 @@ func (p *parsed) parse(raw string) *Result {
 	}
 	n := copy(p.nameBuf[:], service)
 	if havePort && port != "" {
-		if !ValidPort(port) {
+		if _, ok := cache.PortNumber(port); !ok {
 			return &resBadPort
 		}
 		if n+1+len(port) > cache.MaxNameLen {
@@ -365,22 +365,6 @@ func unhex(c byte) (byte, bool) {
 		return c - 'A' + 10, true
 	}
 	return 0, false
-}
-
-// ValidPort reports whether s is a port number from 1 to 65535 in plain
-// decimal.
-func ValidPort(s string) bool {
-	if len(s) == 0 || len(s) > 5 {
-		return false
-	}
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-		n = n*10 + int(s[i]-'0')
-	}
-	return n >= 1 && n <= 65535
 }
 
 // EqualFoldASCII reports whether s equals the upper-case ASCII word w,

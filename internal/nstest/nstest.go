@@ -69,8 +69,7 @@ func New(t testing.TB) netns.NsHandle {
 }
 
 // Veth joins a and b with a veth pair (nameA in a, nameB in b), sets both
-// up and gives them the addresses (CIDR, "10.199.0.1/24", "fd99::1/64";
-// IPv6 ones without duplicate address detection, so they work at once).
+// up and gives them the addresses ([Addr]).
 func Veth(t testing.TB, a netns.NsHandle, nameA string, addrsA []string, b netns.NsHandle, nameB string, addrsB []string) {
 	t.Helper()
 	ha, err := netlink.NewHandleAt(a)
@@ -97,14 +96,7 @@ func Veth(t testing.TB, a netns.NsHandle, nameA string, addrsA []string, b netns
 			t.Fatalf("nstest: %s: %v", side.name, err)
 		}
 		for _, s := range side.addrs {
-			addr, err := netlink.ParseAddr(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if addr.IP.To4() == nil {
-				addr.Flags = 0x02 // IFA_F_NODAD
-			}
-			if err := side.h.AddrAdd(l, addr); err != nil {
+			if err := side.h.AddrAdd(l, Addr(t, s)); err != nil {
 				t.Fatalf("nstest: add %s on %s: %v", s, side.name, err)
 			}
 		}
@@ -112,6 +104,21 @@ func Veth(t testing.TB, a netns.NsHandle, nameA string, addrsA []string, b netns
 			t.Fatalf("nstest: %s up: %v", side.name, err)
 		}
 	}
+}
+
+// Addr is s (CIDR, "10.199.0.1/24", "fd99::1/64") as a netlink address to
+// add or delete; an IPv6 one is without duplicate address detection
+// (IFA_F_NODAD), so it works at once.
+func Addr(t testing.TB, s string) *netlink.Addr {
+	t.Helper()
+	a, err := netlink.ParseAddr(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.IP.To4() == nil {
+		a.Flags = 0x02 // IFA_F_NODAD
+	}
+	return a
 }
 
 // Do runs f on a thread inside ns: sockets f opens belong to ns. f must not
