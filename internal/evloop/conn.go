@@ -32,6 +32,7 @@ type Conn[S any] struct {
 	lingerAt int64 // lingering: half-closed, waiting for the peer until then
 	reads    int   // reads while lingering
 	idle     bool  // between requests: closed on stop, may move to another loop
+	kept     bool  // answered and kept open: its client asks again at once
 	closed   bool
 	inCB     bool  // in a handler call: output goes to the loop's buffer
 	fresh    bool  // being accepted: the accept path registers it

@@ -173,6 +173,7 @@ type Server[S any] struct {
 	reserve  atomic.Int64 // a spare descriptor for the EMFILE case; -1 while used
 
 	accepted, overloaded, expired, paused atomic.Uint64
+	yields                                atomic.Uint64 // for tests: the loops gave up the CPU
 
 	logMu   sync.Mutex
 	lastLog time.Time

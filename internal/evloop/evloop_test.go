@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -424,6 +425,63 @@ func TestBalance(t *testing.T) {
 		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "got again\n" {
 			t.Fatal("moved connection not served:", line, err)
 		}
+	}
+}
+
+// TestYieldOnlyForKeptConnections: a loop gives up the CPU after serving
+// connections kept open after an answer (their clients ask again at once),
+// not after the first request of a new connection, even one that arrives
+// after the accept, as an agent check's line follows the handshake.
+func TestYieldOnlyForKeptConnections(t *testing.T) {
+	h := &lineHandler{idle: 10 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fds, err := ListenerFDs(ln, false) // no TCP_DEFER_ACCEPT: accepted before the line comes
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New[lineState](h, fds, Options{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	addr := ln.Addr().String()
+
+	for i := range 20 {
+		c := dial(t, addr)
+		// Send once the loop has taken the connection, so that the
+		// line is (almost always) an event of an open connection.
+		for deadline := time.Now().Add(10 * time.Second); s.Stats().Accepted < uint64(i+1); {
+			if time.Now().After(deadline) {
+				t.Fatalf("connection %d not accepted in 10 s", i)
+			}
+			runtime.Gosched()
+		}
+		fmt.Fprintf(c, "close\n")
+		if b, err := io.ReadAll(c); err != nil || string(b) != "bye\n" {
+			t.Fatalf("connection %d: %q, %v", i, b, err)
+		}
+	}
+	if y := s.yields.Load(); y != 0 {
+		t.Errorf("the loop yielded %d times for 20 connections of one request each; want 0", y)
+	}
+
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	for i := range 6 { // the answer to the 6th shows the loop has yielded after the 5th
+		fmt.Fprintf(c, "k%d\n", i)
+		if line, err := r.ReadString('\n'); err != nil || line != fmt.Sprintf("got k%d\n", i) {
+			t.Fatal(line, err)
+		}
+	}
+	if y := s.yields.Load(); y < 4 {
+		t.Errorf("the loop yielded %d times for requests 2 to 5 on a kept-alive connection; want one each", y)
 	}
 }
 
