@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -159,6 +160,28 @@ func TestHTTPProbe(t *testing.T) {
 	}
 	_, err = runCheck(t, &HTTP{Method: "GET", Address: closedPort(t), Path: "/"}, 5*time.Second)
 	mustContain(t, err, "connection refused")
+}
+
+// TestHTTPProbeHeaderLimit: an answer's headers are read up to 64 KiB; an
+// answer with more fails the attempt instead of being held in memory (net/http's
+// default let each of up to --probe-concurrency answers take 10 MiB).
+func TestHTTPProbeHeaderLimit(t *testing.T) {
+	t.Parallel()
+	addr := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			for i := range 70 {
+				w.Header().Set(fmt.Sprintf("X-Big-%d", i), strings.Repeat("a", 1000))
+			}
+		} else {
+			w.Header().Set("X-Fine", strings.Repeat("a", 60<<10))
+		}
+		io.WriteString(w, "pong")
+	}))
+	if _, err := runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/fine", ExpectBody: "pong"}, 5*time.Second); err != nil {
+		t.Fatalf("60 KiB of headers: %v", err)
+	}
+	_, err := runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/big", ExpectBody: "pong"}, 5*time.Second)
+	mustContain(t, err, "server response headers exceeded 65536 bytes")
 }
 
 func TestTCPProbe(t *testing.T) {
