@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/fcgi"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -295,6 +296,25 @@ func TestExecProbe(t *testing.T) {
 			t.Fatalf("the script's child %d survived the timeout", pid)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestExecProbeOutputBound: a script may print any amount; the attempt
+// keeps the first 4 KiB of its output, never blocks the script on a full
+// pipe, and its message is a line of that.
+func TestExecProbeOutputBound(t *testing.T) {
+	for _, tool := range []string{"/bin/sh", "head", "tr"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s", tool)
+		}
+	}
+	dir := t.TempDir()
+	chatty := writeScript(t, dir, "chatty", "head -c 20000000 /dev/zero | tr '\\000' a\nhead -c 1000000 /dev/zero >&2\nexit 3\n")
+	t.Parallel()
+	_, err := runCheck(t, &Exec{Command: []string{chatty}}, 20*time.Second)
+	mustContain(t, err, "exit 3: aaaa")
+	if n := len(err.Error()); n > len("exit 3: ")+4096 {
+		t.Fatalf("message of %d bytes from a 20 MB line: want at most 4 KiB", n)
 	}
 }
 
