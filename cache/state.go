@@ -74,8 +74,11 @@ const NoWeight = -1
 // server's weight at 256).
 const MaxWeight = 256
 
-// MaxFlagSize is how much of a flag file is read. The grammar fits in a line;
-// anything longer is an old status page and counts as Up.
+// MaxFlagSize is how much of a flag file is read. The grammar fits in a
+// line; a longer first line is most likely an old status page (Up, as in
+// the original tool). Content that goes on past it is parsed by what it
+// shows and fails closed where the cut may hide a state word: see
+// [ParseFlag].
 const MaxFlagSize = 4096
 
 // MaxReasonLen bounds the reason so it fits an HTTP header and an agent line.
@@ -212,23 +215,52 @@ var ErrGrammar = errors.New("not in the flag-file grammar")
 //
 // Content with no state word at all (an old status.html page, say) is Up,
 // as in the original tool, and flagged.
+//
+// # Content longer than MaxFlagSize
+//
+// Only the first MaxFlagSize bytes are read (pass more to say the file
+// goes on). When no line starts within them (a long comment block), the
+// first line is unknown: Down, flagged. When the first line is cut, its
+// last word may be cut too ("drai"): it is ignored, unless it could be the
+// start of an out-of-rotation word, which makes the entry Down.
 func ParseFlag(content []byte) (Entry, error) {
 	e := Entry{State: Up, Weight: NoWeight}
 	content = bytes.TrimPrefix(content, utf8BOM)
-	line := firstLine(content)
-	if line == "" {
-		return e, nil
-	}
-	reason, hasReason := "", false
-	if i := strings.IndexByte(line, '#'); i >= 0 {
-		reason, hasReason = line[i+1:], true
-		line = line[:i]
-	}
+	line, ended := firstLine(content)
 	var problem error
 	note := func(err error) {
 		if problem == nil {
 			problem = err
 		}
+	}
+	cutOutOfRotation := false
+	if !ended {
+		if line == "" {
+			e.State = Down
+			e.Invalid = fmt.Sprintf("no line starts in the first %d bytes: counted as down", MaxFlagSize)
+			return e, fmt.Errorf("%s: %w", e.Invalid, ErrGrammar)
+		}
+		note(fmt.Errorf("first line longer than %d bytes: only its start was read: %w", MaxFlagSize, ErrGrammar))
+		if !strings.Contains(line, "#") { // a cut in the reason cuts no word
+			i := strings.LastIndexFunc(line, func(r rune) bool { return r <= ' ' || r == 0x7f })
+			// A whole out-of-rotation word stays: whatever it was cut
+			// from ("drain" of "drained") means the same state.
+			if st, ok := ParseStateWord(strings.Trim(line[i+1:], punct)); !ok || st == Up {
+				cutOutOfRotation = mayStartOutOfRotationWord(line[i+1:])
+				line = line[:i+1]
+			}
+		}
+	}
+	if line == "" && !cutOutOfRotation {
+		if problem != nil {
+			e.Invalid = problem.Error()
+		}
+		return e, problem
+	}
+	reason, hasReason := "", false
+	if i := strings.IndexByte(line, '#'); i >= 0 {
+		reason, hasReason = line[i+1:], true
+		line = line[:i]
 	}
 	if hasControl(line) {
 		note(fmt.Errorf("control character before the reason: %w", ErrGrammar))
@@ -294,6 +326,10 @@ func ParseFlag(content []byte) (Entry, error) {
 			sawOther = true
 			note(fmt.Errorf("unexpected word %q: %w", Clip(w, 40), ErrGrammar))
 		}
+	}
+	if cutOutOfRotation && (e.State == Up || !sawState) {
+		e.State = Down
+		note(fmt.Errorf("first line cut at %d bytes in a word that may be a state word: counted as down: %w", MaxFlagSize, ErrGrammar))
 	}
 	if hasReason {
 		r, err := cleanReason(reason)
@@ -362,24 +398,44 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-func firstLine(b []byte) string {
-	if len(b) > MaxFlagSize {
+// firstLine returns the first line that is neither blank nor a comment,
+// trimmed, within the first MaxFlagSize bytes of b. ended is false when b
+// goes on past them and that line (or, with none, the next) is cut there.
+func firstLine(b []byte) (line string, ended bool) {
+	cut := len(b) > MaxFlagSize
+	if cut {
 		b = b[:MaxFlagSize]
 	}
 	for len(b) > 0 {
-		var line []byte
+		var l []byte
+		terminated := true
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
+			l, b = b[:i], b[i+1:]
 		} else {
-			line, b = b, nil
+			l, b, terminated = b, nil, false
 		}
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 || line[0] == '#' {
+		l = bytes.TrimSpace(l)
+		if len(l) == 0 || l[0] == '#' {
 			continue
 		}
-		return string(line)
+		return string(l), terminated || !cut
 	}
-	return ""
+	return "", !cut
+}
+
+// mayStartOutOfRotationWord reports whether w, the cut-off end of a line,
+// could be the start of drain, maint, down or one of their synonyms.
+func mayStartOutOfRotationWord(w string) bool {
+	w = strings.ToLower(strings.Trim(w, punct))
+	if w == "" {
+		return false
+	}
+	for _, s := range []string{"drain", "draining", "drained", "maint", "maintenance", "down", "stopped", "stop", "fail", "failed", "inactive", "disabled", "offline"} {
+		if strings.HasPrefix(s, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func parseTime(s string) (time.Time, error) {

@@ -272,7 +272,7 @@ func FuzzParseFlag(f *testing.F) {
 // outWord is the fuzz oracle for failing closed: whether the first line of
 // content (as ParseFlag picks it) names drain, maint or down before any '#'.
 func outWord(content []byte) bool {
-	line := firstLine(bytes.TrimPrefix(content, utf8BOM))
+	line, _ := firstLine(bytes.TrimPrefix(content, utf8BOM))
 	if i := strings.IndexByte(line, '#'); i >= 0 {
 		line = line[:i]
 	}
@@ -282,4 +282,33 @@ func outWord(content []byte) bool {
 		}
 	}
 	return false
+}
+
+// TestParseFlagCut: content past MaxFlagSize fails closed where the cut may
+// hide a state word.
+func TestParseFlagCut(t *testing.T) {
+	// at puts line after a comment line so that k of its bytes are read.
+	at := func(k int, line string) string {
+		return strings.Repeat("#", MaxFlagSize-k-1) + "\n" + line + strings.Repeat("z", 10)
+	}
+	for _, tc := range []struct {
+		name, in string
+		want     State
+	}{
+		{"no line within the limit", at(0, "drain\n"), Down},
+		{"cut to d", at(3, "x drain\n"), Down},
+		{"cut to 'stop", at(7, "x 'stopped\n"), Down},
+		{"whole maint at the cut", at(7, "x maintenance\n"), Maint},
+		{"up, cut in an unknown word", at(8, "up xyzzyzzz\n"), Up},
+		{"up, cut in a weight", at(5, "up 50%\n"), Up},
+		{"up, cut in the reason", at(8, "up # drain\n"), Up},
+		{"short content is not cut", "drai", Up},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := ParseFlag([]byte(tc.in))
+			if e.State != tc.want || err == nil {
+				t.Fatalf("ParseFlag(%d bytes) = %v, %v; want %v and an error", len(tc.in), e.State, err, tc.want)
+			}
+		})
+	}
 }

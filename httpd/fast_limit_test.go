@@ -3,8 +3,16 @@
 package httpd
 
 import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // TestFastHeaderLimit: both engines draw the 431 line at the same byte:
@@ -28,6 +36,61 @@ func TestFastHeaderLimit(t *testing.T) {
 			if got := exchange(t, addrs[i], req); !strings.HasPrefix(got, tc.want) {
 				t.Errorf("%s: %d-byte header block: got %.40q, want %q", e.name, tc.total, got, tc.want)
 			}
+		}
+	}
+}
+
+// TestNetHTTPMaxConns: the net/http engine holds at most its limit of
+// connections too; beyond it a new connection gets the fast engine's 503
+// and a clean close, and a closed connection gives its place back. Without
+// the limit net/http kept every connection (a goroutine and buffers each)
+// for as long as its client kept it idle.
+func TestNetHTTPMaxConns(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fastTestHandler(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serveMax(ctx, NewServer(h, zerolog.Nop()), ln, time.Second, 2) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	addr := ln.Addr().String()
+	var held []net.Conn
+	for i := range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if res, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || res.StatusCode != 200 {
+			t.Fatalf("conn %d: %v %v", i, res, err)
+		}
+		held = append(held, c)
+	}
+	if got := exchange(t, addr, "GET /status HTTP/1.0\r\n\r\n"); got != respOverloaded {
+		t.Fatalf("third connection: %q, want the overload answer", got)
+	}
+	if st := h.EngineStats(); st.Open != 2 || st.Overloaded != 1 || st.Accepted != 3 {
+		t.Fatalf("stats %+v, want 2 open, 3 accepted, 1 overloaded", st)
+	}
+	held[0].Close() // net/http sees EOF and closes its side: the place is free again
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := exchange(t, addr, "GET /status HTTP/1.0\r\n\r\n")
+		if strings.HasPrefix(got, "HTTP/1.0 200 OK") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not served after a connection closed: %q", got)
 		}
 	}
 }

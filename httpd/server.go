@@ -38,7 +38,7 @@ const (
 	BodyBadMethod = "Method Not Allowed - use GET or HEAD\n"
 )
 
-// ConnStats are the fast engine's connection counters.
+// ConnStats are the HTTP port's connection counters (either engine).
 type ConnStats struct {
 	Open       int64  // connections held now (handed-over ones included)
 	Accepted   uint64 // connections accepted
@@ -50,7 +50,7 @@ type ConnStats struct {
 type Handler struct {
 	c      *check.Checker
 	codes  CodeCounts                       // HTTP answers by code, both engines
-	engine atomic.Pointer[func() ConnStats] // the fast engine's counters, once it serves
+	engine atomic.Pointer[func() ConnStats] // the engine's counters, once it serves
 	extra  map[string]http.Handler
 	index  http.Handler // GET / for browsers; nil: none
 }
@@ -63,8 +63,8 @@ func NewHandler(c *check.Checker) *Handler {
 // Checker is the checker the handler asks.
 func (h *Handler) Checker() *check.Checker { return h.c }
 
-// EngineStats are the fast engine's connection counters (zero with the
-// net/http engine).
+// EngineStats are the connection counters of the engine serving h (zero
+// before it serves).
 func (h *Handler) EngineStats() ConnStats {
 	if f := h.engine.Load(); f != nil {
 		return (*f)()
@@ -203,8 +203,21 @@ func NewServer(h http.Handler, log zerolog.Logger) *http.Server {
 // count that check as failed. With systemd holding the socket, connections
 // not yet accepted stay queued for the next process, so a restart fails no
 // check.
+//
+// At most [DefaultMaxConns] connections are held at once; beyond that a new
+// connection gets a 503 and is closed. When srv's Handler is a [Handler],
+// its EngineStats count these connections.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
-	return serveUntil(ctx, srv, ln, func() time.Time { return time.Now().Add(grace) })
+	return serveMax(ctx, srv, ln, grace, DefaultMaxConns)
+}
+
+func serveMax(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, maxConns int) error {
+	lim := newLimitListener(ln, maxConns)
+	if h, ok := srv.Handler.(*Handler); ok {
+		stats := lim.stats
+		h.engine.Store(&stats)
+	}
+	return serveUntil(ctx, srv, lim, func() time.Time { return time.Now().Add(grace) })
 }
 
 // serveUntil is [Serve] with the stop deadline computed when ctx is done.

@@ -20,6 +20,18 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 	now := w.now()
 	changed := old.Generation() == 0
 	var transitions uint64
+	// A publication logs at most maxLoggedChanges flag changes one by
+	// one (a rescan of 10,000 flags, or the directory removed, would
+	// otherwise write 10,000 lines at once); the rest are counted in one
+	// line.
+	var unlogged int
+	logLine := func() bool {
+		if transitions > maxLoggedChanges {
+			unlogged++
+			return false
+		}
+		return true
+	}
 
 	apply := func(name string, e cache.Entry, ok bool) {
 		prev, had := old.Lookup(name)
@@ -28,6 +40,9 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 			b.Delete(name)
 			changed = true
 			transitions++
+			if !logLine() {
+				return
+			}
 			w.log.Info().Str("flag", name).Str("state", "missing").Str("was", prev.State.String()).Msg(name + " removed: out of rotation")
 		case ok && had && prev.SameAs(e):
 			// Unchanged (a touch, a rewrite of the same words).
@@ -36,6 +51,9 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 			b.Set(name, e)
 			changed = true
 			transitions++
+			if !logLine() {
+				return
+			}
 			ev := w.log.Info().Str("flag", name).Str("state", e.State.String())
 			if had {
 				ev = ev.Str("was", prev.State.String())
@@ -98,12 +116,18 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 	// already answer Up from the expiry instant on (Entry.Effective).
 	for name, e := range old.Services() {
 		if !e.Expires.IsZero() && e.Expires.After(w.lastExp) && !e.Expires.After(now) {
-			w.log.Info().Str("flag", name).Str("state", "up").Str("was", e.State.String()).Time("expired", e.Expires).Msg(name + " override expired: up")
 			changed = true
 			transitions++
+			if logLine() {
+				w.log.Info().Str("flag", name).Str("state", "up").Str("was", e.State.String()).Time("expired", e.Expires).Msg(name + " override expired: up")
+			}
 		}
 	}
 	w.lastExp = now
+	if unlogged > 0 {
+		w.log.Info().Int("changes", int(transitions)).Int("unlogged", unlogged).
+			Msgf("%d more flag changes in this publication, not logged one by one (see /status.json)", unlogged)
+	}
 
 	if w.addrs != nil {
 		if old.VIPsOK() != w.addrs.ok {
@@ -129,6 +153,10 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 	w.count(func(s *Stats) { s.Publishes++; s.Transitions += transitions })
 	return true
 }
+
+// maxLoggedChanges bounds the flag changes one publication logs line by
+// line.
+const maxLoggedChanges = 32
 
 // logVIPDiff logs addresses that appeared or went away; it reports whether
 // anything differs.

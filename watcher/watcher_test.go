@@ -3,10 +3,13 @@
 package watcher
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -342,4 +345,68 @@ func TestHeartbeatIgnoresWallClock(t *testing.T) {
 	}
 	hold.Store(false)
 	close(release)
+}
+
+// lockedBuf collects log lines from the watcher's goroutine.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestLogLinesPerPublicationBounded: one publication logs at most 32 flag
+// changes line by line and counts the rest in one line. The first scan of
+// 500 flags, and the status directory going away with them, used to log
+// 500 lines each.
+func TestLogLinesPerPublicationBounded(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "status")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 500 {
+		write(t, filepath.Join(dir, fmt.Sprintf("svc%d.80", i)), "drain")
+	}
+	var logs lockedBuf
+	st := cache.NewStore()
+	w, err := New(Options{Dir: dir, Store: st, Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitFor(t, st, "500 flags", func(s *cache.Snapshot) bool { return len(s.Names()) == 500 })
+	count := func(sub string) int { return strings.Count(logs.String(), sub) }
+	if n := count(`"flag":"svc`); n != maxLoggedChanges {
+		t.Fatalf("first scan of 500 flags logged %d flag lines, want %d", n, maxLoggedChanges)
+	}
+	if n := count(`"unlogged":468`); n != 1 {
+		t.Fatalf("no summary line for the other 468 changes:\n%s", logs.String())
+	}
+	// The directory moved away: every flag goes in one publication.
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "no flags", func(s *cache.Snapshot) bool { return len(s.Names()) == 0 })
+	if n := count(`removed: out of rotation`); n != maxLoggedChanges {
+		t.Fatalf("the directory with 500 flags gone: %d lines, want %d", n, maxLoggedChanges)
+	}
 }

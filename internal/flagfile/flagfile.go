@@ -45,7 +45,8 @@ func Read(path string) (e cache.Entry, present bool, problem error) {
 	if !fi.Mode().IsRegular() {
 		return missing(), false, ErrNotRegular
 	}
-	buf := make([]byte, cache.MaxFlagSize)
+	// One byte more than is parsed tells ParseFlag the file goes on.
+	buf := make([]byte, cache.MaxFlagSize+1)
 	n, err := io.ReadFull(f, buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		// Fail closed: content that could not be read might have said

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -78,5 +79,40 @@ func TestReadNotAFlag(t *testing.T) {
 		if _, ok, problem := Read(filepath.Join(dir, "secret")); ok || !errors.Is(problem, ErrUnreadable) {
 			t.Fatalf("unreadable: %v %v", ok, problem)
 		}
+	}
+}
+
+// TestReadLongFlag: only the first cache.MaxFlagSize bytes of a flag are
+// read, and what the cut hides fails closed. A drain after a long comment
+// block used to be read as an empty flag (up), and a drain cut to "drai"
+// as an unknown word (up).
+func TestReadLongFlag(t *testing.T) {
+	comments := func(n int) string { // n bytes of comment lines
+		s := strings.Repeat("# a comment line of a hand-written flag ........\n", n/40+1)
+		return s[:n-1] + "\n"
+	}
+	for _, tc := range []struct {
+		name, content string
+		want          cache.State
+		problem       bool
+	}{
+		{"drain after 5000 bytes of comments", comments(5000) + "drain\n", cache.Down, true},
+		{"drain cut to drai", comments(cache.MaxFlagSize-4) + "drain # deploy\n", cache.Down, true},
+		{"drain cut to drain", comments(cache.MaxFlagSize-5) + "drained\n", cache.Drain, true},
+		{"maint, then a reason past the cut", "maint # " + strings.Repeat("r", 2*cache.MaxFlagSize) + "\n", cache.Maint, true},
+		{"exactly MaxFlagSize bytes, drain last", comments(cache.MaxFlagSize-6) + "drain\n", cache.Drain, false},
+		{"one-line HTML page past the cut", "<!DOCTYPE html><html><body>" + strings.Repeat("<p>fine</p> ", 600) + "</body></html>\n", cache.Up, true},
+		{"drain 50% with 10 KiB of notes after it", "drain 50%\n" + comments(10000), cache.Drain, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "web.80")
+			if err := os.WriteFile(p, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e, ok, problem := Read(p)
+			if !ok || e.State != tc.want || (problem != nil) != tc.problem {
+				t.Fatalf("%d bytes: %v %v %v; want %v, problem %v", len(tc.content), e.State, ok, problem, tc.want, tc.problem)
+			}
+		})
 	}
 }

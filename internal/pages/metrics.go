@@ -120,8 +120,8 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var (
 	descRequests     = prometheus.NewDesc(ns+"_requests_total", "HTTP health-check answers by status code (/status, OPTIONS, and 404/405 for unknown paths or methods; not the pages or /metrics; not the agent port).", []string{"code"}, nil)
-	descHTTPConns    = prometheus.NewDesc(ns+"_http_connections", "Connections the fast engine holds now (those handed over to net/http included).", nil, nil)
-	descHTTPAccepted = prometheus.NewDesc(ns+"_http_connections_accepted_total", "Connections the fast engine accepted.", nil, nil)
+	descHTTPConns    = prometheus.NewDesc(ns+"_http_connections", "Connections the HTTP port holds now (with the fast engine, those handed over to net/http included).", nil, nil)
+	descHTTPAccepted = prometheus.NewDesc(ns+"_http_connections_accepted_total", "Connections the HTTP port accepted.", nil, nil)
 	descHTTPOver     = prometheus.NewDesc(ns+"_http_connections_overloaded_total", "Connections answered 503 at accept: over the connection limit or out of file descriptors.", nil, nil)
 	descAgentReplies = prometheus.NewDesc(ns+"_agent_replies_total", "Agent-check answers by what they tell HAProxy (up, drain, maint, down; bad requests count as down and in agent_bad_requests_total).", []string{"reply"}, nil)
 	descAgentBad     = prometheus.NewDesc(ns+"_agent_bad_requests_total", "Agent-check lines not understood.", nil, nil)

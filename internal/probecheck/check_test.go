@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/fcgi"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -161,6 +163,28 @@ func TestHTTPProbe(t *testing.T) {
 	mustContain(t, err, "connection refused")
 }
 
+// TestHTTPProbeHeaderLimit: an answer's headers are read up to 64 KiB; an
+// answer with more fails the attempt instead of being held in memory (net/http's
+// default let each of up to --probe-concurrency answers take 10 MiB).
+func TestHTTPProbeHeaderLimit(t *testing.T) {
+	t.Parallel()
+	addr := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			for i := range 70 {
+				w.Header().Set(fmt.Sprintf("X-Big-%d", i), strings.Repeat("a", 1000))
+			}
+		} else {
+			w.Header().Set("X-Fine", strings.Repeat("a", 60<<10))
+		}
+		io.WriteString(w, "pong")
+	}))
+	if _, err := runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/fine", ExpectBody: "pong"}, 5*time.Second); err != nil {
+		t.Fatalf("60 KiB of headers: %v", err)
+	}
+	_, err := runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/big", ExpectBody: "pong"}, 5*time.Second)
+	mustContain(t, err, "server response headers exceeded 65536 bytes")
+}
+
 func TestTCPProbe(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -272,6 +296,25 @@ func TestExecProbe(t *testing.T) {
 			t.Fatalf("the script's child %d survived the timeout", pid)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestExecProbeOutputBound: a script may print any amount; the attempt
+// keeps the first 4 KiB of its output, never blocks the script on a full
+// pipe, and its message is a line of that.
+func TestExecProbeOutputBound(t *testing.T) {
+	for _, tool := range []string{"/bin/sh", "head", "tr"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s", tool)
+		}
+	}
+	dir := t.TempDir()
+	chatty := writeScript(t, dir, "chatty", "head -c 20000000 /dev/zero | tr '\\000' a\nhead -c 1000000 /dev/zero >&2\nexit 3\n")
+	t.Parallel()
+	_, err := runCheck(t, &Exec{Command: []string{chatty}}, 20*time.Second)
+	mustContain(t, err, "exit 3: aaaa")
+	if n := len(err.Error()); n > len("exit 3: ")+4096 {
+		t.Fatalf("message of %d bytes from a 20 MB line: want at most 4 KiB", n)
 	}
 }
 

@@ -49,10 +49,17 @@ var httpClient = &http.Client{
 		DisableKeepAlives:  true,
 		DisableCompression: true,
 		DialContext:        (&net.Dialer{}).DialContext,
+		// net/http's default is 10 MiB per answer, with up to
+		// --probe-concurrency answers read at once.
+		MaxResponseHeaderBytes: maxResponseHeader,
 	},
 	// A redirect is an answer to judge, not to follow.
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
+
+// maxResponseHeader bounds the status line and headers of an answer; more
+// fails the attempt.
+const maxResponseHeader = 64 << 10
 
 // Check makes one request.
 func (h *HTTP) Check(ctx context.Context) (Outcome, error) {
