@@ -54,17 +54,25 @@ func (s State) HTTPCode() int {
 
 // ParseStateWord maps a state word of the flag-file grammar to a State.
 func ParseStateWord(w string) (State, bool) {
-	switch strings.ToLower(w) {
-	case "up", "ready", "active":
-		return Up, true
-	case "drain", "draining", "drained":
-		return Drain, true
-	case "maint", "maintenance":
-		return Maint, true
-	case "down", "stopped", "stop", "fail", "failed", "inactive", "disabled", "offline":
-		return Down, true
+	w = strings.ToLower(w)
+	for _, sw := range stateWords {
+		if sw.word == w {
+			return sw.state, true
+		}
 	}
 	return Missing, false
+}
+
+// stateWords are the state words of a flag file and their synonyms.
+var stateWords = [...]struct {
+	word  string
+	state State
+}{
+	{"up", Up}, {"ready", Up}, {"active", Up},
+	{"drain", Drain}, {"draining", Drain}, {"drained", Drain},
+	{"maint", Maint}, {"maintenance", Maint},
+	{"down", Down}, {"stopped", Down}, {"stop", Down}, {"fail", Down}, {"failed", Down},
+	{"inactive", Down}, {"disabled", Down}, {"offline", Down},
 }
 
 // NoWeight is [Entry.Weight] when the flag file names no weight.
@@ -430,8 +438,8 @@ func mayStartOutOfRotationWord(w string) bool {
 	if w == "" {
 		return false
 	}
-	for _, s := range []string{"drain", "draining", "drained", "maint", "maintenance", "down", "stopped", "stop", "fail", "failed", "inactive", "disabled", "offline"} {
-		if strings.HasPrefix(s, w) {
+	for _, sw := range stateWords {
+		if sw.state != Up && strings.HasPrefix(sw.word, w) {
 			return true
 		}
 	}
