@@ -26,11 +26,17 @@ type Client struct {
 	base string // http://docker/v1.40 (the transport always dials the socket)
 }
 
+// MaxResponseHeader bounds the headers of an Engine API answer; more fails
+// the request.
+const MaxResponseHeader = 64 << 10
+
 // New returns a client for the engine listening on the unix socket.
 func New(socket string) *Client {
 	tr := &http.Transport{
 		Proxy:             nil,
 		DisableKeepAlives: true,
+		// As the HTTP probe: net/http would read 10 MiB of headers.
+		MaxResponseHeaderBytes: MaxResponseHeader,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)

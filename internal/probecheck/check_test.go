@@ -339,6 +339,12 @@ func engineStandIn(t *testing.T) string {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /"+dockerapi.APIVersion+"/containers/{name}/json", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("name") == "bigheaders" {
+			for i := range 70 {
+				w.Header().Set(fmt.Sprintf("X-Big-%d", i), strings.Repeat("a", 1000))
+			}
+			r.SetPathValue("name", "web")
+		}
 		st, ok := states[r.PathValue("name")]
 		w.Header().Set("Content-Type", "application/json")
 		if !ok {
@@ -365,6 +371,7 @@ func TestContainerProbeStandIn(t *testing.T) {
 		{"starting", "", "running but starting"},
 		{"exited", "", "is exited"},
 		{"nope", "", `no such container "nope"`},
+		{"bigheaders", "", "server response headers exceeded 65536 bytes"},
 	} {
 		msg, err := runCheck(t, spec(tc.name), 5*time.Second)
 		if tc.err == "" {
