@@ -135,6 +135,18 @@ func TestCtlErrors(t *testing.T) {
 		{"inactivate", "x", "--reason", "why"},
 		{"list", "x"},
 		{"drain", "x", "--bogus"},
+		// Ports are decimal: the flag package alone read 010 as 8 and
+		// 0x50 as 80, so "-p 010" wrote x.8.
+		{"activate", "x", "-p", "010"},
+		{"inactivate", "x", "--port", "010"},
+		{"drain", "x", "--port", "0x50"},
+		{"drain", "x", "--conn-port", "010"},
+		// Given values that used to be taken as "not given": --ttl 0s
+		// wrote a drain with no end, --conn-port 0 kept the old conn=.
+		{"drain", "x", "--ttl", "0s"},
+		{"inactivate", "x", "--ttl", "0s"},
+		{"drain", "x", "--conn-port", "0"},
+		{"inactivate", "x", "--conn-port", "0"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, _, errs := ctlRun(t, append(args, "--dir", dir)...)

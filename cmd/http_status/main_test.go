@@ -207,6 +207,28 @@ func TestFlagErrors(t *testing.T) {
 	}
 }
 
+// TestNumericFlagsDecimal: numbers on the command line are decimal. With the
+// flag package's IntVar "--agent-port 010" listened on port 8 and
+// "-p 0x1f41" on 8001.
+func TestNumericFlagsDecimal(t *testing.T) {
+	for _, args := range [][]string{
+		{"--port", "010"},
+		{"-p", "0x1f41"},
+		{"--agent-port", "010"},
+		{"--probe-concurrency", "010"},
+		{"--vip-missing-status", "0x1f7"},
+		{"-p", "+80"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), "decimal") {
+			t.Errorf("%v: err %v, want a refusal that asks for a decimal number", args, err)
+		}
+	}
+	cfg, err := parseFlags([]string{"-p", "0", "--agent-port", "10", "--probe-concurrency", "8"}, io.Discard)
+	if err != nil || cfg.Port != 0 || cfg.AgentPort != 10 || cfg.ProbeConcurrency != 8 {
+		t.Fatalf("cfg = %+v, %v", cfg, err)
+	}
+}
+
 func TestOriginalFlagsAccepted(t *testing.T) {
 	cfg, err := parseFlags([]string{"-p", "9000", "-i", "0.0.0.0", "--pidfile", "/run/x.pid"}, io.Discard)
 	if err != nil {

@@ -1,0 +1,58 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"flag"
+	"strconv"
+)
+
+// decimal is an int flag read in base 10 only. The flag package's IntVar
+// reads Go literals, so "-p 010" was port 8 and "-p 0x50" port 80: the
+// control command wrote the flag squid.8 for "activate squid -p 010", and
+// "inactivate squid -p 010" removed squid.8 while squid.10 stayed in
+// rotation. A leading zero is refused rather than read as decimal,
+// because /status?PORT=010 asks for NAME.010, not NAME.10.
+type decimal int
+
+func (d *decimal) String() string { return strconv.Itoa(int(*d)) }
+
+func (d *decimal) Set(s string) error {
+	n, err := parseDecimal(s)
+	if err != nil {
+		return err
+	}
+	*d = decimal(n)
+	return nil
+}
+
+var errNotDecimal = errors.New("want a decimal number without leading zeros (8001, not 08001 or 0x1f41)")
+
+// parseDecimal reads an optionally negative decimal number without leading
+// zeros.
+func parseDecimal(s string) (int, error) {
+	digits := s
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if digits == "" || (len(digits) > 1 && digits[0] == '0') {
+		return 0, errNotDecimal
+	}
+	for _, c := range []byte(digits) {
+		if c < '0' || c > '9' {
+			return 0, errNotDecimal
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 0)
+	if err != nil {
+		return 0, errNotDecimal
+	}
+	return int(n), nil
+}
+
+// decimalVar declares an int flag read in base 10, with default def.
+func decimalVar(fs *flag.FlagSet, p *int, name string, def int, usage string) {
+	*p = def
+	fs.Var((*decimal)(p), name, usage)
+}
