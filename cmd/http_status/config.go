@@ -77,7 +77,7 @@ func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.Daemon, "daemon", false, "detach from the terminal and run in the background (for SysV init; not needed under systemd)")
 	fs.BoolVar(&c.Daemon, "d", false, "short for --daemon")
 	fs.StringVar(&c.PidFile, "pidfile", "", "write the daemon's PID to `file` (mode 0644) and remove it on exit")
-	fs.BoolVar(&c.VIPs, "vips", true, "track this host's addresses with netlink so VIP= checks work (--vips=false turns VIP checks into 404s)")
+	fs.BoolVar(&c.VIPs, "vips", true, "track this host's addresses with netlink so VIP= checks work (with --vips=false no address is ever present: every VIP= check fails with --vip-missing-status)")
 	fs.BoolVar(&c.LoopbackVIPsOnly, "vip-loopback-only", false, "count a VIP only when it is on a loopback interface (LVS-DR real servers)")
 	decimalVar(fs, &c.VIPMissingStatus, "vip-missing-status", 404, "HTTP `code` for a service that is up while a VIP= address is not on this host: 404 (the original's; HAProxy's disable-on-404 then drains the server) or 503 (HAProxy takes it down)")
 	fs.DurationVar(&c.Resync, "resync", 5*time.Minute, "`period` of the safety-net full rescan of the directory")
