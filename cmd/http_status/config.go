@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/http-status/http_status/internal/daemon"
@@ -59,9 +60,18 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	c.Set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { c.Set[f.Name] = true })
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+		return c, unexpectedArg(fs.Arg(0))
 	}
 	return c, c.validate()
+}
+
+// unexpectedArg says what to do with a word the daemon's command line does
+// not take: a control command given after a flag, or no command at all.
+func unexpectedArg(arg string) error {
+	if isCtlCommand(arg) {
+		return fmt.Errorf("%q is a command: put it first, its flags after it (http_status %s NAME --dir DIR ...)", arg, arg)
+	}
+	return fmt.Errorf("unexpected argument %q: not a command (%s) nor a flag's value; see \"http_status help\" and --help", arg, strings.Join(ctlCommandList, ", "))
 }
 
 // newFlagSet declares the daemon's flags into c. --help and the man page

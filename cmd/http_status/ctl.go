@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -68,13 +69,10 @@ Examples:
   http_status inactivate squid -p 80
 `
 
-// ctlCommands are the subcommand names realMain dispatches here.
-var ctlCommands = map[string]bool{
-	"activate": true, "inactivate": true, "deactivate": true, "drain": true,
-	"maint": true, "down": true, "weight": true, "list": true, "help": true,
-}
+// ctlCommandList are the subcommand names realMain dispatches here.
+var ctlCommandList = []string{"activate", "inactivate", "deactivate", "drain", "maint", "down", "weight", "list", "help"}
 
-func isCtlCommand(s string) bool { return ctlCommands[s] }
+func isCtlCommand(s string) bool { return slices.Contains(ctlCommandList, s) }
 
 type ctlFlags struct {
 	dir    string

@@ -207,6 +207,19 @@ func TestFlagErrors(t *testing.T) {
 	}
 }
 
+// TestMisplacedCommand: a control command after a flag used to get
+// "unexpected argument" with no hint that it must come first.
+func TestMisplacedCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := realMain([]string{"--dir", t.TempDir(), "drain", "squid"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "put it first") {
+		t.Errorf("--dir DIR drain squid: exit %d, stderr %q; want 2 and how to write it", code, errb.String())
+	}
+	errb.Reset()
+	if code := realMain([]string{"status"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "not a command (activate,") {
+		t.Errorf("status: exit %d, stderr %q; want 2 and the commands", code, errb.String())
+	}
+}
+
 // TestNumericFlagsDecimal: numbers on the command line are decimal. With the
 // flag package's IntVar "--agent-port 010" listened on port 8 and
 // "-p 0x1f41" on 8001.
