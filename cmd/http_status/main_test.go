@@ -220,6 +220,20 @@ func TestMisplacedCommand(t *testing.T) {
 	}
 }
 
+// TestAgentDefaultValidated: a bad --agent-default is a usage error at
+// once. It used to be accepted, and fail (exit 1) only once an agent
+// listener started, with --agent-port or a systemd socket named agent.
+func TestAgentDefaultValidated(t *testing.T) {
+	for _, args := range [][]string{{"--agent-default", "../x"}, {"--agent-port", "8002", "--agent-default", "a b"}} {
+		if _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), "--agent-default") {
+			t.Errorf("%v: err %v, want a refusal naming --agent-default", args, err)
+		}
+	}
+	if _, err := parseFlags([]string{"--agent-default", "squid.80"}, io.Discard); err != nil {
+		t.Error(err)
+	}
+}
+
 // TestNumericFlagsDecimal: numbers on the command line are decimal. With the
 // flag package's IntVar "--agent-port 010" listened on port 8 and
 // "-p 0x1f41" on 8001.
