@@ -225,7 +225,7 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.
 	if f.ttl > 0 {
 		e.Expires = ceilSecond(now.Add(f.ttl)).UTC()
 	}
-	e.Reason = f.reason
+	e.Reason = strings.TrimSpace(f.reason)
 	e.ConnPort = uint16(f.connPort)
 	if len(pos) == 0 {
 		return usagef("%s needs a NAME", cmd)

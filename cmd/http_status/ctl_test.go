@@ -58,6 +58,10 @@ func TestCtlWrites(t *testing.T) {
 		{[]string{"weight", "web.443", "50%"}, "web.443", "up 50%\n"},
 		{[]string{"weight", "50%", "web", "-p", "443", "--ttl", "1h"}, "web.443", "up 50% until=2026-11-23T11:00:00Z\n"},
 		{[]string{"weight", "web.443", "0%"}, "web.443", "up 0%\n"},
+		// Spaces around a reason (a quoted shell variable) are dropped, as
+		// the daemon drops them; they used to refuse the whole command
+		// with "want at most 200 bytes of printable text on one line".
+		{[]string{"drain", "web", "--reason", "  deploy 7 "}, "web", "drain # deploy 7\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
