@@ -159,6 +159,13 @@ func TestCtlErrors(t *testing.T) {
 			}
 		})
 	}
+	// A duration without a unit says what one looks like (the flag
+	// package said only "parse error").
+	for _, fl := range []string{"--ttl", "--wait", "--min-wait"} {
+		if code, _, errs := ctlRun(t, "drain", "x", fl, "5", "--dir", dir); code != 2 || !strings.Contains(errs, "such as 90s") {
+			t.Errorf("%s 5: exit %d, stderr %q; want 2 and an example", fl, code, errs)
+		}
+	}
 	// A refused command writes nothing (--port 0 used to write "x").
 	if des, err := os.ReadDir(dir); err != nil || len(des) != 0 {
 		t.Errorf("refused commands left files behind: %v %v", des, err)

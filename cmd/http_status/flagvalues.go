@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"strconv"
+	"time"
 )
 
 // decimal is an int flag read in base 10 only. The flag package's IntVar
@@ -55,4 +56,26 @@ func parseDecimal(s string) (int, error) {
 func decimalVar(fs *flag.FlagSet, p *int, name string, def int, usage string) {
 	*p = def
 	fs.Var((*decimal)(p), name, usage)
+}
+
+// duration is a time.Duration flag whose error says what a duration looks
+// like: the flag package's says only "parse error", so "--ttl 5" (minutes?
+// seconds?) got no hint.
+type duration time.Duration
+
+func (d *duration) String() string { return time.Duration(*d).String() }
+
+func (d *duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("want a duration with a unit, such as 90s, 15m or 2h")
+	}
+	*d = duration(v)
+	return nil
+}
+
+// durationVar declares a duration flag with default def.
+func durationVar(fs *flag.FlagSet, p *time.Duration, name string, def time.Duration, usage string) {
+	*p = def
+	fs.Var((*duration)(p), name, usage)
 }
