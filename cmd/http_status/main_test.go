@@ -234,6 +234,14 @@ func TestAgentDefaultValidated(t *testing.T) {
 	}
 }
 
+// TestAgentFlagsWithoutAgent: --agent-ip without --agent-port turns
+// nothing on; the daemon used to start without a word about it.
+func TestAgentFlagsWithoutAgent(t *testing.T) {
+	t.Parallel()
+	p := startDaemon(t, nil, "--dir", t.TempDir(), "--port", "0", "--vips=false", "--log-format=json", "--agent-ip", "127.0.0.1")
+	waitOutput(t, "the warning", p.stderr, "the agent check is off (turn it on with --agent-port")
+}
+
 // TestNumericFlagsDecimal: numbers on the command line are decimal. With the
 // flag package's IntVar "--agent-port 010" listened on port 8 and
 // "-p 0x1f41" on 8001.
