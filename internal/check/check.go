@@ -243,15 +243,24 @@ func (p *parsed) parse(raw string) *Result {
 			vip, haveVIP = v, true
 		}
 	}
+	// A PORT= or VIP= that is there but empty (a check template whose
+	// variable came out blank) is not "not given": taken so, it asked for
+	// the port-less flag or skipped the address check. Fail closed.
+	if havePort && port == "" {
+		return &resBadPort
+	}
+	if haveVIP && vip == "" {
+		return &resBadVIP
+	}
 	// Build the flag-file name: SERVICE[.PORT], or the default flag.
 	if !haveService || service == "" {
-		if havePort && port != "" {
+		if havePort {
 			return &resPortAlone // a PORT without a SERVICE names nothing
 		}
 		service = cache.DefaultService
 	}
 	n := copy(p.nameBuf[:], service)
-	if havePort && port != "" {
+	if havePort {
 		if _, ok := cache.PortNumber(port); !ok {
 			return &resBadPort
 		}
@@ -269,7 +278,7 @@ func (p *parsed) parse(raw string) *Result {
 	if !cache.ValidName(unsafe.String(&p.nameBuf[0], n)) {
 		return &resBadService
 	}
-	if haveVIP && vip != "" {
+	if haveVIP {
 		if needsUnescape(vip) {
 			return p.parseEncodedVIPs(vip)
 		}

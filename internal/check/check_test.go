@@ -63,6 +63,13 @@ func TestCheck(t *testing.T) {
 		{"empty first service, then another", "SERVICE=&SERVICE=squid&PORT=80", c, 400, BodyTwoServices, cache.Missing, "", 0},
 		{"empty service alone is status.html", "SERVICE=", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"empty pairs", "&&SERVICE=squid&&PORT=80&", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		// An empty PORT= or VIP= (a check template whose variable came out
+		// blank) used to be taken as not given: PORT= asked for the
+		// port-less flag, VIP= skipped the address check. Fail closed.
+		{"empty port", "SERVICE=squid&PORT=", c, 400, BodyBadPort, cache.Missing, "", 0},
+		{"empty port first", "SERVICE=squid&PORT=&PORT=80", c, 400, BodyBadPort, cache.Missing, "", 0},
+		{"empty VIP", "SERVICE=squid&PORT=80&VIP=", c, 400, BodyBadVIP, cache.Missing, "", 0},
+		{"empty VIP first", "SERVICE=squid&PORT=80&VIP=&VIP=192.0.2.10", c, 400, BodyBadVIP, cache.Missing, "", 0},
 		{"traversal", "SERVICE=../../etc/passwd", c, 400, BodyBadService, cache.Missing, "", 0},
 		{"traversal encoded", "SERVICE=..%2F..%2Fetc%2Fpasswd", c, 400, BodyBadService, cache.Missing, "", 0},
 		{"dot dot", "SERVICE=..", c, 400, BodyBadService, cache.Missing, "", 0},
