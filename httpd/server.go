@@ -76,7 +76,8 @@ func (h *Handler) EngineStats() ConnStats {
 // handler's own 404 and 405, from both engines (not the mounted pages).
 func (h *Handler) Codes() *CodeCounts { return &h.codes }
 
-// Handle mounts h at the exact path p. Call it before serving.
+// Handle mounts hh at the exact path p for GET, HEAD and OPTIONS; hh
+// answers 405 itself for what it does not serve. Call it before serving.
 func (h *Handler) Handle(p string, hh http.Handler) { h.extra[p] = hh }
 
 // HandleIndex mounts hh for GET and HEAD / from browsers (Accept:
@@ -114,7 +115,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.index.ServeHTTP(w, r)
 		return
 	}
-	if x, ok := h.extra[path]; ok && r.Method != http.MethodOptions {
+	if x, ok := h.extra[path]; ok {
+		// Every mounted page refuses what is not GET or HEAD itself, OPTIONS
+		// included, with its own Allow.
 		x.ServeHTTP(w, r)
 		return
 	}

@@ -133,6 +133,11 @@ type Config struct {
 	Probes   []Spec
 	// Source is the file it came from (for messages).
 	Source string
+	// timeoutWritten: [defaults] sets a timeout. Where no timeout is
+	// written at all, a probe's is DefaultTimeout cut to its interval:
+	// "interval = \"1s\"" alone used to be refused with "timeout 2s is
+	// longer than interval 1s", a timeout nobody wrote.
+	timeoutWritten bool
 }
 
 // LoadFile reads and validates a configuration file.
@@ -162,8 +167,11 @@ func Parse(data []byte, source string) (*Config, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, decodeErr(source, err)
 	}
-	c := &Config{Defaults: doc.Defaults, Source: source}
+	c := &Config{Defaults: doc.Defaults, Source: source, timeoutWritten: doc.Defaults.Timeout.Duration != 0}
 	var errs []error
+	if !c.timeoutWritten {
+		c.Defaults.Timeout.Duration = builtinTimeout(c.Defaults.Interval.Duration, DefaultInterval)
+	}
 	if msg := c.Defaults.fill(&Timing{
 		Interval: Duration{DefaultInterval}, Timeout: Duration{DefaultTimeout},
 		Rise: DefaultRise, Fall: DefaultFall, Initial: defaultInitial,
@@ -391,6 +399,15 @@ func probeTables(data []byte) []table {
 }
 
 // fill sets t's unset values from d and checks the result.
+// builtinTimeout is the timeout where none is written: DefaultTimeout, or
+// the interval (else fallback) when that is shorter.
+func builtinTimeout(interval, fallback time.Duration) time.Duration {
+	if interval == 0 {
+		interval = fallback
+	}
+	return min(DefaultTimeout, interval)
+}
+
 func (t *Timing) fill(d *Timing) string {
 	if t.Interval.Duration == 0 {
 		t.Interval = d.Interval
@@ -435,6 +452,9 @@ func (c *Config) check(s *Spec, seen map[string]int) []error {
 		at("duplicate probe name (also at line %d); set name = \"...\" to tell them apart", prev)
 	}
 	seen[s.ID()] = s.Line
+	if s.Timeout.Duration == 0 && !c.timeoutWritten {
+		s.Timeout.Duration = builtinTimeout(s.Interval.Duration, c.Defaults.Interval.Duration)
+	}
 	if msg := s.Timing.fill(&c.Defaults); msg != "" {
 		at("%s", msg)
 	}

@@ -80,6 +80,8 @@ func TestConfigErrors(t *testing.T) {
 		{"no address", "[[probe]]\nservice = \"a\"\nkind = \"http\"\n", []string{"address is required"}},
 		{"timeout > interval", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\ninterval = \"1s\"\ntimeout = \"2s\"\n",
 			[]string{"timeout 2s is longer than interval 1s"}},
+		{"timeout in defaults > interval", "[defaults]\ntimeout = \"2s\"\n[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\ninterval = \"1s\"\n",
+			[]string{"timeout 2s is longer than interval 1s"}},
 		{"duplicate", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\n[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\n",
 			[]string{"t.toml:4: probe \"a.80/tcp\": duplicate probe name (also at line 1)"}},
 		{"bad vip", "[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\nonly_if_vip = \"x\"\n", []string{`only_if_vip "x"`}},
@@ -130,6 +132,32 @@ func TestFastCGIDefaults(t *testing.T) {
 	}
 	if o.Address != "/run/php/fpm.sock" || o.Script != "/fpm-ping" || o.ExpectBody != "ok" || o.Path != "" || o.Expect != "" {
 		t.Errorf("path/expect: %+v", o)
+	}
+}
+
+// TestConfigTimeoutFollowsShortInterval: a probe that sets only a short
+// interval gets the built-in timeout cut to it (it used to be refused:
+// "timeout 2s is longer than interval 1s", a timeout nobody wrote); a
+// timeout that is written, here or in [defaults], is still checked.
+func TestConfigTimeoutFollowsShortInterval(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []time.Duration // each probe's timeout
+	}{
+		{"[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\ninterval = \"1s\"\n[[probe]]\nservice = \"b.80\"\nkind = \"tcp\"\n", []time.Duration{time.Second, DefaultTimeout}},
+		{"[defaults]\ninterval = \"500ms\"\n[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\n[[probe]]\nservice = \"b.80\"\nkind = \"tcp\"\ninterval = \"10s\"\n", []time.Duration{500 * time.Millisecond, DefaultTimeout}},
+		{"[defaults]\ntimeout = \"300ms\"\n[[probe]]\nservice = \"a.80\"\nkind = \"tcp\"\ninterval = \"1s\"\n", []time.Duration{300 * time.Millisecond}},
+	} {
+		c, err := Parse([]byte(tc.in), "t.toml")
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		for i, want := range tc.want {
+			if got := c.Probes[i].Timeout.Duration; got != want {
+				t.Errorf("%q: probe %d timeout %s, want %s", tc.in, i, got, want)
+			}
+		}
 	}
 }
 

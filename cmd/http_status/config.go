@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/http-status/http_status/internal/daemon"
@@ -59,9 +60,18 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	c.Set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { c.Set[f.Name] = true })
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+		return c, unexpectedArg(fs.Arg(0))
 	}
 	return c, c.validate()
+}
+
+// unexpectedArg says what to do with a word the daemon's command line does
+// not take: a control command given after a flag, or no command at all.
+func unexpectedArg(arg string) error {
+	if isCtlCommand(arg) {
+		return fmt.Errorf("%q is a command: put it first, its flags after it (http_status %s NAME --dir DIR ...)", arg, arg)
+	}
+	return fmt.Errorf("unexpected argument %q: not a command (%s) nor a flag's value; see \"http_status help\" and --help", arg, strings.Join(ctlCommandList, ", "))
 }
 
 // newFlagSet declares the daemon's flags into c. --help and the man page
@@ -69,17 +79,17 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("http_status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&c.Port, "port", 8001, "TCP `port` to listen on for HTTP checks")
-	fs.IntVar(&c.Port, "p", 8001, "short for --port")
+	decimalVar(fs, &c.Port, "port", 8001, "TCP `port` to listen on for HTTP checks")
+	decimalVar(fs, &c.Port, "p", 8001, "short for --`port`")
 	fs.StringVar(&c.IP, "ip", "127.0.0.1", "`address` to listen on; load balancers on other hosts need 0.0.0.0 (or ::)")
 	fs.StringVar(&c.IP, "i", "127.0.0.1", "short for --ip")
 	fs.StringVar(&c.Dir, "dir", DefaultDir, "status `directory` holding the flag files")
 	fs.BoolVar(&c.Daemon, "daemon", false, "detach from the terminal and run in the background (for SysV init; not needed under systemd)")
 	fs.BoolVar(&c.Daemon, "d", false, "short for --daemon")
 	fs.StringVar(&c.PidFile, "pidfile", "", "write the daemon's PID to `file` (mode 0644) and remove it on exit")
-	fs.BoolVar(&c.VIPs, "vips", true, "track this host's addresses with netlink so VIP= checks work (--vips=false turns VIP checks into 404s)")
+	fs.BoolVar(&c.VIPs, "vips", true, "track this host's addresses with netlink so VIP= checks work (with --vips=false no address is ever present: every VIP= check fails with --vip-missing-status)")
 	fs.BoolVar(&c.LoopbackVIPsOnly, "vip-loopback-only", false, "count a VIP only when it is on a loopback interface (LVS-DR real servers)")
-	fs.IntVar(&c.VIPMissingStatus, "vip-missing-status", 404, "HTTP `code` for a service that is up while a VIP= address is not on this host: 404 (the original's; HAProxy's disable-on-404 then drains the server) or 503 (HAProxy takes it down)")
+	decimalVar(fs, &c.VIPMissingStatus, "vip-missing-status", 404, "HTTP `code` for a service that is up while a VIP= address is not on this host: 404 (the original's; HAProxy's disable-on-404 then drains the server) or 503 (HAProxy takes it down)")
 	fs.DurationVar(&c.Resync, "resync", 5*time.Minute, "`period` of the safety-net full rescan of the directory")
 	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
@@ -88,8 +98,8 @@ func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.Lameduck, "lameduck", 0, "on SIGTERM, keep serving unchanged for this `duration` before closing the listeners (the agent port answers drain meanwhile)")
 	fs.BoolVar(&c.CreateDir, "create-dir", true, "create the status directory at start if it does not exist")
 	fs.StringVar(&c.ConfigFile, "config", "", "probe configuration `file` (TOML; see README \"Probes\"); reloaded on SIGHUP. None: no probes")
-	fs.IntVar(&c.ProbeConcurrency, "probe-concurrency", 32, "at most `n` probe attempts run at once")
-	fs.IntVar(&c.AgentPort, "agent-port", 0, "TCP `port` for HAProxy's agent-check (0: off)")
+	decimalVar(fs, &c.ProbeConcurrency, "probe-concurrency", 32, "at most `n` probe attempts run at once")
+	decimalVar(fs, &c.AgentPort, "agent-port", 0, "TCP `port` for HAProxy's agent-check (0: off)")
 	fs.StringVar(&c.AgentIP, "agent-ip", "", "`address` for the agent-check listener (default: same as --ip)")
 	fs.StringVar(&c.AgentDefault, "agent-default", "status.html", "flag `name` answered when an agent-check connection sends no agent-send line")
 	fs.StringVar(&c.Engine, "engine", daemon.EngineFast, "HTTP `engine` for /status: fast (epoll event loops answering /status and OPTIONS /, every other request handed to net/http; Linux only) or net/http")

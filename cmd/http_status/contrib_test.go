@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -161,10 +162,21 @@ func TestContribFunctions(t *testing.T) {
 				if err := run("deactivate status.html"); err != nil || state("status.html") != cache.Missing {
 					t.Fatalf("deactivate: %v, state %v; want no flag", err, state("status.html"))
 				}
-				for _, bad := range []string{"activate ../x", "activate .x", "activate 'a b'", "activate x 8o", "activate ''", "inactivate ../../etc/passwd"} {
-					if err := run(bad); err == nil {
-						t.Errorf("%s succeeded", bad)
+				for _, bad := range []string{"activate ../x", "activate .x", "activate 'a b'", "activate x 8o", "activate ''", "inactivate ../../etc/passwd",
+					// Ports no check can ask for: these used to make or
+					// remove x.0, x.70000, x.080 and say done.
+					"activate x 0", "activate x 65536", "activate x 70000", "activate x 080", "inactivate x 080", "activate x 1234567"} {
+					err := run(bad)
+					var ee *exec.ExitError
+					if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+						t.Errorf("%s: %v, want exit status 2", bad, err)
 					}
+				}
+				if err := run("activate x 65535"); err != nil || state("x.65535") != cache.Up {
+					t.Errorf("activate x 65535: %v, state %v", err, state("x.65535"))
+				}
+				if err := run("inactivate x 65535"); err != nil {
+					t.Error(err)
 				}
 				des, _ := os.ReadDir(dir)
 				if len(des) != 0 {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -68,13 +69,10 @@ Examples:
   http_status inactivate squid -p 80
 `
 
-// ctlCommands are the subcommand names realMain dispatches here.
-var ctlCommands = map[string]bool{
-	"activate": true, "inactivate": true, "deactivate": true, "drain": true,
-	"maint": true, "down": true, "weight": true, "list": true, "help": true,
-}
+// ctlCommandList are the subcommand names realMain dispatches here.
+var ctlCommandList = []string{"activate", "inactivate", "deactivate", "drain", "maint", "down", "weight", "list", "help"}
 
-func isCtlCommand(s string) bool { return ctlCommands[s] }
+func isCtlCommand(s string) bool { return slices.Contains(ctlCommandList, s) }
 
 type ctlFlags struct {
 	dir    string
@@ -85,8 +83,11 @@ type ctlFlags struct {
 	// drain --wait (drainwait.go) and conn=
 	wait, minWait time.Duration
 	minWaitSet    bool
-	then, config  string
-	connPort      int
+	// ttlSet and connPortSet tell "--ttl 0s" and "--conn-port 0" (refused)
+	// from the flag not given.
+	ttlSet, connPortSet bool
+	then, config        string
+	connPort            int
 }
 
 // runCtl runs one control command; the exit code is 0 on success, 1 when a
@@ -101,16 +102,16 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 	fset := flag.NewFlagSet("http_status "+cmd, flag.ContinueOnError)
 	fset.SetOutput(io.Discard)
 	fset.StringVar(&f.dir, "dir", DefaultDir, "")
-	fset.IntVar(&f.port, "port", noPort, "")
-	fset.IntVar(&f.port, "p", noPort, "")
+	decimalVar(fset, &f.port, "port", noPort, "")
+	decimalVar(fset, &f.port, "p", noPort, "")
 	fset.StringVar(&f.reason, "reason", "", "")
-	fset.DurationVar(&f.ttl, "ttl", 0, "")
+	durationVar(fset, &f.ttl, "ttl", 0, "")
 	fset.StringVar(&f.weight, "weight", "", "")
-	fset.DurationVar(&f.wait, "wait", 0, "")
-	fset.DurationVar(&f.minWait, "min-wait", defaultMinWait, "")
+	durationVar(fset, &f.wait, "wait", 0, "")
+	durationVar(fset, &f.minWait, "min-wait", defaultMinWait, "")
 	fset.StringVar(&f.then, "then", "", "")
 	fset.StringVar(&f.config, "config", "", "")
-	fset.IntVar(&f.connPort, "conn-port", 0, "")
+	decimalVar(fset, &f.connPort, "conn-port", 0, "")
 	pos, err := parseInterspersed(fset, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, ctlUsage)
@@ -120,7 +121,16 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 		fmt.Fprintf(stderr, "http_status %s: %v (see \"http_status help\")\n", cmd, err)
 		return 2
 	}
-	fset.Visit(func(fl *flag.Flag) { f.minWaitSet = f.minWaitSet || fl.Name == "min-wait" })
+	fset.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "min-wait":
+			f.minWaitSet = true
+		case "ttl":
+			f.ttlSet = true
+		case "conn-port":
+			f.connPortSet = true
+		}
+	})
 	if err := checkWaitFlags(cmd, f); err != nil {
 		fmt.Fprintf(stderr, "http_status %s: %v\n", cmd, err)
 		return 2
@@ -181,7 +191,7 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.
 	case "down":
 		e.State = cache.Down
 	case "inactivate", "deactivate":
-		if f.reason != "" || f.ttl != 0 || f.weight != "" || f.connPort != 0 {
+		if f.reason != "" || f.ttlSet || f.weight != "" || f.connPortSet {
 			return usagef("%s removes the flag file; --reason, --ttl, --weight and --conn-port do not apply", cmd)
 		}
 	}
@@ -207,13 +217,15 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.
 		}
 		e.Weight = w
 	}
-	if f.ttl < 0 {
-		return usagef("--ttl %s: want a positive duration", f.ttl)
+	if f.ttlSet && f.ttl <= 0 {
+		// --ttl 0s used to write the state with no until=: an override
+		// meant to end at once stayed until someone removed it.
+		return usagef("--ttl %s: want a positive duration such as 90s or 15m", f.ttl)
 	}
 	if f.ttl > 0 {
 		e.Expires = ceilSecond(now.Add(f.ttl)).UTC()
 	}
-	e.Reason = f.reason
+	e.Reason = strings.TrimSpace(f.reason)
 	e.ConnPort = uint16(f.connPort)
 	if len(pos) == 0 {
 		return usagef("%s needs a NAME", cmd)

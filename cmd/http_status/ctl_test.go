@@ -58,6 +58,10 @@ func TestCtlWrites(t *testing.T) {
 		{[]string{"weight", "web.443", "50%"}, "web.443", "up 50%\n"},
 		{[]string{"weight", "50%", "web", "-p", "443", "--ttl", "1h"}, "web.443", "up 50% until=2026-11-23T11:00:00Z\n"},
 		{[]string{"weight", "web.443", "0%"}, "web.443", "up 0%\n"},
+		// Spaces around a reason (a quoted shell variable) are dropped, as
+		// the daemon drops them; they used to refuse the whole command
+		// with "want at most 200 bytes of printable text on one line".
+		{[]string{"drain", "web", "--reason", "  deploy 7 "}, "web", "drain # deploy 7\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -135,6 +139,18 @@ func TestCtlErrors(t *testing.T) {
 		{"inactivate", "x", "--reason", "why"},
 		{"list", "x"},
 		{"drain", "x", "--bogus"},
+		// Ports are decimal: the flag package alone read 010 as 8 and
+		// 0x50 as 80, so "-p 010" wrote x.8.
+		{"activate", "x", "-p", "010"},
+		{"inactivate", "x", "--port", "010"},
+		{"drain", "x", "--port", "0x50"},
+		{"drain", "x", "--conn-port", "010"},
+		// Given values that used to be taken as "not given": --ttl 0s
+		// wrote a drain with no end, --conn-port 0 kept the old conn=.
+		{"drain", "x", "--ttl", "0s"},
+		{"inactivate", "x", "--ttl", "0s"},
+		{"drain", "x", "--conn-port", "0"},
+		{"inactivate", "x", "--conn-port", "0"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, _, errs := ctlRun(t, append(args, "--dir", dir)...)
@@ -142,6 +158,13 @@ func TestCtlErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 2 and a message", code, errs)
 			}
 		})
+	}
+	// A duration without a unit says what one looks like (the flag
+	// package said only "parse error").
+	for _, fl := range []string{"--ttl", "--wait", "--min-wait"} {
+		if code, _, errs := ctlRun(t, "drain", "x", fl, "5", "--dir", dir); code != 2 || !strings.Contains(errs, "such as 90s") {
+			t.Errorf("%s 5: exit %d, stderr %q; want 2 and an example", fl, code, errs)
+		}
 	}
 	// A refused command writes nothing (--port 0 used to write "x").
 	if des, err := os.ReadDir(dir); err != nil || len(des) != 0 {

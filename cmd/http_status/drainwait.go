@@ -80,7 +80,7 @@ func checkWaitFlags(cmd string, f ctlFlags) error {
 		return usagef("--min-wait %s: want 0 or more", f.minWait)
 	case f.minWaitSet && f.wait != 0 && f.minWait > f.wait:
 		return usagef("--min-wait %s is longer than --wait %s", f.minWait, f.wait)
-	case f.connPort < 0 || f.connPort > 65535:
+	case f.connPortSet && (f.connPort < 1 || f.connPort > 65535):
 		return usagef("--conn-port %d: want 1..65535", f.connPort)
 	case f.config != "" && f.wait == 0:
 		return usagef("--config is read by drain --wait only")

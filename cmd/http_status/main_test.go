@@ -207,6 +207,63 @@ func TestFlagErrors(t *testing.T) {
 	}
 }
 
+// TestMisplacedCommand: a control command after a flag used to get
+// "unexpected argument" with no hint that it must come first.
+func TestMisplacedCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := realMain([]string{"--dir", t.TempDir(), "drain", "squid"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "put it first") {
+		t.Errorf("--dir DIR drain squid: exit %d, stderr %q; want 2 and how to write it", code, errb.String())
+	}
+	errb.Reset()
+	if code := realMain([]string{"status"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "not a command (activate,") {
+		t.Errorf("status: exit %d, stderr %q; want 2 and the commands", code, errb.String())
+	}
+}
+
+// TestAgentDefaultValidated: a bad --agent-default is a usage error at
+// once. It used to be accepted, and fail (exit 1) only once an agent
+// listener started, with --agent-port or a systemd socket named agent.
+func TestAgentDefaultValidated(t *testing.T) {
+	for _, args := range [][]string{{"--agent-default", "../x"}, {"--agent-port", "8002", "--agent-default", "a b"}} {
+		if _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), "--agent-default") {
+			t.Errorf("%v: err %v, want a refusal naming --agent-default", args, err)
+		}
+	}
+	if _, err := parseFlags([]string{"--agent-default", "squid.80"}, io.Discard); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestAgentFlagsWithoutAgent: --agent-ip without --agent-port turns
+// nothing on; the daemon used to start without a word about it.
+func TestAgentFlagsWithoutAgent(t *testing.T) {
+	t.Parallel()
+	p := startDaemon(t, nil, "--dir", t.TempDir(), "--port", "0", "--vips=false", "--log-format=json", "--agent-ip", "127.0.0.1")
+	waitOutput(t, "the warning", p.stderr, "the agent check is off (turn it on with --agent-port")
+}
+
+// TestNumericFlagsDecimal: numbers on the command line are decimal. With the
+// flag package's IntVar "--agent-port 010" listened on port 8 and
+// "-p 0x1f41" on 8001.
+func TestNumericFlagsDecimal(t *testing.T) {
+	for _, args := range [][]string{
+		{"--port", "010"},
+		{"-p", "0x1f41"},
+		{"--agent-port", "010"},
+		{"--probe-concurrency", "010"},
+		{"--vip-missing-status", "0x1f7"},
+		{"-p", "+80"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), "decimal") {
+			t.Errorf("%v: err %v, want a refusal that asks for a decimal number", args, err)
+		}
+	}
+	cfg, err := parseFlags([]string{"-p", "0", "--agent-port", "10", "--probe-concurrency", "8"}, io.Discard)
+	if err != nil || cfg.Port != 0 || cfg.AgentPort != 10 || cfg.ProbeConcurrency != 8 {
+		t.Fatalf("cfg = %+v, %v", cfg, err)
+	}
+}
+
 func TestOriginalFlagsAccepted(t *testing.T) {
 	cfg, err := parseFlags([]string{"-p", "9000", "-i", "0.0.0.0", "--pidfile", "/run/x.pid"}, io.Discard)
 	if err != nil {

@@ -41,8 +41,9 @@ func manPage() []byte {
 	return b.Bytes()
 }
 
-// shortFor matches the usage of a one-letter alias, "short for --port".
-var shortFor = regexp.MustCompile(`^short for --([a-z0-9-]+)$`)
+// shortFor matches the usage of a one-letter alias, "short for --port"
+// (or "short for --`port`", which names the value in --help).
+var shortFor = regexp.MustCompile("^short for --`?([a-z0-9-]+)`?$")
 
 // manOptions is the OPTIONS section: one .TP entry per long flag, with its
 // one-letter aliases, its argument name and its default, as PrintDefaults

@@ -36,9 +36,11 @@ const (
 	BodyDrain       = "Not Found - Service draining!\n"
 	BodyMaint       = "Service Unavailable - Service in maintenance!\n"
 	BodyDown        = "Service Unavailable - Service down!\n"
-	BodyBadService  = "Bad Request - SERVICE must be 1-200 of A-Z a-z 0-9 . _ - @ + : and not start with a dot\n"
+	BodyBadService  = "Bad Request - SERVICE must be 1-200 bytes of A-Z a-z 0-9 . _ - @ + :, not start with a dot, not end in .tmp or ~\n"
+	BodyPortAlone   = "Bad Request - PORT needs a SERVICE (the flag file is SERVICE.PORT)\n"
+	BodyTwoServices = "Bad Request - SERVICE given twice, the first one empty: ambiguous\n"
 	BodyBadPort     = "Bad Request - PORT must be a number from 1 to 65535\n"
-	BodyBadVIP      = "Bad Request - VIP must be a comma-separated list of IPv4 or IPv6 addresses\n"
+	BodyBadVIP      = "Bad Request - VIP must be a comma-separated list of IPv4 or IPv6 addresses, without zone or prefix length\n"
 	BodyTooManyVIPs = "Bad Request - too many VIPs (at most 64)\n"
 )
 
@@ -162,6 +164,8 @@ func (c *Checker) answer(q *parsed) Result {
 var (
 	resBadService = Result{Code: 400, Body: BodyBadService}
 	resBadPort    = Result{Code: 400, Body: BodyBadPort}
+	resPortAlone  = Result{Code: 400, Body: BodyPortAlone}
+	resTwoSvc     = Result{Code: 400, Body: BodyTwoServices}
 	resBadVIP     = Result{Code: 400, Body: BodyBadVIP}
 	resManyVIPs   = Result{Code: 400, Body: BodyTooManyVIPs}
 )
@@ -214,7 +218,7 @@ func (p *parsed) parse(raw string) *Result {
 					// "SERVICE=&SERVICE=web": the first (empty) one
 					// would answer for status.html, the asker meant
 					// web. Ambiguous: refuse rather than guess.
-					return &resBadService
+					return &resTwoSvc
 				}
 				continue
 			}
@@ -239,15 +243,24 @@ func (p *parsed) parse(raw string) *Result {
 			vip, haveVIP = v, true
 		}
 	}
+	// A PORT= or VIP= that is there but empty (a check template whose
+	// variable came out blank) is not "not given": taken so, it asked for
+	// the port-less flag or skipped the address check. Fail closed.
+	if havePort && port == "" {
+		return &resBadPort
+	}
+	if haveVIP && vip == "" {
+		return &resBadVIP
+	}
 	// Build the flag-file name: SERVICE[.PORT], or the default flag.
 	if !haveService || service == "" {
-		if havePort && port != "" {
-			return &resBadService // a PORT without a SERVICE names nothing
+		if havePort {
+			return &resPortAlone // a PORT without a SERVICE names nothing
 		}
 		service = cache.DefaultService
 	}
 	n := copy(p.nameBuf[:], service)
-	if havePort && port != "" {
+	if havePort {
 		if _, ok := cache.PortNumber(port); !ok {
 			return &resBadPort
 		}
@@ -265,7 +278,7 @@ func (p *parsed) parse(raw string) *Result {
 	if !cache.ValidName(unsafe.String(&p.nameBuf[0], n)) {
 		return &resBadService
 	}
-	if haveVIP && vip != "" {
+	if haveVIP {
 		if needsUnescape(vip) {
 			return p.parseEncodedVIPs(vip)
 		}

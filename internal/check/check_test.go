@@ -60,9 +60,16 @@ func TestCheck(t *testing.T) {
 		{"all name chars", "SERVICE=a-b_c%40d%2Be%3Af", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"unknown params ignored", "SERVICE=squid&PORT=80&_=12345&x", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"first occurrence wins", "SERVICE=squid&SERVICE=nope&PORT=80", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
-		{"empty first service, then another", "SERVICE=&SERVICE=squid&PORT=80", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"empty first service, then another", "SERVICE=&SERVICE=squid&PORT=80", c, 400, BodyTwoServices, cache.Missing, "", 0},
 		{"empty service alone is status.html", "SERVICE=", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
 		{"empty pairs", "&&SERVICE=squid&&PORT=80&", c, 200, BodyOK, cache.Up, "", cache.NoWeight},
+		// An empty PORT= or VIP= (a check template whose variable came out
+		// blank) used to be taken as not given: PORT= asked for the
+		// port-less flag, VIP= skipped the address check. Fail closed.
+		{"empty port", "SERVICE=squid&PORT=", c, 400, BodyBadPort, cache.Missing, "", 0},
+		{"empty port first", "SERVICE=squid&PORT=&PORT=80", c, 400, BodyBadPort, cache.Missing, "", 0},
+		{"empty VIP", "SERVICE=squid&PORT=80&VIP=", c, 400, BodyBadVIP, cache.Missing, "", 0},
+		{"empty VIP first", "SERVICE=squid&PORT=80&VIP=&VIP=192.0.2.10", c, 400, BodyBadVIP, cache.Missing, "", 0},
 		{"traversal", "SERVICE=../../etc/passwd", c, 400, BodyBadService, cache.Missing, "", 0},
 		{"traversal encoded", "SERVICE=..%2F..%2Fetc%2Fpasswd", c, 400, BodyBadService, cache.Missing, "", 0},
 		{"dot dot", "SERVICE=..", c, 400, BodyBadService, cache.Missing, "", 0},
@@ -74,7 +81,7 @@ func TestCheck(t *testing.T) {
 		{"truncated escape", "SERVICE=ab%4", c, 400, BodyBadService, cache.Missing, "", 0},
 		{"too long", "SERVICE=" + strings.Repeat("a", 201), c, 400, BodyBadService, cache.Missing, "", 0},
 		{"long with port", "SERVICE=" + strings.Repeat("a", 198) + "&PORT=80", c, 400, BodyBadService, cache.Missing, "", 0},
-		{"port without service", "PORT=80", c, 400, BodyBadService, cache.Missing, "", 0},
+		{"port without service", "PORT=80", c, 400, BodyPortAlone, cache.Missing, "", 0},
 		{"port not a number", "SERVICE=squid&PORT=http", c, 400, BodyBadPort, cache.Missing, "", 0},
 		{"port zero", "SERVICE=squid&PORT=0", c, 400, BodyBadPort, cache.Missing, "", 0},
 		{"port too big", "SERVICE=squid&PORT=65536", c, 400, BodyBadPort, cache.Missing, "", 0},

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/http-status/http_status/cache"
 )
 
 // DefaultDir is the original tool's status directory.
@@ -62,6 +64,12 @@ func (c Config) Validate() error {
 	}
 	if c.AgentIP != "" && net.ParseIP(strings.Trim(c.AgentIP, "[]")) == nil {
 		return fmt.Errorf("--agent-ip %q: not an IP address", c.AgentIP)
+	}
+	// Checked here, not only when the agent starts: a bad name was a
+	// runtime failure (exit 1) with --agent-port, and silently kept
+	// without it until a systemd agent socket turned the agent on.
+	if c.AgentDefault != "" && !cache.ValidName(c.AgentDefault) {
+		return fmt.Errorf("--agent-default %q: want a flag-file name such as status.html or squid.80", c.AgentDefault)
 	}
 	if c.VIPMissingStatus != 404 && c.VIPMissingStatus != 503 {
 		return fmt.Errorf("--vip-missing-status %d: want 404 or 503", c.VIPMissingStatus)

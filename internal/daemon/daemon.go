@@ -227,6 +227,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 			sockWarn(flagsVsSocket(listenerAgent, agentLn.Addr(), ip, ipSet, ipFlag, cfg.AgentPort, cfg.set("agent-port"), "--agent-port"))
 		}
+	} else if cfg.set("agent-ip") || cfg.set("agent-default") {
+		// "--agent-ip 0.0.0.0" alone looks like it turns the agent on;
+		// it does not, and HAProxy's agent checks would just fail.
+		log.Warn().Msg("--agent-ip and --agent-default have no effect: the agent check is off (turn it on with --agent-port, or a systemd socket named agent)")
 	}
 	lns.closeUnused(log)
 

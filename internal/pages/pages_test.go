@@ -194,6 +194,13 @@ func TestPagesReadOnly(t *testing.T) {
 			}
 		}
 	}
+	// OPTIONS on a page is a 405 too (README: the pages answer GET and
+	// HEAD only); it used to be a 404. OPTIONS /status is the health check.
+	for _, p := range []string{httpd.PathStatusJSON, httpd.PathStatusText, httpd.PathBoard, httpd.PathHealthz, httpd.PathHealth, httpd.PathMetrics} {
+		if code, hdr, _ := get(t, h, "OPTIONS", p); code != 405 || hdr.Get("Allow") != "GET, HEAD" {
+			t.Errorf("OPTIONS %s = %d, Allow %q; want 405, GET, HEAD", p, code, hdr.Get("Allow"))
+		}
+	}
 	// The page handlers refuse writes on their own too (the fast engine
 	// may hand them requests directly).
 	pg := New(Options{Store: st})
