@@ -100,6 +100,7 @@ type Watcher struct {
 	addrs       *addrTable
 	addrSrc     AddrSource
 	warned      map[string]string // name -> content error already logged
+	linked      map[string]uint64 // flags with more than one hard link -> links
 	stats       Stats
 	statsMu     sync.Mutex
 	lastExp     time.Time // expiries up to here have been logged
@@ -154,6 +155,7 @@ func New(opts Options) (*Watcher, error) {
 		probeWake: make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 		warned:    map[string]string{},
+		linked:    map[string]uint64{},
 		dir:       dirWatch{path: opts.Dir, parent: filepath.Dir(opts.Dir), problem: problemNotYet},
 	}
 	w.epoch = time.Now()
@@ -297,6 +299,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if w.checkDir() || w.readProblem != "" || w.pollDue() {
 				full = true
 			}
+			// A write through another hard link of a flag makes no
+			// event here: re-read such flags every tick.
+			for name := range w.linked {
+				touched[name] = struct{}{}
+			}
 		case <-w.probeWake:
 			// Probe results are pending; publish applies them.
 		case <-expiry.C:
@@ -436,13 +443,30 @@ func (w *Watcher) fullRescan(why string) map[string]cache.Entry {
 // readFlag reads one flag file (see [flagfile.Read]). ok is false when the
 // file does not count as a flag. Each problem is logged once per name.
 func (w *Watcher) readFlag(name string) (cache.Entry, bool) {
-	e, ok, problem := flagfile.Read(filepath.Join(w.opts.Dir, name))
+	e, ok, info, problem := flagfile.ReadInfo(filepath.Join(w.opts.Dir, name))
 	if problem != nil {
 		w.warnOnce(name, problem.Error())
 	} else {
 		delete(w.warned, name)
 	}
+	w.noteLinks(name, info.Links)
 	return e, ok
+}
+
+// noteLinks keeps the set of flags with more than one hard link. inotify
+// reports a write to the directory the file was opened through, so a write
+// through a name elsewhere (`ln /etc/x squid.80`, then `echo drain >
+// /etc/x`) makes no event here; such flags are re-read every tick instead.
+func (w *Watcher) noteLinks(name string, links uint64) {
+	was, had := w.linked[name]
+	switch {
+	case links > 1 && (!had || was != links):
+		w.linked[name] = links
+		w.log.Warn().Str("flag", name).Uint64("links", links).Msg("flag file " + name + " has more than one hard link: a write through another link makes no inotify event here, so it is re-read every 250 ms")
+	case links <= 1 && had:
+		delete(w.linked, name)
+		w.log.Info().Str("flag", name).Msg("flag file " + name + " has one link again")
+	}
 }
 
 func (w *Watcher) warnOnce(name, problem string) {
