@@ -99,8 +99,10 @@ type Watcher struct {
 	readProblem string // why the watched directory could not be listed
 	addrs       *addrTable
 	addrSrc     AddrSource
-	warned      map[string]string // name -> content error already logged
-	linked      map[string]uint64 // flags with more than one hard link -> links
+	warned      map[string]string    // name -> content error already logged
+	linked      map[string]uint64    // flags with more than one hard link -> links
+	wr          *writers             // which flags may still be open for writing
+	held        map[string]holdState // empty flags that may be a writer's passing state
 	stats       Stats
 	statsMu     sync.Mutex
 	lastExp     time.Time // expiries up to here have been logged
@@ -156,6 +158,8 @@ func New(opts Options) (*Watcher, error) {
 		ready:     make(chan struct{}),
 		warned:    map[string]string{},
 		linked:    map[string]uint64{},
+		held:      map[string]holdState{},
+		wr:        &writers{fd: -1, wd: -1},
 		dir:       dirWatch{path: opts.Dir, parent: filepath.Dir(opts.Dir), problem: problemNotYet},
 	}
 	w.epoch = time.Now()
@@ -221,6 +225,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.fsw = fsw
 	w.lastExp = w.now()
 	defer fsw.Close()
+	if wr, err := newWriters(); err != nil {
+		w.log.Warn().Err(err).Msg("inotify: cannot tell when a flag file is closed after writing: an empty flag counts as up at once, even while its writer is still writing")
+	} else {
+		w.wr = wr
+		defer wr.close()
+	}
 
 	var addrC <-chan addrEvent
 	if w.opts.Addrs {
@@ -258,6 +268,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
 	w.armExpiry(expiry)
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	defer hold.Stop()
+	var holdC <-chan time.Time // nil while no flag is held
 
 	for {
 		w.beat()
@@ -306,6 +320,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		case <-w.probeWake:
 			// Probe results are pending; publish applies them.
+		case <-holdC:
+			// Look again at empty flags whose writer had not closed
+			// them yet.
+			for name := range w.held {
+				touched[name] = struct{}{}
+			}
 		case <-expiry.C:
 			// An override expired: republish so the change is logged
 			// and the snapshot's generation moves. Responders already
@@ -336,6 +356,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 				break drain
 			}
 		}
+		// Keep the second instance's queue short (it only grows
+		// between turns), so that it does not overflow.
+		w.wr.drain("")
 		var entries map[string]cache.Entry
 		if full {
 			entries = w.fullRescan("")
@@ -347,6 +370,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			close(done)
 		}
 		w.armExpiry(expiry)
+		holdC = nil
+		if len(w.held) > 0 {
+			hold.Reset(holdPoll)
+			holdC = hold.C
+		}
 	}
 }
 
@@ -415,12 +443,17 @@ func (w *Watcher) fullRescan(why string) map[string]cache.Entry {
 				}
 			}
 		}
+		old := w.store.Load()
 		for _, de := range des {
 			name := de.Name()
 			if !cache.ValidName(name) {
 				continue
 			}
-			if e, ok := w.readFlag(name); ok {
+			e, ok, held := w.readFlag(name)
+			if held {
+				e, ok = old.Lookup(name)
+			}
+			if ok {
 				entries[name] = e
 			}
 		}
@@ -442,16 +475,67 @@ func (w *Watcher) fullRescan(why string) map[string]cache.Entry {
 
 // readFlag reads one flag file (see [flagfile.Read]). ok is false when the
 // file does not count as a flag. Each problem is logged once per name.
-func (w *Watcher) readFlag(name string) (cache.Entry, bool) {
-	e, ok, info, problem := flagfile.ReadInfo(filepath.Join(w.opts.Dir, name))
+//
+// held is true when the file is empty but that may be a writer's passing
+// state (see [writers] and [settle]): the caller then keeps the previous
+// state, and the loop looks again every holdPoll, for at most maxHold.
+func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
+	path := filepath.Join(w.opts.Dir, name)
+	var info flagfile.Info
+	var problem error
+	active, busy := false, false
+	for try := 0; ; try++ {
+		e, ok, info, problem = flagfile.ReadInfo(path)
+		if !ok || info.Size > 0 {
+			break
+		}
+		// Empty. An event for the name still queued may be from after
+		// the read: read again.
+		if !w.wr.drain(name) {
+			break
+		}
+		active = true
+		if try == 2 {
+			busy = true // written to without pause: hold
+			break
+		}
+	}
 	if problem != nil {
 		w.warnOnce(name, problem.Error())
 	} else {
 		delete(w.warned, name)
 	}
 	w.noteLinks(name, info.Links)
-	return e, ok
+	if !ok || info.Size > 0 || w.wr.fd < 0 {
+		delete(w.held, name)
+		return e, ok, false
+	}
+	now := time.Now()
+	h, was := w.held[name]
+	if !was {
+		h = holdState{since: now, quiet: now}
+	}
+	if active {
+		h.quiet = now
+	}
+	prev, had := w.store.Load().Lookup(name)
+	settling := had && prev.State != cache.Up && now.Sub(h.quiet) < settle
+	if !settling && !busy && !w.wr.mayBeWriting(name) {
+		delete(w.held, name)
+		return e, ok, false
+	}
+	if now.Sub(h.since) >= maxHold {
+		delete(w.held, name)
+		w.log.Warn().Str("flag", name).Msg("flag file " + name + " is empty and may still be being written after " + maxHold.String() + ": counted as up")
+		return e, ok, false
+	}
+	w.held[name] = h
+	return e, ok, true
 }
+
+// holdState is when an empty flag was first held, and when an event for it
+// was last seen.
+type holdState struct{ since, quiet time.Time }
 
 // noteLinks keeps the set of flags with more than one hard link. inotify
 // reports a write to the directory the file was opened through, so a write

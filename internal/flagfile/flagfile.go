@@ -35,7 +35,9 @@ type Info struct {
 	// written through a name in another directory, which makes no
 	// inotify event in the status directory.
 	Links uint64
-	// Size is the file's size when it was read.
+	// Size is how many bytes of content were read (at most
+	// [cache.MaxFlagSize]). Not fstat's size: a truncation between the
+	// fstat and the read makes them differ.
 	Size int64
 }
 
@@ -73,7 +75,7 @@ func ReadInfo(path string) (e cache.Entry, present bool, info Info, problem erro
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		info.Links = uint64(st.Nlink)
 	}
-	info.Size = fi.Size()
+	info.Size = int64(n)
 	e, err = cache.ParseFlag(buf[:n])
 	if err != nil {
 		return e, true, info, fmt.Errorf("content not understood, counted as %s: %w", e.State, err)
