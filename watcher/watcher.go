@@ -358,7 +358,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		// Keep the second instance's queue short (it only grows
 		// between turns), so that it does not overflow.
+		losses := w.wr.losses
 		w.wr.drain("")
+		if w.wr.losses != losses {
+			w.log.Warn().Msg("inotify queue overflow (writers): every emptied flag waits " + settle.String() + " before it counts as up")
+		}
 		var entries map[string]cache.Entry
 		if full {
 			entries = w.fullRescan("")

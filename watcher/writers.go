@@ -29,8 +29,9 @@ type writers struct {
 	open map[string]bool
 	buf  []byte
 	// lost is when the queue last overflowed: which files were written
-	// since is unknown, so every empty flag is held until maxHold after.
-	lost time.Time
+	// then is unknown, so every empty flag is held until settle after.
+	lost   time.Time
+	losses uint64 // overflows, for the log
 }
 
 // maxHold bounds how long an empty flag is held; after it the empty file
@@ -112,6 +113,8 @@ func (wr *writers) drain(name string) (touched bool) {
 			off += unix.SizeofInotifyEvent + int(ev.Len)
 			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
 				wr.lost = time.Now()
+				wr.losses++
+				clear(wr.open) // closes were lost too; lost covers them
 				continue
 			}
 			if int(ev.Wd) != wr.wd || ev.Len == 0 {
@@ -136,5 +139,5 @@ func (wr *writers) mayBeWriting(name string) bool {
 	if wr.fd < 0 {
 		return false
 	}
-	return wr.open[name] || (!wr.lost.IsZero() && time.Since(wr.lost) < maxHold)
+	return wr.open[name] || (!wr.lost.IsZero() && time.Since(wr.lost) < settle)
 }
