@@ -88,6 +88,9 @@ func (w *Watcher) checkDir() bool {
 		if err == nil && idOf(fi2) == id {
 			wasProblem := d.problem
 			d.id, d.watched, d.problem = id, true, ""
+			if err := w.wr.watch(d.path); err != nil {
+				w.log.Warn().Err(err).Str("dir", d.path).Msg("inotify: cannot tell when a flag file is closed after writing: an empty flag counts as up at once")
+			}
 			if r := remoteFS(d.path); r != d.remote {
 				d.remote = r
 				if r != "" {
@@ -117,6 +120,7 @@ var errNotDir = errors.New("not a directory")
 func (w *Watcher) unwatchDir(problem string) bool {
 	d := &w.dir
 	changed := d.watched || d.problem != problem
+	w.wr.unwatch()
 	if d.watched {
 		_ = w.fsw.Remove(d.path)
 		d.watched = false

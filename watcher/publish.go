@@ -88,7 +88,10 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 		if entries != nil {
 			continue // the rescan already read it
 		}
-		e, ok := w.readFlag(name)
+		e, ok, held := w.readFlag(name)
+		if held {
+			continue // the previous state stays until the writer closes it
+		}
 		if w.dirProblem() != "" {
 			ok = false
 		}

@@ -99,7 +99,10 @@ type Watcher struct {
 	readProblem string // why the watched directory could not be listed
 	addrs       *addrTable
 	addrSrc     AddrSource
-	warned      map[string]string // name -> content error already logged
+	warned      map[string]string    // name -> content error already logged
+	linked      map[string]uint64    // flags with more than one hard link -> links
+	wr          *writers             // which flags may still be open for writing
+	held        map[string]holdState // empty flags that may be a writer's passing state
 	stats       Stats
 	statsMu     sync.Mutex
 	lastExp     time.Time // expiries up to here have been logged
@@ -154,6 +157,9 @@ func New(opts Options) (*Watcher, error) {
 		probeWake: make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 		warned:    map[string]string{},
+		linked:    map[string]uint64{},
+		held:      map[string]holdState{},
+		wr:        &writers{fd: -1, wd: -1},
 		dir:       dirWatch{path: opts.Dir, parent: filepath.Dir(opts.Dir), problem: problemNotYet},
 	}
 	w.epoch = time.Now()
@@ -219,6 +225,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.fsw = fsw
 	w.lastExp = w.now()
 	defer fsw.Close()
+	if wr, err := newWriters(); err != nil {
+		w.log.Warn().Err(err).Msg("inotify: cannot tell when a flag file is closed after writing: an empty flag counts as up at once, even while its writer is still writing")
+	} else {
+		w.wr = wr
+		defer wr.close()
+	}
 
 	var addrC <-chan addrEvent
 	if w.opts.Addrs {
@@ -256,6 +268,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
 	w.armExpiry(expiry)
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	defer hold.Stop()
+	var holdC <-chan time.Time // nil while no flag is held
 
 	for {
 		w.beat()
@@ -297,8 +313,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if w.checkDir() || w.readProblem != "" || w.pollDue() {
 				full = true
 			}
+			// A write through another hard link of a flag makes no
+			// event here: re-read such flags every tick.
+			for name := range w.linked {
+				touched[name] = struct{}{}
+			}
 		case <-w.probeWake:
 			// Probe results are pending; publish applies them.
+		case <-holdC:
+			// Look again at empty flags whose writer had not closed
+			// them yet.
+			for name := range w.held {
+				touched[name] = struct{}{}
+			}
 		case <-expiry.C:
 			// An override expired: republish so the change is logged
 			// and the snapshot's generation moves. Responders already
@@ -329,6 +356,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 				break drain
 			}
 		}
+		// Keep the second instance's queue short (it only grows
+		// between turns), so that it does not overflow.
+		losses := w.wr.losses
+		w.wr.drain("")
+		if w.wr.losses != losses {
+			w.log.Warn().Msg("inotify queue overflow (writers): every emptied flag waits " + settle.String() + " before it counts as up")
+		}
 		var entries map[string]cache.Entry
 		if full {
 			entries = w.fullRescan("")
@@ -340,6 +374,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			close(done)
 		}
 		w.armExpiry(expiry)
+		holdC = nil
+		if len(w.held) > 0 {
+			hold.Reset(holdPoll)
+			holdC = hold.C
+		}
 	}
 }
 
@@ -408,12 +447,17 @@ func (w *Watcher) fullRescan(why string) map[string]cache.Entry {
 				}
 			}
 		}
+		old := w.store.Load()
 		for _, de := range des {
 			name := de.Name()
 			if !cache.ValidName(name) {
 				continue
 			}
-			if e, ok := w.readFlag(name); ok {
+			e, ok, held := w.readFlag(name)
+			if held {
+				e, ok = old.Lookup(name)
+			}
+			if ok {
 				entries[name] = e
 			}
 		}
@@ -435,14 +479,82 @@ func (w *Watcher) fullRescan(why string) map[string]cache.Entry {
 
 // readFlag reads one flag file (see [flagfile.Read]). ok is false when the
 // file does not count as a flag. Each problem is logged once per name.
-func (w *Watcher) readFlag(name string) (cache.Entry, bool) {
-	e, ok, problem := flagfile.Read(filepath.Join(w.opts.Dir, name))
+//
+// held is true when the file is empty but that may be a writer's passing
+// state (see [writers] and [settle]): the caller then keeps the previous
+// state, and the loop looks again every holdPoll, for at most maxHold.
+func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
+	path := filepath.Join(w.opts.Dir, name)
+	var info flagfile.Info
+	var problem error
+	active, busy := false, false
+	for try := 0; ; try++ {
+		e, ok, info, problem = flagfile.ReadInfo(path)
+		if !ok || info.Size > 0 {
+			break
+		}
+		// Empty. An event for the name still queued may be from after
+		// the read: read again.
+		if !w.wr.drain(name) {
+			break
+		}
+		active = true
+		if try == 2 {
+			busy = true // written to without pause: hold
+			break
+		}
+	}
 	if problem != nil {
 		w.warnOnce(name, problem.Error())
 	} else {
 		delete(w.warned, name)
 	}
-	return e, ok
+	w.noteLinks(name, info.Links)
+	if !ok || info.Size > 0 || w.wr.fd < 0 {
+		delete(w.held, name)
+		return e, ok, false
+	}
+	now := time.Now()
+	h, was := w.held[name]
+	if !was {
+		h = holdState{since: now, quiet: now}
+	}
+	if active {
+		h.quiet = now
+	}
+	prev, had := w.store.Load().Lookup(name)
+	settling := had && prev.State != cache.Up && now.Sub(h.quiet) < settle
+	if !settling && !busy && !w.wr.mayBeWriting(name) {
+		delete(w.held, name)
+		return e, ok, false
+	}
+	if now.Sub(h.since) >= maxHold {
+		delete(w.held, name)
+		w.log.Warn().Str("flag", name).Msg("flag file " + name + " is empty and may still be being written after " + maxHold.String() + ": counted as up")
+		return e, ok, false
+	}
+	w.held[name] = h
+	return e, ok, true
+}
+
+// holdState is when an empty flag was first held, and when an event for it
+// was last seen.
+type holdState struct{ since, quiet time.Time }
+
+// noteLinks keeps the set of flags with more than one hard link. inotify
+// reports a write to the directory the file was opened through, so a write
+// through a name elsewhere (`ln /etc/x squid.80`, then `echo drain >
+// /etc/x`) makes no event here; such flags are re-read every tick instead.
+func (w *Watcher) noteLinks(name string, links uint64) {
+	was, had := w.linked[name]
+	switch {
+	case links > 1 && (!had || was != links):
+		w.linked[name] = links
+		w.log.Warn().Str("flag", name).Uint64("links", links).Msg("flag file " + name + " has more than one hard link: a write through another link makes no inotify event here, so it is re-read every 250 ms")
+	case links <= 1 && had:
+		delete(w.linked, name)
+		w.log.Info().Str("flag", name).Msg("flag file " + name + " has one link again")
+	}
 }
 
 func (w *Watcher) warnOnce(name, problem string) {

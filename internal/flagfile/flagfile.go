@@ -25,25 +25,44 @@ import (
 // (O_NONBLOCK, then fstat): a flag is a regular file in the directory.
 // Only the first [cache.MaxFlagSize] bytes are read.
 func Read(path string) (e cache.Entry, present bool, problem error) {
+	e, present, _, problem = ReadInfo(path)
+	return e, present, problem
+}
+
+// Info is what [ReadInfo] saw of the file besides its content.
+type Info struct {
+	// Links is the file's hard-link count. Above 1, the file can be
+	// written through a name in another directory, which makes no
+	// inotify event in the status directory.
+	Links uint64
+	// Size is how many bytes of content were read (at most
+	// [cache.MaxFlagSize]). Not fstat's size: a truncation between the
+	// fstat and the read makes them differ.
+	Size int64
+}
+
+// ReadInfo is [Read], also returning what fstat said of a regular file
+// (zero when present is false).
+func ReadInfo(path string) (e cache.Entry, present bool, info Info, problem error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return missing(), false, nil
+			return missing(), false, Info{}, nil
 		case errors.Is(err, syscall.ELOOP):
-			return missing(), false, ErrSymlink
+			return missing(), false, Info{}, ErrSymlink
 		case errors.Is(err, fs.ErrPermission):
-			return missing(), false, fmt.Errorf("%w (mode or owner keeps the daemon from reading it)", ErrUnreadable)
+			return missing(), false, Info{}, fmt.Errorf("%w (mode or owner keeps the daemon from reading it)", ErrUnreadable)
 		}
-		return missing(), false, fmt.Errorf("%w: %w", ErrUnreadable, err)
+		return missing(), false, Info{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return missing(), false, fmt.Errorf("%w: %w", ErrUnreadable, err)
+		return missing(), false, Info{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return missing(), false, ErrNotRegular
+		return missing(), false, Info{}, ErrNotRegular
 	}
 	// One byte more than is parsed tells ParseFlag the file goes on.
 	buf := make([]byte, cache.MaxFlagSize+1)
@@ -51,13 +70,17 @@ func Read(path string) (e cache.Entry, present bool, problem error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		// Fail closed: content that could not be read might have said
 		// drain.
-		return missing(), false, fmt.Errorf("%w: %w", ErrUnreadable, err)
+		return missing(), false, Info{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		info.Links = uint64(st.Nlink)
+	}
+	info.Size = int64(n)
 	e, err = cache.ParseFlag(buf[:n])
 	if err != nil {
-		return e, true, fmt.Errorf("content not understood, counted as %s: %w", e.State, err)
+		return e, true, info, fmt.Errorf("content not understood, counted as %s: %w", e.State, err)
 	}
-	return e, true, nil
+	return e, true, info, nil
 }
 
 // Why a file does not count as a flag.

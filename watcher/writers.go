@@ -1,0 +1,143 @@
+//go:build linux
+
+package watcher
+
+import (
+	"bytes"
+	"errors"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// writers tells whether an empty flag file may be a writer's passing state,
+// from a second inotify instance on the status directory: fsnotify reports
+// no "closed after writing" event.
+//
+// Why: `echo drain > squid.80` truncates the file, then writes. Read in
+// between, the file is empty, which means up: a flag going from down to
+// drain would answer 200 for that instant. So an empty flag is held (the
+// previous state stays) while its last event was a create or a write with
+// no close after it: a writer may still write. See also [settle].
+//
+// The instance is read without blocking, on the watcher loop only, so its
+// queue and fsnotify's need no ordering between goroutines.
+type writers struct {
+	fd   int // -1: unavailable, nothing is held
+	wd   int // the watch on the status directory; -1 when none
+	open map[string]bool
+	buf  []byte
+	// lost is when the queue last overflowed: which files were written
+	// then is unknown, so every empty flag is held until settle after.
+	lost   time.Time
+	losses uint64 // overflows, for the log
+}
+
+// maxHold bounds how long an empty flag is held; after it the empty file
+// counts (as up), as a writer that keeps the file open may never write.
+const maxHold = time.Second
+
+// settle is how long an empty file must stay empty, with no event for it,
+// before it brings a flag that is present and out of rotation into
+// rotation. A truncation is visible before its event is queued (measured
+// up to 20 ms on a loaded ext4), so an empty file whose last event was a
+// close may be the next writer's truncation in flight; its write follows.
+// Only a flag going from drain, maint or down to up waits; a new file
+// (touch) and an up flag do not.
+const settle = 100 * time.Millisecond
+
+// holdPoll is how often held names are looked at again: the close that
+// ends a hold makes no fsnotify event to wake the loop.
+const holdPoll = 5 * time.Millisecond
+
+const writerMask = unix.IN_CREATE | unix.IN_MODIFY | unix.IN_CLOSE_WRITE |
+	unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_DELETE
+
+func newWriters() (*writers, error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return &writers{fd: -1, wd: -1}, err
+	}
+	return &writers{fd: fd, wd: -1, open: map[string]bool{}, buf: make([]byte, 64<<10)}, nil
+}
+
+func (wr *writers) close() {
+	if wr.fd >= 0 {
+		_ = unix.Close(wr.fd)
+		wr.fd = -1
+	}
+}
+
+// watch moves the watch to dir (after the status directory was (re)watched).
+func (wr *writers) watch(dir string) error {
+	if wr.fd < 0 {
+		return nil
+	}
+	wr.unwatch()
+	wd, err := unix.InotifyAddWatch(wr.fd, dir, writerMask)
+	if err != nil {
+		return err
+	}
+	wr.wd = wd
+	return nil
+}
+
+func (wr *writers) unwatch() {
+	if wr.fd < 0 || wr.wd < 0 {
+		return
+	}
+	_, _ = unix.InotifyRmWatch(wr.fd, uint32(wr.wd))
+	wr.wd = -1
+	clear(wr.open)
+}
+
+// drain reads every queued event and reports whether one was for name.
+// Reading on the watcher loop, right after reading a file, tells whether
+// the file changed since.
+func (wr *writers) drain(name string) (touched bool) {
+	if wr.fd < 0 {
+		return false
+	}
+	for {
+		n, err := unix.Read(wr.fd, wr.buf)
+		if err != nil || n <= 0 {
+			if err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+				wr.lost = time.Now()
+			}
+			return touched
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&wr.buf[off]))
+			raw := wr.buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+				wr.lost = time.Now()
+				wr.losses++
+				clear(wr.open) // closes were lost too; lost covers them
+				continue
+			}
+			if int(ev.Wd) != wr.wd || ev.Len == 0 {
+				continue
+			}
+			n := string(bytes.TrimRight(raw, "\x00"))
+			if n == name {
+				touched = true
+			}
+			if ev.Mask&(unix.IN_CREATE|unix.IN_MODIFY) != 0 {
+				wr.open[n] = true
+			} else {
+				delete(wr.open, n)
+			}
+		}
+	}
+}
+
+// mayBeWriting reports whether name's last event was a create or a write
+// with no close after it, or events were lost lately.
+func (wr *writers) mayBeWriting(name string) bool {
+	if wr.fd < 0 {
+		return false
+	}
+	return wr.open[name] || (!wr.lost.IsZero() && time.Since(wr.lost) < settle)
+}

@@ -1,0 +1,108 @@
+//go:build linux
+
+package watcher
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/http-status/http_status/cache"
+)
+
+// TestWriteInPlaceNeverUp rewrites flags in place with the shell, as
+// operators do (`echo drain > squid.80`): open with O_TRUNC, then write.
+// Read between the two, the file is empty, which means up. Every snapshot
+// the watcher publishes is checked: none may show the flag up, since every
+// state written is out of rotation. Before the fix thousands of
+// publications were up in a run.
+func TestWriteInPlaceNeverUp(t *testing.T) {
+	t.Parallel()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh:", err)
+	}
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "old.80"), "down\n")
+	st := cache.NewStore()
+	var up, out atomic.Int64
+	var counting atomic.Bool
+	counting.Store(true)
+	st.SetOnPublish(func(s *cache.Snapshot) {
+		if !counting.Load() {
+			return
+		}
+		for _, name := range []string{"old.80", "new.80"} {
+			if e, ok := s.Lookup(name); ok {
+				if e.State == cache.Up {
+					up.Add(1)
+				} else {
+					out.Add(1)
+				}
+			}
+		}
+	})
+	_, st = startWatcher(t, Options{Dir: dir, Store: st})
+
+	// An existing flag rewritten, and a new one created by the
+	// redirection itself (missing, then drain: never up either).
+	script := `cd "$1" || exit 1
+for i in $(seq 150); do
+	echo drain > old.80; echo down > old.80
+	rm -f new.80; echo maint > new.80
+done
+echo maint > old.80`
+	if b, err := exec.Command(sh, "-c", script, "sh", dir).CombinedOutput(); err != nil {
+		t.Fatalf("sh: %v: %s", err, b)
+	}
+	waitFor(t, st, "old.80 maint", state("old.80", cache.Maint))
+	waitFor(t, st, "new.80 maint", state("new.80", cache.Maint))
+	counting.Store(false)
+	if n := up.Load(); n > 0 {
+		t.Errorf("%d snapshots showed a flag up while only out-of-rotation states were written", n)
+	}
+	if out.Load() < 10 {
+		t.Errorf("only %d snapshots with the flags out: the writes were not followed", out.Load())
+	}
+
+	// Emptying a flag still means up: at once for a new file, after the
+	// settle time for a flag that was out of rotation.
+	f, err := os.Create(filepath.Join(dir, "touched.80"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	waitFor(t, st, "touched.80 up", state("touched.80", cache.Up))
+	if err := os.Truncate(filepath.Join(dir, "old.80"), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "old.80 up after truncation", state("old.80", cache.Up))
+}
+
+// TestEmptyHeldWhileOpen keeps an emptied flag open for writing: it stays
+// out of rotation until the writer closes it or maxHold passes.
+func TestEmptyHeldWhileOpen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "squid.80")
+	write(t, p, "drain\n")
+	_, st := startWatcher(t, Options{Dir: dir})
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A marker written after the truncation: once it is seen, the
+	// truncation was too.
+	write(t, filepath.Join(dir, "marker"), "")
+	waitFor(t, st, "marker", has("marker"))
+	if e, _ := st.Load().Lookup("squid.80"); e.State != cache.Drain {
+		t.Errorf("squid.80 %v while emptied and still open for writing, want drain", e.State)
+	}
+	if _, err := f.WriteString("maint\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	waitFor(t, st, "squid.80 maint", state("squid.80", cache.Maint))
+}
