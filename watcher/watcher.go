@@ -322,7 +322,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// Probe results are pending; publish applies them.
 		case <-holdC:
 			// Look again at empty flags whose writer had not closed
-			// them yet.
+			// them yet (or that must stay empty for settle).
+			for name := range w.held {
+				touched[name] = struct{}{}
+			}
+		case <-w.wr.ready:
+			// Events for the writers' instance while a flag is held:
+			// most likely the close that ends the hold.
 			for name := range w.held {
 				touched[name] = struct{}{}
 			}
@@ -379,6 +385,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			hold.Reset(holdPoll)
 			holdC = hold.C
 		}
+		w.wr.turned(len(w.held) > 0)
 	}
 }
 

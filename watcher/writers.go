@@ -5,6 +5,9 @@ package watcher
 import (
 	"bytes"
 	"errors"
+	"os"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -28,6 +31,16 @@ type writers struct {
 	wd   int // the watch on the status directory; -1 when none
 	open map[string]bool
 	buf  []byte
+	// While a flag is held, the close that ends the hold must wake the
+	// loop at once (fsnotify does not report closes): a goroutine waits
+	// in the runtime's poller for the instance to become readable and
+	// tells the loop on ready; it waits for the loop's next read of the
+	// queue (drained) before it waits again, so it never spins.
+	f       *os.File
+	holding atomic.Bool
+	ready   chan struct{} // nil when unavailable
+	drained chan struct{}
+	done    chan struct{}
 	// lost is when the queue last overflowed: which files were written
 	// then is unknown, so every empty flag is held until settle after.
 	lost   time.Time
@@ -36,7 +49,7 @@ type writers struct {
 
 // maxHold bounds how long an empty flag is held; after it the empty file
 // counts (as up), as a writer that keeps the file open may never write.
-const maxHold = time.Second
+var maxHold = time.Second // a variable for tests
 
 // settle is how long an empty file must stay empty, with no event for it,
 // before it brings a flag that is present and out of rotation into
@@ -47,9 +60,10 @@ const maxHold = time.Second
 // (touch) and an up flag do not.
 const settle = 100 * time.Millisecond
 
-// holdPoll is how often held names are looked at again: the close that
-// ends a hold makes no fsnotify event to wake the loop.
-const holdPoll = 5 * time.Millisecond
+// holdPoll is how often held names are looked at again when no event
+// comes: an empty file that must stay empty for settle, and the hold's end
+// (maxHold). The close that ends a hold wakes the loop itself (ready).
+var holdPoll = 5 * time.Millisecond // a variable for tests
 
 const writerMask = unix.IN_CREATE | unix.IN_MODIFY | unix.IN_CLOSE_WRITE |
 	unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_DELETE
@@ -59,12 +73,68 @@ func newWriters() (*writers, error) {
 	if err != nil {
 		return &writers{fd: -1, wd: -1}, err
 	}
-	return &writers{fd: fd, wd: -1, open: map[string]bool{}, buf: make([]byte, 64<<10)}, nil
+	wr := &writers{fd: fd, wd: -1, open: map[string]bool{}, buf: make([]byte, 64<<10),
+		ready: make(chan struct{}, 1), drained: make(chan struct{}, 1), done: make(chan struct{})}
+	wr.f = os.NewFile(uintptr(fd), "inotify (writers)")
+	if rc, err := wr.f.SyscallConn(); err == nil {
+		go wr.wait(rc)
+	}
+	return wr, nil
+}
+
+// wait tells the loop (ready) when events come while it holds a flag. It
+// returns once the instance is closed (or cannot be waited on: the loop
+// then still looks every holdPoll).
+func (wr *writers) wait(rc syscall.RawConn) {
+	for {
+		if err := rc.Read(func(fd uintptr) bool { return readable(int(fd)) }); err != nil {
+			return
+		}
+		if wr.holding.Load() {
+			select {
+			case wr.ready <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-wr.drained:
+		case <-wr.done:
+			return
+		}
+	}
+}
+
+// turned is told by the loop at the end of each turn, once it has read the
+// queue, whether it holds a flag now.
+func (wr *writers) turned(holding bool) {
+	if wr.fd < 0 {
+		return
+	}
+	wr.holding.Store(holding)
+	select {
+	case wr.drained <- struct{}{}:
+	default:
+	}
+	// An event that came after the turn's last read of the queue and
+	// before holding was set was not signalled: look now.
+	if holding && readable(wr.fd) {
+		select {
+		case wr.ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func readable(fd int) bool {
+	p := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(p[:], 0)
+	return err == nil && n > 0
 }
 
 func (wr *writers) close() {
 	if wr.fd >= 0 {
-		_ = unix.Close(wr.fd)
+		close(wr.done)
+		_ = wr.f.Close() // the instance; wait's Read returns
 		wr.fd = -1
 	}
 }

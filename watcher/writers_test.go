@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/http-status/http_status/cache"
 )
@@ -105,4 +106,27 @@ func TestEmptyHeldWhileOpen(t *testing.T) {
 	}
 	f.Close()
 	waitFor(t, st, "squid.80 maint", state("squid.80", cache.Maint))
+}
+
+// TestHoldEndsAtClose: a new flag created empty is held while its writer
+// has it open, and the close alone (which makes no fsnotify event) ends the
+// hold at once: with the hold's timers at an hour, only the close's wake-up
+// can publish it.
+func TestHoldEndsAtClose(t *testing.T) {
+	defer func(p, m time.Duration) { holdPoll, maxHold = p, m }(holdPoll, maxHold)
+	holdPoll, maxHold = time.Hour, time.Hour
+	dir := t.TempDir()
+	_, st := startWatcher(t, Options{Dir: dir})
+	p := filepath.Join(dir, "squid.80")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "marker"), "")
+	waitFor(t, st, "marker", has("marker"))
+	if _, ok := st.Load().Lookup("squid.80"); ok {
+		t.Fatal("squid.80 published while created empty and still open for writing")
+	}
+	f.Close()
+	waitFor(t, st, "squid.80 up after its close", state("squid.80", cache.Up))
 }
