@@ -195,6 +195,13 @@ func (w *Watcher) HeartbeatAge() time.Duration {
 
 func (w *Watcher) beat() { w.heartbeat.Store(int64(time.Since(w.epoch))) }
 
+// HeartbeatAgeAt is HeartbeatAge at now, a reading of time.Now (its
+// monotonic clock is used): a request that already read the clock asks
+// without reading it again.
+func (w *Watcher) HeartbeatAgeAt(now time.Time) time.Duration {
+	return now.Sub(w.epoch) - time.Duration(w.heartbeat.Load())
+}
+
 // Stats returns a copy of the counters.
 func (w *Watcher) Stats() Stats {
 	w.statsMu.Lock()

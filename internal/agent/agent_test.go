@@ -176,6 +176,28 @@ func TestAgentExpiry(t *testing.T) {
 	}
 }
 
+// TestAgentStale: while the watcher is stalled past StaleAfter, every line
+// is answered down with the reason, the default service included.
+func TestAgentStale(t *testing.T) {
+	st := agentStore(t, agentFlags)
+	age := time.Duration(0)
+	a, err := New(Options{Checker: check.New(check.Options{Store: st, StaleAfter: 10 * time.Second,
+		HeartbeatAge: func(time.Time) time.Duration { return age }})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Reply("squid.80"); got != "up ready 100%" {
+		t.Errorf("fresh: %q", got)
+	}
+	age = time.Minute
+	want := "down ready #" + check.ReasonStale
+	for _, line := range []string{"squid.80", "", "api.8080", "nope.80"} {
+		if got := a.Reply(line); got != want {
+			t.Errorf("stale, %q: %q, want %q", line, got, want)
+		}
+	}
+}
+
 // serveAgent runs a on 127.0.0.1:0 until the test ends and checks that Serve
 // returns nil when cancelled.
 func agentServe(t *testing.T, a *Server) string {

@@ -42,7 +42,11 @@ const (
 	BodyBadPort     = "Bad Request - PORT must be a number from 1 to 65535\n"
 	BodyBadVIP      = "Bad Request - VIP must be a comma-separated list of IPv4 or IPv6 addresses, without zone or prefix length\n"
 	BodyTooManyVIPs = "Bad Request - too many VIPs (at most 64)\n"
+	BodyStale       = "Service Unavailable - http_status cannot see flag changes!\n"
 )
+
+// ReasonStale is the reason of every answer while the watcher is stalled.
+const ReasonStale = "watcher loop stalled: answers would be stale"
 
 // MaxVIPs bounds the VIP list of one request.
 const MaxVIPs = 64
@@ -71,6 +75,12 @@ type Options struct {
 	// 0) or 503. HAProxy's "http-check disable-on-404" drains a server on
 	// 404 but takes it down on 503.
 	VIPMissingCode int
+	// HeartbeatAge, with StaleAfter above 0, tells how long ago the
+	// watcher loop last turned, at a reading of the clock. Once that is
+	// over StaleAfter every service is answered down (503, BodyStale,
+	// ReasonStale): the snapshot may no longer be the operator's truth.
+	HeartbeatAge func(now time.Time) time.Duration
+	StaleAfter   time.Duration
 }
 
 // Checker turns a /status query into a [Result]. It counts nothing: each
@@ -81,6 +91,8 @@ type Checker struct {
 	now      func() time.Time
 	noVIP    int    // code for a missing VIP
 	noVIPMsg string // and its body
+	beatAge  func(time.Time) time.Duration
+	stale    time.Duration
 }
 
 // New returns a Checker reading opts.Store.
@@ -91,6 +103,9 @@ func New(opts Options) *Checker {
 	}
 	if opts.VIPMissingCode == 503 {
 		c.noVIP, c.noVIPMsg = 503, BodyNoVIP503
+	}
+	if opts.HeartbeatAge != nil && opts.StaleAfter > 0 {
+		c.beatAge, c.stale = opts.HeartbeatAge, opts.StaleAfter
 	}
 	return c
 }
@@ -128,10 +143,14 @@ func (c *Checker) CheckName(name string, vips []netip.Addr) Result {
 }
 
 func (c *Checker) answer(q *parsed) Result {
+	now := c.now()
+	if c.beatAge != nil && c.beatAge(now) > c.stale {
+		return Result{Code: 503, Body: BodyStale, State: cache.Down, Weight: cache.NoWeight, Reason: ReasonStale}
+	}
 	snap := c.store.Load()
 	// Flag and probes combine in one place (cache.Snapshot.Effective), so
 	// /status and the agent always agree.
-	e, _ := snap.Effective(unsafe.String(&q.nameBuf[0], q.nameLen), c.now())
+	e, _ := snap.Effective(unsafe.String(&q.nameBuf[0], q.nameLen), now)
 	r := Result{Code: e.State.HTTPCode(), State: e.State, Weight: e.Weight, Reason: e.Reason}
 	switch e.State {
 	case cache.Up:

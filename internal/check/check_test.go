@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/internal/testsnap"
@@ -223,5 +224,48 @@ func TestVIPMissingCode(t *testing.T) {
 		if r := c.Check("SERVICE=nope&VIP=192.0.2.11"); r.Code != 404 {
 			t.Errorf("VIPMissingCode %d: no flag answered %d, want 404", tc.opt, r.Code)
 		}
+	}
+}
+
+// TestStale: once the watcher loop has not turned for StaleAfter, every
+// service is answered down, whatever its flag; before that, and with the
+// option off, answers are the snapshot's.
+func TestStale(t *testing.T) {
+	st := snap(t, map[string]string{"squid.80": "", "web.80": "drain"}, nil)
+	var age time.Duration
+	beat := func(time.Time) time.Duration { return age }
+	c := New(Options{Store: st, HeartbeatAge: beat, StaleAfter: 10 * time.Second})
+	off := New(Options{Store: st, HeartbeatAge: beat})
+	for _, tc := range []struct {
+		age  time.Duration
+		q    string
+		code int
+		body string
+	}{
+		{time.Second, "SERVICE=squid&PORT=80", 200, BodyOK},
+		{10 * time.Second, "SERVICE=squid&PORT=80", 200, BodyOK},
+		{11 * time.Second, "SERVICE=squid&PORT=80", 503, BodyStale},
+		{11 * time.Second, "SERVICE=web&PORT=80", 503, BodyStale},
+		{11 * time.Second, "SERVICE=nope", 503, BodyStale},
+		{11 * time.Second, "SERVICE=../x", 400, BodyBadService}, // a bad query stays a 400
+	} {
+		age = tc.age
+		r := c.Check(tc.q)
+		if r.Code != tc.code || r.Body != tc.body {
+			t.Errorf("heartbeat %v ago: %s answered %d %q, want %d %q", tc.age, tc.q, r.Code, r.Body, tc.code, tc.body)
+		}
+		if r.Code == 503 && (r.State != cache.Down || r.Reason != ReasonStale) {
+			t.Errorf("stale answer %+v: want state down, reason %q", r, ReasonStale)
+		}
+		if r := off.Check("SERVICE=squid&PORT=80"); r.Code != 200 {
+			t.Errorf("StaleAfter 0, heartbeat %v ago: %d, want 200", tc.age, r.Code)
+		}
+	}
+	age = time.Hour
+	if r := c.CheckName("squid.80", nil); r.Code != 503 || r.Reason != ReasonStale {
+		t.Errorf("CheckName (agent) while stale: %+v", r)
+	}
+	if n := testing.AllocsPerRun(100, func() { c.Check("SERVICE=squid&PORT=80") }); n != 0 {
+		t.Errorf("a stale answer allocates %v times", n)
 	}
 }

@@ -27,6 +27,7 @@ type Config struct {
 	LoopbackVIPsOnly bool
 	VIPMissingStatus int
 	Resync           time.Duration
+	StaleAfter       time.Duration
 	Grace            time.Duration
 	CreateDir        bool
 	ConfigFile       string
@@ -84,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if c.Resync < time.Second {
 		return fmt.Errorf("--resync %s: want at least 1s", c.Resync)
+	}
+	if c.StaleAfter != 0 && c.StaleAfter < 2*time.Second {
+		return fmt.Errorf("--stale-after %s: want 0 (never) or at least 2s (the watcher turns every 250 ms)", c.StaleAfter)
 	}
 	if c.ProbeConcurrency < 1 {
 		return fmt.Errorf("--probe-concurrency %d: want at least 1", c.ProbeConcurrency)

@@ -258,7 +258,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return nil
 	}
 
-	checker := check.New(check.Options{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly, VIPMissingCode: cfg.VIPMissingStatus})
+	checker := check.New(check.Options{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly, VIPMissingCode: cfg.VIPMissingStatus,
+		HeartbeatAge: w.HeartbeatAgeAt, StaleAfter: cfg.StaleAfter})
 	var ag *agent.Server
 	if agentLn != nil {
 		if ag, err = newAgent(cfg, checker, agentLn, log); err != nil {

@@ -5,6 +5,8 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/http-status/http_status/internal/check"
 	"github.com/http-status/http_status/internal/faulttest"
 	"github.com/http-status/http_status/internal/testenv"
 	"github.com/http-status/http_status/watcher"
@@ -316,5 +319,66 @@ func TestFaultFlagFileAbuse(t *testing.T) {
 		}
 	}
 	must(os.Chmod(unreadable, 0o644))
+	s.stopClean(t)
+}
+
+// TestStaleAfter: while the watcher loop is stalled (held in its publish
+// hook) for longer than --stale-after, /status answers every service 503
+// with the reason, as the agent answers down; once the loop turns again
+// the answers are the flags' again.
+func TestStaleAfter(t *testing.T) {
+	faulttest.NoLeaks(t)
+	dir := t.TempDir()
+	writeFlags(t, dir, map[string]string{"squid.80": ""})
+	var holding atomic.Bool
+	release := make(chan struct{})
+	cfg := testConfig(dir)
+	cfg.VIPs = false
+	cfg.StaleAfter = 2 * time.Second
+	s := startDaemon(t, cfg, Options{OnPublish: func(time.Duration) {
+		if holding.Load() {
+			select {
+			case <-release:
+			case <-time.After(60 * time.Second):
+			}
+		}
+	}})
+	get := func() (int, string, string) {
+		resp, err := http.Get(s.base + "/status?SERVICE=squid&PORT=80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header.Get("X-Status-Reason")
+	}
+	if code, body, _ := get(); code != 200 {
+		t.Fatalf("before the stall: %d %q", code, body)
+	}
+	holding.Store(true)
+	writeFlags(t, dir, map[string]string{"other.80": ""}) // the loop publishes it, then is held
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		code, body, reason := get()
+		if code == 503 {
+			if !strings.HasPrefix(body, check.BodyStale) || reason != check.ReasonStale {
+				t.Errorf("stale answer: %q, reason %q", body, reason)
+			}
+			break
+		}
+		if code != 200 || time.Now().After(deadline) {
+			t.Fatalf("loop held: %d %q, want 200 then 503 after --stale-after", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(release)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if code, _, _ := get(); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still not 200 after the loop was released")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	s.stopClean(t)
 }
