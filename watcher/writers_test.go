@@ -130,3 +130,25 @@ func TestHoldEndsAtClose(t *testing.T) {
 	f.Close()
 	waitFor(t, st, "squid.80 up after its close", state("squid.80", cache.Up))
 }
+
+// TestEmptiedAfterChurnSettles: a flag rewritten in place between drain and
+// empty as fast as a writer can, then left empty, comes up by the settle
+// after the last write: with maxHold at an hour, nothing else can end its
+// hold.
+func TestEmptiedAfterChurnSettles(t *testing.T) {
+	defer func(m time.Duration) { maxHold = m }(maxHold)
+	maxHold = time.Hour
+	dir := t.TempDir()
+	p := filepath.Join(dir, "squid.80")
+	write(t, p, "drain\n")
+	_, st := startWatcher(t, Options{Dir: dir})
+	waitFor(t, st, "squid.80 drain", state("squid.80", cache.Drain))
+	for i := range 2000 {
+		c := "drain\n"
+		if i%2 == 1 {
+			c = ""
+		}
+		write(t, p, c)
+	}
+	waitFor(t, st, "squid.80 up after the churn", state("squid.80", cache.Up))
+}
