@@ -144,35 +144,12 @@ func TestFast431NoReset(t *testing.T) {
 // gets the overload answer. They used to leave the count at once.
 func TestFastHandoffsCountAgainstMaxConns(t *testing.T) {
 	addr := serveFastOpts(t, FastOptions{MaxConns: 2}, nil)
-	var held []net.Conn
-	for i := range 2 {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_, _ = io.WriteString(c, "GET /extra HTTP/1.1\r\nHost: x\r\n\r\n") // handed to net/http, kept alive
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		res, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil || res.StatusCode != 200 {
-			t.Fatalf("handed-over conn %d: %v %v", i, res, err)
-		}
-		held = append(held, c)
-	}
+	held := holdConns(t, addr, "GET /extra HTTP/1.1\r\nHost: x\r\n\r\n", 2) // handed to net/http, kept alive
 	if got := exchange(t, addr, "GET /status HTTP/1.0\r\n\r\n"); got != respOverloaded {
 		t.Fatalf("a third connection while two handed-over ones are open: %q, want the overload answer", got)
 	}
 	held[0].Close() // net/http closes its side, the count drops
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := exchange(t, addr, "GET /status HTTP/1.0\r\n\r\n")
-		if strings.HasPrefix(got, "HTTP/1.0 200 OK") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not served after a handed-over connection closed: %q", got)
-		}
-	}
+	servedAgain(t, addr, "after a handed-over connection closed")
 }
 
 // TestFastOverloadAnswer is the byte count of the overload answer.

@@ -3,11 +3,8 @@
 package httpd
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -62,20 +59,7 @@ func TestNetHTTPMaxConns(t *testing.T) {
 		}
 	}()
 	addr := ln.Addr().String()
-	var held []net.Conn
-	for i := range 2 {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_, _ = io.WriteString(c, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if res, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || res.StatusCode != 200 {
-			t.Fatalf("conn %d: %v %v", i, res, err)
-		}
-		held = append(held, c)
-	}
+	held := holdConns(t, addr, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n", 2)
 	if got := exchange(t, addr, "GET /status HTTP/1.0\r\n\r\n"); got != respOverloaded {
 		t.Fatalf("third connection: %q, want the overload answer", got)
 	}
@@ -83,14 +67,5 @@ func TestNetHTTPMaxConns(t *testing.T) {
 		t.Fatalf("stats %+v, want 2 open, 3 accepted, 1 overloaded", st)
 	}
 	held[0].Close() // net/http sees EOF and closes its side: the place is free again
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := exchange(t, addr, "GET /status HTTP/1.0\r\n\r\n")
-		if strings.HasPrefix(got, "HTTP/1.0 200 OK") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not served after a connection closed: %q", got)
-		}
-	}
+	servedAgain(t, addr, "after a connection closed")
 }
