@@ -124,6 +124,14 @@ func serve(t *testing.T, h *lineHandler, opts Options) (*Server[lineState], stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	s, cancel := serveFDs(t, h, fds, opts)
+	return s, addr, cancel
+}
+
+// serveFDs runs a server for h on the listening sockets fds until the test
+// ends.
+func serveFDs(t *testing.T, h *lineHandler, fds []int, opts Options) (*Server[lineState], context.CancelFunc) {
+	t.Helper()
 	s, err := New[lineState](h, fds, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +151,7 @@ func serve(t *testing.T, h *lineHandler, opts Options) (*Server[lineState], stri
 		}
 		h.detached.Wait()
 	})
-	return s, addr, cancel
+	return s, cancel
 }
 
 func dial(t *testing.T, addr string) *net.TCPConn {
@@ -395,14 +403,7 @@ func TestBalance(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	fds, _ := ListenerFDs(ln, true)
-	s, err := New[lineState](h, fds, Options{Loops: 4, Balance: true}) // one shared socket, 4 loops
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
+	s, _ := serveFDs(t, h, fds, Options{Loops: 4, Balance: true}) // one shared socket, 4 loops
 	var conns []*net.TCPConn
 	for i := range 40 {
 		c := dial(t, addr)
@@ -443,14 +444,7 @@ func TestYieldOnlyForKeptConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New[lineState](h, fds, Options{Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
+	s, _ := serveFDs(t, h, fds, Options{Loops: 1})
 	addr := ln.Addr().String()
 
 	for i := range 20 {
