@@ -44,17 +44,24 @@ type Info struct {
 // ReadInfo is [Read], also returning what fstat said of a regular file
 // (zero when present is false).
 func ReadInfo(path string) (e cache.Entry, present bool, info Info, problem error) {
+	// lstat first: opening a device node runs its driver's open (a tape
+	// rewinds, /dev/watchdog arms), whatever the file is then found to be.
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		return missing(), false, Info{}, openProblem(err)
+	}
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+	case syscall.S_IFLNK:
+		return missing(), false, Info{}, ErrSymlink
+	default:
+		return missing(), false, Info{}, ErrNotRegular
+	}
+	// The file may have been replaced since: O_NOFOLLOW, O_NONBLOCK (a FIFO
+	// is not waited on) and the fstat below hold whatever comes.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return missing(), false, Info{}, nil
-		case errors.Is(err, syscall.ELOOP):
-			return missing(), false, Info{}, ErrSymlink
-		case errors.Is(err, fs.ErrPermission):
-			return missing(), false, Info{}, fmt.Errorf("%w (mode or owner keeps the daemon from reading it)", ErrUnreadable)
-		}
-		return missing(), false, Info{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
+		return missing(), false, Info{}, openProblem(err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -81,6 +88,20 @@ func ReadInfo(path string) (e cache.Entry, present bool, info Info, problem erro
 		return e, true, info, fmt.Errorf("content not understood, counted as %s: %w", e.State, err)
 	}
 	return e, true, info, nil
+}
+
+// openProblem is why a flag could not be looked at or opened (nil: it is
+// absent, which is no problem).
+func openProblem(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case errors.Is(err, syscall.ELOOP):
+		return ErrSymlink
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w (mode or owner keeps the daemon from reading it)", ErrUnreadable)
+	}
+	return fmt.Errorf("%w: %w", ErrUnreadable, err)
 }
 
 // Why a file does not count as a flag.

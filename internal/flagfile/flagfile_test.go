@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/http-status/http_status/cache"
 )
 
@@ -79,6 +81,25 @@ func TestReadNotAFlag(t *testing.T) {
 		if _, ok, problem := Read(filepath.Join(dir, "secret")); ok || !errors.Is(problem, ErrUnreadable) {
 			t.Fatalf("unreadable: %v %v", ok, problem)
 		}
+	}
+}
+
+// TestReadDeviceNotOpened: a device node named as a flag is not a flag, and
+// it is not opened (its driver's open could act: a tape rewinds, a
+// watchdog arms). The node's major number is one reserved for local use
+// and registered by no driver, so opening it fails with ENXIO: a problem
+// that names that error shows the open happened.
+func TestReadDeviceNotOpened(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mknod needs root")
+	}
+	p := filepath.Join(t.TempDir(), "squid.80")
+	if err := syscall.Mknod(p, syscall.S_IFCHR|0o644, int(unix.Mkdev(240, 77))); err != nil {
+		t.Skipf("mknod: %v", err)
+	}
+	_, ok, problem := Read(p)
+	if ok || !errors.Is(problem, ErrNotRegular) {
+		t.Fatalf("a character device: present %v, problem %v; want not a regular file, not opened", ok, problem)
 	}
 }
 
