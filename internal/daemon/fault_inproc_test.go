@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/http-status/http_status/internal/check"
 	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/pages"
 	"github.com/http-status/http_status/internal/testenv"
 	"github.com/http-status/http_status/watcher"
 )
@@ -363,6 +365,16 @@ func TestStaleAfter(t *testing.T) {
 			if !strings.HasPrefix(body, check.BodyStale) || reason != check.ReasonStale {
 				t.Errorf("stale answer: %q, reason %q", body, reason)
 			}
+			// The pages say so too: /status.json's states alone
+			// would say up.
+			if v := statusJSON(t, s.base); !v.Stale || !strings.Contains(v.StaleReason, "watcher loop stalled") {
+				t.Errorf("/status.json while stale: stale %v, reason %q", v.Stale, v.StaleReason)
+			}
+			for _, page := range []string{"/status.txt", "/board"} {
+				if b := getBody(t, s.base+page); !strings.Contains(b, "watcher loop stalled") {
+					t.Errorf("%s while stale does not say so", page)
+				}
+			}
 			break
 		}
 		if code != 200 || time.Now().After(deadline) {
@@ -373,6 +385,9 @@ func TestStaleAfter(t *testing.T) {
 	close(release)
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if code, _, _ := get(); code == 200 {
+			if v := statusJSON(t, s.base); v.Stale {
+				t.Errorf("/status.json still stale once /status answers 200: %q", v.StaleReason)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
@@ -381,4 +396,27 @@ func TestStaleAfter(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	s.stopClean(t)
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func statusJSON(t *testing.T, base string) pages.StatusJSON {
+	t.Helper()
+	var v pages.StatusJSON
+	if err := json.Unmarshal([]byte(getBody(t, base+"/status.json")), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

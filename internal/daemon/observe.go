@@ -17,8 +17,9 @@ import (
 // OnPublish hook reports into it, and mounted once the watcher and the
 // checker exist; publishes before that (the first snapshot) are not timed.
 type observability struct {
-	version string // the index page's version line
-	metrics atomic.Pointer[pages.Metrics]
+	version    string        // the index page's version line
+	staleAfter time.Duration // --stale-after, for the pages to say so
+	metrics    atomic.Pointer[pages.Metrics]
 	// needConns wakes the connection sampler (live.go); set before mount.
 	needConns func() <-chan struct{}
 }
@@ -47,6 +48,7 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		Store:           h.Checker().Store(),
 		HeartbeatAge:    w.HeartbeatAge,
 		HeartbeatMaxAge: heartbeatMaxAge,
+		StaleAfter:      o.staleAfter,
 		Version:         o.version,
 		NeedConns:       o.needConns,
 	}).Mount(h)

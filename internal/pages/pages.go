@@ -32,6 +32,10 @@ type Options struct {
 	// Nil: /healthz only checks that the daemon answers.
 	HeartbeatAge    func() time.Duration
 	HeartbeatMaxAge time.Duration
+	// StaleAfter is --stale-after: once the heartbeat is older, /status
+	// answers every service down, and the pages say so (stale in
+	// /status.json, a banner on the board, a field on the text page).
+	StaleAfter time.Duration
 	// BoardRefresh is the board's default auto-refresh period (meta
 	// refresh); 0 means 10 s. ?refresh=N overrides it; ?refresh=0 turns
 	// it off.
@@ -216,6 +220,24 @@ type StatusJSON struct {
 	// says why the last count failed.
 	ConnsLive  bool   `json:"connections_live"`
 	ConnsError string `json:"connections_error,omitempty"`
+	// Stale is true while the watcher loop has been stalled for longer
+	// than --stale-after: /status and the agent then answer every service
+	// down, whatever the states above say; StaleReason says since when.
+	Stale       bool   `json:"stale"`
+	StaleReason string `json:"stale_reason,omitempty"`
+}
+
+// view is View of the current snapshot, marked stale when the watcher loop
+// has stalled for longer than StaleAfter.
+func (p *Pages) view() StatusJSON {
+	v := View(p.load(), p.now())
+	if p.opts.HeartbeatAge != nil && p.opts.StaleAfter > 0 {
+		if age := p.opts.HeartbeatAge(); age > p.opts.StaleAfter {
+			v.Stale = true
+			v.StaleReason = "watcher loop stalled: last turn " + age.Round(time.Millisecond).String() + " ago: /status and the agent answer every service down"
+		}
+	}
+	return v
 }
 
 // View builds the /status.json document from one snapshot; the text page
@@ -309,7 +331,7 @@ func waitConns(st *cache.Store, need func() <-chan struct{}) *cache.Snapshot {
 }
 
 func (p *Pages) serveJSON(w http.ResponseWriter, r *http.Request) {
-	v := View(p.load(), p.now())
+	v := p.view()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	if _, ok := r.URL.Query()["pretty"]; ok {
@@ -330,7 +352,7 @@ func (p *Pages) serveJSON(w http.ResponseWriter, r *http.Request) {
 // serveText is a plain-text page in the spirit of nginx's upstream check
 // status page: a summary line, then one line per service.
 func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
-	v := View(p.load(), p.now())
+	v := p.view()
 	var b bytes.Buffer
 	b.WriteString("Service count: ")
 	b.WriteString(strconv.Itoa(len(v.Services)))
@@ -348,6 +370,10 @@ func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
 	b.WriteString(okWord(v.DirOK, v.DirProblem))
 	b.WriteString("; vips: ")
 	b.WriteString(okWord(v.VIPsOK, "stale"))
+	if v.Stale {
+		b.WriteString("; ")
+		b.WriteString(v.StaleReason)
+	}
 	b.WriteByte('\n')
 	for i, s := range v.Services {
 		b.WriteString("    ")
