@@ -433,7 +433,7 @@ func TestDebPackage(t *testing.T) {
 
 	// Upgrade with a running daemon (started by the installed SysV
 	// script, as on a host without systemd), an edited config and a flag.
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	logf := filepath.Join(t.TempDir(), "http_status.log")
 	edited := "# local edit\nHTTP_STATUS_OPTS=\"--ip 127.0.0.1 --port " + strconv.Itoa(port) + " --vips=false\"\nHTTP_STATUS_LOG=" + logf + "\n"
 	writeFile(t, "/etc/default/http_status", edited)
@@ -589,7 +589,7 @@ func checkStatusDir(t *testing.T, u *user.User) {
 func runInstalledBinary(t *testing.T, bin string) {
 	t.Helper()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	cmd := exec.Command(bin, "--dir", dir, "--ip", "127.0.0.1", "--port", strconv.Itoa(port), "--vips=false")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs

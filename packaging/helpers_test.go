@@ -5,7 +5,6 @@ package packaging_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,17 +46,6 @@ func TestMain(m *testing.M) {
 func testBinary(t *testing.T) string {
 	t.Helper()
 	return testbin.Path(t)
-}
-
-// freePort returns a loopback TCP port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // statusCode GETs /status?query on 127.0.0.1:port; 0 when no answer.

@@ -33,7 +33,7 @@ func TestSysVInitScript(t *testing.T) {
 				env = []string{"HTTP_STATUS_NO_SSD=0"}
 			}
 			tmp := t.TempDir()
-			port := freePort(t)
+			port := testenv.FreePort(t)
 			flags := filepath.Join(tmp, "flags")
 			logf := filepath.Join(tmp, "http_status.log")
 			pidfile := filepath.Join(tmp, "http_status.pid")
@@ -192,7 +192,7 @@ func TestUpstartJob(t *testing.T) {
 	// Run it. upstart runs each block with /bin/sh -e and the job's env.
 	bin := testBinary(t)
 	tmp := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	flags := filepath.Join(tmp, "flags")
 	defaults := filepath.Join(tmp, "default")
 	writeFile(t, defaults, "HTTP_STATUS_OPTS=\"--ip 127.0.0.1 --port "+itoa(port)+" --vips=false\"\nHTTP_STATUS_DIR="+flags+"\n")

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/http-status/http_status/internal/testenv"
 	"net"
 	"net/http"
 	"os"
@@ -94,7 +95,7 @@ func TestAgentScriptProbe(t *testing.T) {
 	// Parallel only once the script is written (see TestExecProbe in probe:
 	// a fork meanwhile would hold it open, and its exec fail "text file busy").
 	t.Parallel()
-	port, agentPort := freePort(t), freePort(t)
+	port, agentPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := startDaemon(t, nil, "--dir", flags, "--port", strconv.Itoa(port), "--agent-port", strconv.Itoa(agentPort),
 		"--config", conf, "--vips=false", "--log-format=json")
 

@@ -132,17 +132,6 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 	return path, msgs
 }
 
-// freePort returns a loopback TCP port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // busyPort returns a loopback port the test keeps bound until it ends, so
 // a daemon that falls back to binding it fails loudly.
 func busyPort(t *testing.T) int {

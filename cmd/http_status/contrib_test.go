@@ -17,6 +17,7 @@ import (
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // contribPath is a file under contrib/ (tests run in cmd/http_status).
@@ -216,7 +217,7 @@ func TestContribNginxStatus(t *testing.T) {
 			temps += fmt.Sprintf("    %s_temp_path %s;\n", m, filepath.Join(tmp, m))
 		}
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	conf := filepath.Join(tmp, "nginx.conf")
 	writeFlags(t, tmp, map[string]string{"nginx.conf": fmt.Sprintf(`daemon off;
 master_process off;

@@ -561,7 +561,7 @@ func TestSamplerFollowsDrain(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"web.8080": "up"})
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	log := &lockedBuffer{}
 	startProcess(t, log, testBinary(t), "--dir", dir, "-p", strconv.Itoa(port), "--vips=false", "--log-format", "json", "--log-level", "debug")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)

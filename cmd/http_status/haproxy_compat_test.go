@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/http-status/http_status/internal/testenv"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -80,7 +81,7 @@ func TestHAProxyCompat(t *testing.T) {
 	bin := testBinary(t)
 	tmp := t.TempDir()
 	flags := filepath.Join(tmp, "flags")
-	fastPort, netPort, agentPort := freePort(t), freePort(t), freePort(t)
+	fastPort, netPort, agentPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	fastLog, netLog := &lockedBuffer{}, &lockedBuffer{}
 	startProcess(t, fastLog, bin, "--dir", flags, "--port", strconv.Itoa(fastPort), "--engine", "fast",
 		"--agent-port", strconv.Itoa(agentPort), "--log-format", "json")

@@ -91,7 +91,7 @@ func TestHAProxyDrainWait(t *testing.T) {
 	tmp := t.TempDir()
 	flags := filepath.Join(tmp, "flags")
 	a, b := startBackend(t, "a"), startBackend(t, "b")
-	httpPort, agentPort, front := freePort(t), freePort(t), freePort(t)
+	httpPort, agentPort, front := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	webA := fmt.Sprintf("web.%d", a.port())
 
 	daemonLog := &lockedBuffer{}

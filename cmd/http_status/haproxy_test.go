@@ -290,7 +290,7 @@ func TestHAProxyAgentCheck(t *testing.T) {
 	bin := testBinary(t)
 	tmp := t.TempDir()
 	flags := filepath.Join(tmp, "flags")
-	httpPort, agentPort := freePort(t), freePort(t)
+	httpPort, agentPort := testenv.FreePort(t), testenv.FreePort(t)
 
 	daemonLog := &lockedBuffer{}
 	startProcess(t, daemonLog, bin, "--dir", flags, "--ip", "127.0.0.1",

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/http-status/http_status/internal/testenv"
 	"net/http"
 	"os"
 	"os/exec"
@@ -71,7 +72,7 @@ func TestInitScriptActivate(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "flags")
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	startDaemon(t, nil, "--dir", dir, "--port", strconv.Itoa(port), "--vips=false", "--log-format=json")
 	status := func(query string) int {
 		t.Helper()

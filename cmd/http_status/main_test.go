@@ -34,7 +34,7 @@ type proc struct {
 // answers.
 func runDaemon(t *testing.T, args ...string) *proc {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	args = append([]string{"-p", fmt.Sprint(port), "--log-format", "json"}, args...)
 	d := &proc{cmd: exec.Command(testBinary(t), args...), base: fmt.Sprintf("http://127.0.0.1:%d", port), out: &bytes.Buffer{}, done: make(chan error, 1)}
 	d.cmd.Env = cleanEnv()

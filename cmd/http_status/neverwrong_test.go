@@ -21,6 +21,7 @@ import (
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/internal/faulttest"
 	"github.com/http-status/http_status/internal/flagfile"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // Tests of issue "never wrong": the answer follows the operator's truth
@@ -102,7 +103,7 @@ func TestNeverWrongUnprivileged(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
 		bin, "--dir", dir, "-p", fmt.Sprint(port), "--resync", "10m", "--vips=false", "--log-format", "json")
 	cmd.Env = cleanEnv()
@@ -166,7 +167,7 @@ func TestNeverWrongGatedProbesAtStart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	closed := freePort(t) // nothing listens: the active probe fails
+	closed := testenv.FreePort(t) // nothing listens: the active probe fails
 	conf := filepath.Join(t.TempDir(), "probes.toml")
 	probes := fmt.Sprintf(`
 [[probe]]
@@ -187,7 +188,7 @@ only_if_vip = "127.0.0.1"
 		t.Fatal(err)
 	}
 	sock, msgs := notifySocket(t)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	startDaemon(t, []string{"NOTIFY_SOCKET=" + sock}, "--dir", dir, "-p", fmt.Sprint(port), "--config", conf, "--resync", "10m")
 	faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -217,7 +218,7 @@ func TestNeverWrongOutOfWatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock, msgs := notifySocket(t)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	cmd := exec.Command("unshare", "--user", "--map-root-user", "sh", "-c",
 		`echo 0 > /proc/sys/user/max_inotify_watches && exec "$@"`, "sh",
 		testBinary(t), "--dir", dir, "-p", fmt.Sprint(port), "--resync", "10m", "--log-format", "json")
@@ -252,7 +253,7 @@ func TestNeverWrongChurn(t *testing.T) {
 		churnFor = 500 * time.Millisecond
 	}
 	dir := t.TempDir()
-	port, agentPort := freePort(t), freePort(t)
+	port, agentPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := startDaemon(t, nil, "--dir", dir, "-p", fmt.Sprint(port), "--agent-port", fmt.Sprint(agentPort), "--resync", "10m", "--vips=false")
 	base := waitServing(t, d, port)
 	name := func(i int) string { return fmt.Sprintf("svc%03d.80", i) }

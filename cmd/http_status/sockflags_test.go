@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // TestSocketActivationFlagConflict runs the binary under
@@ -83,7 +84,7 @@ func TestSocketActivationFlagConflict(t *testing.T) {
 	}
 
 	t.Run("disagree", func(t *testing.T) {
-		httpPort, agentPort, otherAgent := freePort(t), freePort(t), busyPort(t)
+		httpPort, agentPort, otherAgent := testenv.FreePort(t), testenv.FreePort(t), busyPort(t)
 		p, ready := run(t, httpPort, agentPort, "-i", "0.0.0.0", "-p", strconv.Itoa(httpPort), "--agent-port", strconv.Itoa(otherAgent))
 		logs := p.stderr.String()
 		httpSock, agentSock := "127.0.0.1:"+strconv.Itoa(httpPort), "127.0.0.1:"+strconv.Itoa(agentPort)
@@ -108,7 +109,7 @@ func TestSocketActivationFlagConflict(t *testing.T) {
 		}
 	})
 	t.Run("agree", func(t *testing.T) {
-		httpPort, agentPort := freePort(t), freePort(t)
+		httpPort, agentPort := testenv.FreePort(t), testenv.FreePort(t)
 		p, ready := run(t, httpPort, agentPort, "-i", "127.0.0.1", "--port", strconv.Itoa(httpPort), "--agent-port", strconv.Itoa(agentPort))
 		if logs := p.stderr.String(); strings.Contains(logs, "systemd passed the") {
 			t.Errorf("flags that agree with the sockets gave a warning:\n%s", logs)

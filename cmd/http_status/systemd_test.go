@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // TestNotifyLifecycle runs the binary with a real unixgram NOTIFY_SOCKET and
@@ -29,7 +30,7 @@ func TestNotifyLifecycle(t *testing.T) {
 	t.Parallel()
 	sock, msgs := notifySocket(t)
 	dir := t.TempDir()
-	port, agentPort := freePort(t), freePort(t)
+	port, agentPort := testenv.FreePort(t), testenv.FreePort(t)
 	p := startDaemon(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"},
 		"--dir", dir, "--port", strconv.Itoa(port), "--agent-port", strconv.Itoa(agentPort),
 		"--vips=false", "--lameduck=3s", "--log-format=json")
@@ -135,7 +136,7 @@ func TestSocketActivation(t *testing.T) {
 	}
 	sock, msgs := notifySocket(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	cmd := exec.Command(sa, "-l", "127.0.0.1:"+strconv.Itoa(port), "--fdname=http", "-E", "NOTIFY_SOCKET="+sock,
 		testBinary(t), "--dir", dir, "--ip", "127.0.0.1", "--port", strconv.Itoa(busyPort(t)), "--vips=false", "--log-format=json")
 	cmd.Env = cleanEnv()

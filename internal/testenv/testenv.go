@@ -7,11 +7,13 @@ package testenv
 import (
 	"flag"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -76,4 +78,33 @@ func DieWithTest(cmd *exec.Cmd) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+}
+
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{}
+)
+
+// FreePort returns a loopback TCP port nobody listens on right now, and
+// never the same one twice in one test binary: the kernel may hand out a
+// port it just freed again, and two daemons told the same port (an HTTP and
+// an agent port, say) fail with "address already in use".
+func FreePort(t testing.TB) int {
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !ports[port] {
+			ports[port] = true
+			return port
+		}
+	}
+	t.Fatal("FreePort: the kernel kept handing out ports already used")
+	return 0
 }

@@ -62,3 +62,16 @@ func TestDieWithTest(t *testing.T) {
 		t.Fatalf("child %d still running 10 s after its parent exited (poll: %d, %v)", pid, n, err)
 	}
 }
+
+// TestFreePortUnique: FreePort never hands out a port twice, although the
+// kernel may offer one it just freed again.
+func TestFreePortUnique(t *testing.T) {
+	seen := map[int]bool{}
+	for range 200 {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
