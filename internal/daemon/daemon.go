@@ -271,6 +271,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lv := newLive(store, w, pr, log.With().Str("component", "conns").Logger()) // connection counts, /events
 	defer lv.close()
 	obs.needConns = lv.sampler.Touch
+	obs.configProblem = pr.configProblem
 	h := httpd.NewHandler(checker)
 	obs.mount(h, w, ag) // read-only pages and /metrics
 	lv.mount(h)

@@ -22,6 +22,8 @@ type observability struct {
 	metrics    atomic.Pointer[pages.Metrics]
 	// needConns wakes the connection sampler (live.go); set before mount.
 	needConns func() <-chan struct{}
+	// configProblem says why the probe file was not reloaded; set before mount.
+	configProblem func() string
 }
 
 // onPublish is the watcher's OnPublish hook.
@@ -51,6 +53,7 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		StaleAfter:      o.staleAfter,
 		Version:         o.version,
 		NeedConns:       o.needConns,
+		ConfigProblem:   o.configProblem,
 	}).Mount(h)
 	var agentStats func() agent.Stats
 	if ag != nil {

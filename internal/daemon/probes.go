@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,19 @@ type probes struct {
 	runner *probe.Runner
 	log    zerolog.Logger
 	conns  atomic.Pointer[map[string]uint16] // conn_port per service
+	// problem is why the last reload was refused ("": it was applied):
+	// the old probes keep running, which /healthz must say, or a SIGHUP
+	// whose file was broken would look like one that took.
+	problem atomic.Pointer[string]
+}
+
+// configProblem says why the probe file on disk is not the one running
+// ("" when it is).
+func (p *probes) configProblem() string {
+	if s := p.problem.Load(); s != nil {
+		return *s
+	}
+	return ""
 }
 
 // connPorts maps the services whose probes set conn_port to it.
@@ -80,8 +94,11 @@ func (p *probes) reload() {
 	}
 	if err != nil {
 		p.log.Error().Err(err).Str("config", p.path).Msg("probe config not reloaded; keeping the running one")
+		msg := "probe config " + p.path + " not reloaded, the previous probes still run: " + strings.Join(strings.Fields(err.Error()), " ")
+		p.problem.Store(&msg)
 		return
 	}
+	p.problem.Store(nil)
 	p.setConnPorts(cfg)
 	p.log.Info().Str("config", p.path).Int("probes", len(cfg.Probes)).Msg("probe config reloaded")
 }

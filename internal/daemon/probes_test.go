@@ -124,6 +124,12 @@ func TestProbesReachStatus(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// ... and /healthz says so until a good file is loaded: a SIGHUP
+	// whose file was broken must not look like one that took.
+	code, hz := faulttest.HTTPGet(t, r.base+"/healthz")
+	if code != 200 || !strings.Contains(hz, "degraded: probe config "+conf+" not reloaded, the previous probes still run: ") || !strings.Contains(hz, "bogus") {
+		t.Errorf("/healthz after a refused reload = %d %q, want 200 with a degraded line naming the file and the error", code, hz)
+	}
 	healthy.Store(true)
 	waitCode(200, "probe passing again")
 	healthy.Store(false)
@@ -134,6 +140,9 @@ func TestProbesReachStatus(t *testing.T) {
 	}
 	r.d.Reload()
 	waitCode(200, "probe removed")
+	if code, hz := faulttest.HTTPGet(t, r.base+"/healthz"); code != 200 || strings.Contains(hz, "degraded") {
+		t.Errorf("/healthz after a good reload = %d %q, want 200 without a degraded line", code, hz)
+	}
 	for deadline := time.Now().Add(10 * time.Second); r.d.Store().Load().NumProbed() != 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("probe status left in the snapshot")

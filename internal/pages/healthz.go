@@ -41,6 +41,13 @@ func (p *Pages) serveHealthz(w http.ResponseWriter, r *http.Request) {
 		b.WriteString(s.DirProblem())
 		b.WriteString("; every service is out of rotation\n")
 	}
+	if p.opts.ConfigProblem != nil {
+		if why := p.opts.ConfigProblem(); why != "" {
+			b.WriteString("degraded: ")
+			b.WriteString(why)
+			b.WriteByte('\n')
+		}
+	}
 	if !s.VIPsOK() {
 		b.WriteString("degraded: VIP list not current (netlink subscription down)\n")
 	}

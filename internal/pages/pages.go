@@ -47,6 +47,9 @@ type Options struct {
 	// channel it returns when the snapshot has no live counts. Nil: pages
 	// show no counts.
 	NeedConns func() <-chan struct{}
+	// ConfigProblem, when not nil, says why the configuration running is
+	// not the one on disk ("" when it is); /healthz reports it as degraded.
+	ConfigProblem func() string
 }
 
 // Pages serves the read-only status pages: /status.json, /status.txt, the

@@ -439,3 +439,62 @@ func TestValidNames(t *testing.T) {
 		}
 	}
 }
+
+// TestExecProbeBackgroundChild: a script that starts something in the
+// background (`daemon &`, as init-style scripts do) and exits 0 passes at
+// once, although the child inherited its stdout; the child, left in the
+// script's process group, is killed. Also in agent mode, whose stdout and
+// stderr are read apart. A child that left the group (setsid) and keeps
+// the pipe open holds the attempt at most a grace period, and still passes.
+func TestExecProbeBackgroundChild(t *testing.T) {
+	for _, tool := range []string{"/bin/sh", "sleep", "setsid"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s", tool)
+		}
+	}
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "child.pid")
+	bg := writeScript(t, dir, "bg", "sleep 60 &\necho $! > "+pidfile+"\necho up\nexit 0\n")
+	escaped := filepath.Join(dir, "escaped.pid")
+	away := writeScript(t, dir, "away", "setsid sh -c 'echo $$ > "+escaped+"; exec sleep 60' &\nwhile [ ! -s "+escaped+" ]; do :; done\necho up\nexit 0\n")
+	t.Parallel()
+
+	for _, agent := range []bool{false, true} {
+		start := time.Now()
+		msg, err := runCheck(t, &Exec{Command: []string{bg}, Agent: agent}, 10*time.Second)
+		if err != nil || msg != "up" {
+			t.Fatalf("agent=%v: background child: %q, %v; want a pass with \"up\"", agent, msg, err)
+		}
+		if d := time.Since(start); d > 900*time.Millisecond {
+			t.Errorf("agent=%v: the attempt took %s: it waited for the child's stdout", agent, d)
+		}
+		b, rerr := os.ReadFile(pidfile)
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		waitGone(t, pid)
+	}
+
+	msg, err := runCheck(t, &Exec{Command: []string{away}}, 10*time.Second)
+	b, rerr := os.ReadFile(escaped)
+	if rerr == nil {
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if err != nil || msg != "up" {
+		t.Fatalf("child in its own session: %q, %v; want a pass with \"up\"", msg, err)
+	}
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !gone(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the script's child %d survived the script", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
