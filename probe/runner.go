@@ -22,10 +22,12 @@
 // one turns passing after rise consecutive successes. Before its first
 // result a probe is "pending": with initial = "down" (the default) pending
 // counts as failing and the first result is adopted at once; with initial =
-// "up" it counts as passing and fall failures are needed. A probe with
+// "up" it counts as passing and fall failures are needed, unless it comes
+// with a reload to a service whose probes were failing: then it counts as
+// failing and rise successes are needed. A probe with
 // only_if_vip is idle while that address is absent from this host: it does
 // not run and does not vote; when the address comes back the probe starts
-// afresh (pending).
+// afresh (pending), or failing if it was failing when the address went.
 //
 // # Concurrency
 //
@@ -218,6 +220,13 @@ func (r *Runner) Apply(cfg *Config) error {
 		if it.chk != nil {
 			p = &running{spec: it.spec, chk: it.chk, done: make(chan struct{}), since: now}
 			p.reset()
+			// initial = "up" is for a service with no verdict yet: a
+			// reload that changes or renames the probes of a failing
+			// service must not put it back in rotation before the new
+			// probe has passed rise times.
+			if old := r.services[it.spec.Service]; old != nil && old.have && !old.last.OK {
+				p.ok = false
+			}
 			start = append(start, p)
 		}
 		keep[id] = p
@@ -398,7 +407,17 @@ func (r *Runner) setIdle(p *running, idle bool) {
 		r.log.Info().Str("service", p.spec.Service).Str("probe", p.spec.Name).Str("vip", p.spec.OnlyIfVIP).
 			Msg(p.spec.ID() + " active: VIP " + p.spec.OnlyIfVIP + " is on this host")
 	}
-	p.reset()
+	if !idle {
+		// Back in service: afresh (pending), except that a probe that
+		// was failing when its address went away stays failing until
+		// it passes rise times, whatever initial says. While idle it
+		// keeps its last result (it does not vote then).
+		failing := !p.pending && !p.ok
+		p.reset()
+		if failing {
+			p.ok = false
+		}
+	}
 	p.since = r.opts.Now()
 	if sv := r.services[p.spec.Service]; sv != nil && slices.Contains(sv.probes, p) {
 		r.publishLocked(sv)

@@ -205,6 +205,90 @@ initial = "up"
 	}
 }
 
+// TestRunnerReloadKeepsFailing: renaming (or changing) the failing probe of
+// a service with initial = "up" does not put the service back in rotation:
+// the new probe starts failing and must pass rise times. It used to start
+// as passing, so the service answered 200 until fall new failures.
+func TestRunnerReloadKeepsFailing(t *testing.T) {
+	t.Parallel()
+	c := newCollector()
+	r := newTestRunner(t, c, Options{})
+	// fall = 3 with an interval of an hour: a probe that starts passing
+	// stays passing through this test whatever its attempts say.
+	conf := func(name string, fall int) *Config {
+		return mustParse(t, fmt.Sprintf(`
+[[probe]]
+service = "web.80"
+name = %q
+kind = "tcp"
+address = %q
+interval = "1h"
+timeout = "1s"
+fall = %d
+initial = "up"
+`, name, closedPort(t), fall))
+	}
+	if err := r.Apply(conf("a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "web.80", "down", notOK)
+	if err := r.Apply(conf("b", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.get("web.80"); st.OK {
+		t.Fatalf("right after the reload that renamed the failing probe: %+v, want still failing", st)
+	}
+	// A new service still starts as initial says.
+	if err := r.Apply(mustParse(t, fmt.Sprintf(`
+[[probe]]
+service = "api.80"
+kind = "tcp"
+address = %q
+interval = "1h"
+fall = 3
+initial = "up"
+`, closedPort(t)))); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.get("api.80"); !st.OK {
+		t.Errorf("a new service's probe with initial = up: %+v, want passing until its first failures", st)
+	}
+}
+
+// TestRunnerOnlyIfVIPKeepsFailing: with initial = "up", a probe that was
+// failing when its address went away does not come back passing with the
+// address: it stays failing until it passes rise times. It used to start
+// afresh as passing, so the service answered 200 until fall new failures.
+func TestRunnerOnlyIfVIPKeepsFailing(t *testing.T) {
+	t.Parallel()
+	var present atomic.Bool
+	present.Store(true)
+	vip := netip.MustParseAddr("192.0.2.10")
+	c := newCollector()
+	r := newTestRunner(t, c, Options{HasVIP: func(a netip.Addr) bool { return a == vip && present.Load() }})
+	if err := r.Apply(mustParse(t, fmt.Sprintf(`
+[[probe]]
+service = "web.80"
+kind = "tcp"
+address = %q
+interval = "100ms"
+timeout = "100ms"
+fall = 2
+initial = "up"
+only_if_vip = "192.0.2.10"
+`, closedPort(t)))); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "web.80", "failing", notOK)
+	present.Store(false)
+	c.waitFor(t, "web.80", "idle", func(st cache.ProbeStatus) bool { return st.Checks[0].Idle })
+	present.Store(true)
+	st := c.waitFor(t, "web.80", "active again", func(st cache.ProbeStatus) bool { return !st.Checks[0].Idle })
+	if st.OK {
+		t.Fatalf("back with its address: %+v, want still failing", st)
+	}
+}
+
 // hangServer answers nothing until released; it tracks requests in flight.
 type hangServer struct {
 	inflight, peak atomic.Int64
