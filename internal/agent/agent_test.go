@@ -444,7 +444,7 @@ func TestAgentMaxConns(t *testing.T) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("third connection answered %q while two are open with MaxConns 2", b)
+					t.Fatalf("third connection answered %q while two are open with MaxConns 2; stats %+v, event loops %v", b, a.Stats(), a.loopStats.Load() != nil)
 				}
 			}
 			silent[0].Close() // the agent sees EOF, answers, closes: room for one
