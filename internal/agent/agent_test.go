@@ -422,7 +422,10 @@ func TestAgentMaxConns(t *testing.T) {
 	for _, p := range agentPaths {
 		t.Run(p.name, func(t *testing.T) {
 			st := agentStore(t, agentFlags)
-			a := newTestAgent(t, st, Options{SendWait: 5 * time.Second, MaxConns: 2})
+			// A send wait far longer than the test: on a loaded machine
+			// the two silent connections must not be answered (and
+			// make room) before the third is tried.
+			a := newTestAgent(t, st, Options{SendWait: time.Minute, MaxConns: 2})
 			addr := agentServeWith(t, a, p.wrap)
 			var silent []net.Conn
 			for i := 0; i < 2; i++ {
