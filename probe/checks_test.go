@@ -2,8 +2,6 @@ package probe
 
 import (
 	"context"
-	"net"
-	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -30,41 +28,6 @@ func runCheck(t *testing.T, toml string, timeout time.Duration) (string, error) 
 	defer cancel()
 	o, err := chk.check(ctx)
 	return o.Msg, err
-}
-
-// serveHTTP starts an HTTP server on 127.0.0.1 and returns its address.
-func serveHTTP(t *testing.T, h http.Handler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
-// closedPort is a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func mustContain(t *testing.T, err error, want string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, want one containing %q", want)
-	}
-	if !strings.Contains(err.Error(), want) {
-		t.Fatalf("error %q lacks %q", err, want)
-	}
 }
 
 // TestCheckerSettings: each kind's keys, defaults filled in, become the

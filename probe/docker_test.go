@@ -185,9 +185,9 @@ func TestContainerProbeDocker(t *testing.T) {
 	eventually("hc", "running, healthy")
 	eventually("sick", "running but unhealthy")
 	_, err := check("never")
-	mustContain(t, err, "container never is created")
+	testenv.ErrContains(t, err, "container never is created")
 	_, err = check("ghost")
-	mustContain(t, err, `no such container "ghost"`)
+	testenv.ErrContains(t, err, `no such container "ghost"`)
 
 	c := newCollector()
 	r := newTestRunner(t, c, Options{})

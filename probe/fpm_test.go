@@ -116,10 +116,10 @@ func TestFastCGIPHPFPM(t *testing.T) {
 		t.Fatalf("ping: %q, %v", msg, err)
 	}
 	_, err := runCheck(t, base+"script = \"/fpm-ping\"\nexpect_body = \"ping\"\n", 5*time.Second)
-	mustContain(t, err, `body lacks "ping" (got "pong")`)
+	testenv.ErrContains(t, err, `body lacks "ping" (got "pong")`)
 	_, err = runCheck(t, base+"script = \"/nonexistent.php\"\n", 5*time.Second)
-	mustContain(t, err, "status 404, want 200")
-	mustContain(t, err, "Primary script unknown")
+	testenv.ErrContains(t, err, "status 404, want 200")
+	testenv.ErrContains(t, err, "Primary script unknown")
 
 	c := newCollector()
 	r := newTestRunner(t, c, Options{})

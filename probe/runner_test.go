@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // collector records what a Runner reports, like the watcher would.
@@ -130,7 +131,7 @@ func TestRunnerRiseFall(t *testing.T) {
 	t.Parallel()
 	fs := &flipServer{}
 	fs.healthy.Store(true)
-	addr := serveHTTP(t, fs)
+	addr := testenv.ServeHTTP(t, fs)
 	c := newCollector()
 	r := newTestRunner(t, c, Options{})
 	cfg := mustParse(t, fmt.Sprintf(`
@@ -192,7 +193,7 @@ interval = "100ms"
 timeout = "100ms"
 fall = 2
 initial = "up"
-`, closedPort(t)))); err != nil {
+`, testenv.ClosedAddr(t)))); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := c.get("web.80")
@@ -226,7 +227,7 @@ interval = "1h"
 timeout = "1s"
 fall = %d
 initial = "up"
-`, name, closedPort(t), fall))
+`, name, testenv.ClosedAddr(t), fall))
 	}
 	if err := r.Apply(conf("a", 1)); err != nil {
 		t.Fatal(err)
@@ -247,7 +248,7 @@ address = %q
 interval = "1h"
 fall = 3
 initial = "up"
-`, closedPort(t)))); err != nil {
+`, testenv.ClosedAddr(t)))); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := c.get("api.80"); !st.OK {
@@ -276,7 +277,7 @@ timeout = "100ms"
 fall = 2
 initial = "up"
 only_if_vip = "192.0.2.10"
-`, closedPort(t)))); err != nil {
+`, testenv.ClosedAddr(t)))); err != nil {
 		t.Fatal(err)
 	}
 	c.waitFor(t, "web.80", "failing", notOK)
@@ -337,10 +338,10 @@ func TestRunnerHangingTargets(t *testing.T) {
 	t.Parallel()
 	h := &hangServer{release: make(chan struct{})}
 	defer close(h.release)
-	slow := serveHTTP(t, h)
+	slow := testenv.ServeHTTP(t, h)
 	fast := &flipServer{}
 	fast.healthy.Store(true)
-	fastAddr := serveHTTP(t, fast)
+	fastAddr := testenv.ServeHTTP(t, fast)
 	cfg := hangConfig(3, slow) + fmt.Sprintf("[[probe]]\nservice = \"fast\"\nkind = \"http\"\naddress = %q\ninterval = \"100ms\"\ntimeout = \"100ms\"\n", fastAddr)
 	c := newCollector()
 	r := newTestRunner(t, c, Options{Concurrency: 4})
@@ -367,7 +368,7 @@ func TestRunnerHangingTargets(t *testing.T) {
 func TestRunnerConcurrencyBound(t *testing.T) {
 	t.Parallel()
 	h := &hangServer{release: make(chan struct{})}
-	slow := serveHTTP(t, h)
+	slow := testenv.ServeHTTP(t, h)
 	c := newCollector()
 	r := newTestRunner(t, c, Options{Concurrency: 4})
 	if err := r.Apply(mustParse(t, hangConfig(12, slow))); err != nil {
@@ -406,7 +407,7 @@ address = %q
 interval = "100ms"
 timeout = "100ms"
 only_if_vip = "192.0.2.10"
-`, closedPort(t)))); err != nil {
+`, testenv.ClosedAddr(t)))); err != nil {
 		t.Fatal(err)
 	}
 	// Standby: the probe is idle and does not vote, though its target is down.
@@ -435,7 +436,7 @@ func TestRunnerReload(t *testing.T) {
 	before := runtime.NumGoroutine()
 	fs := &flipServer{}
 	fs.healthy.Store(true)
-	addr := serveHTTP(t, fs)
+	addr := testenv.ServeHTTP(t, fs)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -502,7 +503,7 @@ func TestRunnerManyProbesSpread(t *testing.T) {
 	// attempts are spread (not all in the same millisecond).
 	var mu sync.Mutex
 	stamps := map[int64]int{}
-	srv := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testenv.ServeHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		stamps[time.Now().UnixMilli()]++
 		mu.Unlock()

@@ -3,13 +3,11 @@
 package watcher
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // startWatcher runs a watcher on dir until the test ends.
@@ -347,24 +346,6 @@ func TestHeartbeatIgnoresWallClock(t *testing.T) {
 	close(release)
 }
 
-// lockedBuf collects log lines from the watcher's goroutine.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestLogLinesPerPublicationBounded: one publication logs at most 32 flag
 // changes line by line and counts the rest in one line. The first scan of
 // 500 flags, and the status directory going away with them, used to log
@@ -378,7 +359,7 @@ func TestLogLinesPerPublicationBounded(t *testing.T) {
 	for i := range 500 {
 		write(t, filepath.Join(dir, fmt.Sprintf("svc%d.80", i)), "drain")
 	}
-	var logs lockedBuf
+	var logs testenv.LogBuffer
 	st := cache.NewStore()
 	w, err := New(Options{Dir: dir, Store: st, Logger: zerolog.New(&logs)})
 	if err != nil {

@@ -34,7 +34,7 @@ func testBinary(t *testing.T) string {
 // it.
 type daemonProc struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testenv.LogBuffer
 	done   chan struct{}
 	err    error // from Wait, valid once done is closed
 }
@@ -42,7 +42,7 @@ type daemonProc struct {
 // startProc starts cmd with stderr captured and registers its cleanup.
 func startProc(t *testing.T, cmd *exec.Cmd) *daemonProc {
 	t.Helper()
-	p := &daemonProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &daemonProc{cmd: cmd, stderr: &testenv.LogBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	cmd.Stdout = p.stderr
 	testenv.DieWithTest(cmd)

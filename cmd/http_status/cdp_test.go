@@ -31,7 +31,7 @@ type cdp struct {
 	pending map[int]chan cdpReply
 	session string
 	done    chan struct{}
-	stderr  *lockedBuffer
+	stderr  *testenv.LogBuffer
 }
 
 type cdpReply struct {
@@ -65,7 +65,7 @@ func startChromium(t *testing.T) *cdp {
 		"--user-data-dir="+profile, "--window-size=1024,768", "--remote-debugging-pipe", "about:blank")
 	cmd.Env = append(cleanEnv(), "HOME="+profile)
 	cmd.ExtraFiles = []*os.File{toBrowser, browserEnd}
-	c := &cdp{t: t, cmd: cmd, w: ourEnd, pending: map[int]chan cdpReply{}, done: make(chan struct{}), stderr: &lockedBuffer{}}
+	c := &cdp{t: t, cmd: cmd, w: ourEnd, pending: map[int]chan cdpReply{}, done: make(chan struct{}), stderr: &testenv.LogBuffer{}}
 	cmd.Stderr = c.stderr
 	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {

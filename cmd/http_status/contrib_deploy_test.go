@@ -38,7 +38,7 @@ func TestContribDeployRestart(t *testing.T) {
 
 	cmd := exec.Command("sh", script, "web", fmt.Sprint(port))
 	cmd.Env = append(env, "DRAIN_WAIT=30s")
-	out := &lockedBuffer{}
+	out := &testenv.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {

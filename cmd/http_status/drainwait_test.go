@@ -90,12 +90,12 @@ func dialLoopback(t *testing.T, port, n4, n6 int) []net.Conn {
 
 // ctlAsync runs a control command in the background.
 type ctlAsync struct {
-	out, errb *lockedBuffer
+	out, errb *testenv.LogBuffer
 	done      chan int
 }
 
 func startCtl(args ...string) *ctlAsync {
-	a := &ctlAsync{out: &lockedBuffer{}, errb: &lockedBuffer{}, done: make(chan int, 1)}
+	a := &ctlAsync{out: &testenv.LogBuffer{}, errb: &testenv.LogBuffer{}, done: make(chan int, 1)}
 	go func() { a.done <- runCtl(args, a.out, a.errb, time.Now()) }()
 	return a
 }
@@ -307,7 +307,7 @@ func TestDrainWaitBinary(t *testing.T) {
 	} else {
 		t.Log("not root: running as the current user")
 	}
-	run := func(args ...string) (*exec.Cmd, *bufio.Reader, *lockedBuffer) {
+	run := func(args ...string) (*exec.Cmd, *bufio.Reader, *testenv.LogBuffer) {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = cleanEnv()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -315,7 +315,7 @@ func TestDrainWaitBinary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		errb := &lockedBuffer{}
+		errb := &testenv.LogBuffer{}
 		cmd.Stderr = errb
 		testenv.DieWithTest(cmd)
 		if err := cmd.Start(); err != nil {
@@ -442,7 +442,7 @@ func TestDrainWaitNamespace(t *testing.T) {
 	cmd := exec.Command(nsenter, fmt.Sprintf("--net=/proc/%d/fd/%d", os.Getpid(), int(srv)), "--",
 		testBinary(t), "drain", "svc", "-p", strconv.Itoa(port), "--wait", "1m", "--then", "maint", "--min-wait", "0", "--dir", dir)
 	cmd.Env = cleanEnv()
-	out := &lockedBuffer{}
+	out := &testenv.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
@@ -562,7 +562,7 @@ func TestSamplerFollowsDrain(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "flags")
 	writeFlags(t, dir, map[string]string{"web.8080": "up"})
 	port := testenv.FreePort(t)
-	log := &lockedBuffer{}
+	log := &testenv.LogBuffer{}
 	startProcess(t, log, testBinary(t), "--dir", dir, "-p", strconv.Itoa(port), "--vips=false", "--log-format", "json", "--log-level", "debug")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	pollUntil(t, "daemon answers", 15*time.Second, func() (bool, string) {

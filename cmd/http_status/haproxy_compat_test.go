@@ -82,7 +82,7 @@ func TestHAProxyCompat(t *testing.T) {
 	tmp := t.TempDir()
 	flags := filepath.Join(tmp, "flags")
 	fastPort, netPort, agentPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	fastLog, netLog := &lockedBuffer{}, &lockedBuffer{}
+	fastLog, netLog := &testenv.LogBuffer{}, &testenv.LogBuffer{}
 	startProcess(t, fastLog, bin, "--dir", flags, "--port", strconv.Itoa(fastPort), "--engine", "fast",
 		"--agent-port", strconv.Itoa(agentPort), "--log-format", "json")
 	startProcess(t, netLog, bin, "--dir", flags, "--port", strconv.Itoa(netPort), "--engine", "net/http",

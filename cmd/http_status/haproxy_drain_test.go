@@ -94,7 +94,7 @@ func TestHAProxyDrainWait(t *testing.T) {
 	httpPort, agentPort, front := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	webA := fmt.Sprintf("web.%d", a.port())
 
-	daemonLog := &lockedBuffer{}
+	daemonLog := &testenv.LogBuffer{}
 	startProcess(t, daemonLog, bin, "--dir", flags, "--ip", "127.0.0.1",
 		"--port", strconv.Itoa(httpPort), "--agent-port", strconv.Itoa(agentPort),
 		"--vips=false", "--log-format", "json")
@@ -136,7 +136,7 @@ func TestHAProxyDrainWait(t *testing.T) {
 	}
 	defer long.Close()
 
-	ctlOut := &lockedBuffer{}
+	ctlOut := &testenv.LogBuffer{}
 	ctl := exec.Command(bin, "drain", webA, "--reason", "deploy", "--wait", "1m", "--then", "maint", "--min-wait", "1s", "--dir", flags)
 	ctl.Env = cleanEnv()
 	ctl.Stdout, ctl.Stderr = ctlOut, ctlOut

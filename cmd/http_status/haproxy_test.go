@@ -4,7 +4,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,27 +37,9 @@ func haproxyPath(t *testing.T) string {
 	return ""
 }
 
-// lockedBuffer collects a child's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startProcess starts a child that the test stops (SIGTERM, then kill) at
 // the end.
-func startProcess(t *testing.T, out *lockedBuffer, name string, args ...string) *exec.Cmd {
+func startProcess(t *testing.T, out *testenv.LogBuffer, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -93,16 +73,16 @@ func binCtl(t *testing.T, bin, dir string, args ...string) {
 // haproxyRun is a real HAProxy on a configuration the test wrote.
 type haproxyRun struct {
 	t    *testing.T
-	sock string        // its runtime API socket
-	log  *lockedBuffer // its output
+	sock string             // its runtime API socket
+	log  *testenv.LogBuffer // its output
 }
 
 // startHAProxy writes tmpl to tmp/haproxy.cfg, with {{SOCK}} and then each
 // key of vars (pairs: "{{KEY}}", value) replaced, and starts haproxy on it.
 // When the test fails, HAProxy's output and each daemon log are printed.
-func startHAProxy(t *testing.T, haproxy, tmp, tmpl string, vars []string, daemonLogs ...*lockedBuffer) *haproxyRun {
+func startHAProxy(t *testing.T, haproxy, tmp, tmpl string, vars []string, daemonLogs ...*testenv.LogBuffer) *haproxyRun {
 	t.Helper()
-	h := &haproxyRun{t: t, sock: filepath.Join(tmp, "haproxy.sock"), log: &lockedBuffer{}}
+	h := &haproxyRun{t: t, sock: filepath.Join(tmp, "haproxy.sock"), log: &testenv.LogBuffer{}}
 	cfg := filepath.Join(tmp, "haproxy.cfg")
 	text := strings.NewReplacer(append([]string{"{{SOCK}}", h.sock}, vars...)...).Replace(tmpl)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
@@ -292,7 +272,7 @@ func TestHAProxyAgentCheck(t *testing.T) {
 	flags := filepath.Join(tmp, "flags")
 	httpPort, agentPort := testenv.FreePort(t), testenv.FreePort(t)
 
-	daemonLog := &lockedBuffer{}
+	daemonLog := &testenv.LogBuffer{}
 	startProcess(t, daemonLog, bin, "--dir", flags, "--ip", "127.0.0.1",
 		"--port", strconv.Itoa(httpPort), "--agent-port", strconv.Itoa(agentPort),
 		"--vips=false", "--log-format", "json")

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,26 +17,9 @@ import (
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/testenv"
 	"github.com/http-status/http_status/watcher"
 )
-
-// syncBuf is a goroutine-safe log sink.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestProbesReachStatus runs the daemon with a probe file:
 // a failing HTTP probe turns an up flag into 503 with the probe's error, a
@@ -66,7 +48,7 @@ func TestProbesReachStatus(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(probeConf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuf{}
+	logs := &testenv.LogBuffer{}
 	if err := os.MkdirAll(statusDir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/testenv"
 	"github.com/http-status/http_status/watcher"
 )
 
@@ -114,7 +115,7 @@ func TestWatchdogStopsWhenLoopStalls(t *testing.T) {
 // once it is fresh, and STATUS= only when the summary changed.
 func TestSuperviseClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		logs := &syncBuf{}
+		logs := &testenv.LogBuffer{}
 		n := newNotifier(zerolog.New(logs))
 		msgs := recorder(n)
 		store := cache.NewStore()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/http-status/http_status/internal/dockerapi"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // runCheck runs one attempt of chk with the given timeout.
@@ -28,19 +29,6 @@ func runCheck(t *testing.T, chk Checker, timeout time.Duration) (string, error) 
 	defer cancel()
 	o, err := chk.Check(ctx)
 	return o.Msg, err
-}
-
-// serveHTTP starts an HTTP server on 127.0.0.1 and returns its address.
-func serveHTTP(t *testing.T, h http.Handler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
 }
 
 // resetServer accepts connections and resets them (RST) at once.
@@ -64,28 +52,6 @@ func resetServer(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
-}
-
-// closedPort is a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func mustContain(t *testing.T, err error, want string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, want one containing %q", want)
-	}
-	if !strings.Contains(err.Error(), want) {
-		t.Fatalf("error %q lacks %q", err, want)
-	}
 }
 
 func TestHTTPProbe(t *testing.T) {
@@ -121,7 +87,7 @@ func TestHTTPProbe(t *testing.T) {
 			http.Error(w, "want HEAD", http.StatusMethodNotAllowed)
 		}
 	})
-	addr := serveHTTP(t, mux)
+	addr := testenv.ServeHTTP(t, mux)
 	// Method GET is the config's default.
 	get := func(path string) *HTTP { return &HTTP{Method: "GET", Address: addr, Path: path} }
 
@@ -130,11 +96,11 @@ func TestHTTPProbe(t *testing.T) {
 		t.Errorf("ok: %q, %v", msg, err)
 	}
 	_, err = runCheck(t, get("/ok"), 5*time.Second)
-	mustContain(t, err, "HTTP 421, want 200-399")
+	testenv.ErrContains(t, err, "HTTP 421, want 200-399")
 	_, err = runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/ok", Host: "app.example", ExpectBody: "ping"}, 5*time.Second)
-	mustContain(t, err, `body lacks "ping"`)
+	testenv.ErrContains(t, err, `body lacks "ping"`)
 	_, err = runCheck(t, get("/500"), 5*time.Second)
-	mustContain(t, err, "HTTP 500")
+	testenv.ErrContains(t, err, "HTTP 500")
 	msg, err = runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/500", ExpectStatus: []int{500, 503}}, 5*time.Second)
 	if err != nil || msg != "HTTP 500" {
 		t.Errorf("expected 500: %q, %v", msg, err)
@@ -144,23 +110,23 @@ func TestHTTPProbe(t *testing.T) {
 		t.Errorf("redirect: %q, %v", msg, err)
 	}
 	_, err = runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/redirect", ExpectStatus: []int{200}}, 5*time.Second)
-	mustContain(t, err, "HTTP 302, want 200")
+	testenv.ErrContains(t, err, "HTTP 302, want 200")
 	if _, err := runCheck(t, &HTTP{Method: "HEAD", Address: addr, Path: "/head"}, 5*time.Second); err != nil {
 		t.Errorf("HEAD: %v", err)
 	}
 	// Slow peers: no headers, then headers but no body.
 	_, err = runCheck(t, get("/hang"), 200*time.Millisecond)
-	mustContain(t, err, "timeout after")
+	testenv.ErrContains(t, err, "timeout after")
 	_, err = runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/slowbody", ExpectBody: "x"}, 200*time.Millisecond)
-	mustContain(t, err, "timeout after")
+	testenv.ErrContains(t, err, "timeout after")
 
 	// A reset connection and a closed port.
 	_, err = runCheck(t, &HTTP{Method: "GET", Address: resetServer(t), Path: "/"}, 5*time.Second)
 	if err == nil || !(strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "EOF")) {
 		t.Errorf("reset: %v", err)
 	}
-	_, err = runCheck(t, &HTTP{Method: "GET", Address: closedPort(t), Path: "/"}, 5*time.Second)
-	mustContain(t, err, "connection refused")
+	_, err = runCheck(t, &HTTP{Method: "GET", Address: testenv.ClosedAddr(t), Path: "/"}, 5*time.Second)
+	testenv.ErrContains(t, err, "connection refused")
 }
 
 // TestHTTPProbeHeaderLimit: an answer's headers are read up to 64 KiB; an
@@ -168,7 +134,7 @@ func TestHTTPProbe(t *testing.T) {
 // default let each of up to --probe-concurrency answers take 10 MiB).
 func TestHTTPProbeHeaderLimit(t *testing.T) {
 	t.Parallel()
-	addr := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := testenv.ServeHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/big" {
 			for i := range 70 {
 				w.Header().Set(fmt.Sprintf("X-Big-%d", i), strings.Repeat("a", 1000))
@@ -182,7 +148,7 @@ func TestHTTPProbeHeaderLimit(t *testing.T) {
 		t.Fatalf("60 KiB of headers: %v", err)
 	}
 	_, err := runCheck(t, &HTTP{Method: "GET", Address: addr, Path: "/big", ExpectBody: "pong"}, 5*time.Second)
-	mustContain(t, err, "server response headers exceeded 65536 bytes")
+	testenv.ErrContains(t, err, "server response headers exceeded 65536 bytes")
 }
 
 func TestTCPProbe(t *testing.T) {
@@ -223,11 +189,11 @@ func TestTCPProbe(t *testing.T) {
 		t.Errorf("PING: %q, %v", msg, err)
 	}
 	_, err = runCheck(t, &TCP{Address: addr, Send: "QUIT\r\n", Expect: "+PONG"}, 5*time.Second)
-	mustContain(t, err, "connection closed before")
+	testenv.ErrContains(t, err, "connection closed before")
 	_, err = runCheck(t, &TCP{Address: addr, Send: "SILENT\r\n", Expect: "+PONG"}, 200*time.Millisecond)
-	mustContain(t, err, "timeout after")
-	_, err = runCheck(t, &TCP{Address: closedPort(t)}, 5*time.Second)
-	mustContain(t, err, "connection refused")
+	testenv.ErrContains(t, err, "timeout after")
+	_, err = runCheck(t, &TCP{Address: testenv.ClosedAddr(t)}, 5*time.Second)
+	testenv.ErrContains(t, err, "connection refused")
 	_, err = runCheck(t, &TCP{Address: resetServer(t), Send: "hi", Expect: "x"}, 5*time.Second)
 	if err == nil {
 		t.Error("reset: no error")
@@ -274,16 +240,16 @@ func TestExecProbe(t *testing.T) {
 		t.Errorf("exit 0: %q, %v", msg, err)
 	}
 	_, err := runCheck(t, spec(fail), 5*time.Second)
-	mustContain(t, err, "exit 1: replica lag 300s")
+	testenv.ErrContains(t, err, "exit 1: replica lag 300s")
 	if msg, err := runCheck(t, spec(env), 5*time.Second); err != nil || msg != "service=db.3306" {
 		t.Errorf("env: %q, %v", msg, err)
 	}
 	_, err = runCheck(t, spec(filepath.Join(dir, "missing")), 5*time.Second)
-	mustContain(t, err, "no such file")
+	testenv.ErrContains(t, err, "no such file")
 
 	_, err = runCheck(t, spec(hang), 300*time.Millisecond)
-	mustContain(t, err, "timeout after")
-	mustContain(t, err, "process group killed")
+	testenv.ErrContains(t, err, "timeout after")
+	testenv.ErrContains(t, err, "process group killed")
 	b, rerr := os.ReadFile(pidfile)
 	if rerr != nil {
 		t.Fatalf("the script did not start its child: %v", rerr)
@@ -312,7 +278,7 @@ func TestExecProbeOutputBound(t *testing.T) {
 	chatty := writeScript(t, dir, "chatty", "head -c 20000000 /dev/zero | tr '\\000' a\nhead -c 1000000 /dev/zero >&2\nexit 3\n")
 	t.Parallel()
 	_, err := runCheck(t, &Exec{Command: []string{chatty}}, 20*time.Second)
-	mustContain(t, err, "exit 3: aaaa")
+	testenv.ErrContains(t, err, "exit 3: aaaa")
 	if n := len(err.Error()); n > len("exit 3: ")+4096 {
 		t.Fatalf("message of %d bytes from a 20 MB line: want at most 4 KiB", n)
 	}
@@ -424,7 +390,7 @@ func TestFastCGIGoServer(t *testing.T) {
 		t.Errorf("big body over several records: %v", err)
 	}
 	_, err = runCheck(t, script("/nothing"), 5*time.Second)
-	mustContain(t, err, "status 404, want 200")
+	testenv.ErrContains(t, err, "status 404, want 200")
 }
 
 func TestValidNames(t *testing.T) {

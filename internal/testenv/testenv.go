@@ -5,14 +5,17 @@
 package testenv
 
 import (
+	"bytes"
 	"flag"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -107,4 +110,55 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatal("FreePort: the kernel kept handing out ports already used")
 	return 0
+}
+
+// ClosedAddr is a loopback address (127.0.0.1:PORT) nothing listens on: a
+// [FreePort], so no other caller in the test binary is given it.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+}
+
+// ServeHTTP serves h on 127.0.0.1 until the test ends and returns the
+// address.
+func ServeHTTP(t testing.TB, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// ErrContains fails the test unless err is an error whose text holds want.
+func ErrContains(t testing.TB, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one containing %q", want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q lacks %q", err, want)
+	}
+}
+
+// LogBuffer collects what goroutines (a logger, a child process) write, for
+// a test to read while they still run.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
