@@ -264,22 +264,7 @@ func TestRunnerOnlyIfVIPKeepsFailing(t *testing.T) {
 	t.Parallel()
 	var present atomic.Bool
 	present.Store(true)
-	vip := netip.MustParseAddr("192.0.2.10")
-	c := newCollector()
-	r := newTestRunner(t, c, Options{HasVIP: func(a netip.Addr) bool { return a == vip && present.Load() }})
-	if err := r.Apply(mustParse(t, fmt.Sprintf(`
-[[probe]]
-service = "web.80"
-kind = "tcp"
-address = %q
-interval = "100ms"
-timeout = "100ms"
-fall = 2
-initial = "up"
-only_if_vip = "192.0.2.10"
-`, testenv.ClosedAddr(t)))); err != nil {
-		t.Fatal(err)
-	}
+	c := gatedProbe(t, &present, "fall = 2\ninitial = \"up\"\n")
 	c.waitFor(t, "web.80", "failing", notOK)
 	present.Store(false)
 	c.waitFor(t, "web.80", "idle", func(st cache.ProbeStatus) bool { return st.Checks[0].Idle })
@@ -393,9 +378,11 @@ func TestRunnerConcurrencyBound(t *testing.T) {
 	}
 }
 
-func TestRunnerOnlyIfVIP(t *testing.T) {
-	t.Parallel()
-	var present atomic.Bool
+// gatedProbe runs one tcp probe of web.80, on a port nothing listens on,
+// gated on 192.0.2.10, which is on this host while present is true; more
+// holds further keys of the probe (TOML lines).
+func gatedProbe(t *testing.T, present *atomic.Bool, more string) *collector {
+	t.Helper()
 	vip := netip.MustParseAddr("192.0.2.10")
 	c := newCollector()
 	r := newTestRunner(t, c, Options{HasVIP: func(a netip.Addr) bool { return a == vip && present.Load() }})
@@ -407,9 +394,16 @@ address = %q
 interval = "100ms"
 timeout = "100ms"
 only_if_vip = "192.0.2.10"
-`, testenv.ClosedAddr(t)))); err != nil {
+%s`, testenv.ClosedAddr(t), more))); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+func TestRunnerOnlyIfVIP(t *testing.T) {
+	t.Parallel()
+	var present atomic.Bool
+	c := gatedProbe(t, &present, "")
 	// Standby: the probe is idle and does not vote, though its target is down.
 	st := c.waitFor(t, "web.80", "idle", func(st cache.ProbeStatus) bool { return len(st.Checks) == 1 && st.Checks[0].Idle })
 	if !st.OK {
