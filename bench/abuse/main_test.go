@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // procNetTCP is a /proc/net/tcp with the daemon on port 0x1F41 (8001): its
@@ -125,35 +127,22 @@ func TestAnswerLen(t *testing.T) {
 // once, and one that sends nothing with "up default" after wait, then
 // closes; it counts the silent ones.
 func lineServer(t *testing.T, wait time.Duration) (addr string, silent chan struct{}) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	silent = make(chan struct{}, 1000)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	addr = testenv.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(wait))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			c.Write([]byte("up default\n"))
+			select {
+			case silent <- struct{}{}:
+			default:
 			}
-			go func() {
-				defer c.Close()
-				c.SetReadDeadline(time.Now().Add(wait))
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil {
-					c.Write([]byte("up default\n"))
-					select {
-					case silent <- struct{}{}:
-					default:
-					}
-					return
-				}
-				c.Write([]byte("up " + line))
-			}()
+			return
 		}
-	}()
-	return ln.Addr().String(), silent
+		c.Write([]byte("up " + line))
+	})
+	return addr, silent
 }
 
 func TestCheck(t *testing.T) {

@@ -27,19 +27,11 @@ import (
 // closes (then closes its end, as a server does) or the test ends.
 func holdServer(t *testing.T, ln net.Listener) {
 	t.Helper()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-			go func() {
-				_, _ = io.Copy(io.Discard, c)
-				c.Close()
-			}()
-		}
-	}()
+	testenv.AcceptEach(t, ln, func(c net.Conn) {
+		t.Cleanup(func() { c.Close() })
+		_, _ = io.Copy(io.Discard, c)
+		c.Close()
+	})
 }
 
 // loopbackPort listens on 127.0.0.1 and ::1 on one port, serving with

@@ -33,23 +33,14 @@ func startBackend(t *testing.T, name string) *namedBackend {
 		t.Fatal(err)
 	}
 	b := &namedBackend{name: name, ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.accepted.Add(1)
-			go func() {
-				defer c.Close()
-				if _, err := io.WriteString(c, b.name+"\n"); err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, c)
-			}()
+	testenv.AcceptEach(t, ln, func(c net.Conn) {
+		b.accepted.Add(1)
+		defer c.Close()
+		if _, err := io.WriteString(c, b.name+"\n"); err != nil {
+			return
 		}
-	}()
+		_, _ = io.Copy(io.Discard, c)
+	})
 	return b
 }
 

@@ -15,20 +15,13 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/http-status/http_status/internal/nstest"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // server accepts connections on ln and keeps them open until the test ends.
 func server(t *testing.T, ln net.Listener) {
 	t.Helper()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	testenv.AcceptEach(t, ln, func(c net.Conn) { t.Cleanup(func() { c.Close() }) })
 }
 
 // dialN opens n connections to addr (through dial) and returns them; they

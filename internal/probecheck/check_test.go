@@ -34,24 +34,12 @@ func runCheck(t *testing.T, chk Checker, timeout time.Duration) (string, error) 
 // resetServer accepts connections and resets them (RST) at once.
 func resetServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 512)
-			_, _ = c.Read(buf) // let the request arrive, then reset
-			c.(*net.TCPConn).SetLinger(0)
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
+	return testenv.ServeTCP(t, func(c net.Conn) {
+		buf := make([]byte, 512)
+		_, _ = c.Read(buf) // let the request arrive, then reset
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
 }
 
 func TestHTTPProbe(t *testing.T) {
@@ -153,42 +141,28 @@ func TestHTTPProbeHeaderLimit(t *testing.T) {
 
 func TestTCPProbe(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64)
-				n, _ := c.Read(buf)
-				switch strings.TrimSpace(string(buf[:n])) {
-				case "PING":
-					io.WriteString(c, "+PO")
-					time.Sleep(10 * time.Millisecond) // split reply
-					io.WriteString(c, "NG\r\n")
-				case "QUIT":
-					io.WriteString(c, "bye\r\n")
-				case "SILENT":
-					c.Read(buf) // wait for the client to give up
-				}
-			}()
+	addr := testenv.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 64)
+		n, _ := c.Read(buf)
+		switch strings.TrimSpace(string(buf[:n])) {
+		case "PING":
+			io.WriteString(c, "+PO")
+			time.Sleep(10 * time.Millisecond) // split reply
+			io.WriteString(c, "NG\r\n")
+		case "QUIT":
+			io.WriteString(c, "bye\r\n")
+		case "SILENT":
+			c.Read(buf) // wait for the client to give up
 		}
-	}()
-	addr := ln.Addr().String()
+	})
 	if msg, err := runCheck(t, &TCP{Address: addr}, 5*time.Second); err != nil || msg != "connected" {
 		t.Errorf("connect: %q, %v", msg, err)
 	}
 	if msg, err := runCheck(t, &TCP{Address: addr, Send: "PING\r\n", Expect: "+PONG"}, 5*time.Second); err != nil || !strings.Contains(msg, "+PONG") {
 		t.Errorf("PING: %q, %v", msg, err)
 	}
-	_, err = runCheck(t, &TCP{Address: addr, Send: "QUIT\r\n", Expect: "+PONG"}, 5*time.Second)
+	_, err := runCheck(t, &TCP{Address: addr, Send: "QUIT\r\n", Expect: "+PONG"}, 5*time.Second)
 	testenv.ErrContains(t, err, "connection closed before")
 	_, err = runCheck(t, &TCP{Address: addr, Send: "SILENT\r\n", Expect: "+PONG"}, 200*time.Millisecond)
 	testenv.ErrContains(t, err, "timeout after")

@@ -162,3 +162,32 @@ func (l *LogBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// AcceptEach hands every connection ln accepts to handle, each on a
+// goroutine of its own (handle closes it), until ln is closed; ln is closed
+// when the test ends.
+func AcceptEach(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	t.Helper()
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+}
+
+// ServeTCP listens on 127.0.0.1, serves each connection with handle (see
+// [AcceptEach]) until the test ends, and returns the address.
+func ServeTCP(t testing.TB, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	AcceptEach(t, ln, handle)
+	return ln.Addr().String()
+}
