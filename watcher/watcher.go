@@ -189,9 +189,7 @@ func (w *Watcher) Rescan() <-chan struct{} {
 // HeartbeatAge is how long ago the loop last turned, on the monotonic clock.
 // The loop turns at least every [tick] when idle, so an age of seconds means
 // it is stuck.
-func (w *Watcher) HeartbeatAge() time.Duration {
-	return time.Since(w.epoch) - time.Duration(w.heartbeat.Load())
-}
+func (w *Watcher) HeartbeatAge() time.Duration { return w.HeartbeatAgeAt(time.Now()) }
 
 func (w *Watcher) beat() { w.heartbeat.Store(int64(time.Since(w.epoch))) }
 

@@ -110,6 +110,17 @@ func New(opts Options) *Checker {
 	return c
 }
 
+// Stale reports whether, at now, the watcher loop has not turned for
+// longer than Options.StaleAfter (every check is then answered down), and
+// how long ago it did turn. Never stale without the options.
+func (c *Checker) Stale(now time.Time) (age time.Duration, stale bool) {
+	if c.beatAge == nil {
+		return 0, false
+	}
+	age = c.beatAge(now)
+	return age, age > c.stale
+}
+
 // Store returns the store the checker reads.
 func (c *Checker) Store() *cache.Store { return c.store }
 
@@ -144,7 +155,7 @@ func (c *Checker) CheckName(name string, vips []netip.Addr) Result {
 
 func (c *Checker) answer(q *parsed) Result {
 	now := c.now()
-	if c.beatAge != nil && c.beatAge(now) > c.stale {
+	if _, stale := c.Stale(now); stale {
 		return Result{Code: 503, Body: BodyStale, State: cache.Down, Weight: cache.NoWeight, Reason: ReasonStale}
 	}
 	snap := c.store.Load()

@@ -149,7 +149,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer pid.remove(log)
 	store := d.store
-	obs := &observability{version: d.opts.Version, staleAfter: cfg.StaleAfter}
+	obs := &observability{version: d.opts.Version}
 	src := d.opts.AddrSource
 	if src == nil {
 		src = watcher.NetlinkSource{Log: log.With().Str("component", "netlink").Logger()}

@@ -17,9 +17,8 @@ import (
 // OnPublish hook reports into it, and mounted once the watcher and the
 // checker exist; publishes before that (the first snapshot) are not timed.
 type observability struct {
-	version    string        // the index page's version line
-	staleAfter time.Duration // --stale-after, for the pages to say so
-	metrics    atomic.Pointer[pages.Metrics]
+	version string // the index page's version line
+	metrics atomic.Pointer[pages.Metrics]
 	// needConns wakes the connection sampler (live.go); set before mount.
 	needConns func() <-chan struct{}
 	// configProblem says why the probe file was not reloaded; set before mount.
@@ -50,7 +49,7 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		Store:           h.Checker().Store(),
 		HeartbeatAge:    w.HeartbeatAge,
 		HeartbeatMaxAge: heartbeatMaxAge,
-		StaleAfter:      o.staleAfter,
+		Stale:           func() (time.Duration, bool) { return h.Checker().Stale(time.Now()) },
 		Version:         o.version,
 		NeedConns:       o.needConns,
 		ConfigProblem:   o.configProblem,

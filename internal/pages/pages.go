@@ -32,10 +32,11 @@ type Options struct {
 	// Nil: /healthz only checks that the daemon answers.
 	HeartbeatAge    func() time.Duration
 	HeartbeatMaxAge time.Duration
-	// StaleAfter is --stale-after: once the heartbeat is older, /status
-	// answers every service down, and the pages say so (stale in
-	// /status.json, a banner on the board, a field on the text page).
-	StaleAfter time.Duration
+	// Stale tells whether /status answers every service down because
+	// the watcher loop has stalled (--stale-after), and how long ago it
+	// last turned; the pages then say so (stale in /status.json, a
+	// banner on the board, a field on the text page). Nil: never.
+	Stale func() (age time.Duration, stale bool)
 	// BoardRefresh is the board's default auto-refresh period (meta
 	// refresh); 0 means 10 s. ?refresh=N overrides it; ?refresh=0 turns
 	// it off.
@@ -230,12 +231,12 @@ type StatusJSON struct {
 	StaleReason string `json:"stale_reason,omitempty"`
 }
 
-// view is View of the current snapshot, marked stale when the watcher loop
-// has stalled for longer than StaleAfter.
+// view is View of the current snapshot, marked stale while /status
+// answers every service down for a stalled watcher loop.
 func (p *Pages) view() StatusJSON {
 	v := View(p.load(), p.now())
-	if p.opts.HeartbeatAge != nil && p.opts.StaleAfter > 0 {
-		if age := p.opts.HeartbeatAge(); age > p.opts.StaleAfter {
+	if p.opts.Stale != nil {
+		if age, stale := p.opts.Stale(); stale {
 			v.Stale = true
 			v.StaleReason = "watcher loop stalled: last turn " + age.Round(time.Millisecond).String() + " ago: /status and the agent answer every service down"
 		}
