@@ -38,27 +38,10 @@ func holdServer(t *testing.T, ln net.Listener) {
 // holdServer.
 func loopbackPort(t *testing.T) int {
 	t.Helper()
-	for range 20 {
-		l4, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l4.Addr().(*net.TCPAddr).Port
-		l6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)))
-		if err != nil {
-			l4.Close()
-			if strings.Contains(err.Error(), "cannot assign") {
-				t.Skip("no IPv6 on loopback")
-			}
-			continue
-		}
-		t.Cleanup(func() { l4.Close(); l6.Close() })
-		holdServer(t, l4)
-		holdServer(t, l6)
-		return port
-	}
-	t.Fatal("no port free on both 127.0.0.1 and ::1")
-	return 0
+	port, l4, l6 := testenv.ListenBoth(t)
+	holdServer(t, l4)
+	holdServer(t, l6)
+	return port
 }
 
 // dialLoopback opens n4 IPv4 and n6 IPv6 connections to port.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,30 +73,6 @@ func ssCount(t *testing.T, port uint16) int {
 	return strings.Count(string(out), "\n")
 }
 
-// listenBoth listens on 127.0.0.1 and ::1 on one port.
-func listenBoth(t *testing.T) (uint16, net.Listener, net.Listener) {
-	t.Helper()
-	for range 20 {
-		l4, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l4.Addr().(*net.TCPAddr).Port
-		l6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)))
-		if err != nil {
-			l4.Close()
-			if strings.Contains(err.Error(), "cannot assign") {
-				t.Skip("no IPv6 on loopback")
-			}
-			continue // port taken on ::1: try another
-		}
-		t.Cleanup(func() { l4.Close(); l6.Close() })
-		return uint16(port), l4, l6
-	}
-	t.Fatal("no port free on both 127.0.0.1 and ::1")
-	return 0, nil, nil
-}
-
 // TestCountLoopback counts IPv4 and IPv6 connections on loopback, apart
 // from another port's, agrees with ss, follows closes, and gives the same
 // answer without the in-kernel filter (more ports than it takes).
@@ -107,7 +82,8 @@ func TestCountLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	port, l4, l6 := listenBoth(t)
+	p, l4, l6 := testenv.ListenBoth(t)
+	port := uint16(p)
 	server(t, l4)
 	server(t, l6)
 	other, err := net.Listen("tcp", "127.0.0.1:0")

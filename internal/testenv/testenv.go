@@ -191,3 +191,28 @@ func ServeTCP(t testing.TB, handle func(net.Conn)) string {
 	AcceptEach(t, ln, handle)
 	return ln.Addr().String()
 }
+
+// ListenBoth listens on 127.0.0.1 and ::1 on one port, until the test ends.
+// It skips the test when loopback has no IPv6.
+func ListenBoth(t testing.TB) (port int, l4, l6 net.Listener) {
+	t.Helper()
+	for range 20 {
+		l4, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l4.Addr().(*net.TCPAddr).Port
+		l6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)))
+		if err != nil {
+			l4.Close()
+			if strings.Contains(err.Error(), "cannot assign") {
+				t.Skip("no IPv6 on loopback")
+			}
+			continue // port taken on ::1: try another
+		}
+		t.Cleanup(func() { l4.Close(); l6.Close() })
+		return port, l4, l6
+	}
+	t.Fatal("no port free on both 127.0.0.1 and ::1")
+	return 0, nil, nil
+}
