@@ -182,7 +182,7 @@ start_daemon() {
     fi
   fi
   if [ "$4" = 1 ]; then
-    APORT=$(free_port)
+    APORT=$(free_port "$PORT")
     args+=(--agent-port "$APORT")
   fi
   "${SRV_PIN[@]}" "$bin" "${args[@]}" &
