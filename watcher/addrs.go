@@ -28,6 +28,36 @@ type AddrUpdate struct {
 	PrefixLen int
 	LinkIndex int
 	New       bool // added (true) or removed (false)
+	// DAD is where the address's duplicate address detection (IPv6)
+	// stands; only an address past it (the zero value) is a VIP.
+	DAD DADState
+}
+
+// DADState is where an address's duplicate address detection stands.
+type DADState uint8
+
+const (
+	// DADDone: no detection (IPv4, nodad, loopback), or it passed, or the
+	// address is optimistic (RFC 4429: usable while it runs).
+	DADDone DADState = iota
+	// DADRunning: the address is tentative. The kernel drops traffic to
+	// it and refuses to bind it until the detection passes (about a
+	// second; for as long as the link has no carrier).
+	DADRunning
+	// DADFailed: another host on the link answered for the address. The
+	// kernel never uses it; it stays until deleted.
+	DADFailed
+)
+
+// dadState reads an address's IFA_F_* flags.
+func dadState(flags int) DADState {
+	switch {
+	case flags&unix.IFA_F_DADFAILED != 0:
+		return DADFailed
+	case flags&unix.IFA_F_TENTATIVE != 0 && flags&unix.IFA_F_OPTIMISTIC == 0:
+		return DADRunning
+	}
+	return DADDone
 }
 
 // LinkUpdate is the state of one interface.
@@ -106,7 +136,7 @@ func list(h *netlink.Handle) (HostAddrs, error) {
 		return out, fmt.Errorf("watcher: netlink address list: %w", err)
 	}
 	for _, a := range addrs {
-		if u, ok := addrUpdate(*a.IPNet, a.LinkIndex, true); ok {
+		if u, ok := addrUpdate(*a.IPNet, a.LinkIndex, true, a.Flags); ok {
 			out.Addrs = append(out.Addrs, u)
 		}
 	}
@@ -118,13 +148,13 @@ func linkUpdate(l netlink.Link, gone bool) LinkUpdate {
 	return LinkUpdate{Index: a.Index, Loopback: a.Flags&net.FlagLoopback != 0, Up: a.Flags&net.FlagUp != 0, Gone: gone}
 }
 
-func addrUpdate(n net.IPNet, link int, add bool) (AddrUpdate, bool) {
+func addrUpdate(n net.IPNet, link int, add bool, flags int) (AddrUpdate, bool) {
 	ip, ok := netip.AddrFromSlice(n.IP)
 	if !ok {
 		return AddrUpdate{}, false
 	}
 	ones, _ := n.Mask.Size()
-	return AddrUpdate{Addr: ip.Unmap(), PrefixLen: ones, LinkIndex: link, New: add}, true
+	return AddrUpdate{Addr: ip.Unmap(), PrefixLen: ones, LinkIndex: link, New: add, DAD: dadState(flags)}, true
 }
 
 // Subscribe implements [AddrSource]. It subscribes first and lists second, so
@@ -201,7 +231,7 @@ func (s NetlinkSource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update,
 				if !ok {
 					return
 				}
-				if a, ok := addrUpdate(u.LinkAddress, u.LinkIndex, u.NewAddr); ok && !send(Update{Addr: a}) {
+				if a, ok := addrUpdate(u.LinkAddress, u.LinkIndex, u.NewAddr, u.Flags); ok && !send(Update{Addr: a}) {
 					return
 				}
 			case u, ok := <-rawL:
@@ -313,19 +343,19 @@ type linkState struct{ loopback, up bool }
 
 // addrTable is the loop's record of the host's addresses and interfaces.
 type addrTable struct {
-	addrs    map[addrKey]struct{}
+	addrs    map[addrKey]DADState
 	links    map[int]linkState
 	ok       bool // a list has been received and the subscription is up
 	gotFirst bool
 }
 
 func newAddrTable() *addrTable {
-	return &addrTable{addrs: map[addrKey]struct{}{}, links: map[int]linkState{}}
+	return &addrTable{addrs: map[addrKey]DADState{}, links: map[int]linkState{}}
 }
 
 // reset replaces the table with a full listing.
 func (t *addrTable) reset(l HostAddrs) {
-	t.addrs = make(map[addrKey]struct{}, len(l.Addrs))
+	t.addrs = make(map[addrKey]DADState, len(l.Addrs))
 	t.links = make(map[int]linkState, len(l.Links))
 	for _, u := range l.Links {
 		t.apply(Update{Link: &u})
@@ -354,29 +384,48 @@ func (t *addrTable) apply(u Update) {
 		t.links[l.Index] = linkState{loopback: l.Loopback, up: l.Up}
 		return
 	}
-	k := addrKey{addr: u.Addr.Addr.Unmap().WithZone(""), plen: u.Addr.PrefixLen, link: u.Addr.LinkIndex}
-	if k.addr.Is6() {
-		// IPv6 keys an address by (address, interface) alone: a new
-		// prefix length replaces the old one in place.
-		k.plen = 0
-	}
+	k := keyOf(u.Addr)
 	if u.Addr.New {
-		t.addrs[k] = struct{}{}
+		// The kernel announces an address again when its detection
+		// ends (passed or failed): the same key, a new state.
+		t.addrs[k] = u.Addr.DAD
 	} else {
 		delete(t.addrs, k)
 	}
 }
 
+func keyOf(u AddrUpdate) addrKey {
+	k := addrKey{addr: u.Addr.Unmap().WithZone(""), plen: u.PrefixLen, link: u.LinkIndex}
+	if k.addr.Is6() {
+		// IPv6 keys an address by (address, interface) alone: a new
+		// prefix length replaces the old one in place.
+		k.plen = 0
+	}
+	return k
+}
+
+// newlyFailed reports whether u says that an address's duplicate address
+// detection failed and the table did not know it yet: worth a warning once.
+func (t *addrTable) newlyFailed(u AddrUpdate) bool {
+	if !u.New || u.DAD != DADFailed {
+		return false
+	}
+	old, ok := t.addrs[keyOf(u)]
+	return !ok || old != DADFailed
+}
+
 // set is the VIP set: every address on an interface that is administratively
-// up. An address on a down interface does not count: the kernel takes its
-// local route away (IPv4) or the address itself (IPv6), so the host does not
-// accept traffic for it. An interface the table has not heard of yet (its
-// link message may lag the address message) counts as down until it has.
+// up, past its duplicate address detection. An address on a down interface
+// does not count: the kernel takes its local route away (IPv4) or the
+// address itself (IPv6), so the host does not accept traffic for it; nor
+// does a tentative or dadfailed one (see [DADState]). An interface the table
+// has not heard of yet (its link message may lag the address message) counts
+// as down until it has.
 func (t *addrTable) set() map[netip.Addr]cache.VIPFlags {
 	out := make(map[netip.Addr]cache.VIPFlags, len(t.addrs))
-	for k := range t.addrs {
+	for k, dad := range t.addrs {
 		l, ok := t.links[k.link]
-		if !ok || !l.up {
+		if !ok || !l.up || dad != DADDone {
 			continue
 		}
 		if l.loopback {
@@ -402,12 +451,15 @@ func (w *Watcher) handleAddr(ev addrEvent) bool {
 		// subscription is back, and VIPs rarely move.
 		return true
 	case ev.reset:
-		t.reset(ev.list)
+		w.resetAddrs(ev.list)
 		t.ok, t.gotFirst = true, true
 		w.count(func(s *Stats) { s.AddrUpdates++ })
 		return true
 	default:
 		w.count(func(s *Stats) { s.AddrUpdates++ })
+		if ev.one.Link == nil && t.newlyFailed(ev.one.Addr) {
+			w.warnDADFailed(ev.one.Addr)
+		}
 		t.apply(ev.one)
 		return true
 	}
@@ -426,9 +478,20 @@ func (w *Watcher) relist(ctx context.Context) bool {
 		w.log.Warn().Err(err).Msg("relisting addresses failed; keeping the subscription's view")
 		return false
 	}
-	w.addrs.reset(l)
+	w.resetAddrs(l)
 	w.count(func(s *Stats) { s.AddrUpdates++ })
 	return true
+}
+
+// resetAddrs replaces the address table with a full listing, warning about
+// addresses whose duplicate address detection failed since the last look.
+func (w *Watcher) resetAddrs(l HostAddrs) {
+	for _, u := range l.Addrs {
+		if w.addrs.newlyFailed(u) {
+			w.warnDADFailed(u)
+		}
+	}
+	w.addrs.reset(l)
 }
 
 // waitFirstAddrs waits (bounded) for the first address list so the first
@@ -455,4 +518,9 @@ func (w *Watcher) waitFirstAddrs(ctx context.Context, c <-chan addrEvent) {
 			return
 		}
 	}
+}
+
+func (w *Watcher) warnDADFailed(u AddrUpdate) {
+	w.log.Warn().Str("addr", u.Addr.String()).Int("link", u.LinkIndex).
+		Msg("address " + u.Addr.String() + ": duplicate address detection failed (another host on the link answers for it); the kernel will not use it, so it is not a VIP of this host until it is deleted and added again")
 }

@@ -5,15 +5,18 @@ package watcher
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/internal/nstest"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 func vip(a string, want bool, loopbackOnly bool) func(*cache.Snapshot) bool {
@@ -345,4 +348,98 @@ func (s *lossySource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update, 
 		drain(ch)
 	}()
 	return cur, out, nil
+}
+
+// TestNetlinkDuplicateAddressDetection: an IPv6 address whose duplicate
+// address detection has not passed is not a VIP of this host. While the
+// detection runs (tentative) the kernel drops traffic to the address and
+// refuses to bind it; once it failed (dadfailed) another host holds the
+// address. Both count only once the detection passes. The namespace's
+// defaults are the kernel's: accept_dad 1, one probe.
+func TestNetlinkDuplicateAddressDetection(t *testing.T) {
+	t.Parallel()
+	ns, h, lo := netnsLo(t)
+	peer := nstest.New(t)
+	// hsd0 here, hsd1 in peer, which holds 2001:db8:d::1 already.
+	nstest.Veth(t, ns, "hsd0", nil, peer, "hsd1", []string{"2001:db8:d::1/64"})
+	// hsd2 is up but has no carrier while its peer hsd3 is down: the
+	// detection of an address on it waits, so the address stays tentative.
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hsd2"}, PeerName: "hsd3"}); err != nil {
+		t.Fatalf("add veth: %v", err)
+	}
+	link := func(name string) netlink.Link {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if err := h.LinkSetUp(link("hsd2")); err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.LogBuffer
+	_, st := startWatcherLog(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: NetlinkSource{Namespace: &ns}, Resync: time.Hour}, &logs)
+
+	// kernel waits until the kernel lists an address on l for which ok holds.
+	kernel := func(l netlink.Link, what string, ok func(ip netip.Addr, flags int) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			addrs, err := h.AddrList(l, netlink.FAMILY_V6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range addrs {
+				if ip, _ := netip.AddrFromSlice(x.IP); ok(ip, x.Flags) {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the kernel never reported %s: %v", what, addrs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	has := func(a string, flag int) func(netip.Addr, int) bool {
+		want := netip.MustParseAddr(a)
+		return func(ip netip.Addr, flags int) bool { return ip == want && flags&flag != 0 }
+	}
+	// The link-local address's detection passed: probes cross the pair.
+	kernel(link("hsd0"), "a link-local address past its detection", func(ip netip.Addr, flags int) bool {
+		return ip.IsLinkLocalUnicast() && flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0
+	})
+	dup, _ := netlink.ParseAddr("2001:db8:d::1/64") // with detection (no IFA_F_NODAD)
+	if err := h.AddrAdd(link("hsd0"), dup); err != nil {
+		t.Fatal(err)
+	}
+	kernel(link("hsd0"), "2001:db8:d::1 dadfailed", has("2001:db8:d::1", unix.IFA_F_DADFAILED))
+	tent, _ := netlink.ParseAddr("2001:db8:e::1/64")
+	if err := h.AddrAdd(link("hsd2"), tent); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher reads one subscription in order: once this address is
+	// in, the two before it are applied.
+	if err := h.AddrAdd(lo, nstest.Addr(t, "192.0.2.99/32")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "the marker address", vip("192.0.2.99", true, false))
+	kernel(link("hsd2"), "2001:db8:e::1 tentative", has("2001:db8:e::1", unix.IFA_F_TENTATIVE))
+	s := st.Load()
+	if s.HasVIP(netip.MustParseAddr("2001:db8:d::1"), false) {
+		t.Error("an address whose duplicate address detection failed counts as a VIP")
+	}
+	if s.HasVIP(netip.MustParseAddr("2001:db8:e::1"), false) {
+		t.Error("a tentative address counts as a VIP")
+	}
+	// Carrier: the detection runs (one probe) and passes.
+	if err := h.LinkSetUp(link("hsd3")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "the address after its detection passed", vip("2001:db8:e::1", true, false))
+	if st.Load().HasVIP(netip.MustParseAddr("2001:db8:d::1"), false) {
+		t.Error("the duplicate address counts as a VIP")
+	}
+	if n := strings.Count(logs.String(), "2001:db8:d::1: duplicate address detection failed"); n != 1 {
+		t.Errorf("the failed detection was logged %d times, want once:\n%s", n, logs.String())
+	}
 }

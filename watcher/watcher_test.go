@@ -5,6 +5,7 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,10 +22,17 @@ import (
 // startWatcher runs a watcher on dir until the test ends.
 func startWatcher(t *testing.T, opts Options) (*Watcher, *cache.Store) {
 	t.Helper()
+	return startWatcherLog(t, opts, zerolog.NewTestWriter(t))
+}
+
+// startWatcherLog is startWatcher with its warnings and errors written to
+// logs.
+func startWatcherLog(t *testing.T, opts Options, logs io.Writer) (*Watcher, *cache.Store) {
+	t.Helper()
 	if opts.Store == nil {
 		opts.Store = cache.NewStore()
 	}
-	opts.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	opts.Logger = zerolog.New(logs).Level(zerolog.WarnLevel)
 	w, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
