@@ -2,11 +2,13 @@ package cache
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -207,7 +209,8 @@ var ErrGrammar = errors.New("not in the flag-file grammar")
 // not the port in its name (it changes no answer: an unreadable one is
 // ignored); everything after # is the reason. Lines after the first, and lines starting
 // with # before any word, are ignored. Empty content is Up. A UTF-8
-// byte-order mark at the start is skipped.
+// byte-order mark at the start is skipped; content that starts with a
+// UTF-16 one is decoded first.
 //
 // # Content that is not quite in the grammar
 //
@@ -233,8 +236,7 @@ var ErrGrammar = errors.New("not in the flag-file grammar")
 // start of an out-of-rotation word, which makes the entry Down.
 func ParseFlag(content []byte) (Entry, error) {
 	e := Entry{State: Up, Weight: NoWeight}
-	content = bytes.TrimPrefix(content, utf8BOM)
-	line, ended := firstLine(content)
+	line, ended := firstLine(flagText(content))
 	var problem error
 	note := func(err error) {
 		if problem == nil {
@@ -355,6 +357,41 @@ func ParseFlag(content []byte) (Entry, error) {
 
 var utf8BOM = []byte{0xef, 0xbb, 0xbf}
 
+// flagText is the text of a flag file's content: its first MaxFlagSize
+// bytes (cut reports that there was more), without a UTF-8 byte-order mark,
+// and decoded when it starts with a UTF-16 one: Windows tools write text so
+// (PowerShell 5's `>`, Notepad's "Unicode"), and "drain" written so must
+// read as drain, not as content with no state word (up).
+func flagText(content []byte) (text []byte, cut bool) {
+	cut = len(content) > MaxFlagSize
+	if cut {
+		content = content[:MaxFlagSize]
+	}
+	switch {
+	case bytes.HasPrefix(content, utf8BOM):
+		return content[len(utf8BOM):], cut
+	case len(content) >= 2 && content[0] == 0xff && content[1] == 0xfe:
+		return decodeUTF16(content[2:], binary.LittleEndian), cut
+	case len(content) >= 2 && content[0] == 0xfe && content[1] == 0xff:
+		return decodeUTF16(content[2:], binary.BigEndian), cut
+	}
+	return content, cut
+}
+
+// decodeUTF16 decodes b (a trailing odd byte is dropped; unpaired
+// surrogates become U+FFFD) to UTF-8.
+func decodeUTF16(b []byte, order binary.ByteOrder) []byte {
+	units := make([]uint16, len(b)/2)
+	for i := range units {
+		units[i] = order.Uint16(b[2*i:])
+	}
+	out := make([]byte, 0, len(units))
+	for _, r := range utf16.Decode(units) {
+		out = utf8.AppendRune(out, r)
+	}
+	return out
+}
+
 // punct is what a hand-written state word may be wrapped in.
 const punct = ".,;:!?\"'`()[]{}<>"
 
@@ -409,11 +446,7 @@ func hasPrefixFold(s, prefix string) bool {
 // firstLine returns the first line that is neither blank nor a comment,
 // trimmed, within the first MaxFlagSize bytes of b. ended is false when b
 // goes on past them and that line (or, with none, the next) is cut there.
-func firstLine(b []byte) (line string, ended bool) {
-	cut := len(b) > MaxFlagSize
-	if cut {
-		b = b[:MaxFlagSize]
-	}
+func firstLine(b []byte, cut bool) (line string, ended bool) {
 	for len(b) > 0 {
 		var l []byte
 		terminated := true

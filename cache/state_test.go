@@ -1,11 +1,12 @@
 package cache
 
 import (
-	"bytes"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -86,6 +87,12 @@ func TestParseFlag(t *testing.T) {
 		// A byte-order mark from an editor is not a problem.
 		{"bom", "\xef\xbb\xbfdrain # x", Entry{State: Drain, Weight: NoWeight, Reason: "x"}, false},
 		{"bom then comment", "\xef\xbb\xbf# note\nmaint", Entry{State: Maint, Weight: NoWeight}, false},
+		// Nor is UTF-16 with its mark, as Windows tools write text
+		// (PowerShell 5's `echo drain > FILE`, Notepad's "Unicode").
+		{"utf-16le", utf16Text(binary.LittleEndian, "drain # deploy\r\n"), Entry{State: Drain, Weight: NoWeight, Reason: "deploy"}, false},
+		{"utf-16be", utf16Text(binary.BigEndian, "# note\nmaint 50%\n"), Entry{State: Maint, Weight: 50}, false},
+		{"utf-16le odd byte", utf16Text(binary.LittleEndian, "down") + "\x0a\x00\x41", Entry{State: Down, Weight: NoWeight}, false},
+		{"utf-16le unpaired surrogate", utf16Text(binary.LittleEndian, "drain # a") + "\x00\xd8", Entry{State: Drain, Weight: NoWeight, Reason: "a\ufffd"}, false},
 		{"synonyms", "drained", Entry{State: Drain, Weight: NoWeight}, false},
 		{"disabled", "disabled", Entry{State: Down, Weight: NoWeight}, false},
 	}
@@ -272,7 +279,7 @@ func FuzzParseFlag(f *testing.F) {
 // outWord is the fuzz oracle for failing closed: whether the first line of
 // content (as ParseFlag picks it) names drain, maint or down before any '#'.
 func outWord(content []byte) bool {
-	line, _ := firstLine(bytes.TrimPrefix(content, utf8BOM))
+	line, _ := firstLine(flagText(content))
 	if i := strings.IndexByte(line, '#'); i >= 0 {
 		line = line[:i]
 	}
@@ -311,4 +318,13 @@ func TestParseFlagCut(t *testing.T) {
 			}
 		})
 	}
+}
+
+// utf16Text is s encoded as UTF-16 with a byte-order mark.
+func utf16Text(order binary.AppendByteOrder, s string) string {
+	b := order.AppendUint16(nil, 0xfeff)
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = order.AppendUint16(b, u)
+	}
+	return string(b)
 }
