@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -252,12 +253,16 @@ func ParseFlag(content []byte) (Entry, error) {
 		}
 		note(fmt.Errorf("first line longer than %d bytes: only its start was read: %w", MaxFlagSize, ErrGrammar))
 		if !strings.Contains(line, "#") { // a cut in the reason cuts no word
-			i := strings.LastIndexFunc(line, func(r rune) bool { return r <= ' ' || r == 0x7f })
+			start := 0 // of the last word
+			if i := strings.LastIndexFunc(line, isSeparator); i >= 0 {
+				_, n := utf8.DecodeRuneInString(line[i:])
+				start = i + n
+			}
 			// A whole out-of-rotation word stays: whatever it was cut
 			// from ("drain" of "drained") means the same state.
-			if st, ok := ParseStateWord(strings.Trim(line[i+1:], punct)); !ok || st == Up {
-				cutOutOfRotation = mayStartOutOfRotationWord(line[i+1:])
-				line = line[:i+1]
+			if st, ok := ParseStateWord(looseWord(line[start:])); !ok || st == Up {
+				cutOutOfRotation = mayStartOutOfRotationWord(line[start:])
+				line = line[:start]
 			}
 		}
 	}
@@ -272,17 +277,17 @@ func ParseFlag(content []byte) (Entry, error) {
 		reason, hasReason = line[i+1:], true
 		line = line[:i]
 	}
-	if hasControl(line) {
-		note(fmt.Errorf("control character before the reason: %w", ErrGrammar))
+	if hasOddSeparator(line) {
+		note(fmt.Errorf("control or invisible character before the reason: %w", ErrGrammar))
 	}
 	sawState, sawWeight, sawExpiry, sawOther := false, false, false, false
 	for _, w := range fields(line) {
 		st, ok := ParseStateWord(w)
 		if !ok {
-			// "drain." or "'down'" by hand: the word is still the word.
-			if t := strings.Trim(w, punct); t != w {
+			// "drain." or "“down”" by hand: the word is still the word.
+			if t := looseWord(w); t != w {
 				if st, ok = ParseStateWord(t); ok {
-					note(fmt.Errorf("punctuation around state word %q: %w", Clip(w, 40), ErrGrammar))
+					note(fmt.Errorf("punctuation or wide letters in state word %q: %w", Clip(w, 40), ErrGrammar))
 				}
 			}
 		}
@@ -393,21 +398,43 @@ func decodeUTF16(b []byte, order binary.ByteOrder) []byte {
 }
 
 // punct is what a hand-written state word may be wrapped in.
-const punct = ".,;:!?\"'`()[]{}<>"
-
-// fields splits s at blanks and at every other control character (a NUL
-// after the state word, say): what is between them are the words.
-func fields(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
+// isSeparator reports whether r separates words: blanks, every other
+// control character (a NUL after the state word, say), and what an editor,
+// a word processor or a copy from a web page puts where a blank belongs and
+// looks like one or like nothing: Unicode spaces (no-break, ideographic),
+// invisible format characters (zero-width space, word joiner) and bytes
+// that are not UTF-8 (a Latin-1 no-break space is 0xA0).
+func isSeparator(r rune) bool {
+	return r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
 }
 
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+// fields splits s at separators: what is between them are the words.
+func fields(s string) []string {
+	return strings.FieldsFunc(s, isSeparator)
+}
+
+// hasOddSeparator reports whether s has a separator other than a blank or
+// a tab.
+func hasOddSeparator(s string) bool {
+	for _, r := range s {
+		if r != ' ' && r != '\t' && isSeparator(r) {
 			return true
 		}
 	}
 	return false
+}
+
+// looseWord is w as a hand might have meant it: fullwidth letters (an input
+// method left on) folded to ASCII, and punctuation, quotes (“ ” « »),
+// dashes and symbols around it dropped.
+func looseWord(w string) string {
+	w = strings.Map(func(r rune) rune {
+		if r >= 0xff01 && r <= 0xff5e { // fullwidth forms of ASCII '!'..'~'
+			return r - 0xfee0
+		}
+		return r
+	}, w)
+	return strings.TrimFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 }
 
 // ParsePort parses a TCP port, 1..65535, in decimal, without a leading
@@ -467,7 +494,7 @@ func firstLine(b []byte, cut bool) (line string, ended bool) {
 // mayStartOutOfRotationWord reports whether w, the cut-off end of a line,
 // could be the start of drain, maint, down or one of their synonyms.
 func mayStartOutOfRotationWord(w string) bool {
-	w = strings.ToLower(strings.Trim(w, punct))
+	w = strings.ToLower(looseWord(w))
 	if w == "" {
 		return false
 	}

@@ -83,6 +83,18 @@ func TestParseFlag(t *testing.T) {
 		{"punctuation", "Drain.", Entry{State: Drain, Weight: NoWeight}, true},
 		{"quoted", "'maint'", Entry{State: Maint, Weight: NoWeight}, true},
 		{"upper case until", "drain UNTIL=2026-11-23T10:00:00Z", Entry{State: Drain, Weight: NoWeight, Expires: until}, false},
+		// What an editor, a word processor or a copy from a web page
+		// puts around a word (all answered 200 before).
+		{"no-break space", "drain\u00a0# deploy", Entry{State: Drain, Weight: NoWeight, Reason: "deploy"}, true},
+		{"latin-1 no-break space", "drain\xa0# deploy", Entry{State: Drain, Weight: NoWeight, Reason: "deploy"}, true},
+		{"zero-width space after", "drain\u200b", Entry{State: Drain, Weight: NoWeight}, true},
+		{"zero-width space before", "\u200bmaint", Entry{State: Maint, Weight: NoWeight}, true},
+		{"ideographic space", "drain\u3000x", Entry{State: Drain, Weight: NoWeight}, true},
+		{"word joiner", "down\u2060", Entry{State: Down, Weight: NoWeight}, true},
+		{"smart quotes", "\u201cdrain\u201d", Entry{State: Drain, Weight: NoWeight}, true},
+		{"guillemets", "\u00abmaint\u00bb", Entry{State: Maint, Weight: NoWeight}, true},
+		{"fullwidth", "\uff24\uff52\uff41\uff49\uff4e", Entry{State: Drain, Weight: NoWeight}, true},
+		{"dash", "-down-", Entry{State: Down, Weight: NoWeight}, true},
 
 		// A byte-order mark from an editor is not a problem.
 		{"bom", "\xef\xbb\xbfdrain # x", Entry{State: Drain, Weight: NoWeight, Reason: "x"}, false},
@@ -283,8 +295,8 @@ func outWord(content []byte) bool {
 	if i := strings.IndexByte(line, '#'); i >= 0 {
 		line = line[:i]
 	}
-	for _, w := range strings.FieldsFunc(line, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		if st, ok := ParseStateWord(strings.Trim(w, punct)); ok && st != Up {
+	for _, w := range strings.FieldsFunc(line, isSeparator) {
+		if st, ok := ParseStateWord(looseWord(w)); ok && st != Up {
 			return true
 		}
 	}
