@@ -220,12 +220,15 @@ func parseQuery(rawQuery string) (query, bool) {
 }
 
 // parse fills p from the raw query; it returns a 400 result on bad input.
-// Parameter names are matched case-insensitively; the first occurrence of
-// each wins (as net/url's Get); unknown parameters are ignored so that
-// cache-busting parameters work.
+// Parameter names are matched case-insensitively; the first SERVICE and
+// PORT win (as net/url's Get); every VIP counts, as VIP asks for all its
+// addresses; unknown parameters are ignored so that cache-busting
+// parameters work.
 func (p *parsed) parse(raw string) *Result {
-	var service, port, vip string
-	var haveService, havePort, haveVIP bool
+	var service, port string
+	var haveService, havePort bool
+	var vips [MaxVIPs]string // the VIP parameters' values; each holds an address
+	nvips := 0
 	var decBuf [2][cache.MaxNameLen + 8]byte
 	for len(raw) > 0 {
 		var kv string
@@ -267,10 +270,11 @@ func (p *parsed) parse(raw string) *Result {
 			}
 			port, havePort = d, true
 		case EqualFoldASCII(k, "VIP"):
-			if haveVIP {
-				continue
+			if nvips == len(vips) {
+				return &resManyVIPs
 			}
-			vip, haveVIP = v, true
+			vips[nvips] = v
+			nvips++
 		}
 	}
 	// A PORT= or VIP= that is there but empty (a check template whose
@@ -279,8 +283,10 @@ func (p *parsed) parse(raw string) *Result {
 	if havePort && port == "" {
 		return &resBadPort
 	}
-	if haveVIP && vip == "" {
-		return &resBadVIP
+	for _, vip := range vips[:nvips] {
+		if vip == "" {
+			return &resBadVIP
+		}
 	}
 	// Build the flag-file name: SERVICE[.PORT], or the default flag.
 	if !haveService || service == "" {
@@ -308,11 +314,16 @@ func (p *parsed) parse(raw string) *Result {
 	if !cache.ValidName(unsafe.String(&p.nameBuf[0], n)) {
 		return &resBadService
 	}
-	if haveVIP {
+	for _, vip := range vips[:nvips] {
+		var res *Result
 		if needsUnescape(vip) {
-			return p.parseEncodedVIPs(vip)
+			res = p.parseEncodedVIPs(vip)
+		} else {
+			res = p.parseVIPs(vip)
 		}
-		return p.parseVIPs(vip)
+		if res != nil {
+			return res
+		}
 	}
 	return nil
 }

@@ -71,6 +71,14 @@ func TestCheck(t *testing.T) {
 		{"empty port first", "SERVICE=squid&PORT=&PORT=80", c, 400, BodyBadPort, cache.Missing, "", 0},
 		{"empty VIP", "SERVICE=squid&PORT=80&VIP=", c, 400, BodyBadVIP, cache.Missing, "", 0},
 		{"empty VIP first", "SERVICE=squid&PORT=80&VIP=&VIP=192.0.2.10", c, 400, BodyBadVIP, cache.Missing, "", 0},
+		// VIP asks for every address: a repeated VIP (a template that adds
+		// one parameter per address) adds to the list, as a comma does;
+		// the first one alone answered 200 with the second missing.
+		{"repeated VIP, one missing", "SERVICE=squid&PORT=80&VIP=192.0.2.10&VIP=192.0.2.11", c, 404, BodyNoVIP, cache.Up, "VIP not configured", cache.NoWeight},
+		{"repeated VIP, all there", "SERVICE=squid&PORT=80&vip=192.0.2.10&VIP=2001:db8::1", c, 200, BodyOKVIP, cache.Up, "", cache.NoWeight},
+		{"repeated VIP, second empty", "SERVICE=squid&PORT=80&VIP=192.0.2.10&VIP=", c, 400, BodyBadVIP, cache.Missing, "", 0},
+		{"repeated VIP, second bad", "SERVICE=squid&PORT=80&VIP=192.0.2.10&VIP=bogus", c, 400, BodyBadVIP, cache.Missing, "", 0},
+		{"repeated VIP, too many", "SERVICE=squid" + strings.Repeat("&VIP=192.0.2.10", 65), c, 400, BodyTooManyVIPs, cache.Missing, "", 0},
 		{"traversal", "SERVICE=../../etc/passwd", c, 400, BodyBadService, cache.Missing, "", 0},
 		{"traversal encoded", "SERVICE=..%2F..%2Fetc%2Fpasswd", c, 400, BodyBadService, cache.Missing, "", 0},
 		{"dot dot", "SERVICE=..", c, 400, BodyBadService, cache.Missing, "", 0},
@@ -127,6 +135,7 @@ func TestCheckNoAllocs(t *testing.T) {
 		want float64
 	}{
 		{"SERVICE=squid&PORT=80&VIP=192.0.2.10,2001:db8::1", 0},
+		{"SERVICE=squid&PORT=80&VIP=192.0.2.10&VIP=2001:db8::1", 0},
 		{"SERVICE=squid&PORT=80", 0},
 		{"SERVICE=web&PORT=443", 0},
 		{"SERVICE=%73quid&PORT=80&VIP=192.0.2.10", 0},
