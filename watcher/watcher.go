@@ -101,6 +101,7 @@ type Watcher struct {
 	addrSrc     AddrSource
 	warned      map[string]string    // name -> content error already logged
 	linked      map[string]uint64    // flags with more than one hard link -> links
+	mounts      *mounts              // flags with a mount over them
 	wr          *writers             // which flags may still be open for writing
 	held        map[string]holdState // empty flags that may be a writer's passing state
 	stats       Stats
@@ -257,6 +258,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 
 	w.checkDir()
+	m, err := newMounts()
+	if err != nil {
+		w.log.Warn().Err(err).Msg("cannot watch the mount table: a file mounted over a flag, and writes through its source, are seen only at the periodic resync")
+	}
+	defer m.close()
+	w.mounts = m
+	w.checkMounts(map[string]struct{}{})
 	entries := w.fullRescan("start")
 	if w.addrs != nil {
 		// Publish the first snapshot only once the address list is in
@@ -317,7 +325,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// the path leads to with what is watched.
 			if w.checkDir() || w.readProblem != "" || w.pollDue() {
 				full = true
+				w.mounts.dirty = true // the path may lead elsewhere now
 			}
+			w.checkMounts(touched)
 			// A write through another hard link of a flag makes no
 			// event here: re-read such flags every tick.
 			for name := range w.linked {
@@ -575,4 +585,28 @@ func (w *Watcher) warnOnce(name, problem string) {
 	}
 	w.warned[name] = problem
 	w.log.Warn().Str("flag", name).Str("problem", problem).Msg("flag file " + name + ": " + problem)
+}
+
+// checkMounts follows the mounts over flags (see [mounts]): names that
+// became or stopped being mount points, and every name that is one, go in
+// touched to be read again.
+func (w *Watcher) checkMounts(touched map[string]struct{}) {
+	m := w.mounts
+	if m.changed() {
+		changed, ok := m.update(w.dir.path)
+		if !ok {
+			m.dirty = true
+		}
+		for _, name := range changed {
+			touched[name] = struct{}{}
+			if _, is := m.names[name]; is {
+				w.log.Warn().Str("flag", name).Msg("flag file " + name + " has a mount over it: writes through the mount's source make no inotify event here, so it is re-read every 250 ms")
+			} else {
+				w.log.Info().Str("flag", name).Msg("flag file " + name + " has no mount over it any more")
+			}
+		}
+	}
+	for name := range m.names {
+		touched[name] = struct{}{}
+	}
 }
