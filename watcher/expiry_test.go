@@ -3,40 +3,21 @@
 package watcher
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
-// expiryLog is a log sink the watcher goroutine writes and the test reads.
-type expiryLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *expiryLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *expiryLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startWatcher runs a watcher on dir (no VIP tracking) until the test ends.
-func startExpiryWatcher(t *testing.T, dir string, logs *expiryLog) *cache.Store {
+// startExpiryWatcher runs a watcher on dir (no VIP tracking) until the test ends.
+func startExpiryWatcher(t *testing.T, dir string, logs *testenv.LogBuffer) *cache.Store {
 	t.Helper()
 	store := cache.NewStore()
 	w, err := New(Options{Dir: dir, Store: store, Logger: zerolog.New(logs)})
@@ -68,7 +49,7 @@ func startExpiryWatcher(t *testing.T, dir string, logs *expiryLog) *cache.Store 
 func TestExpiryReturnsUp(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	logs := &expiryLog{}
+	logs := &testenv.LogBuffer{}
 	store := startExpiryWatcher(t, dir, logs)
 
 	until := time.Now().Add(300 * time.Millisecond)
@@ -135,7 +116,7 @@ func TestExpiredAtStart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "web.443"), []byte("maint until="+future+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	store := startExpiryWatcher(t, dir, &expiryLog{})
+	store := startExpiryWatcher(t, dir, &testenv.LogBuffer{})
 	snap := store.Load()
 	e, ok := snap.Lookup("squid.80")
 	if !ok || e.Effective(time.Now()).State != cache.Up {
@@ -144,5 +125,29 @@ func TestExpiredAtStart(t *testing.T) {
 	e, ok = snap.Lookup("web.443")
 	if !ok || e.Effective(time.Now()).State != cache.Maint {
 		t.Errorf("web.443 expires in an hour: effective %v, want maint", e.Effective(time.Now()).State)
+	}
+}
+
+// TestExpiryAlreadyPast: a flag written with an expiry that has already
+// passed (a wrong year) counts as up at once, and the log says so, rather
+// than "squid.80 drain" while the answer is 200.
+func TestExpiryAlreadyPast(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var logs testenv.LogBuffer
+	store := startExpiryWatcher(t, dir, &logs)
+	if err := os.WriteFile(filepath.Join(dir, "squid.80"), []byte("drain until=2025-11-30T10:00:00Z # deploy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, store, "squid.80 read", func(s *cache.Snapshot) bool { _, ok := s.Lookup("squid.80"); return ok })
+	if e, _ := store.Load().Lookup("squid.80"); e.Effective(time.Now()).State != cache.Up {
+		t.Errorf("effective state %v, want up", e.Effective(time.Now()).State)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "squid.80 says drain until 2025-11-30T10:00:00Z, which has passed: it counts as up") || !strings.Contains(out, `"level":"warn"`) {
+		t.Errorf("no warning that the expiry has passed:\n%s", out)
+	}
+	if strings.Contains(out, `"message":"squid.80 drain"`) {
+		t.Errorf("logged as a drain:\n%s", out)
 	}
 }

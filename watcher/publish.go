@@ -5,6 +5,7 @@ package watcher
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/http-status/http_status/cache"
 )
@@ -52,6 +53,14 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 			changed = true
 			transitions++
 			if !logLine() {
+				return
+			}
+			if e.State != cache.Up && !e.Expires.IsZero() && !e.Expires.After(now) {
+				// Written with an expiry already past (a wrong year, a
+				// clock behind): it counts as up from the start. Say so
+				// where the operator looks, not "NAME drain".
+				w.log.Warn().Str("flag", name).Str("state", "up").Str("written", e.State.String()).Time("until", e.Expires).
+					Msg(name + " says " + e.State.String() + " until " + e.Expires.UTC().Format(time.RFC3339) + ", which has passed: it counts as up")
 				return
 			}
 			ev := w.log.Info().Str("flag", name).Str("state", e.State.String())
