@@ -31,6 +31,8 @@ type AddrUpdate struct {
 	// DAD is where the address's duplicate address detection (IPv6)
 	// stands; only an address past it (the zero value) is a VIP.
 	DAD DADState
+	// NoDAD: the address was added without detection (IFA_F_NODAD).
+	NoDAD bool
 }
 
 // DADState is where an address's duplicate address detection stands.
@@ -154,7 +156,7 @@ func addrUpdate(n net.IPNet, link int, add bool, flags int) (AddrUpdate, bool) {
 		return AddrUpdate{}, false
 	}
 	ones, _ := n.Mask.Size()
-	return AddrUpdate{Addr: ip.Unmap(), PrefixLen: ones, LinkIndex: link, New: add, DAD: dadState(flags)}, true
+	return AddrUpdate{Addr: ip.Unmap(), PrefixLen: ones, LinkIndex: link, New: add, DAD: dadState(flags), NoDAD: flags&unix.IFA_F_NODAD != 0}, true
 }
 
 // Subscribe implements [AddrSource]. It subscribes first and lists second, so
@@ -341,21 +343,27 @@ type addrKey struct {
 // linkState is what the table knows of an interface.
 type linkState struct{ loopback, up bool }
 
+// addrState is what the table knows of an address.
+type addrState struct {
+	dad   DADState
+	nodad bool
+}
+
 // addrTable is the loop's record of the host's addresses and interfaces.
 type addrTable struct {
-	addrs    map[addrKey]DADState
+	addrs    map[addrKey]addrState
 	links    map[int]linkState
 	ok       bool // a list has been received and the subscription is up
 	gotFirst bool
 }
 
 func newAddrTable() *addrTable {
-	return &addrTable{addrs: map[addrKey]DADState{}, links: map[int]linkState{}}
+	return &addrTable{addrs: map[addrKey]addrState{}, links: map[int]linkState{}}
 }
 
 // reset replaces the table with a full listing.
 func (t *addrTable) reset(l HostAddrs) {
-	t.addrs = make(map[addrKey]DADState, len(l.Addrs))
+	t.addrs = make(map[addrKey]addrState, len(l.Addrs))
 	t.links = make(map[int]linkState, len(l.Links))
 	for _, u := range l.Links {
 		t.apply(Update{Link: &u})
@@ -382,13 +390,25 @@ func (t *addrTable) apply(u Update) {
 			return
 		}
 		t.links[l.Index] = linkState{loopback: l.Loopback, up: l.Up}
+		if !l.Up {
+			// An IPv6 address that outlives its interface going down
+			// (keep_addr_on_down) goes back to tentative without a
+			// message: the kernel runs its detection again when the
+			// interface comes up, and announces it when it ends. (One it
+			// does not keep, it deletes, and says so.)
+			for k, a := range t.addrs {
+				if k.link == l.Index && k.addr.Is6() && !a.nodad && a.dad == DADDone {
+					t.addrs[k] = addrState{dad: DADRunning}
+				}
+			}
+		}
 		return
 	}
 	k := keyOf(u.Addr)
 	if u.Addr.New {
 		// The kernel announces an address again when its detection
 		// ends (passed or failed): the same key, a new state.
-		t.addrs[k] = u.Addr.DAD
+		t.addrs[k] = addrState{dad: u.Addr.DAD, nodad: u.Addr.NoDAD}
 	} else {
 		delete(t.addrs, k)
 	}
@@ -411,21 +431,23 @@ func (t *addrTable) newlyFailed(u AddrUpdate) bool {
 		return false
 	}
 	old, ok := t.addrs[keyOf(u)]
-	return !ok || old != DADFailed
+	return !ok || old.dad != DADFailed
 }
 
 // set is the VIP set: every address on an interface that is administratively
 // up, past its duplicate address detection. An address on a down interface
 // does not count: the kernel takes its local route away (IPv4) or the
 // address itself (IPv6), so the host does not accept traffic for it; nor
-// does a tentative or dadfailed one (see [DADState]). An interface the table
+// does a tentative or dadfailed one (see [DADState]), nor an IPv6 address
+// kept over its interface going down until its detection passes again
+// (see [addrTable.apply]). An interface the table
 // has not heard of yet (its link message may lag the address message) counts
 // as down until it has.
 func (t *addrTable) set() map[netip.Addr]cache.VIPFlags {
 	out := make(map[netip.Addr]cache.VIPFlags, len(t.addrs))
-	for k, dad := range t.addrs {
+	for k, a := range t.addrs {
 		l, ok := t.links[k.link]
-		if !ok || !l.up || dad != DADDone {
+		if !ok || !l.up || a.dad != DADDone {
 			continue
 		}
 		if l.loopback {

@@ -1,0 +1,119 @@
+//go:build linux
+
+package watcher
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/nstest"
+)
+
+// sysctlIn writes a sysctl (a path under /proc/sys) inside ns: /proc/sys/net
+// answers for the network namespace of the thread that opens it.
+func sysctlIn(t *testing.T, ns netns.NsHandle, path, value string) {
+	t.Helper()
+	err := nstest.Do(ns, func() error {
+		return os.WriteFile(filepath.Join("/proc/sys", path), []byte(value), 0o644)
+	})
+	if err != nil {
+		t.Fatalf("sysctl %s=%s: %v", path, value, err)
+	}
+}
+
+// linkOf looks a link up by name through h.
+func linkOf(t *testing.T, h *netlink.Handle, name string) netlink.Link {
+	t.Helper()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// kernelFlags waits until the kernel lists a on l with flags for which ok
+// holds.
+func kernelFlags(t *testing.T, h *netlink.Handle, l netlink.Link, a string, what string, ok func(flags int) bool) {
+	t.Helper()
+	want := netip.MustParseAddr(a)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range addrs {
+			if ip, _ := netip.AddrFromSlice(x.IP); ip.Unmap() == want && ok(x.Flags) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kernel never listed %s %s: %v", a, what, addrs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestNetlinkKeptAddressAfterLinkDown: with keep_addr_on_down (a sysctl
+// some distributions and network managers set), an IPv6 address survives
+// its interface going down, but the kernel marks it tentative without a
+// message: when the interface comes back, the address goes through
+// duplicate address detection again before the kernel accepts traffic for
+// it, and while the link has no carrier that is never. The watcher must not
+// take the interface coming up for the address being usable.
+func TestNetlinkKeptAddressAfterLinkDown(t *testing.T) {
+	t.Parallel()
+	ns, h, _ := netnsLo(t)
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hsk0"}, PeerName: "hsk1"}); err != nil {
+		t.Fatalf("add veth: %v", err)
+	}
+	sysctlIn(t, ns, "net/ipv6/conf/hsk0/keep_addr_on_down", "1")
+	for _, n := range []string{"hsk0", "hsk1"} {
+		if err := h.LinkSetUp(linkOf(t, h, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: NetlinkSource{Namespace: &ns}, Resync: time.Hour})
+	withDAD, _ := netlink.ParseAddr("2001:db8:4b::1/64")
+	if err := h.AddrAdd(linkOf(t, h, "hsk0"), withDAD); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "the address past its detection", vip("2001:db8:4b::1", true, false))
+
+	// The peer down first: hsk0 comes back up without carrier.
+	for _, n := range []string{"hsk1", "hsk0"} {
+		if err := h.LinkSetDown(linkOf(t, h, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.LinkSetUp(linkOf(t, h, "hsk0")); err != nil {
+		t.Fatal(err)
+	}
+	// An IPv4 address counts as soon as its interface is up: once it is
+	// in, the watcher has seen hsk0 come up and everything before.
+	if err := h.AddrAdd(linkOf(t, h, "hsk0"), nstest.Addr(t, "198.51.100.75/24")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "the marker on hsk0", vip("198.51.100.75", true, false))
+	kernelFlags(t, h, linkOf(t, h, "hsk0"), "2001:db8:4b::1", "tentative", func(f int) bool { return f&unix.IFA_F_TENTATIVE != 0 })
+	if st.Load().HasVIP(netip.MustParseAddr("2001:db8:4b::1"), false) {
+		t.Fatal("an address the kernel holds tentative (kept over the interface going down, no carrier since) counts as a VIP")
+	}
+
+	// Carrier: the detection runs again and passes.
+	if err := h.LinkSetUp(linkOf(t, h, "hsk1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, st, "the address after its detection passed again", vip("2001:db8:4b::1", true, false))
+	if f := st.Load().VIPs()[netip.MustParseAddr("2001:db8:4b::1")]; f != cache.OnOther {
+		t.Fatalf("flags %v, want on a non-loopback interface only", f)
+	}
+}
