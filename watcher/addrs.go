@@ -4,15 +4,17 @@ package watcher
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -162,6 +164,9 @@ func addrUpdate(n net.IPNet, link int, add bool, flags int) (AddrUpdate, bool) {
 // Subscribe implements [AddrSource]. It subscribes first and lists second, so
 // no change can fall between the two: updates that the list already holds
 // are applied again, which is harmless (each update sets one key's state).
+// Interface and address messages come on one socket, in the order the
+// kernel sent them: an address announced after its interface came up must
+// not be applied before the interface going down.
 func (s NetlinkSource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update, error) {
 	ns := s.ns()
 	h, err := netlink.NewHandleAt(ns)
@@ -169,85 +174,109 @@ func (s NetlinkSource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update,
 		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink handle: %w", err)
 	}
 	defer h.Close()
-
-	errCB := func(err error) {
-		if ctx.Err() == nil { // closing the socket on stop is not news
-			s.Log.Warn().Err(err).Msg("netlink subscription")
-		}
-	}
-	rawA := make(chan netlink.AddrUpdate, 256)
-	doneA := make(chan struct{})
-	err = netlink.AddrSubscribeWithOptions(rawA, doneA, netlink.AddrSubscribeOptions{
-		Namespace: &ns, ErrorCallback: errCB, ReceiveBufferSize: 1 << 20,
-	})
+	sock, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE,
+		unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR)
 	if err != nil {
-		close(doneA)
-		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink address subscribe: %w", err)
+		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink subscribe: %w", err)
 	}
-	rawL := make(chan netlink.LinkUpdate, 64)
-	doneL := make(chan struct{})
-	err = netlink.LinkSubscribeWithOptions(rawL, doneL, netlink.LinkSubscribeOptions{
-		Namespace: &ns, ErrorCallback: errCB, ReceiveBufferSize: 1 << 20,
-	})
-	if err != nil {
-		close(doneA)
-		close(doneL)
-		drain(rawA)
-		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink link subscribe: %w", err)
+	if err := sock.SetReceiveBufferSize(1<<20, false); err != nil {
+		sock.Close()
+		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink receive buffer: %w", err)
 	}
 	cur, err := list(h)
 	if err != nil {
-		close(doneA)
-		close(doneL)
-		drain(rawA)
-		drain(rawL)
+		sock.Close()
 		return HostAddrs{}, nil, err
 	}
 	out := make(chan Update, 256)
 	go func() {
 		defer close(out)
-		// Keep draining both raw channels until they close: the library's
-		// senders do not watch done and would block forever otherwise.
-		defer drain(rawL)
-		defer drain(rawA)
-		var once sync.Once
-		stopBoth := func() { once.Do(func() { close(doneA); close(doneL) }) }
-		stop := context.AfterFunc(ctx, stopBoth)
+		stop := context.AfterFunc(ctx, sock.Close)
 		defer func() {
 			stop()
-			stopBoth()
+			sock.Close()
 		}()
-		send := func(u Update) bool {
-			select {
-			case out <- u:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		// Either subscription failing ends both: the caller resubscribes
-		// and relists.
 		for {
-			select {
-			case u, ok := <-rawA:
+			msgs, from, err := sock.Receive()
+			if err != nil {
+				// Overflow (ENOBUFS) included: the caller resubscribes
+				// and relists.
+				if ctx.Err() == nil { // closing the socket on stop is not news
+					s.Log.Warn().Err(err).Msg("netlink subscription")
+				}
+				return
+			}
+			if from.Pid != nl.PidKernel {
+				continue
+			}
+			for _, m := range msgs {
+				u, ok := parseUpdate(m)
 				if !ok {
-					return
+					continue
 				}
-				if a, ok := addrUpdate(u.LinkAddress, u.LinkIndex, u.NewAddr, u.Flags); ok && !send(Update{Addr: a}) {
-					return
-				}
-			case u, ok := <-rawL:
-				if !ok {
-					return
-				}
-				l := linkUpdate(u.Link, u.Header.Type == unix.RTM_DELLINK)
-				if !send(Update{Link: &l}) {
+				select {
+				case out <- u:
+				case <-ctx.Done():
 					return
 				}
 			}
 		}
 	}()
 	return cur, out, nil
+}
+
+// parseUpdate reads one interface or address message; ok is false for any
+// other.
+func parseUpdate(m syscall.NetlinkMessage) (Update, bool) {
+	switch m.Header.Type {
+	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+		if len(m.Data) < unix.SizeofIfInfomsg {
+			return Update{}, false
+		}
+		ifi := nl.DeserializeIfInfomsg(m.Data)
+		return Update{Link: &LinkUpdate{
+			Index:    int(ifi.Index),
+			Loopback: ifi.Flags&unix.IFF_LOOPBACK != 0,
+			Up:       ifi.Flags&unix.IFF_UP != 0,
+			Gone:     m.Header.Type == unix.RTM_DELLINK,
+		}}, true
+	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+		if len(m.Data) < unix.SizeofIfAddrmsg {
+			return Update{}, false
+		}
+		ifa := nl.DeserializeIfAddrmsg(m.Data)
+		attrs, err := nl.ParseRouteAttr(m.Data[unix.SizeofIfAddrmsg:])
+		if err != nil {
+			return Update{}, false
+		}
+		flags := int(ifa.Flags)
+		var local, address []byte
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.IFA_LOCAL:
+				local = a.Value
+			case unix.IFA_ADDRESS:
+				address = a.Value
+			case unix.IFA_FLAGS:
+				if len(a.Value) >= 4 {
+					flags = int(binary.NativeEndian.Uint32(a.Value))
+				}
+			}
+		}
+		// As the library's listing reads it (list): IFA_LOCAL is the
+		// address, IFA_ADDRESS its peer when they differ (point to
+		// point, a /32 then); without IFA_LOCAL, IFA_ADDRESS.
+		n := net.IPNet{IP: address, Mask: net.CIDRMask(int(ifa.Prefixlen), 8*len(address))}
+		if local != nil && !net.IP(local).Equal(address) {
+			n = net.IPNet{IP: local, Mask: net.CIDRMask(8*len(local), 8*len(local))}
+		}
+		if n.IP == nil {
+			return Update{}, false
+		}
+		a, ok := addrUpdate(n, int(ifa.Index), m.Header.Type == unix.RTM_NEWADDR, flags)
+		return Update{Addr: a}, ok
+	}
+	return Update{}, false
 }
 
 func drain[T any](c <-chan T) {

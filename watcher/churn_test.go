@@ -3,6 +3,7 @@
 package watcher
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -115,5 +116,107 @@ func TestNetlinkKeptAddressAfterLinkDown(t *testing.T) {
 	waitFor(t, st, "the address after its detection passed again", vip("2001:db8:4b::1", true, false))
 	if f := st.Load().VIPs()[netip.MustParseAddr("2001:db8:4b::1")]; f != cache.OnOther {
 		t.Fatalf("flags %v, want on a non-loopback interface only", f)
+	}
+}
+
+// slowSource is the real netlink source read late: its updates wait until
+// the test opens the gate, as they would behind a busy loop.
+type slowSource struct {
+	NetlinkSource
+	gate chan struct{}
+}
+
+func (s *slowSource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update, error) {
+	cur, ch, err := s.NetlinkSource.Subscribe(ctx)
+	if err != nil {
+		return cur, ch, err
+	}
+	out := make(chan Update)
+	go func() {
+		defer close(out)
+		defer drain(ch)
+		select {
+		case <-s.gate:
+		case <-ctx.Done():
+			return
+		}
+		for u := range ch {
+			select {
+			case out <- u:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return cur, out, nil
+}
+
+// TestNetlinkLinkAndAddressOrder: the kernel announces an interface going
+// down, coming up and then its addresses in that order, and the watcher
+// must apply them in that order. Here an interface with keep_addr_on_down
+// and no detection (accept_dad 0) goes down and up: the kernel announces
+// the kept IPv6 address again right after the interface came up. Applied
+// before the interface going down, that announcement is undone by it and
+// the address stays out although the kernel uses it. Three hundred MTU
+// changes on another interface come first and the watcher reads them late,
+// so that it has a backlog of interface messages when the rest arrive.
+func TestNetlinkLinkAndAddressOrder(t *testing.T) {
+	t.Parallel()
+	ns, h, _ := netnsLo(t)
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hso0"}, PeerName: "hso1"}); err != nil {
+		t.Fatalf("add veth: %v", err)
+	}
+	if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "hsobr"}}); err != nil {
+		t.Fatalf("add bridge: %v", err)
+	}
+	sysctlIn(t, ns, "net/ipv6/conf/hso0/keep_addr_on_down", "1")
+	sysctlIn(t, ns, "net/ipv6/conf/hso0/accept_dad", "0")
+	sysctlIn(t, ns, "net/ipv6/conf/hso0/addr_gen_mode", "1") // no link-local address
+	for _, n := range []string{"hso0", "hso1"} {
+		if err := h.LinkSetUp(linkOf(t, h, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := netlink.ParseAddr("2001:db8:5e::1/64") // not nodad: the kernel marks it tentative when hso0 goes down
+	if err := h.AddrAdd(linkOf(t, h, "hso0"), a); err != nil {
+		t.Fatal(err)
+	}
+	src := &slowSource{NetlinkSource: NetlinkSource{Namespace: &ns}, gate: make(chan struct{})}
+	_, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: src, Resync: time.Hour})
+	if !st.Load().HasVIP(netip.MustParseAddr("2001:db8:5e::1"), false) {
+		t.Fatal("the address is not in the first list")
+	}
+
+	br := linkOf(t, h, "hsobr")
+	for i := range 300 {
+		if err := h.LinkSetMTU(br, 1400+i%2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hso0 := linkOf(t, h, "hso0")
+	if err := h.LinkSetDown(hso0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(hso0); err != nil {
+		t.Fatal(err)
+	}
+	// The marker: an address on an interface made last counts once the
+	// watcher has seen that interface come up (so every interface
+	// message before) and the address (so every address message before).
+	if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "hsomk"}}); err != nil {
+		t.Fatal(err)
+	}
+	mk := linkOf(t, h, "hsomk")
+	if err := h.LinkSetUp(mk); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddrAdd(mk, nstest.Addr(t, "198.51.100.94/24")); err != nil {
+		t.Fatal(err)
+	}
+	close(src.gate)
+	waitFor(t, st, "the marker", vip("198.51.100.94", true, false))
+	kernelFlags(t, h, hso0, "2001:db8:5e::1", "past its detection", func(f int) bool { return f&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 })
+	if !st.Load().HasVIP(netip.MustParseAddr("2001:db8:5e::1"), false) {
+		t.Fatal("an address the kernel uses is missing: its announcement was applied before its interface going down")
 	}
 }
