@@ -220,3 +220,36 @@ func TestNetlinkLinkAndAddressOrder(t *testing.T) {
 		t.Fatal("an address the kernel uses is missing: its announcement was applied before its interface going down")
 	}
 }
+
+// TestNetlinkOverflowRelists: a burst of address changes larger than the
+// netlink socket holds, read late, overflows it (ENOBUFS): the kernel drops
+// messages. The watcher must notice, say the list is not current, resubscribe
+// and relist, and end up with what the kernel has.
+func TestNetlinkOverflowRelists(t *testing.T) {
+	t.Parallel()
+	ns, h, lo := netnsLo(t)
+	src := &slowSource{NetlinkSource: NetlinkSource{Namespace: &ns}, gate: make(chan struct{})}
+	w, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: src, Resync: time.Hour})
+	const n = 3000
+	addr := func(i int) string { return netip.AddrFrom4([4]byte{10, 77, byte(i / 256), byte(i % 256)}).String() }
+	for i := range n {
+		if err := h.AddrAdd(lo, nstest.Addr(t, addr(i)+"/32")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i += 2 {
+		if err := h.AddrDel(lo, nstest.Addr(t, addr(i)+"/32")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(src.gate)
+	waitFor(t, st, "the list after the overflow", func(s *cache.Snapshot) bool {
+		return s.VIPsOK() && w.Stats().Resubscribes > 0 && len(s.VIPs()) == n/2+2 // and 127.0.0.1, ::1
+	})
+	s := st.Load()
+	for i := range n {
+		if s.HasVIP(netip.MustParseAddr(addr(i)), true) != (i%2 == 1) {
+			t.Fatalf("%s: VIP %v, the kernel has it: %v", addr(i), s.HasVIP(netip.MustParseAddr(addr(i)), true), i%2 == 1)
+		}
+	}
+}
