@@ -126,23 +126,56 @@ func (s NetlinkSource) List(ctx context.Context) (HostAddrs, error) {
 	return list(h)
 }
 
+// listTries bounds the listings one list takes while the kernel says each
+// was interrupted.
+const listTries = 5
+
+// list lists interfaces and addresses. A listing taken while addresses
+// change is interrupted (NLM_F_DUMP_INTR): the kernel may have skipped an
+// entry that did not change, or given one that went away. It tries again;
+// when every try was interrupted it returns them all together (the later
+// try's entry for a key last). That is safe because the subscription was
+// open before the first try: whatever changed since comes after the list and
+// is applied over it, and an entry that did not change is missing only if
+// every try skipped it.
 func list(h *netlink.Handle) (HostAddrs, error) {
+	var all HostAddrs
+	for range listTries {
+		l, err := listOnce(h)
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return HostAddrs{}, err
+		}
+		all.Links = append(all.Links, l.Links...)
+		all.Addrs = append(all.Addrs, l.Addrs...)
+	}
+	return all, nil
+}
+
+// listOnce lists once; its error wraps [netlink.ErrDumpInterrupted], with
+// what it read, when a listing was interrupted.
+func listOnce(h *netlink.Handle) (HostAddrs, error) {
 	var out HostAddrs
-	links, err := h.LinkList()
-	if err != nil {
-		return out, fmt.Errorf("watcher: netlink link list: %w", err)
+	links, lerr := h.LinkList()
+	if lerr != nil && !errors.Is(lerr, netlink.ErrDumpInterrupted) {
+		return out, fmt.Errorf("watcher: netlink link list: %w", lerr)
 	}
 	for _, l := range links {
 		out.Links = append(out.Links, linkUpdate(l, false))
 	}
-	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return out, fmt.Errorf("watcher: netlink address list: %w", err)
+	addrs, aerr := h.AddrList(nil, netlink.FAMILY_ALL)
+	if aerr != nil && !errors.Is(aerr, netlink.ErrDumpInterrupted) {
+		return out, fmt.Errorf("watcher: netlink address list: %w", aerr)
 	}
 	for _, a := range addrs {
 		if u, ok := addrUpdate(*a.IPNet, a.LinkIndex, true, a.Flags); ok {
 			out.Addrs = append(out.Addrs, u)
 		}
+	}
+	if lerr != nil || aerr != nil {
+		return out, fmt.Errorf("watcher: netlink list: %w", netlink.ErrDumpInterrupted)
 	}
 	return out, nil
 }

@@ -253,3 +253,70 @@ func TestNetlinkOverflowRelists(t *testing.T) {
 		}
 	}
 }
+
+// TestNetlinkListDuringChurn: a listing taken while addresses change is
+// interrupted (the kernel flags the dump NLM_F_DUMP_INTR). The watcher
+// lists on every (re)subscription, SIGHUP and resync; a host whose addresses
+// keep changing must still be listed, not fail into backoff.
+func TestNetlinkListDuringChurn(t *testing.T) {
+	t.Parallel()
+	ns, h, lo := netnsLo(t)
+	for i := range 2000 { // a listing of several messages: one can be interrupted
+		if err := h.AddrAdd(lo, nstest.Addr(t, netip.AddrFrom4([4]byte{10, 78, byte(i / 256), byte(i % 256)}).String()+"/32")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		a := nstest.Addr(t, "10.78.99.1/32")
+		for {
+			select {
+			case <-stop:
+				churned <- nil
+				return
+			default:
+			}
+			if err := h.AddrAdd(lo, a); err != nil {
+				churned <- err
+				return
+			}
+			if err := h.AddrDel(lo, a); err != nil {
+				churned <- err
+				return
+			}
+		}
+	}()
+	src := NetlinkSource{Namespace: &ns}
+	var failed, short int
+	var last error
+	for range 10 {
+		l, err := src.List(context.Background())
+		if err != nil {
+			failed++
+			last = err
+			continue
+		}
+		// Every address that did not change is in the listing.
+		seen := map[netip.Addr]bool{}
+		for _, a := range l.Addrs {
+			seen[a.Addr] = true
+		}
+		for i := range 2000 {
+			if !seen[netip.AddrFrom4([4]byte{10, 78, byte(i / 256), byte(i % 256)})] {
+				short++
+				break
+			}
+		}
+	}
+	close(stop)
+	if err := <-churned; err != nil {
+		t.Fatal(err)
+	}
+	if failed > 0 {
+		t.Errorf("%d of 10 listings failed under churn; the last: %v", failed, last)
+	}
+	if short > 0 {
+		t.Errorf("%d of 10 listings missed an address that did not change", short)
+	}
+}
