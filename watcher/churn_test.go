@@ -181,6 +181,8 @@ func TestNetlinkLinkAndAddressOrder(t *testing.T) {
 	if err := h.AddrAdd(linkOf(t, h, "hso0"), a); err != nil {
 		t.Fatal(err)
 	}
+	// Past detection (none here) once the kernel has the link ready.
+	kernelFlags(t, h, linkOf(t, h, "hso0"), "2001:db8:5e::1", "past its detection", func(f int) bool { return f&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 })
 	src := &slowSource{NetlinkSource: NetlinkSource{Namespace: &ns}, gate: make(chan struct{})}
 	_, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: src, Resync: time.Hour})
 	if !st.Load().HasVIP(netip.MustParseAddr("2001:db8:5e::1"), false) {
