@@ -4,15 +4,17 @@ package watcher
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -31,6 +33,8 @@ type AddrUpdate struct {
 	// DAD is where the address's duplicate address detection (IPv6)
 	// stands; only an address past it (the zero value) is a VIP.
 	DAD DADState
+	// NoDAD: the address was added without detection (IFA_F_NODAD).
+	NoDAD bool
 }
 
 // DADState is where an address's duplicate address detection stands.
@@ -122,23 +126,56 @@ func (s NetlinkSource) List(ctx context.Context) (HostAddrs, error) {
 	return list(h)
 }
 
+// listTries bounds the listings one list takes while the kernel says each
+// was interrupted.
+const listTries = 5
+
+// list lists interfaces and addresses. A listing taken while addresses
+// change is interrupted (NLM_F_DUMP_INTR): the kernel may have skipped an
+// entry that did not change, or given one that went away. It tries again;
+// when every try was interrupted it returns them all together (the later
+// try's entry for a key last). That is safe because the subscription was
+// open before the first try: whatever changed since comes after the list and
+// is applied over it, and an entry that did not change is missing only if
+// every try skipped it.
 func list(h *netlink.Handle) (HostAddrs, error) {
+	var all HostAddrs
+	for range listTries {
+		l, err := listOnce(h)
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return HostAddrs{}, err
+		}
+		all.Links = append(all.Links, l.Links...)
+		all.Addrs = append(all.Addrs, l.Addrs...)
+	}
+	return all, nil
+}
+
+// listOnce lists once; its error wraps [netlink.ErrDumpInterrupted], with
+// what it read, when a listing was interrupted.
+func listOnce(h *netlink.Handle) (HostAddrs, error) {
 	var out HostAddrs
-	links, err := h.LinkList()
-	if err != nil {
-		return out, fmt.Errorf("watcher: netlink link list: %w", err)
+	links, lerr := h.LinkList()
+	if lerr != nil && !errors.Is(lerr, netlink.ErrDumpInterrupted) {
+		return out, fmt.Errorf("watcher: netlink link list: %w", lerr)
 	}
 	for _, l := range links {
 		out.Links = append(out.Links, linkUpdate(l, false))
 	}
-	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return out, fmt.Errorf("watcher: netlink address list: %w", err)
+	addrs, aerr := h.AddrList(nil, netlink.FAMILY_ALL)
+	if aerr != nil && !errors.Is(aerr, netlink.ErrDumpInterrupted) {
+		return out, fmt.Errorf("watcher: netlink address list: %w", aerr)
 	}
 	for _, a := range addrs {
 		if u, ok := addrUpdate(*a.IPNet, a.LinkIndex, true, a.Flags); ok {
 			out.Addrs = append(out.Addrs, u)
 		}
+	}
+	if lerr != nil || aerr != nil {
+		return out, fmt.Errorf("watcher: netlink list: %w", netlink.ErrDumpInterrupted)
 	}
 	return out, nil
 }
@@ -154,12 +191,15 @@ func addrUpdate(n net.IPNet, link int, add bool, flags int) (AddrUpdate, bool) {
 		return AddrUpdate{}, false
 	}
 	ones, _ := n.Mask.Size()
-	return AddrUpdate{Addr: ip.Unmap(), PrefixLen: ones, LinkIndex: link, New: add, DAD: dadState(flags)}, true
+	return AddrUpdate{Addr: ip.Unmap(), PrefixLen: ones, LinkIndex: link, New: add, DAD: dadState(flags), NoDAD: flags&unix.IFA_F_NODAD != 0}, true
 }
 
 // Subscribe implements [AddrSource]. It subscribes first and lists second, so
 // no change can fall between the two: updates that the list already holds
 // are applied again, which is harmless (each update sets one key's state).
+// Interface and address messages come on one socket, in the order the
+// kernel sent them: an address announced after its interface came up must
+// not be applied before the interface going down.
 func (s NetlinkSource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update, error) {
 	ns := s.ns()
 	h, err := netlink.NewHandleAt(ns)
@@ -167,85 +207,109 @@ func (s NetlinkSource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update,
 		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink handle: %w", err)
 	}
 	defer h.Close()
-
-	errCB := func(err error) {
-		if ctx.Err() == nil { // closing the socket on stop is not news
-			s.Log.Warn().Err(err).Msg("netlink subscription")
-		}
-	}
-	rawA := make(chan netlink.AddrUpdate, 256)
-	doneA := make(chan struct{})
-	err = netlink.AddrSubscribeWithOptions(rawA, doneA, netlink.AddrSubscribeOptions{
-		Namespace: &ns, ErrorCallback: errCB, ReceiveBufferSize: 1 << 20,
-	})
+	sock, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE,
+		unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR)
 	if err != nil {
-		close(doneA)
-		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink address subscribe: %w", err)
+		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink subscribe: %w", err)
 	}
-	rawL := make(chan netlink.LinkUpdate, 64)
-	doneL := make(chan struct{})
-	err = netlink.LinkSubscribeWithOptions(rawL, doneL, netlink.LinkSubscribeOptions{
-		Namespace: &ns, ErrorCallback: errCB, ReceiveBufferSize: 1 << 20,
-	})
-	if err != nil {
-		close(doneA)
-		close(doneL)
-		drain(rawA)
-		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink link subscribe: %w", err)
+	if err := sock.SetReceiveBufferSize(1<<20, false); err != nil {
+		sock.Close()
+		return HostAddrs{}, nil, fmt.Errorf("watcher: netlink receive buffer: %w", err)
 	}
 	cur, err := list(h)
 	if err != nil {
-		close(doneA)
-		close(doneL)
-		drain(rawA)
-		drain(rawL)
+		sock.Close()
 		return HostAddrs{}, nil, err
 	}
 	out := make(chan Update, 256)
 	go func() {
 		defer close(out)
-		// Keep draining both raw channels until they close: the library's
-		// senders do not watch done and would block forever otherwise.
-		defer drain(rawL)
-		defer drain(rawA)
-		var once sync.Once
-		stopBoth := func() { once.Do(func() { close(doneA); close(doneL) }) }
-		stop := context.AfterFunc(ctx, stopBoth)
+		stop := context.AfterFunc(ctx, sock.Close)
 		defer func() {
 			stop()
-			stopBoth()
+			sock.Close()
 		}()
-		send := func(u Update) bool {
-			select {
-			case out <- u:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		// Either subscription failing ends both: the caller resubscribes
-		// and relists.
 		for {
-			select {
-			case u, ok := <-rawA:
+			msgs, from, err := sock.Receive()
+			if err != nil {
+				// Overflow (ENOBUFS) included: the caller resubscribes
+				// and relists.
+				if ctx.Err() == nil { // closing the socket on stop is not news
+					s.Log.Warn().Err(err).Msg("netlink subscription")
+				}
+				return
+			}
+			if from.Pid != nl.PidKernel {
+				continue
+			}
+			for _, m := range msgs {
+				u, ok := parseUpdate(m)
 				if !ok {
-					return
+					continue
 				}
-				if a, ok := addrUpdate(u.LinkAddress, u.LinkIndex, u.NewAddr, u.Flags); ok && !send(Update{Addr: a}) {
-					return
-				}
-			case u, ok := <-rawL:
-				if !ok {
-					return
-				}
-				l := linkUpdate(u.Link, u.Header.Type == unix.RTM_DELLINK)
-				if !send(Update{Link: &l}) {
+				select {
+				case out <- u:
+				case <-ctx.Done():
 					return
 				}
 			}
 		}
 	}()
 	return cur, out, nil
+}
+
+// parseUpdate reads one interface or address message; ok is false for any
+// other.
+func parseUpdate(m syscall.NetlinkMessage) (Update, bool) {
+	switch m.Header.Type {
+	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+		if len(m.Data) < unix.SizeofIfInfomsg {
+			return Update{}, false
+		}
+		ifi := nl.DeserializeIfInfomsg(m.Data)
+		return Update{Link: &LinkUpdate{
+			Index:    int(ifi.Index),
+			Loopback: ifi.Flags&unix.IFF_LOOPBACK != 0,
+			Up:       ifi.Flags&unix.IFF_UP != 0,
+			Gone:     m.Header.Type == unix.RTM_DELLINK,
+		}}, true
+	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+		if len(m.Data) < unix.SizeofIfAddrmsg {
+			return Update{}, false
+		}
+		ifa := nl.DeserializeIfAddrmsg(m.Data)
+		attrs, err := nl.ParseRouteAttr(m.Data[unix.SizeofIfAddrmsg:])
+		if err != nil {
+			return Update{}, false
+		}
+		flags := int(ifa.Flags)
+		var local, address []byte
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.IFA_LOCAL:
+				local = a.Value
+			case unix.IFA_ADDRESS:
+				address = a.Value
+			case unix.IFA_FLAGS:
+				if len(a.Value) >= 4 {
+					flags = int(binary.NativeEndian.Uint32(a.Value))
+				}
+			}
+		}
+		// As the library's listing reads it (list): IFA_LOCAL is the
+		// address, IFA_ADDRESS its peer when they differ (point to
+		// point, a /32 then); without IFA_LOCAL, IFA_ADDRESS.
+		n := net.IPNet{IP: address, Mask: net.CIDRMask(int(ifa.Prefixlen), 8*len(address))}
+		if local != nil && !net.IP(local).Equal(address) {
+			n = net.IPNet{IP: local, Mask: net.CIDRMask(8*len(local), 8*len(local))}
+		}
+		if n.IP == nil {
+			return Update{}, false
+		}
+		a, ok := addrUpdate(n, int(ifa.Index), m.Header.Type == unix.RTM_NEWADDR, flags)
+		return Update{Addr: a}, ok
+	}
+	return Update{}, false
 }
 
 func drain[T any](c <-chan T) {
@@ -341,21 +405,27 @@ type addrKey struct {
 // linkState is what the table knows of an interface.
 type linkState struct{ loopback, up bool }
 
+// addrState is what the table knows of an address.
+type addrState struct {
+	dad   DADState
+	nodad bool
+}
+
 // addrTable is the loop's record of the host's addresses and interfaces.
 type addrTable struct {
-	addrs    map[addrKey]DADState
+	addrs    map[addrKey]addrState
 	links    map[int]linkState
 	ok       bool // a list has been received and the subscription is up
 	gotFirst bool
 }
 
 func newAddrTable() *addrTable {
-	return &addrTable{addrs: map[addrKey]DADState{}, links: map[int]linkState{}}
+	return &addrTable{addrs: map[addrKey]addrState{}, links: map[int]linkState{}}
 }
 
 // reset replaces the table with a full listing.
 func (t *addrTable) reset(l HostAddrs) {
-	t.addrs = make(map[addrKey]DADState, len(l.Addrs))
+	t.addrs = make(map[addrKey]addrState, len(l.Addrs))
 	t.links = make(map[int]linkState, len(l.Links))
 	for _, u := range l.Links {
 		t.apply(Update{Link: &u})
@@ -382,13 +452,25 @@ func (t *addrTable) apply(u Update) {
 			return
 		}
 		t.links[l.Index] = linkState{loopback: l.Loopback, up: l.Up}
+		if !l.Up {
+			// An IPv6 address that outlives its interface going down
+			// (keep_addr_on_down) goes back to tentative without a
+			// message: the kernel runs its detection again when the
+			// interface comes up, and announces it when it ends. (One it
+			// does not keep, it deletes, and says so.)
+			for k, a := range t.addrs {
+				if k.link == l.Index && k.addr.Is6() && !a.nodad && a.dad == DADDone {
+					t.addrs[k] = addrState{dad: DADRunning}
+				}
+			}
+		}
 		return
 	}
 	k := keyOf(u.Addr)
 	if u.Addr.New {
 		// The kernel announces an address again when its detection
 		// ends (passed or failed): the same key, a new state.
-		t.addrs[k] = u.Addr.DAD
+		t.addrs[k] = addrState{dad: u.Addr.DAD, nodad: u.Addr.NoDAD}
 	} else {
 		delete(t.addrs, k)
 	}
@@ -411,21 +493,23 @@ func (t *addrTable) newlyFailed(u AddrUpdate) bool {
 		return false
 	}
 	old, ok := t.addrs[keyOf(u)]
-	return !ok || old != DADFailed
+	return !ok || old.dad != DADFailed
 }
 
 // set is the VIP set: every address on an interface that is administratively
 // up, past its duplicate address detection. An address on a down interface
 // does not count: the kernel takes its local route away (IPv4) or the
 // address itself (IPv6), so the host does not accept traffic for it; nor
-// does a tentative or dadfailed one (see [DADState]). An interface the table
+// does a tentative or dadfailed one (see [DADState]), nor an IPv6 address
+// kept over its interface going down until its detection passes again
+// (see [addrTable.apply]). An interface the table
 // has not heard of yet (its link message may lag the address message) counts
 // as down until it has.
 func (t *addrTable) set() map[netip.Addr]cache.VIPFlags {
 	out := make(map[netip.Addr]cache.VIPFlags, len(t.addrs))
-	for k, dad := range t.addrs {
+	for k, a := range t.addrs {
 		l, ok := t.links[k.link]
-		if !ok || !l.up || dad != DADDone {
+		if !ok || !l.up || a.dad != DADDone {
 			continue
 		}
 		if l.loopback {
