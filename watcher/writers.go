@@ -53,12 +53,16 @@ var maxHold = time.Second // a variable for tests
 
 // settle is how long an empty file must stay empty, with no event for it,
 // before it brings a flag that is present and out of rotation into
-// rotation. A truncation is visible before its event is queued (measured
-// up to 20 ms on a loaded ext4), so an empty file whose last event was a
-// close may be the next writer's truncation in flight; its write follows.
-// Only a flag going from drain, maint or down to up waits; a new file
-// (touch) and an up flag do not.
-const settle = 100 * time.Millisecond
+// rotation. A truncation is visible before its event is queued: the
+// kernel queues the event after the size has changed, so a writer
+// preempted in between (a loaded host) leaves an empty file with no event
+// for as long as it waits to run. An empty file whose last event was a
+// close may thus be the next writer's truncation in flight; its write
+// follows. The wait is long enough for a loaded host's scheduler delays
+// (the figures are in issue notes and BENCHMARKS.md) and short next to a
+// balancer's rise count. Only a flag going from drain, maint or down to up
+// waits; a new file (touch) and an up flag do not.
+const settle = 500 * time.Millisecond
 
 // holdPoll is how often held names are looked at again when no event
 // comes: an empty file that must stay empty for settle, and the hold's end
