@@ -102,6 +102,7 @@ type Watcher struct {
 	warned      map[string]string    // name -> content error already logged
 	linked      map[string]uint64    // flags with more than one hard link -> links
 	mounts      *mounts              // flags with a mount over them
+	scanned     bool                 // the first full scan is published
 	wr          *writers             // which flags may still be open for writing
 	held        map[string]holdState // empty flags that may be a writer's passing state
 	stats       Stats
@@ -272,6 +273,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.waitFirstAddrs(ctx, addrC)
 	}
 	w.publish(nil, entries, true)
+	w.scanned = true
 	w.once.Do(func() { close(w.ready) })
 
 	resync := time.NewTicker(w.opts.Resync)
@@ -285,6 +287,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	hold.Stop()
 	defer hold.Stop()
 	var holdC <-chan time.Time // nil while no flag is held
+	if len(w.held) > 0 {       // held by the first scan
+		hold.Reset(holdPoll)
+		holdC = hold.C
+	}
+	w.wr.turned(len(w.held) > 0)
 
 	for {
 		w.beat()
@@ -546,7 +553,18 @@ func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
 	}
 	prev, had := w.store.Load().Lookup(name)
 	settling := had && prev.State != cache.Up && now.Sub(h.quiet) < settle
-	if !settling && !busy && !w.wr.mayBeWriting(name) {
+	// Before the first scan is published the writers' instance has seen
+	// nothing: an existing file emptied within settle of now (the daemon
+	// restarted while `echo drain > FILE` was between its truncation and
+	// its write) is held as a new file is, absent, until settle has passed
+	// since the change or an event ends the hold. A file created empty
+	// (touch) is up at once, as ever: its change is its birth.
+	if (!w.scanned || h.startup) && now.Sub(info.Changed) < settle && emptiedAfterBirth(info) {
+		h.startup = true
+	} else {
+		h.startup = false
+	}
+	if !settling && !busy && !h.startup && !w.wr.mayBeWriting(name) {
 		delete(w.held, name)
 		return e, ok, false
 	}
@@ -561,7 +579,12 @@ func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
 
 // holdState is when an empty flag was first held, and when an event for it
 // was last seen.
-type holdState struct{ since, quiet time.Time }
+type holdState struct {
+	since, quiet time.Time
+	// startup: held because the file was emptied shortly before the
+	// watcher began, when no event could say whether its writer is done.
+	startup bool
+}
 
 // noteLinks keeps the set of flags with more than one hard link. inotify
 // reports a write to the directory the file was opened through, so a write
@@ -609,4 +632,12 @@ func (w *Watcher) checkMounts(touched map[string]struct{}) {
 	for name := range m.names {
 		touched[name] = struct{}{}
 	}
+}
+
+// emptiedAfterBirth reports whether an empty file was changed well after it
+// was created (a truncation of a file that existed), not at its creation
+// (touch creates, then sets its times: microseconds apart). Unknown birth
+// (a filesystem without it): false.
+func emptiedAfterBirth(info flagfile.Info) bool {
+	return !info.Born.IsZero() && info.Changed.Sub(info.Born) > 50*time.Millisecond
 }

@@ -62,7 +62,7 @@ var maxHold = time.Second // a variable for tests
 // (the figures are in issue notes and BENCHMARKS.md) and short next to a
 // balancer's rise count. Only a flag going from drain, maint or down to up
 // waits; a new file (touch) and an up flag do not.
-const settle = 500 * time.Millisecond
+var settle = 500 * time.Millisecond // a variable for tests
 
 // holdPoll is how often held names are looked at again when no event
 // comes: an empty file that must stay empty for settle, and the hold's end

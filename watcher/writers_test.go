@@ -152,3 +152,52 @@ func TestEmptiedAfterChurnSettles(t *testing.T) {
 	}
 	waitFor(t, st, "squid.80 up after the churn", state("squid.80", cache.Up))
 }
+
+// TestEmptiedBeforeStartHeld: the daemon starts while `echo drain > FILE`
+// is between its truncation and its write (a restart during a deploy). The
+// writers' instance saw nothing of it, so only the file's change time can
+// say it may still be written: the first snapshot must not show it up, and
+// the write then counts. settle is an hour here, so the change is always
+// recent, however slow the machine.
+func TestEmptiedBeforeStartHeld(t *testing.T) {
+	defer func(s time.Duration) { settle = s }(settle)
+	settle = time.Hour
+	dir := t.TempDir()
+	p := filepath.Join(dir, "squid.80")
+	write(t, p, "down\n")
+	// Born before it is emptied: wait until the clock the kernel stamps
+	// files with has moved on past the tolerance for a creation.
+	born := time.Now()
+	for time.Since(born) < 100*time.Millisecond {
+		time.Sleep(10 * time.Millisecond)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, st := startWatcher(t, Options{Dir: dir})
+	if e, ok := st.Load().Lookup("squid.80"); ok && e.State == cache.Up {
+		t.Fatal("the first snapshot shows an emptied flag up while its writer may still write")
+	}
+	if _, err := f.WriteString("drain\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	waitFor(t, st, "squid.80 drain once written", state("squid.80", cache.Drain))
+}
+
+// TestTouchedBeforeStartIsUp: a flag created empty just before the start
+// (touch, as in the original) is up in the first snapshot.
+func TestTouchedBeforeStartIsUp(t *testing.T) {
+	defer func(s time.Duration) { settle = s }(settle)
+	settle = time.Hour
+	dir := t.TempDir()
+	if out, err := exec.Command("touch", filepath.Join(dir, "squid.80")).CombinedOutput(); err != nil {
+		t.Skipf("touch: %v %s", err, out)
+	}
+	_, st := startWatcher(t, Options{Dir: dir})
+	if e, ok := st.Load().Lookup("squid.80"); !ok || e.State != cache.Up {
+		t.Fatalf("squid.80 = %v, %v at start, want up", e.State, ok)
+	}
+}
