@@ -236,7 +236,17 @@ var ErrGrammar = errors.New("not in the flag-file grammar")
 // last word may be cut too ("drai"): it is ignored, unless it could be the
 // start of an out-of-rotation word, which makes the entry Down.
 func ParseFlag(content []byte) (Entry, error) {
-	e := Entry{State: Up, Weight: NoWeight}
+	e, _, err := ParseFlagStated(content)
+	return e, err
+}
+
+// ParseFlagStated is [ParseFlag], also reporting whether the content holds
+// a state word (up or not). Content read as up without one (empty, or a
+// word cut short by a writer that has not finished: "dr" of drain) may be
+// a writer's passing state; the watcher holds such a reading back for a
+// moment.
+func ParseFlagStated(content []byte) (e Entry, stated bool, err error) {
+	e = Entry{State: Up, Weight: NoWeight}
 	line, ended := firstLine(flagText(content))
 	var problem error
 	note := func(err error) {
@@ -249,7 +259,7 @@ func ParseFlag(content []byte) (Entry, error) {
 		if line == "" {
 			e.State = Down
 			e.Invalid = fmt.Sprintf("no line starts in the first %d bytes: counted as down", MaxFlagSize)
-			return e, fmt.Errorf("%s: %w", e.Invalid, ErrGrammar)
+			return e, false, fmt.Errorf("%s: %w", e.Invalid, ErrGrammar)
 		}
 		note(fmt.Errorf("first line longer than %d bytes: only its start was read: %w", MaxFlagSize, ErrGrammar))
 		if !strings.Contains(line, "#") { // a cut in the reason cuts no word
@@ -270,7 +280,7 @@ func ParseFlag(content []byte) (Entry, error) {
 		if problem != nil {
 			e.Invalid = problem.Error()
 		}
-		return e, problem
+		return e, false, problem
 	}
 	reason, hasReason := "", false
 	if i := strings.IndexByte(line, '#'); i >= 0 {
@@ -355,9 +365,9 @@ func ParseFlag(content []byte) (Entry, error) {
 	}
 	if problem != nil {
 		e.Invalid = problem.Error()
-		return e, problem
+		return e, sawState, problem
 	}
-	return e, nil
+	return e, sawState, nil
 }
 
 var utf8BOM = []byte{0xef, 0xbb, 0xbf}

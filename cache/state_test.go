@@ -340,3 +340,26 @@ func utf16Text(order binary.AppendByteOrder, s string) string {
 	}
 	return string(b)
 }
+
+// TestParseFlagStated: whether content holds a state word is what tells the
+// watcher that content read as up may be half-written.
+func TestParseFlagStated(t *testing.T) {
+	for content, want := range map[string]bool{
+		"":                    false,
+		"# only a comment\n":  false,
+		"dr":                  false,
+		"mown\n":              false,
+		"50% # reason":        false,
+		"<html><body>ok":      false,
+		"up\n":                true,
+		"ready 50%":           true,
+		"drain until=17":      true,
+		"x drain":             true,
+		"“drain”":             true,
+		"down # half-written": true,
+	} {
+		if _, got, _ := ParseFlagStated([]byte(content)); got != want {
+			t.Errorf("ParseFlagStated(%q) stated %v, want %v", content, got, want)
+		}
+	}
+}

@@ -39,6 +39,9 @@ type Info struct {
 	// [cache.MaxFlagSize]). Not fstat's size: a truncation between the
 	// fstat and the read makes them differ.
 	Size int64
+	// Stated is whether the content holds a state word (up or not); see
+	// [cache.ParseFlagStated].
+	Stated bool
 }
 
 // ReadInfo is [Read], also returning what fstat said of a regular file
@@ -83,7 +86,7 @@ func ReadInfo(path string) (e cache.Entry, present bool, info Info, problem erro
 		info.Links = uint64(st.Nlink)
 	}
 	info.Size = int64(n)
-	e, err = cache.ParseFlag(buf[:n])
+	e, info.Stated, err = cache.ParseFlagStated(buf[:n])
 	if err != nil {
 		return e, true, info, fmt.Errorf("content not understood, counted as %s: %w", e.State, err)
 	}
