@@ -209,7 +209,9 @@ var ErrGrammar = errors.New("not in the flag-file grammar")
 // PORT (1..65535) is where the service's connections arrive, when that is
 // not the port in its name (it changes no answer: an unreadable one is
 // ignored); everything after # is the reason. Lines after the first, and lines starting
-// with # before any word, are ignored. Empty content is Up. A UTF-8
+// with # before any word, are ignored, except that a later line starting
+// with an out-of-rotation word (appended: echo drain >> FILE) takes an up
+// flag out, flagged. Empty content is Up. A UTF-8
 // byte-order mark at the start is skipped; content that starts with a
 // UTF-16 one is decoded first.
 //
@@ -247,7 +249,7 @@ func ParseFlag(content []byte) (Entry, error) {
 // moment.
 func ParseFlagStated(content []byte) (e Entry, stated bool, err error) {
 	e = Entry{State: Up, Weight: NoWeight}
-	line, ended := firstLine(flagText(content))
+	line, ended, rest := firstLine(flagText(content))
 	var problem error
 	note := func(err error) {
 		if problem == nil {
@@ -355,6 +357,15 @@ func ParseFlagStated(content []byte) (e Entry, stated bool, err error) {
 	if cutOutOfRotation && (e.State == Up || !sawState) {
 		e.State = Down
 		note(fmt.Errorf("first line cut at %d bytes in a word that may be a state word: counted as down: %w", MaxFlagSize, ErrGrammar))
+	}
+	if e.State == Up {
+		// `echo drain >> FILE` over an up flag: the operator's last word
+		// is on a later line, and a line that is not the first cannot be
+		// told from one appended. Fail closed, as for two words on one line.
+		if st, w := laterOutOfRotation(rest); st != Up {
+			e.State, e.Expires, sawState = st, time.Time{}, true
+			note(fmt.Errorf("a later line starts with %q (appended with >>?): only the first line counts, but an out-of-rotation word on a later one wins: counted as %s: %w", Clip(w, 40), st, ErrGrammar))
+		}
 	}
 	if hasReason {
 		r, err := cleanReason(reason)
@@ -483,7 +494,8 @@ func hasPrefixFold(s, prefix string) bool {
 // firstLine returns the first line that is neither blank nor a comment,
 // trimmed, within the first MaxFlagSize bytes of b. ended is false when b
 // goes on past them and that line (or, with none, the next) is cut there.
-func firstLine(b []byte, cut bool) (line string, ended bool) {
+// rest is what follows that line.
+func firstLine(b []byte, cut bool) (line string, ended bool, rest []byte) {
 	for len(b) > 0 {
 		var l []byte
 		terminated := true
@@ -496,9 +508,35 @@ func firstLine(b []byte, cut bool) (line string, ended bool) {
 		if len(l) == 0 || l[0] == '#' {
 			continue
 		}
-		return string(l), terminated || !cut
+		return string(l), terminated || !cut, b
 	}
-	return "", !cut
+	return "", !cut, nil
+}
+
+// laterOutOfRotation finds the first of lines that starts with an
+// out-of-rotation word, and returns its state and that word; Up when none
+// does.
+func laterOutOfRotation(lines []byte) (State, string) {
+	for len(lines) > 0 {
+		var l []byte
+		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
+			l, lines = lines[:i], lines[i+1:]
+		} else {
+			l, lines = lines, nil
+		}
+		f := fields(string(l))
+		if len(f) == 0 || f[0][0] == '#' {
+			continue
+		}
+		st, ok := ParseStateWord(f[0])
+		if !ok {
+			st, ok = ParseStateWord(looseWord(f[0]))
+		}
+		if ok && st != Up {
+			return st, f[0]
+		}
+	}
+	return Up, ""
 }
 
 // mayStartOutOfRotationWord reports whether w, the cut-off end of a line,

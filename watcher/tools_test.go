@@ -144,3 +144,21 @@ func python3() string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// TestAppendedOutOfRotation: `echo drain >> FILE` over a flag the control
+// command wrote as up ("up\n") takes the service out; the file is never
+// read as anything in between but up or drain.
+func TestAppendedOutOfRotation(t *testing.T) {
+	t.Parallel()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh:", err)
+	}
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "squid.80"), "up\n")
+	_, st := startWatcher(t, Options{Dir: dir})
+	if b, err := exec.Command(sh, "-c", `echo "drain # deploy" >> "$1"/squid.80`, "sh", dir).CombinedOutput(); err != nil {
+		t.Fatalf("sh: %v: %s", err, b)
+	}
+	waitFor(t, st, "squid.80 drain", state("squid.80", cache.Drain))
+}
