@@ -293,7 +293,7 @@ func ParseFlagStated(content []byte) (e Entry, stated bool, err error) {
 		note(fmt.Errorf("control or invisible character before the reason: %w", ErrGrammar))
 	}
 	sawState, sawWeight, sawExpiry, sawOther := false, false, false, false
-	for _, w := range fields(line) {
+	for i, w := range fields(line) {
 		st, ok := ParseStateWord(w)
 		if !ok {
 			// "drain." or "“down”" by hand: the word is still the word.
@@ -301,6 +301,14 @@ func ParseFlagStated(content []byte) (e Entry, stated bool, err error) {
 				if st, ok = ParseStateWord(t); ok {
 					note(fmt.Errorf("punctuation or wide letters in state word %q: %w", Clip(w, 40), ErrGrammar))
 				}
+			}
+		}
+		if !ok && i == 0 {
+			// `printf down | dd of=FILE conv=notrunc` over "drain\n"
+			// leaves "downn": the word written, then the rest of the
+			// longer one it was written over.
+			if st, ok = outOfRotationPrefix(w); ok {
+				note(fmt.Errorf("first word %q starts with an out-of-rotation word (written over a longer one without truncating?): counted as %s: %w", Clip(w, 40), st, ErrGrammar))
 			}
 		}
 		if ok {
@@ -552,6 +560,19 @@ func mayStartOutOfRotationWord(w string) bool {
 		}
 	}
 	return false
+}
+
+// outOfRotationPrefix reports the state of the longest out-of-rotation
+// word that w starts with.
+func outOfRotationPrefix(w string) (State, bool) {
+	w = strings.ToLower(looseWord(w))
+	best, st := 0, Up
+	for _, sw := range stateWords {
+		if sw.state != Up && len(sw.word) > best && strings.HasPrefix(w, sw.word) {
+			best, st = len(sw.word), sw.state
+		}
+	}
+	return st, best > 0
 }
 
 func parseTime(s string) (time.Time, error) {

@@ -389,3 +389,29 @@ func TestLaterLineOutOfRotation(t *testing.T) {
 		}
 	}
 }
+
+// TestOutOfRotationPrefix: a shorter word written over a longer one without
+// truncating (dd conv=notrunc) leaves "downn"; the first word counts as
+// the out-of-rotation word it starts with. Up words and later words do not.
+func TestOutOfRotationPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		content string
+		want    State
+		invalid bool
+	}{
+		{"downn\n", Down, true},
+		{"downt # deploy\n", Down, true},
+		{"drainenance\n", Drain, true},
+		{"maintt 50%", Maint, true},
+		{"Stopn", Down, true},
+		{"drained\n", Drain, false},
+		{"maintenance", Maint, false},
+		{"upain\n", Up, true},
+		{"x downn", Up, true},
+	} {
+		e, err := ParseFlag([]byte(tc.content))
+		if e.State != tc.want || (err != nil) != tc.invalid {
+			t.Errorf("ParseFlag(%q) = %v, %v; want %v, invalid %v", tc.content, e.State, err, tc.want, tc.invalid)
+		}
+	}
+}
