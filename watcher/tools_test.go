@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/http-status/http_status/cache"
 )
@@ -91,7 +92,12 @@ func TestToolsNeverUp(t *testing.T) {
 			var up atomic.Int64
 			var mu sync.Mutex
 			seen := map[string]bool{}
+			var counting atomic.Bool
+			counting.Store(true)
 			st.SetOnPublish(func(s *cache.Snapshot) {
+				if !counting.Load() {
+					return
+				}
 				if e, ok := s.Lookup("f"); ok && e.State == cache.Up {
 					up.Add(1)
 				}
@@ -119,10 +125,19 @@ edit drain down`
 				t.Fatalf("%s left %q, want down", tc.name, b)
 			}
 			waitFor(t, st, "f down", state("f", cache.Down))
-			st.SetOnPublish(nil)
+			counting.Store(false)
 			if n := up.Load(); n > 0 {
 				t.Errorf("%s: %d snapshots showed the flag up while only drain, down and maint were written", tc.name, n)
 			}
+			// And back into rotation, as promptly as the file says so.
+			cmd = exec.Command(sh, "-c", script[:strings.Index(script, "for i")]+"edit down up", "sh", dir)
+			cmd.Env = append(os.Environ(), "PY="+py)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v: %s", tc.name, err, b)
+			}
+			start := time.Now()
+			waitFor(t, st, "f up", state("f", cache.Up))
+			t.Logf("%s: up %v after the edit", tc.name, time.Since(start).Round(time.Millisecond))
 			mu.Lock()
 			defer mu.Unlock()
 			var passing []string
