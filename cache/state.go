@@ -209,7 +209,9 @@ var ErrGrammar = errors.New("not in the flag-file grammar")
 // PORT (1..65535) is where the service's connections arrive, when that is
 // not the port in its name (it changes no answer: an unreadable one is
 // ignored); everything after # is the reason. Lines after the first, and lines starting
-// with # before any word, are ignored. Empty content is Up. A UTF-8
+// with # before any word, are ignored, except that a later line starting
+// with an out-of-rotation word (appended: echo drain >> FILE) takes an up
+// flag out, flagged. Empty content is Up. A UTF-8
 // byte-order mark at the start is skipped; content that starts with a
 // UTF-16 one is decoded first.
 //
@@ -236,8 +238,18 @@ var ErrGrammar = errors.New("not in the flag-file grammar")
 // last word may be cut too ("drai"): it is ignored, unless it could be the
 // start of an out-of-rotation word, which makes the entry Down.
 func ParseFlag(content []byte) (Entry, error) {
-	e := Entry{State: Up, Weight: NoWeight}
-	line, ended := firstLine(flagText(content))
+	e, _, err := ParseFlagStated(content)
+	return e, err
+}
+
+// ParseFlagStated is [ParseFlag], also reporting whether the content holds
+// a state word (up or not). Content read as up without one (empty, or a
+// word cut short by a writer that has not finished: "dr" of drain) may be
+// a writer's passing state; the watcher holds such a reading back for a
+// moment.
+func ParseFlagStated(content []byte) (e Entry, stated bool, err error) {
+	e = Entry{State: Up, Weight: NoWeight}
+	line, ended, rest := firstLine(flagText(content))
 	var problem error
 	note := func(err error) {
 		if problem == nil {
@@ -249,7 +261,7 @@ func ParseFlag(content []byte) (Entry, error) {
 		if line == "" {
 			e.State = Down
 			e.Invalid = fmt.Sprintf("no line starts in the first %d bytes: counted as down", MaxFlagSize)
-			return e, fmt.Errorf("%s: %w", e.Invalid, ErrGrammar)
+			return e, false, fmt.Errorf("%s: %w", e.Invalid, ErrGrammar)
 		}
 		note(fmt.Errorf("first line longer than %d bytes: only its start was read: %w", MaxFlagSize, ErrGrammar))
 		if !strings.Contains(line, "#") { // a cut in the reason cuts no word
@@ -270,7 +282,7 @@ func ParseFlag(content []byte) (Entry, error) {
 		if problem != nil {
 			e.Invalid = problem.Error()
 		}
-		return e, problem
+		return e, false, problem
 	}
 	reason, hasReason := "", false
 	if i := strings.IndexByte(line, '#'); i >= 0 {
@@ -281,7 +293,7 @@ func ParseFlag(content []byte) (Entry, error) {
 		note(fmt.Errorf("control or invisible character before the reason: %w", ErrGrammar))
 	}
 	sawState, sawWeight, sawExpiry, sawOther := false, false, false, false
-	for _, w := range fields(line) {
+	for i, w := range fields(line) {
 		st, ok := ParseStateWord(w)
 		if !ok {
 			// "drain." or "“down”" by hand: the word is still the word.
@@ -289,6 +301,14 @@ func ParseFlag(content []byte) (Entry, error) {
 				if st, ok = ParseStateWord(t); ok {
 					note(fmt.Errorf("punctuation or wide letters in state word %q: %w", Clip(w, 40), ErrGrammar))
 				}
+			}
+		}
+		if !ok && i == 0 {
+			// `printf down | dd of=FILE conv=notrunc` over "drain\n"
+			// leaves "downn": the word written, then the rest of the
+			// longer one it was written over.
+			if st, ok = outOfRotationPrefix(w); ok {
+				note(fmt.Errorf("first word %q starts with an out-of-rotation word (written over a longer one without truncating?): counted as %s: %w", Clip(w, 40), st, ErrGrammar))
 			}
 		}
 		if ok {
@@ -346,6 +366,15 @@ func ParseFlag(content []byte) (Entry, error) {
 		e.State = Down
 		note(fmt.Errorf("first line cut at %d bytes in a word that may be a state word: counted as down: %w", MaxFlagSize, ErrGrammar))
 	}
+	if e.State == Up {
+		// `echo drain >> FILE` over an up flag: the operator's last word
+		// is on a later line, and a line that is not the first cannot be
+		// told from one appended. Fail closed, as for two words on one line.
+		if st, w := laterOutOfRotation(rest); st != Up {
+			e.State, e.Expires, sawState = st, time.Time{}, true
+			note(fmt.Errorf("a later line starts with %q (appended with >>?): only the first line counts, but an out-of-rotation word on a later one wins: counted as %s: %w", Clip(w, 40), st, ErrGrammar))
+		}
+	}
 	if hasReason {
 		r, err := cleanReason(reason)
 		if err != nil {
@@ -355,9 +384,9 @@ func ParseFlag(content []byte) (Entry, error) {
 	}
 	if problem != nil {
 		e.Invalid = problem.Error()
-		return e, problem
+		return e, sawState, problem
 	}
-	return e, nil
+	return e, sawState, nil
 }
 
 var utf8BOM = []byte{0xef, 0xbb, 0xbf}
@@ -473,7 +502,8 @@ func hasPrefixFold(s, prefix string) bool {
 // firstLine returns the first line that is neither blank nor a comment,
 // trimmed, within the first MaxFlagSize bytes of b. ended is false when b
 // goes on past them and that line (or, with none, the next) is cut there.
-func firstLine(b []byte, cut bool) (line string, ended bool) {
+// rest is what follows that line.
+func firstLine(b []byte, cut bool) (line string, ended bool, rest []byte) {
 	for len(b) > 0 {
 		var l []byte
 		terminated := true
@@ -486,9 +516,35 @@ func firstLine(b []byte, cut bool) (line string, ended bool) {
 		if len(l) == 0 || l[0] == '#' {
 			continue
 		}
-		return string(l), terminated || !cut
+		return string(l), terminated || !cut, b
 	}
-	return "", !cut
+	return "", !cut, nil
+}
+
+// laterOutOfRotation finds the first of lines that starts with an
+// out-of-rotation word, and returns its state and that word; Up when none
+// does.
+func laterOutOfRotation(lines []byte) (State, string) {
+	for len(lines) > 0 {
+		var l []byte
+		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
+			l, lines = lines[:i], lines[i+1:]
+		} else {
+			l, lines = lines, nil
+		}
+		f := fields(string(l))
+		if len(f) == 0 || f[0][0] == '#' {
+			continue
+		}
+		st, ok := ParseStateWord(f[0])
+		if !ok {
+			st, ok = ParseStateWord(looseWord(f[0]))
+		}
+		if ok && st != Up {
+			return st, f[0]
+		}
+	}
+	return Up, ""
 }
 
 // mayStartOutOfRotationWord reports whether w, the cut-off end of a line,
@@ -504,6 +560,19 @@ func mayStartOutOfRotationWord(w string) bool {
 		}
 	}
 	return false
+}
+
+// outOfRotationPrefix reports the state of the longest out-of-rotation
+// word that w starts with.
+func outOfRotationPrefix(w string) (State, bool) {
+	w = strings.ToLower(looseWord(w))
+	best, st := 0, Up
+	for _, sw := range stateWords {
+		if sw.state != Up && len(sw.word) > best && strings.HasPrefix(w, sw.word) {
+			best, st = len(sw.word), sw.state
+		}
+	}
+	return st, best > 0
 }
 
 func parseTime(s string) (time.Time, error) {

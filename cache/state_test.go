@@ -291,7 +291,7 @@ func FuzzParseFlag(f *testing.F) {
 // outWord is the fuzz oracle for failing closed: whether the first line of
 // content (as ParseFlag picks it) names drain, maint or down before any '#'.
 func outWord(content []byte) bool {
-	line, _ := firstLine(flagText(content))
+	line, _, _ := firstLine(flagText(content))
 	if i := strings.IndexByte(line, '#'); i >= 0 {
 		line = line[:i]
 	}
@@ -339,4 +339,79 @@ func utf16Text(order binary.AppendByteOrder, s string) string {
 		b = order.AppendUint16(b, u)
 	}
 	return string(b)
+}
+
+// TestParseFlagStated: whether content holds a state word is what tells the
+// watcher that content read as up may be half-written.
+func TestParseFlagStated(t *testing.T) {
+	for content, want := range map[string]bool{
+		"":                    false,
+		"# only a comment\n":  false,
+		"dr":                  false,
+		"mown\n":              false,
+		"50% # reason":        false,
+		"<html><body>ok":      false,
+		"up\n":                true,
+		"ready 50%":           true,
+		"drain until=17":      true,
+		"x drain":             true,
+		"“drain”":             true,
+		"down # half-written": true,
+	} {
+		if _, got, _ := ParseFlagStated([]byte(content)); got != want {
+			t.Errorf("ParseFlagStated(%q) stated %v, want %v", content, got, want)
+		}
+	}
+}
+
+// TestLaterLineOutOfRotation: `echo drain >> FILE` over an up flag puts the
+// operator's word on the second line. It wins, as the first
+// out-of-rotation word on one line does; other later lines stay ignored.
+func TestLaterLineOutOfRotation(t *testing.T) {
+	for _, tc := range []struct {
+		content string
+		want    State
+		invalid bool
+	}{
+		{"up\ndrain\n", Drain, true},
+		{"up 50%\n# note\n\n  maint # window\n", Maint, true},
+		{"up until=2099-01-01T00:00:00Z\nDOWN.\n", Down, true},
+		{"<html>\nDown for maintenance\n", Down, true},
+		{"up\n# drain\n", Up, false},
+		{"up\nthe service may drain\n", Up, false},
+		{"drain\nup\n", Drain, false},
+		{"down\ndrain\n", Down, false},
+		{"up\nup\n", Up, false},
+	} {
+		e, err := ParseFlag([]byte(tc.content))
+		if e.State != tc.want || (err != nil) != tc.invalid || !e.Expires.IsZero() {
+			t.Errorf("ParseFlag(%q) = %v (expires %v), %v; want %v, invalid %v", tc.content, e.State, e.Expires, err, tc.want, tc.invalid)
+		}
+	}
+}
+
+// TestOutOfRotationPrefix: a shorter word written over a longer one without
+// truncating (dd conv=notrunc) leaves "downn"; the first word counts as
+// the out-of-rotation word it starts with. Up words and later words do not.
+func TestOutOfRotationPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		content string
+		want    State
+		invalid bool
+	}{
+		{"downn\n", Down, true},
+		{"downt # deploy\n", Down, true},
+		{"drainenance\n", Drain, true},
+		{"maintt 50%", Maint, true},
+		{"Stopn", Down, true},
+		{"drained\n", Drain, false},
+		{"maintenance", Maint, false},
+		{"upain\n", Up, true},
+		{"x downn", Up, true},
+	} {
+		e, err := ParseFlag([]byte(tc.content))
+		if e.State != tc.want || (err != nil) != tc.invalid {
+			t.Errorf("ParseFlag(%q) = %v, %v; want %v, invalid %v", tc.content, e.State, err, tc.want, tc.invalid)
+		}
+	}
 }

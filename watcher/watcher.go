@@ -509,9 +509,10 @@ func (w *Watcher) fullRescan(why string) map[string]cache.Entry {
 // readFlag reads one flag file (see [flagfile.Read]). ok is false when the
 // file does not count as a flag. Each problem is logged once per name.
 //
-// held is true when the file is empty but that may be a writer's passing
-// state (see [writers] and [settle]): the caller then keeps the previous
-// state, and the loop looks again every holdPoll, for at most maxHold.
+// held is true when the file reads as up in a way that may be a writer's
+// passing state (see [Watcher.passing], [writers] and [settle]): the caller then
+// keeps the previous state, and the loop looks again every holdPoll, for at
+// most maxHold.
 func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
 	path := filepath.Join(w.opts.Dir, name)
 	var info flagfile.Info
@@ -519,11 +520,11 @@ func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
 	active, busy := false, false
 	for try := 0; ; try++ {
 		e, ok, info, problem = flagfile.ReadInfo(path)
-		if !ok || info.Size > 0 {
+		if !w.passing(e, ok, info) {
 			break
 		}
-		// Empty. An event for the name still queued may be from after
-		// the read: read again.
+		// Maybe half-written. An event for the name still queued may be
+		// from after the read: read again.
 		if !w.wr.drain(name) {
 			break
 		}
@@ -539,7 +540,7 @@ func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
 		delete(w.warned, name)
 	}
 	w.noteLinks(name, info.Links)
-	if !ok || info.Size > 0 || w.wr.fd < 0 {
+	if !w.passing(e, ok, info) || w.wr.fd < 0 {
 		delete(w.held, name)
 		return e, ok, false
 	}
@@ -570,11 +571,27 @@ func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
 	}
 	if now.Sub(h.since) >= maxHold {
 		delete(w.held, name)
-		w.log.Warn().Str("flag", name).Msg("flag file " + name + " is empty and may still be being written after " + maxHold.String() + ": counted as up")
+		w.log.Warn().Str("flag", name).Msg("flag file " + name + " is empty or holds no state word and may still be being written after " + maxHold.String() + ": counted as up")
 		return e, ok, false
 	}
 	w.held[name] = h
 	return e, ok, true
+}
+
+// passing reports whether a flag read as up may be a writer's passing
+// state rather than what it means to say. An empty file is the moment
+// between a truncation and the write (`echo drain > FILE`). A writer that
+// writes its line in several calls (dd bs=1, or over the old content with
+// conv=notrunc) leaves a word cut short or mixed with the old one ("dr",
+// "mown"), which holds no state word and so reads as up; one cut inside an
+// expiry ("drain until=17" of until=1770000000) reads as an override that
+// has passed. A line that says up in words is taken at once: no writer
+// passes through an up word on its way to an out-of-rotation one.
+func (w *Watcher) passing(e cache.Entry, ok bool, info flagfile.Info) bool {
+	if !ok || e.Effective(w.now()).State != cache.Up {
+		return false
+	}
+	return !info.Stated || e.State != cache.Up // the second: expired
 }
 
 // holdState is when an empty flag was first held, and when an event for it

@@ -53,7 +53,8 @@ var maxHold = time.Second // a variable for tests
 
 // settle is how long an empty file must stay empty, with no event for it,
 // before it brings a flag that is present and out of rotation into
-// rotation. A truncation is visible before its event is queued: the
+// rotation (as must content that reads as up without an up word, see
+// [Watcher.passing]). A truncation is visible before its event is queued: the
 // kernel queues the event after the size has changed, so a writer
 // preempted in between (a loaded host) leaves an empty file with no event
 // for as long as it waits to run. An empty file whose last event was a

@@ -201,3 +201,55 @@ func TestTouchedBeforeStartIsUp(t *testing.T) {
 		t.Fatalf("squid.80 = %v, %v at start, want up", e.State, ok)
 	}
 }
+
+// TestHalfWrittenHeld: a writer that writes its line in several calls
+// leaves content that holds no state word ("dr" of drain, "mown" where
+// maint is written over down without truncating) or an expiry cut short
+// ("until=17" of until=1770000000: an override that has passed). Each reads
+// as up; while the writer still has the file open, the previous state
+// stays, and its close brings the whole line.
+func TestHalfWrittenHeld(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, first, rest string
+		trunc             bool
+		want              cache.State
+	}{
+		{"word cut", "dr", "ain\n", true, cache.Drain},
+		{"word over the old one", "do", "wn \n", false, cache.Down}, // over "maint\n": "doint", then "down \n"
+		{"expiry cut", "drain until=17", "99999999\n", true, cache.Drain},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			p := filepath.Join(dir, "squid.80")
+			write(t, p, "maint\n")
+			_, st := startWatcher(t, Options{Dir: dir})
+			flags := os.O_WRONLY
+			if tc.trunc {
+				flags |= os.O_TRUNC
+			}
+			f, err := os.OpenFile(p, flags, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteString(tc.first); err != nil {
+				t.Fatal(err)
+			}
+			// Once the marker is seen, so was the first write.
+			write(t, filepath.Join(dir, "marker"), "")
+			waitFor(t, st, "marker", has("marker"))
+			if e, _ := st.Load().Lookup("squid.80"); e.Effective(time.Now()).State == cache.Up {
+				t.Errorf("squid.80 up (%+v) while half-written and still open for writing", e)
+			}
+			if _, err := f.WriteString(tc.rest); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, st, "squid.80 "+tc.want.String(), state("squid.80", tc.want))
+		})
+	}
+}

@@ -48,6 +48,9 @@ type Info struct {
 	// Born is the file's creation time (statx's btime), zero where the
 	// filesystem does not keep it.
 	Born time.Time
+	// Stated is whether the content holds a state word (up or not); see
+	// [cache.ParseFlagStated].
+	Stated bool
 }
 
 // ReadInfo is [Read], also returning what fstat said of a regular file
@@ -104,7 +107,7 @@ func ReadInfo(path string) (e cache.Entry, present bool, info Info, problem erro
 		info.Born = time.Unix(stx.Btime.Sec, int64(stx.Btime.Nsec))
 	}
 	info.Size = int64(n)
-	e, err = cache.ParseFlag(buf[:n])
+	e, info.Stated, err = cache.ParseFlagStated(buf[:n])
 	if err != nil {
 		return e, true, info, fmt.Errorf("content not understood, counted as %s: %w", e.State, err)
 	}
