@@ -562,14 +562,24 @@ func mayStartOutOfRotationWord(w string) bool {
 	return false
 }
 
-// outOfRotationPrefix reports the state of the longest out-of-rotation
-// word that w starts with.
+// outOfRotationPrefix reports the state of an out-of-rotation word that w
+// is made of, written over a longer state word without truncating: the
+// word, then the rest of the old one ("downn": down over drain; "downtenance":
+// down over maintenance). Only that shape counts: a word that merely starts
+// with one ("download", "downtime", "failover", "drainage") is not one.
 func outOfRotationPrefix(w string) (State, bool) {
 	w = strings.ToLower(looseWord(w))
 	best, st := 0, Up
 	for _, sw := range stateWords {
-		if sw.state != Up && len(sw.word) > best && strings.HasPrefix(w, sw.word) {
-			best, st = len(sw.word), sw.state
+		if sw.state == Up || len(sw.word) <= best || !strings.HasPrefix(w, sw.word) {
+			continue
+		}
+		rest := w[len(sw.word):]
+		for _, old := range stateWords {
+			if len(old.word) == len(w) && old.word[len(sw.word):] == rest {
+				best, st = len(sw.word), sw.state
+				break
+			}
 		}
 	}
 	return st, best > 0

@@ -399,15 +399,23 @@ func TestOutOfRotationPrefix(t *testing.T) {
 		want    State
 		invalid bool
 	}{
-		{"downn\n", Down, true},
-		{"downt # deploy\n", Down, true},
-		{"drainenance\n", Drain, true},
-		{"maintt 50%", Maint, true},
-		{"Stopn", Down, true},
+		{"downn\n", Down, true},              // down over drain
+		{"downt # deploy\n", Down, true},     // down over maint
+		{"drainenance\n", Drain, true},       // drain over maintenance
+		{"mainting 50%", Maint, true},        // maint over draining
+		{"Stopn", Down, true},                // stop over drain
+		{"downtenance # deploy", Down, true}, // down over maintenance
 		{"drained\n", Drain, false},
 		{"maintenance", Maint, false},
 		{"upain\n", Up, true},
 		{"x downn", Up, true},
+		// Words that merely start with one are words of their own.
+		{"download", Up, true},
+		{"downtime planned friday", Up, true},
+		{"failover-ready", Up, true},
+		{"drainage", Up, true},
+		{"maintained by ops", Up, true},
+		{"stopwatch", Up, true},
 	} {
 		e, err := ParseFlag([]byte(tc.content))
 		if e.State != tc.want || (err != nil) != tc.invalid {
