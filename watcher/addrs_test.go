@@ -360,12 +360,31 @@ func TestNetlinkDuplicateAddressDetection(t *testing.T) {
 	t.Parallel()
 	ns, h, lo := netnsLo(t)
 	peer := nstest.New(t)
+	fastDAD(t, ns)
 	// hsd0 here, hsd1 in peer, which holds 2001:db8:d::1 already.
-	nstest.Veth(t, ns, "hsd0", nil, peer, "hsd1", []string{"2001:db8:d::1/64"})
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hsd0"}, PeerName: "hsd1", PeerNamespace: netlink.NsFd(int(peer))}); err != nil {
+		t.Fatalf("add veth: %v", err)
+	}
 	// hsd2 is up but has no carrier while its peer hsd3 is down: the
 	// detection of an address on it waits, so the address stays tentative.
 	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hsd2"}, PeerName: "hsd3"}); err != nil {
 		t.Fatalf("add veth: %v", err)
+	}
+	fastDADOn(t, ns, "hsd0", "hsd2")
+	hp, err := netlink.NewHandleAt(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hp.Close()
+	hsd1, err := hp.LinkByName("hsd1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hp.AddrAdd(hsd1, nstest.Addr(t, "2001:db8:d::1/64")); err != nil {
+		t.Fatal(err)
+	}
+	if err := hp.LinkSetUp(hsd1); err != nil {
+		t.Fatal(err)
 	}
 	link := func(name string) netlink.Link {
 		l, err := h.LinkByName(name)
@@ -374,8 +393,10 @@ func TestNetlinkDuplicateAddressDetection(t *testing.T) {
 		}
 		return l
 	}
-	if err := h.LinkSetUp(link("hsd2")); err != nil {
-		t.Fatal(err)
+	for _, n := range []string{"hsd0", "hsd2"} {
+		if err := h.LinkSetUp(link(n)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var logs testenv.LogBuffer
 	_, st := startWatcherLog(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: NetlinkSource{Namespace: &ns}, Resync: time.Hour}, &logs)
@@ -441,5 +462,21 @@ func TestNetlinkDuplicateAddressDetection(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "2001:db8:d::1: duplicate address detection failed"); n != 1 {
 		t.Errorf("the failed detection was logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// fastDAD makes duplicate address detection in ns start at once on
+// interfaces made after it (no random wait of up to a second before the
+// probe); fastDADOn also waits 100 ms for an answer on the named ones
+// instead of a second. One probe, as by default.
+func fastDAD(t *testing.T, ns netns.NsHandle) {
+	t.Helper()
+	sysctlIn(t, ns, "net/ipv6/conf/default/router_solicitation_delay", "0")
+}
+
+func fastDADOn(t *testing.T, ns netns.NsHandle, links ...string) {
+	t.Helper()
+	for _, l := range links {
+		sysctlIn(t, ns, "net/ipv6/neigh/"+l+"/retrans_time_ms", "100")
 	}
 }

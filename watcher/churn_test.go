@@ -73,10 +73,12 @@ func kernelFlags(t *testing.T, h *netlink.Handle, l netlink.Link, a string, what
 func TestNetlinkKeptAddressAfterLinkDown(t *testing.T) {
 	t.Parallel()
 	ns, h, _ := netnsLo(t)
+	fastDAD(t, ns)
 	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hsk0"}, PeerName: "hsk1"}); err != nil {
 		t.Fatalf("add veth: %v", err)
 	}
 	sysctlIn(t, ns, "net/ipv6/conf/hsk0/keep_addr_on_down", "1")
+	fastDADOn(t, ns, "hsk0")
 	for _, n := range []string{"hsk0", "hsk1"} {
 		if err := h.LinkSetUp(linkOf(t, h, n)); err != nil {
 			t.Fatal(err)
