@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -76,6 +78,16 @@ func ListenReusePort(addr string, n int) (*ReusePortListener, error) {
 		// SO_REUSEPORT would let a second daemon of the same user bind
 		// the port too and silently take half the checks. A plain bind
 		// first fails, as net.Listen does, when anything holds the port.
+		// Two daemons starting at once could both pass it before either
+		// listens, so the check and the binds run under a lock on the
+		// port that every process of this package in the network
+		// namespace takes (released when the binds are done, or by the
+		// kernel when the process dies).
+		unlock, err := lockPort(ta.Port, portLockWait)
+		if err != nil {
+			return nil, fmt.Errorf("listen tcp %s: %w", addr, err)
+		}
+		defer unlock()
 		ln, err := net.ListenTCP("tcp", ta)
 		if err != nil {
 			return nil, err
@@ -97,6 +109,31 @@ func ListenReusePort(addr string, n int) (*ReusePortListener, error) {
 		}
 	}
 	return rp, nil
+}
+
+// portLockWait bounds the wait for another process binding the same port;
+// it holds the lock for the microseconds of a few binds.
+const portLockWait = 2 * time.Second
+
+// lockPort takes the lock on port: a Unix socket bound to an abstract name
+// (scoped, as TCP ports are, by the network namespace; no file to leave
+// behind). It waits up to wait for another holder, then fails.
+func lockPort(port int, wait time.Duration) (unlock func(), err error) {
+	name := "@http_status/evloop/bind/" + strconv.Itoa(port)
+	deadline := time.Now().Add(wait)
+	for {
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+		if err == nil {
+			return func() { ln.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("lock port %d against a concurrent bind: %w", port, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("port %d: another process has been binding it for %v (lock %s held)", port, wait, name)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func reusePortSocket(ip net.IP, port int, zone string) (int, *net.TCPAddr, error) {
