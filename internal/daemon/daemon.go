@@ -342,6 +342,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		ag.SetDraining(true)
 	}
 	sd.stopping()
+	if runErr == nil && cfg.Lameduck > 0 {
+		what := fmt.Sprintf("lameduck: the listeners close at %s (--lameduck %s)", time.Now().Add(cfg.Lameduck).UTC().Format(time.RFC3339), cfg.Lameduck)
+		if ag != nil {
+			what += "; the agent answers drain meanwhile"
+		}
+		obs.stop(what)
+	} else {
+		obs.stop("the listeners are closing")
+	}
 	log.Info().Dur("lameduck", cfg.Lameduck).Dur("grace", cfg.Grace).Msg("stopping")
 	if runErr == nil && cfg.Lameduck > 0 {
 		// Lameduck: /status keeps answering from the flags and every

@@ -23,6 +23,18 @@ type observability struct {
 	needConns func() <-chan struct{}
 	// configProblem says why the probe file was not reloaded; set before mount.
 	configProblem func() string
+	// stopping says what the daemon does while it stops ("" before).
+	stopping atomic.Pointer[string]
+}
+
+// stop records that the daemon is stopping, for /healthz.
+func (o *observability) stop(what string) { o.stopping.Store(&what) }
+
+func (o *observability) stoppingNow() string {
+	if s := o.stopping.Load(); s != nil {
+		return *s
+	}
+	return ""
 }
 
 // onPublish is the watcher's OnPublish hook.
@@ -53,6 +65,7 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		Version:         o.version,
 		NeedConns:       o.needConns,
 		ConfigProblem:   o.configProblem,
+		Stopping:        o.stoppingNow,
 	}).Mount(h)
 	var agentStats func() agent.Stats
 	if ag != nil {

@@ -13,7 +13,9 @@ import (
 // watcher loop's heartbeat is current, 503 with the reason when the loop is
 // stuck (answers would go stale). A missing status directory or a stale VIP
 // list are reported as "degraded" but keep 200: the daemon is doing its job,
-// and /status already answers for them.
+// and /status already answers for them. So is a stop in progress
+// (lameduck): a monitor must not see the last seconds before the port
+// closes as plain "ok".
 func (p *Pages) serveHealthz(w http.ResponseWriter, r *http.Request) {
 	if !readOnlyMethod(w, r) {
 		return
@@ -35,6 +37,13 @@ func (p *Pages) serveHealthz(w http.ResponseWriter, r *http.Request) {
 	}
 	if code == http.StatusOK {
 		b.WriteString("ok\n")
+	}
+	if p.opts.Stopping != nil {
+		if what := p.opts.Stopping(); what != "" {
+			b.WriteString("stopping: ")
+			b.WriteString(what)
+			b.WriteByte('\n')
+		}
 	}
 	if !s.DirOK() {
 		b.WriteString("degraded: status directory ")

@@ -51,6 +51,10 @@ type Options struct {
 	// ConfigProblem, when not nil, says why the configuration running is
 	// not the one on disk ("" when it is); /healthz reports it as degraded.
 	ConfigProblem func() string
+	// Stopping, when not nil, says what the daemon does while it stops
+	// ("" while it runs); /healthz reports it, still 200: /status answers
+	// from the flags until the listeners close.
+	Stopping func() string
 }
 
 // Pages serves the read-only status pages: /status.json, /status.txt, the
