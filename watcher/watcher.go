@@ -272,6 +272,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		// (ListExisting), so a VIP check never fails just after start.
 		w.waitFirstAddrs(ctx, addrC)
 	}
+	// The first scan may have taken long (10,000 flags, a slow disk):
+	// the loop turns now, so a check answered before its first turn must
+	// not read the time since New as a stall (--stale-after).
+	w.beat()
 	w.publish(nil, entries, true)
 	w.scanned = true
 	w.once.Do(func() { close(w.ready) })
