@@ -401,39 +401,15 @@ func TestNetlinkDuplicateAddressDetection(t *testing.T) {
 	var logs testenv.LogBuffer
 	_, st := startWatcherLog(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: NetlinkSource{Namespace: &ns}, Resync: time.Hour}, &logs)
 
-	// kernel waits until the kernel lists an address on l for which ok holds.
-	kernel := func(l netlink.Link, what string, ok func(ip netip.Addr, flags int) bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			addrs, err := h.AddrList(l, netlink.FAMILY_V6)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, x := range addrs {
-				if ip, _ := netip.AddrFromSlice(x.IP); ok(ip, x.Flags) {
-					return
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the kernel never reported %s: %v", what, addrs)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	has := func(a string, flag int) func(netip.Addr, int) bool {
-		want := netip.MustParseAddr(a)
-		return func(ip netip.Addr, flags int) bool { return ip == want && flags&flag != 0 }
-	}
 	// The link-local address's detection passed: probes cross the pair.
-	kernel(link("hsd0"), "a link-local address past its detection", func(ip netip.Addr, flags int) bool {
+	kernelAddr(t, h, link("hsd0"), "a link-local address past its detection", func(ip netip.Addr, flags int) bool {
 		return ip.IsLinkLocalUnicast() && flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0
 	})
 	dup, _ := netlink.ParseAddr("2001:db8:d::1/64") // with detection (no IFA_F_NODAD)
 	if err := h.AddrAdd(link("hsd0"), dup); err != nil {
 		t.Fatal(err)
 	}
-	kernel(link("hsd0"), "2001:db8:d::1 dadfailed", has("2001:db8:d::1", unix.IFA_F_DADFAILED))
+	kernelFlags(t, h, link("hsd0"), "2001:db8:d::1", "dadfailed", func(f int) bool { return f&unix.IFA_F_DADFAILED != 0 })
 	tent, _ := netlink.ParseAddr("2001:db8:e::1/64")
 	if err := h.AddrAdd(link("hsd2"), tent); err != nil {
 		t.Fatal(err)
@@ -444,7 +420,7 @@ func TestNetlinkDuplicateAddressDetection(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, st, "the marker address", vip("192.0.2.99", true, false))
-	kernel(link("hsd2"), "2001:db8:e::1 tentative", has("2001:db8:e::1", unix.IFA_F_TENTATIVE))
+	kernelFlags(t, h, link("hsd2"), "2001:db8:e::1", "tentative", func(f int) bool { return f&unix.IFA_F_TENTATIVE != 0 })
 	s := st.Load()
 	if s.HasVIP(netip.MustParseAddr("2001:db8:d::1"), false) {
 		t.Error("an address whose duplicate address detection failed counts as a VIP")

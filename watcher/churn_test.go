@@ -45,6 +45,13 @@ func linkOf(t *testing.T, h *netlink.Handle, name string) netlink.Link {
 func kernelFlags(t *testing.T, h *netlink.Handle, l netlink.Link, a string, what string, ok func(flags int) bool) {
 	t.Helper()
 	want := netip.MustParseAddr(a)
+	kernelAddr(t, h, l, a+" "+what, func(ip netip.Addr, flags int) bool { return ip == want && ok(flags) })
+}
+
+// kernelAddr waits until the kernel lists an address on l for which ok
+// holds.
+func kernelAddr(t *testing.T, h *netlink.Handle, l netlink.Link, what string, ok func(ip netip.Addr, flags int) bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
@@ -52,12 +59,12 @@ func kernelFlags(t *testing.T, h *netlink.Handle, l netlink.Link, a string, what
 			t.Fatal(err)
 		}
 		for _, x := range addrs {
-			if ip, _ := netip.AddrFromSlice(x.IP); ip.Unmap() == want && ok(x.Flags) {
+			if ip, _ := netip.AddrFromSlice(x.IP); ok(ip.Unmap(), x.Flags) {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the kernel never listed %s %s: %v", a, what, addrs)
+			t.Fatalf("the kernel never listed %s: %v", what, addrs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

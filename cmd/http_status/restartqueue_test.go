@@ -35,18 +35,9 @@ func TestRestartQueuedChecksSeeNewState(t *testing.T) {
 			var files []*os.File
 			var ports []int
 			for range 2 { // http, agent
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ln.Close()
-				f, err := ln.(*net.TCPListener).File()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
+				f, port := heldSocket(t)
 				files = append(files, f)
-				ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+				ports = append(ports, port)
 			}
 			httpPort, agentPort := ports[0], ports[1]
 			dir := t.TempDir()

@@ -210,17 +210,7 @@ func TestRestartUnderLoad(t *testing.T) {
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
+	f, port := heldSocket(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "squid.80"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -345,4 +335,22 @@ func TestBadInheritedSocket(t *testing.T) {
 			}
 		})
 	}
+}
+
+// heldSocket is a listening socket on a free loopback port, held as systemd
+// holds one for socket activation: its file is passed to each daemon, and
+// connections wait in its backlog while none runs. Both close with the test.
+func heldSocket(t *testing.T) (*os.File, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, ln.Addr().(*net.TCPAddr).Port
 }
