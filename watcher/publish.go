@@ -127,13 +127,11 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 
 	// Overrides that expired since the last turn: log them once. Responders
 	// already answer Up from the expiry instant on (Entry.Effective).
-	for name, e := range old.Services() {
-		if !e.Expires.IsZero() && e.Expires.After(w.lastExp) && !e.Expires.After(now) {
-			changed = true
-			transitions++
-			if logLine() {
-				w.log.Info().Str("flag", name).Str("state", "up").Str("was", e.State.String()).Time("expired", e.Expires).Msg(name + " override expired: up")
-			}
+	for name, e := range old.ExpiredIn(w.lastExp, now) {
+		changed = true
+		transitions++
+		if logLine() {
+			w.log.Info().Str("flag", name).Str("state", "up").Str("was", e.State.String()).Time("expired", e.Expires).Msg(name + " override expired: up")
 		}
 	}
 	w.lastExp = now
