@@ -5,8 +5,10 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,4 +148,75 @@ func BenchmarkFlagBurst(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpuNanos(b)-cpu)/float64(b.N), "cpu-ns/op")
 	loop.report(b)
+}
+
+// heapAfterGC is the live heap.
+func heapAfterGC() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// BenchmarkMemory reports the live heap a running watcher and its current
+// snapshot hold per flag (10,000 flags, names like squid1234.80, half with
+// a drain reason) and per VIP (1,000 addresses, fed through a canned
+// AddrSource: the netlink library keeps nothing per address). Run with
+// -benchtime=1x; what it measures is memory, not time.
+func BenchmarkMemory(b *testing.B) {
+	const nFlags, nVIPs = 10000, 1000
+	start := func(dir string, src AddrSource) (*cache.Store, func()) {
+		st := cache.NewStore()
+		w, err := New(Options{Dir: dir, Store: st, Logger: zerolog.Nop(), Addrs: src != nil, AddrSource: src})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		select {
+		case <-w.Ready():
+		case <-time.After(30 * time.Second):
+			b.Fatal("not ready")
+		}
+		return st, func() { cancel(); <-done }
+	}
+	for b.Loop() {
+		empty := b.TempDir()
+		flags := b.TempDir()
+		for i := range nFlags {
+			content := ""
+			if i%2 == 0 {
+				content = "drain reason=\"kernel upgrade\"\n"
+			}
+			if err := os.WriteFile(filepath.Join(flags, fmt.Sprintf("squid%d.80", i)), []byte(content), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var addrs []AddrUpdate
+		for i := range nVIPs {
+			a := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})
+			addrs = append(addrs, AddrUpdate{Addr: a, PrefixLen: 32, LinkIndex: 1 + i%2, New: true})
+		}
+		src := &fakeSource{lists: [][]AddrUpdate{addrs}, current: addrs, subs: make(chan *fakeSub, 8)}
+
+		h0 := heapAfterGC()
+		_, stop := start(empty, nil)
+		h1 := heapAfterGC()
+		st, stopF := start(flags, nil)
+		h2 := heapAfterGC()
+		stV, stopV := start(empty, src)
+		h3 := heapAfterGC()
+		if st.Load().Len() != nFlags || stV.Load().NumVIPs() != nVIPs {
+			b.Fatalf("loaded %d flags, %d VIPs", st.Load().Len(), stV.Load().NumVIPs())
+		}
+		base := int64(h1 - h0) // a watcher with nothing to watch
+		b.ReportMetric(float64(base), "B/watcher")
+		b.ReportMetric(float64(int64(h2-h1)-base)/nFlags, "B/flag")
+		b.ReportMetric(float64(int64(h3-h2)-base)/nVIPs, "B/VIP")
+		stopV()
+		stopF()
+		stop()
+	}
 }
