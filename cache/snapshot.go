@@ -48,9 +48,13 @@ const (
 // Snapshot is one consistent view of flags and VIPs. It must not be modified
 // after [Store.Publish]; use a [Builder] to make the next one.
 type Snapshot struct {
-	gen       uint64
-	built     time.Time
-	shards    [shardCount]map[string]Entry
+	gen    uint64
+	built  time.Time
+	shards [shardCount]map[string]Entry
+	// exp lists each shard's entries that have an expiry, by expiry: the
+	// loop's per-event questions (the next expiry, what expired since the
+	// last turn) then cost O(shards + flags/shards), not O(flags).
+	exp       [shardCount][]expiring
 	vips      map[netip.Addr]VIPFlags
 	probes    map[string]ProbeStatus // services with active probes
 	conns     ConnCounts             // live connection counts (conns.go)
@@ -62,6 +66,23 @@ type Snapshot struct {
 }
 
 var emptyShard = map[string]Entry{}
+
+// expiring is one entry of Snapshot.exp.
+type expiring struct {
+	at   time.Time
+	name string
+}
+
+// firstAfter is the index of the first of x expiring after t.
+func firstAfter(x []expiring, t time.Time) int {
+	i, _ := slices.BinarySearchFunc(x, t, func(e expiring, t time.Time) int {
+		if e.at.After(t) {
+			return 1
+		}
+		return -1
+	})
+	return i
+}
 
 // Empty returns a snapshot with no services and no VIPs, generation 0.
 func Empty() *Snapshot {
@@ -153,12 +174,26 @@ func (s *Snapshot) NumVIPs() int { return len(s.vips) }
 // NextExpiry is the earliest expiry after now among the entries, or zero.
 func (s *Snapshot) NextExpiry(now time.Time) time.Time {
 	var next time.Time
-	for _, e := range s.Services() {
-		if !e.Expires.IsZero() && e.Expires.After(now) && (next.IsZero() || e.Expires.Before(next)) {
-			next = e.Expires
+	for _, x := range s.exp {
+		if i := firstAfter(x, now); i < len(x) && (next.IsZero() || x[i].at.Before(next)) {
+			next = x[i].at
 		}
 	}
 	return next
+}
+
+// ExpiredIn yields the entries whose expiry is after from and not after to,
+// in no particular order.
+func (s *Snapshot) ExpiredIn(from, to time.Time) iter.Seq2[string, Entry] {
+	return func(yield func(string, Entry) bool) {
+		for sh, x := range s.exp {
+			for _, e := range x[firstAfter(x, from):firstAfter(x, to)] {
+				if !yield(e.name, s.shards[sh][e.name]) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // Summary is a one-line description for logs and systemd's STATUS=.
@@ -188,6 +223,7 @@ func (s *Snapshot) Summary(now time.Time) string {
 type Builder struct {
 	next     Snapshot
 	copied   [shardCount]bool
+	expCp    [shardCount]bool
 	probesCp bool
 }
 
@@ -209,6 +245,32 @@ func (b *Builder) shard(name string) map[string]Entry {
 	return b.next.shards[i]
 }
 
+// setExp moves name's place in its shard's expiry list from was to at (a
+// zero time: not listed).
+func (b *Builder) setExp(name string, was, at time.Time) {
+	if was.Equal(at) {
+		return
+	}
+	i := shardOf(name)
+	if !b.expCp[i] {
+		b.next.exp[i] = slices.Clone(b.next.exp[i])
+		b.expCp[i] = true
+	}
+	x := b.next.exp[i]
+	if !was.IsZero() {
+		for j := firstAfter(x, was.Add(-1)); j < len(x); j++ {
+			if x[j].name == name {
+				x = slices.Delete(x, j, j+1)
+				break
+			}
+		}
+	}
+	if !at.IsZero() {
+		x = slices.Insert(x, firstAfter(x, at), expiring{at: at, name: name})
+	}
+	b.next.exp[i] = x
+}
+
 // Get returns the entry name has in the snapshot being built.
 func (b *Builder) Get(name string) (Entry, bool) {
 	e, ok := b.next.shards[shardOf(name)][name]
@@ -221,18 +283,22 @@ func (b *Builder) Set(name string, e Entry) {
 		return
 	}
 	sh := b.shard(name)
-	if _, ok := sh[name]; !ok {
+	prev, ok := sh[name]
+	if !ok {
 		b.next.nServices++
 	}
 	sh[name] = e
+	b.setExp(name, prev.Expires, e.Expires)
 }
 
 // Delete removes a flag file.
 func (b *Builder) Delete(name string) {
-	if _, ok := b.next.shards[shardOf(name)][name]; !ok {
+	prev, ok := b.next.shards[shardOf(name)][name]
+	if !ok {
 		return
 	}
 	delete(b.shard(name), name)
+	b.setExp(name, prev.Expires, time.Time{})
 	b.next.nServices--
 }
 
@@ -241,6 +307,8 @@ func (b *Builder) ClearServices() {
 	for i := range b.next.shards {
 		b.next.shards[i] = emptyShard
 		b.copied[i] = false
+		b.next.exp[i] = nil
+		b.expCp[i] = false
 	}
 	b.next.nServices = 0
 }

@@ -23,15 +23,16 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 	var transitions uint64
 	// A publication logs at most maxLoggedChanges flag changes one by
 	// one (a rescan of 10,000 flags, or the directory removed, would
-	// otherwise write 10,000 lines at once); the rest are counted in one
-	// line.
+	// otherwise write 10,000 lines at once), and the loop at most
+	// flagLineBudget per flagLineWindow (loglimit.go); the rest are
+	// counted in one line.
 	var unlogged int
 	logLine := func() bool {
 		if transitions > maxLoggedChanges {
 			unlogged++
 			return false
 		}
-		return true
+		return w.lines.allow()
 	}
 
 	apply := func(name string, e cache.Entry, ok bool) {
@@ -126,20 +127,18 @@ func (w *Watcher) publish(touched map[string]struct{}, entries map[string]cache.
 
 	// Overrides that expired since the last turn: log them once. Responders
 	// already answer Up from the expiry instant on (Entry.Effective).
-	for name, e := range old.Services() {
-		if !e.Expires.IsZero() && e.Expires.After(w.lastExp) && !e.Expires.After(now) {
-			changed = true
-			transitions++
-			if logLine() {
-				w.log.Info().Str("flag", name).Str("state", "up").Str("was", e.State.String()).Time("expired", e.Expires).Msg(name + " override expired: up")
-			}
+	for name, e := range old.ExpiredIn(w.lastExp, now) {
+		changed = true
+		transitions++
+		if logLine() {
+			w.log.Info().Str("flag", name).Str("state", "up").Str("was", e.State.String()).Time("expired", e.Expires).Msg(name + " override expired: up")
 		}
 	}
 	w.lastExp = now
 	if unlogged > 0 {
-		w.log.Info().Int("changes", int(transitions)).Int("unlogged", unlogged).
-			Msgf("%d more flag changes in this publication, not logged one by one (see /status.json)", unlogged)
+		w.lines.hold(w.lines.now(), unlogged)
 	}
+	w.lines.flush(w.log, false)
 
 	if w.addrs != nil {
 		if old.VIPsOK() != w.addrs.ok {

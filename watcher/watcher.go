@@ -108,6 +108,7 @@ type Watcher struct {
 	stats       Stats
 	statsMu     sync.Mutex
 	lastExp     time.Time // expiries up to here have been logged
+	lines       flagLines // budget of per-flag change lines (loglimit.go)
 }
 
 // Stats count what the watcher did, for metrics.
@@ -164,6 +165,7 @@ func New(opts Options) (*Watcher, error) {
 		wr:        &writers{fd: -1, wd: -1},
 		dir:       dirWatch{path: opts.Dir, parent: filepath.Dir(opts.Dir), problem: problemNotYet},
 	}
+	w.lines.now = time.Now
 	w.epoch = time.Now()
 	w.beat()
 	return w, nil
@@ -232,6 +234,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.fsw = fsw
 	w.lastExp = w.now()
 	defer fsw.Close()
+	defer w.lines.flush(w.log, true) // what a burst held back is counted, even at exit
 	if wr, err := newWriters(); err != nil {
 		w.log.Warn().Err(err).Msg("inotify: cannot tell when a flag file is closed after writing: an empty flag counts as up at once, even while its writer is still writing")
 	} else {
@@ -339,6 +342,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				w.mounts.dirty = true // the path may lead elsewhere now
 			}
 			w.checkMounts(touched)
+			w.lines.flush(w.log, false) // changes held back by a burst that ended
 			// A write through another hard link of a flag makes no
 			// event here: re-read such flags every tick.
 			for name := range w.linked {
