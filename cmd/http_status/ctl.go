@@ -138,7 +138,7 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 	if f.wait > 0 {
 		return runDrainWait(f, pos, stdout, stderr, now)
 	}
-	if err := runCtlCmd(cmd, f, pos, stdout, now); err != nil {
+	if err := runCtlCmd(cmd, f, pos, stdout, stderr, now); err != nil {
 		fmt.Fprintf(stderr, "http_status %s: %v\n", cmd, err)
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -172,7 +172,7 @@ func parseInterspersed(fset *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.Time) error {
+func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout, stderr io.Writer, now time.Time) error {
 	if cmd == "list" {
 		if len(pos) > 0 {
 			return usagef("list takes no NAME")
@@ -270,10 +270,14 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout io.Writer, now time.
 				content = []byte(e2.Format())
 			}
 		}
+		links := flagfile.Links(f.dir, name)
 		if err := flagfile.Write(f.dir, name, content); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s: %s", name, content)
+		if links > 1 {
+			fmt.Fprintf(stderr, "%s: note: it had %d hard links; it is a new file now, so writing through the other names no longer changes it\n", name, links)
+		}
 	}
 	return nil
 }

@@ -321,3 +321,34 @@ func TestRealMainDispatch(t *testing.T) {
 		t.Errorf("help: exit %d, %q", code, out.String())
 	}
 }
+
+// TestCtlHardLinkNote: the control command replaces a flag with a new file;
+// when the old one had other hard links, those names no longer change the
+// flag, and the command says so (the state is still set: exit 0).
+func TestCtlHardLinkNote(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(other, []byte("up\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(other, filepath.Join(dir, "squid.80")); err != nil {
+		t.Skipf("hard link: %v", err)
+	}
+	code, out, errs := ctlRun(t, "drain", "squid.80", "--dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "squid.80: note: it had 2 hard links") {
+		t.Errorf("stderr %q: want the hard-link note", errs)
+	}
+	if got := ctlReadFile(t, filepath.Join(dir, "squid.80")); got != "drain\n" {
+		t.Errorf("flag %q, want drain", got)
+	}
+	if got := ctlReadFile(t, other); got != "up\n" {
+		t.Errorf("the other name changed too: %q", got)
+	}
+	// A flag with one link: no note.
+	if code, _, errs := ctlRun(t, "activate", "squid.80", "--dir", dir); code != 0 || errs != "" {
+		t.Errorf("activate: exit %d, stderr %q", code, errs)
+	}
+}

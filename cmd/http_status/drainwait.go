@@ -124,7 +124,7 @@ func runDrainWait(f ctlFlags, pos []string, stdout, stderr io.Writer, now time.T
 	defer counter.Close()
 
 	f.port = noPort // name has it
-	if err := runCtlCmd("drain", f, []string{name}, stdout, now); err != nil {
+	if err := runCtlCmd("drain", f, []string{name}, stdout, stderr, now); err != nil {
 		return fail(err)
 	}
 	written, err := os.ReadFile(filepath.Join(f.dir, name))

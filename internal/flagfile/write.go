@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Write writes content to dir/name atomically: a dot-prefixed temp file
@@ -45,6 +46,9 @@ func Write(dir, name string, content []byte) (err error) {
 		return fmt.Errorf("write flag %s: it is a directory", final)
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("rename into %s: %w (a file is mounted over the flag: write it through the mount's source, or unmount it)", final, err)
+		}
 		return fmt.Errorf("rename into %s: %w", final, err)
 	}
 	return syncDir(dir)
@@ -102,4 +106,15 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Links is the hard-link count of the flag dir/name (0 when there is none
+// or it cannot be looked at). Above 1, [Write] replaces the file the other
+// names lead to with a new one: they no longer change the flag.
+func Links(dir, name string) uint64 {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(dir, name), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return 0
+	}
+	return uint64(st.Nlink)
 }
