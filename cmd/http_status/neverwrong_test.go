@@ -248,7 +248,7 @@ func TestNeverWrongOutOfWatches(t *testing.T) {
 func TestNeverWrongChurn(t *testing.T) {
 	t.Parallel()
 	const nflags, writers, pollers = 300, 4, 4
-	churnFor := 2 * time.Second
+	churnFor := 1500 * time.Millisecond
 	if testing.Short() {
 		churnFor = 500 * time.Millisecond
 	}
