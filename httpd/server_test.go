@@ -17,6 +17,7 @@ import (
 	"github.com/http-status/http_status/cache"
 
 	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/testenv"
 	"github.com/http-status/http_status/internal/testsnap"
 )
 
@@ -74,22 +75,6 @@ func TestHandler(t *testing.T) {
 	}
 }
 
-// rawRequest sends req as bytes and returns the whole answer up to close.
-func rawRequest(t *testing.T, addr, req string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(c)
-	return string(b)
-}
-
 // TestServerWire runs the wire-level checks against every engine.
 func TestServerWire(t *testing.T) {
 	t.Parallel()
@@ -104,25 +89,25 @@ func TestServerWire(t *testing.T) {
 
 func testServerWire(t *testing.T, addr string, readHeaderTimeout time.Duration) {
 	t.Run("HTTP/1.0 without Host", func(t *testing.T) {
-		got := rawRequest(t, addr, "GET /status?SERVICE=squid&PORT=80 HTTP/1.0\r\n\r\n")
+		got := testenv.RawRequest(t, addr, "GET /status?SERVICE=squid&PORT=80 HTTP/1.0\r\n\r\n")
 		if !strings.HasPrefix(got, "HTTP/1.0 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\n"+check.BodyOK) {
 			t.Fatalf("got %q", got)
 		}
 	})
 	t.Run("HTTP/1.1 with Host, close", func(t *testing.T) {
-		got := rawRequest(t, addr, "GET /status?SERVICE=nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		got := testenv.RawRequest(t, addr, "GET /status?SERVICE=nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 		if !strings.HasPrefix(got, "HTTP/1.1 404 Not Found\r\n") || !strings.HasSuffix(got, check.BodyNoService) {
 			t.Fatalf("got %q", got)
 		}
 	})
 	t.Run("HAProxy bare option httpchk", func(t *testing.T) {
-		got := rawRequest(t, addr, "OPTIONS / HTTP/1.0\r\n\r\n")
+		got := testenv.RawRequest(t, addr, "OPTIONS / HTTP/1.0\r\n\r\n")
 		if !strings.HasPrefix(got, "HTTP/1.0 200 OK\r\n") || !strings.Contains(got, "Allow: GET, HEAD, OPTIONS\r\n") {
 			t.Fatalf("got %q", got)
 		}
 	})
 	t.Run("HEAD has no body", func(t *testing.T) {
-		got := rawRequest(t, addr, "HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		got := testenv.RawRequest(t, addr, "HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 		if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\n") {
 			t.Fatalf("got %q", got)
 		}
@@ -149,7 +134,7 @@ func testServerWire(t *testing.T, addr string, readHeaderTimeout time.Duration) 
 		}
 	})
 	t.Run("oversized headers", func(t *testing.T) {
-		got := rawRequest(t, addr, "GET /status HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
+		got := testenv.RawRequest(t, addr, "GET /status HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
 		if !strings.HasPrefix(got, "HTTP/1.1 431 ") {
 			t.Fatalf("got %.80q", got)
 		}

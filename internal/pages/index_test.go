@@ -11,6 +11,7 @@ import (
 
 	"github.com/http-status/http_status/httpd"
 	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/testenv"
 	"github.com/http-status/http_status/internal/testserve"
 )
 
@@ -33,7 +34,7 @@ func TestIndex(t *testing.T) {
 				if accept != "" {
 					req += "Accept: " + accept + "\r\n"
 				}
-				raw := testserve.RawRequest(t, addr, req+"\r\n")
+				raw := testenv.RawRequest(t, addr, req+"\r\n")
 				res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), &http.Request{Method: method})
 				if err != nil {
 					t.Fatalf("%s / (Accept %q): %v in %q", method, accept, err, raw)

@@ -16,6 +16,7 @@ import (
 	"github.com/http-status/http_status/httpd"
 
 	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/testenv"
 	"github.com/http-status/http_status/internal/testserve"
 	"github.com/http-status/http_status/internal/testsnap"
 )
@@ -415,7 +416,7 @@ func TestHealthAlias(t *testing.T) {
 		var answers []string
 		for _, p := range []string{httpd.PathHealthz, httpd.PathHealth} {
 			for _, host := range []string{"Host: x\r\n", ""} {
-				raw := testserve.RawRequest(t, addr, "GET "+p+" HTTP/1.1\r\n"+host+"Connection: close\r\n\r\n")
+				raw := testenv.RawRequest(t, addr, "GET "+p+" HTTP/1.1\r\n"+host+"Connection: close\r\n\r\n")
 				i := strings.Index(raw, "\r\n\r\n")
 				if !strings.HasPrefix(raw, "HTTP/1.1 200 OK\r\n") || i < 0 {
 					t.Fatalf("%s: GET %s (%q): %q", e.Name, p, host, raw)

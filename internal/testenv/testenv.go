@@ -7,6 +7,7 @@ package testenv
 import (
 	"bytes"
 	"flag"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -215,4 +217,21 @@ func ListenBoth(t testing.TB) (port int, l4, l6 net.Listener) {
 	}
 	t.Fatal("no port free on both 127.0.0.1 and ::1")
 	return 0, nil, nil
+}
+
+// RawRequest sends req as bytes to addr and returns the whole answer up to
+// the server's close (10 s at most).
+func RawRequest(t testing.TB, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
 }

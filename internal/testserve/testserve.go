@@ -6,7 +6,6 @@ package testserve
 
 import (
 	"context"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -64,18 +63,3 @@ func ServeEngine(t *testing.T, e Engine, h *httpd.Handler) string {
 	return ln.Addr().String()
 }
 
-// RawRequest sends req as bytes and returns the whole answer up to close.
-func RawRequest(t *testing.T, addr, req string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(c)
-	return string(b)
-}
