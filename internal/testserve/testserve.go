@@ -62,4 +62,3 @@ func ServeEngine(t *testing.T, e Engine, h *httpd.Handler) string {
 	})
 	return ln.Addr().String()
 }
-
