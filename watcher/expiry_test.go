@@ -3,45 +3,15 @@
 package watcher
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/internal/testenv"
 )
-
-// startExpiryWatcher runs a watcher on dir (no VIP tracking) until the test ends.
-func startExpiryWatcher(t *testing.T, dir string, logs *testenv.LogBuffer) *cache.Store {
-	t.Helper()
-	store := cache.NewStore()
-	w, err := New(Options{Dir: dir, Store: store, Logger: zerolog.New(logs)})
-	if err != nil {
-		t.Fatalf("watcher.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		t.Fatalf("Run returned before ready: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("watcher not ready after 10s")
-	}
-	return store
-}
 
 // TestExpiryReturnsUp writes a drain override that expires 300 ms later and
 // checks that, with no file event, the service is up from then on, the change
@@ -50,7 +20,7 @@ func TestExpiryReturnsUp(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	logs := &testenv.LogBuffer{}
-	store := startExpiryWatcher(t, dir, logs)
+	_, store := startWatcherLog(t, Options{Dir: dir}, logs)
 
 	until := time.Now().Add(300 * time.Millisecond)
 	content := "drain until=" + until.UTC().Format(time.RFC3339Nano) + " # deploy 1234\n"
@@ -116,7 +86,7 @@ func TestExpiredAtStart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "web.443"), []byte("maint until="+future+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	store := startExpiryWatcher(t, dir, &testenv.LogBuffer{})
+	_, store := startWatcherLog(t, Options{Dir: dir}, &testenv.LogBuffer{})
 	snap := store.Load()
 	e, ok := snap.Lookup("squid.80")
 	if !ok || e.Effective(time.Now()).State != cache.Up {
@@ -135,7 +105,7 @@ func TestExpiryAlreadyPast(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	var logs testenv.LogBuffer
-	store := startExpiryWatcher(t, dir, &logs)
+	_, store := startWatcherLog(t, Options{Dir: dir}, &logs)
 	if err := os.WriteFile(filepath.Join(dir, "squid.80"), []byte("drain until=2025-11-30T10:00:00Z # deploy\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

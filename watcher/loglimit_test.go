@@ -3,7 +3,6 @@
 package watcher
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/internal/testenv"
@@ -54,21 +51,8 @@ func TestFlagLinesBoundedOverTime(t *testing.T) {
 		write(t, filepath.Join(dir, fmt.Sprintf("svc%d.80", i)), "drain")
 	}
 	var logs testenv.LogBuffer
-	st := cache.NewStore()
-	w, err := New(Options{Dir: dir, Store: st, Logger: zerolog.New(&logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	_, st := startWatcherLog(t, Options{Dir: dir}, &logs)
 	waitFor(t, st, "the first scan", func(s *cache.Snapshot) bool { return s.Len() == n })
 	gen := st.Load().Generation()
 	for i := range n / 2 {

@@ -22,17 +22,21 @@ import (
 // startWatcher runs a watcher on dir until the test ends.
 func startWatcher(t *testing.T, opts Options) (*Watcher, *cache.Store) {
 	t.Helper()
-	return startWatcherLog(t, opts, zerolog.NewTestWriter(t))
+	return startWatcherLogger(t, opts, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 }
 
-// startWatcherLog is startWatcher with its warnings and errors written to
-// logs.
+// startWatcherLog is startWatcher with every log line written to logs.
 func startWatcherLog(t *testing.T, opts Options, logs io.Writer) (*Watcher, *cache.Store) {
+	t.Helper()
+	return startWatcherLogger(t, opts, zerolog.New(logs))
+}
+
+func startWatcherLogger(t *testing.T, opts Options, log zerolog.Logger) (*Watcher, *cache.Store) {
 	t.Helper()
 	if opts.Store == nil {
 		opts.Store = cache.NewStore()
 	}
-	opts.Logger = zerolog.New(logs).Level(zerolog.WarnLevel)
+	opts.Logger = log
 	w, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -370,20 +374,7 @@ func TestLogLinesPerPublicationBounded(t *testing.T) {
 		write(t, filepath.Join(dir, fmt.Sprintf("svc%d.80", i)), "drain")
 	}
 	var logs testenv.LogBuffer
-	st := cache.NewStore()
-	w, err := New(Options{Dir: dir, Store: st, Logger: zerolog.New(&logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	_, st := startWatcherLog(t, Options{Dir: dir}, &logs)
 	waitFor(t, st, "500 flags", func(s *cache.Snapshot) bool { return len(s.Names()) == 500 })
 	count := func(sub string) int { return strings.Count(logs.String(), sub) }
 	if n := count(`"flag":"svc`); n != maxLoggedChanges {
