@@ -536,11 +536,8 @@ func laterOutOfRotation(lines []byte) (State, string) {
 		if len(f) == 0 || f[0][0] == '#' {
 			continue
 		}
-		st, ok := ParseStateWord(f[0])
-		if !ok {
-			st, ok = ParseStateWord(looseWord(f[0]))
-		}
-		if ok && st != Up {
+		// A word ParseStateWord takes as it is, looseWord leaves as it is.
+		if st, ok := ParseStateWord(looseWord(f[0])); ok && st != Up {
 			return st, f[0]
 		}
 	}
