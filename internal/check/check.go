@@ -226,23 +226,13 @@ func parseQuery(rawQuery string) (query, bool) {
 // parameters work.
 func (p *parsed) parse(raw string) *Result {
 	var service, port string
-	var haveService, havePort bool
-	var vips [MaxVIPs]string // the VIP parameters' values; each holds an address
-	nvips := 0
+	var haveService, havePort, emptyVIP bool
+	nvips := 0 // VIP parameters; their values are parsed in a second pass
 	var decBuf [2][cache.MaxNameLen + 8]byte
-	for len(raw) > 0 {
-		var kv string
-		if i := strings.IndexByte(raw, '&'); i >= 0 {
-			kv, raw = raw[:i], raw[i+1:]
-		} else {
-			kv, raw = raw, ""
-		}
-		if kv == "" {
+	for rest := raw; len(rest) > 0; {
+		var k, v string
+		if k, v, rest = nextParam(rest); k == "" && v == "" {
 			continue
-		}
-		k, v := kv, ""
-		if i := strings.IndexByte(kv, '='); i >= 0 {
-			k, v = kv[:i], kv[i+1:]
 		}
 		switch {
 		case EqualFoldASCII(k, "SERVICE"):
@@ -270,11 +260,11 @@ func (p *parsed) parse(raw string) *Result {
 			}
 			port, havePort = d, true
 		case EqualFoldASCII(k, "VIP"):
-			if nvips == len(vips) {
+			if nvips == MaxVIPs {
 				return &resManyVIPs
 			}
-			vips[nvips] = v
 			nvips++
+			emptyVIP = emptyVIP || v == ""
 		}
 	}
 	// A PORT= or VIP= that is there but empty (a check template whose
@@ -283,10 +273,8 @@ func (p *parsed) parse(raw string) *Result {
 	if havePort && port == "" {
 		return &resBadPort
 	}
-	for _, vip := range vips[:nvips] {
-		if vip == "" {
-			return &resBadVIP
-		}
+	if emptyVIP {
+		return &resBadVIP
 	}
 	// Build the flag-file name: SERVICE[.PORT], or the default flag.
 	if !haveService || service == "" {
@@ -314,7 +302,11 @@ func (p *parsed) parse(raw string) *Result {
 	if !cache.ValidName(unsafe.String(&p.nameBuf[0], n)) {
 		return &resBadService
 	}
-	for _, vip := range vips[:nvips] {
+	for rest := raw; nvips > 0 && len(rest) > 0; {
+		var k, vip string
+		if k, vip, rest = nextParam(rest); !EqualFoldASCII(k, "VIP") {
+			continue
+		}
 		var res *Result
 		if needsUnescape(vip) {
 			res = p.parseEncodedVIPs(vip)
@@ -326,6 +318,20 @@ func (p *parsed) parse(raw string) *Result {
 		}
 	}
 	return nil
+}
+
+// nextParam splits the first "k=v" off a raw query: k and v are empty for
+// an empty pair ("&&"); v is empty for a key without "=".
+func nextParam(raw string) (k, v, rest string) {
+	kv := raw
+	if i := strings.IndexByte(raw, '&'); i >= 0 {
+		kv, rest = raw[:i], raw[i+1:]
+	}
+	k = kv
+	if i := strings.IndexByte(kv, '='); i >= 0 {
+		k, v = kv[:i], kv[i+1:]
+	}
+	return k, v, rest
 }
 
 // parseEncodedVIPs decodes a percent-encoded VIP list first. It is the one
