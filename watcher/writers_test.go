@@ -113,8 +113,8 @@ func TestEmptyHeldWhileOpen(t *testing.T) {
 // hold at once: with the hold's timers at an hour, only the close's wake-up
 // can publish it.
 func TestHoldEndsAtClose(t *testing.T) {
-	defer func(p, m time.Duration) { holdPoll, maxHold = p, m }(holdPoll, maxHold)
-	holdPoll, maxHold = time.Hour, time.Hour
+	setDuration(t, &holdPoll, time.Hour)
+	setDuration(t, &maxHold, time.Hour)
 	dir := t.TempDir()
 	_, st := startWatcher(t, Options{Dir: dir})
 	p := filepath.Join(dir, "squid.80")
@@ -136,8 +136,7 @@ func TestHoldEndsAtClose(t *testing.T) {
 // after the last write: with maxHold at an hour, nothing else can end its
 // hold.
 func TestEmptiedAfterChurnSettles(t *testing.T) {
-	defer func(m time.Duration) { maxHold = m }(maxHold)
-	maxHold = time.Hour
+	setDuration(t, &maxHold, time.Hour)
 	dir := t.TempDir()
 	p := filepath.Join(dir, "squid.80")
 	write(t, p, "drain\n")
@@ -160,8 +159,7 @@ func TestEmptiedAfterChurnSettles(t *testing.T) {
 // the write then counts. settle is an hour here, so the change is always
 // recent, however slow the machine.
 func TestEmptiedBeforeStartHeld(t *testing.T) {
-	defer func(s time.Duration) { settle = s }(settle)
-	settle = time.Hour
+	setDuration(t, &settle, time.Hour)
 	dir := t.TempDir()
 	p := filepath.Join(dir, "squid.80")
 	write(t, p, "down\n")
@@ -190,8 +188,7 @@ func TestEmptiedBeforeStartHeld(t *testing.T) {
 // TestTouchedBeforeStartIsUp: a flag created empty just before the start
 // (touch, as in the original) is up in the first snapshot.
 func TestTouchedBeforeStartIsUp(t *testing.T) {
-	defer func(s time.Duration) { settle = s }(settle)
-	settle = time.Hour
+	setDuration(t, &settle, time.Hour)
 	dir := t.TempDir()
 	if out, err := exec.Command("touch", filepath.Join(dir, "squid.80")).CombinedOutput(); err != nil {
 		t.Skipf("touch: %v %s", err, out)
@@ -252,4 +249,15 @@ func TestHalfWrittenHeld(t *testing.T) {
 			waitFor(t, st, "squid.80 "+tc.want.String(), state("squid.80", tc.want))
 		})
 	}
+}
+
+// setDuration sets one of the watcher's timing variables for a test. The
+// old value comes back when the test's cleanups run, after the watcher the
+// test starts later has stopped (cleanups run last-registered first): a
+// deferred restore would write it while that watcher may still read it.
+func setDuration(t *testing.T, p *time.Duration, v time.Duration) {
+	t.Helper()
+	old := *p
+	*p = v
+	t.Cleanup(func() { *p = old })
 }
