@@ -36,6 +36,7 @@ type Conn[S any] struct {
 	closed   bool
 	inCB     bool  // in a handler call: output goes to the loop's buffer
 	fresh    bool  // being accepted: the accept path registers it
+	drained  bool  // the last read left the socket empty
 	resume   bool  // input left unconsumed while over OutCap: serve it once the output drained
 	at       int64 // when the wheel wakes it (unix ns)
 }
@@ -105,8 +106,9 @@ func (c *Conn[S]) Close() { c.closing = true }
 
 // CloseLinger closes the connection once its output is sent, without
 // letting unread input turn the close into a reset that could destroy the
-// answer: when the peer has sent more than was read, the loop half-closes
-// and reads and drops what comes for at most d (or until the peer closes).
+// answer: when the peer may have sent more than was read (the last read
+// filled the buffer, or input is left unconsumed), the loop half-closes and
+// reads and drops what comes for at most d (or until the peer closes).
 func (c *Conn[S]) CloseLinger(d time.Duration) {
 	c.closing = true
 	c.linger = d

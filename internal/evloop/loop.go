@@ -192,7 +192,16 @@ func (l *loop[S]) get(fd int) *Conn[S] {
 // an error only when the socket itself is broken.
 func (l *loop[S]) accept() error {
 	s := l.s
-	for range acceptBatch {
+	batch := acceptBatch
+	if l.exclusive {
+		// A socket every loop polls: take one connection and leave
+		// the next to whichever loop epoll wakes for it (nginx's
+		// multi_accept off). Draining the queue here would end each
+		// wake-up on an accept that finds nothing and keep new
+		// connections on a loop that is already busy.
+		batch = 1
+	}
+	for range batch {
 		fd, errno := accept4(l.lfd)
 		switch errno {
 		case 0:
@@ -362,6 +371,7 @@ func (l *loop[S]) readable(c *Conn[S]) {
 			}
 			return
 		}
+		c.drained = have+n < len(buf)
 		l.invoke(c, buf[:have+n], callInput)
 		if have+n < len(buf) {
 			return // the socket is most likely drained
@@ -484,7 +494,11 @@ func (l *loop[S]) settle(c *Conn[S]) {
 // input could turn the close into a reset, else after a lingering
 // half-close.
 func (l *loop[S]) finish(c *Conn[S]) {
-	if c.linger <= 0 {
+	if c.linger <= 0 || (c.drained && c.in == nil) {
+		// Nothing unread: the last read left the socket empty and
+		// the handler took all of it. (A look at the socket now would
+		// only narrow the window for a peer that sends after its
+		// answer was written, not close it.)
 		l.close(c)
 		return
 	}
