@@ -238,7 +238,9 @@ func TestFaultSlowloris(t *testing.T) {
 	d := runDaemon(t, "--dir", dir)
 	addr := strings.TrimPrefix(d.base, "http://")
 	baseG := faulttest.MetricValue(t, d.base, "go_goroutines")
-	load := faulttest.StartLoad(d.base, "/status?SERVICE=squid&PORT=80", 2, func(c int) bool { return c == 200 })
+	// Checks every millisecond or so: the load is there to be answered
+	// meanwhile, not to load the machine.
+	load := faulttest.StartPacedLoad(d.base, "/status?SERVICE=squid&PORT=80", 2, time.Millisecond, func(c int) bool { return c == 200 })
 
 	const slow = 200
 	results := make(chan error, slow)

@@ -34,9 +34,16 @@ type LoadGen struct {
 	client   *http.Client
 }
 
-// StartLoad starts workers polling base+path; accept says which codes are
-// fine at this point of the test.
+// StartLoad starts workers polling base+path as fast as they can; accept
+// says which codes are fine at this point of the test.
 func StartLoad(base, path string, workers int, accept func(code int) bool) *LoadGen {
+	return StartPacedLoad(base, path, workers, 0, accept)
+}
+
+// StartPacedLoad is StartLoad with each worker pausing between requests:
+// for a test that needs checks to keep being answered while something else
+// happens, not the most requests the machine can make.
+func StartPacedLoad(base, path string, workers int, pause time.Duration, accept func(code int) bool) *LoadGen {
 	tr := &http.Transport{MaxIdleConnsPerHost: workers, DisableCompression: true}
 	l := &LoadGen{stop: make(chan struct{}), client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
 	for i := 0; i < workers; i++ {
@@ -59,6 +66,13 @@ func StartLoad(base, path string, workers int, accept func(code int) bool) *Load
 				res.Body.Close()
 				if !accept(res.StatusCode) {
 					l.fail(fmt.Sprintf("GET %s: %d", path, res.StatusCode))
+				}
+				if pause > 0 {
+					select {
+					case <-l.stop:
+						return
+					case <-time.After(pause):
+					}
 				}
 			}
 		}()
