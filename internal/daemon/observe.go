@@ -84,6 +84,7 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 			}
 		},
 		NeedConns: o.needConns,
+		Stopping:  o.stoppingNow,
 	})
 	m.Mount(h)
 	o.metrics.Store(m)

@@ -77,6 +77,7 @@ h2{font-size:1.1em;margin:1.5em 0 .4em}
 <h1>http_status on {{.Host}}</h1>
 <div class="meta"><span id="live">{{if .Refresh}}refreshes every {{.Refresh}} s{{else}}static{{end}}</span> · generation <span id="gen">{{.V.Generation}}</span>, built {{ts .V.Built}}, page rendered {{ts .V.Now}}. Read-only: states change only through the status directory.</div>
 {{if .V.Stale}}<div class="warn" id="stale">{{.V.StaleReason}}.</div>{{end}}
+{{if .V.Stopping}}<div class="warn" id="stopping">Stopping: {{.V.Stopping}}.</div>{{end}}
 {{if not .V.DirOK}}<div class="warn" id="dir-missing">Status directory {{.V.DirProblem}}: every service is out of rotation.</div>{{end}}
 {{if not .V.VIPsOK}}<div class="warn" id="vips-stale">VIP list not current (netlink subscription down).</div>{{end}}
 <div class="tally"><span class="up" id="n-up">{{.V.Counts.up}} up</span><span class="drain" id="n-drain">{{.V.Counts.drain}} drain</span><span class="maint" id="n-maint">{{.V.Counts.maint}} maint</span><span class="down" id="n-down">{{.V.Counts.down}} down</span></div>

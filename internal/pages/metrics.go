@@ -40,6 +40,9 @@ type MetricsOptions struct {
 	// NeedConns tells the connection sampler that a scrape needs counts
 	// (see [Options.NeedConns]); nil: no connection gauges.
 	NeedConns func() <-chan struct{}
+	// Stopping says what the daemon does while it stops ("" while it
+	// runs; see [Options.Stopping]); nil leaves http_status_stopping out.
+	Stopping func() string
 }
 
 // Metrics is the daemon's Prometheus registry and /metrics handler. It uses
@@ -136,6 +139,7 @@ var (
 	descBuilt        = prometheus.NewDesc(ns+"_snapshot_built_timestamp_seconds", "When the current snapshot was published.", nil, nil)
 	descDirOK        = prometheus.NewDesc(ns+"_dir_ok", "1 when the status directory is present and watched.", nil, nil)
 	descVIPsOK       = prometheus.NewDesc(ns+"_vips_ok", "1 when the VIP list is current (netlink subscription up, or VIP tracking off).", nil, nil)
+	descStopping     = prometheus.NewDesc(ns+"_stopping", "1 once the daemon is stopping: in a lameduck the agent answers drain for services that are up, whatever http_status_service_state says.", nil, nil)
 	descHeartbeat    = prometheus.NewDesc(ns+"_watcher_heartbeat_age_seconds", "Time since the watcher loop last turned (it turns at least every second).", nil, nil)
 	descTransitions  = prometheus.NewDesc(ns+"_transitions_total", "Flag changes published: added, removed, changed, or an override expired.", nil, nil)
 	descEvents       = prometheus.NewDesc(ns+"_watcher_events_total", "inotify events handled.", nil, nil)
@@ -158,6 +162,9 @@ func (c *daemonCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.opts.HeartbeatAge != nil {
 		ch <- descHeartbeat
+	}
+	if c.opts.Stopping != nil {
+		ch <- descStopping
 	}
 	ch <- descHTTPConns
 	ch <- descHTTPAccepted
@@ -231,6 +238,9 @@ func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descVIPsOK, prometheus.GaugeValue, b2f(s.VIPsOK()))
 	if c.opts.HeartbeatAge != nil {
 		ch <- prometheus.MustNewConstMetric(descHeartbeat, prometheus.GaugeValue, c.opts.HeartbeatAge().Seconds())
+	}
+	if c.opts.Stopping != nil {
+		ch <- prometheus.MustNewConstMetric(descStopping, prometheus.GaugeValue, b2f(c.opts.Stopping() != ""))
 	}
 	if c.opts.Watcher != nil {
 		ws := c.opts.Watcher()

@@ -233,6 +233,10 @@ type StatusJSON struct {
 	// down, whatever the states above say; StaleReason says since when.
 	Stale       bool   `json:"stale"`
 	StaleReason string `json:"stale_reason,omitempty"`
+	// Stopping says what the daemon does while it stops (omitted while
+	// it runs): in a lameduck the agent answers drain for services that
+	// are up, which the states above do not show.
+	Stopping string `json:"stopping,omitempty"`
 }
 
 // view is View of the current snapshot, marked stale while /status
@@ -244,6 +248,9 @@ func (p *Pages) view() StatusJSON {
 			v.Stale = true
 			v.StaleReason = "watcher loop stalled: last turn " + age.Round(time.Millisecond).String() + " ago: /status and the agent answer every service down"
 		}
+	}
+	if p.opts.Stopping != nil {
+		v.Stopping = p.opts.Stopping()
 	}
 	return v
 }
@@ -381,6 +388,10 @@ func (p *Pages) serveText(w http.ResponseWriter, r *http.Request) {
 	if v.Stale {
 		b.WriteString("; ")
 		b.WriteString(v.StaleReason)
+	}
+	if v.Stopping != "" {
+		b.WriteString("; stopping: ")
+		b.WriteString(v.Stopping)
 	}
 	b.WriteByte('\n')
 	for i, s := range v.Services {
