@@ -375,6 +375,25 @@ func TestStaleAfter(t *testing.T) {
 					t.Errorf("%s while stale does not say so", page)
 				}
 			}
+			// Each service's line says what /status answers: down,
+			// 503, not the flag's up.
+			for _, sj := range statusJSON(t, s.base).Services {
+				if sj.Name == "squid.80" && (sj.Effective != "down" || sj.Code != 503 || sj.State != "up") {
+					t.Errorf("/status.json squid.80 while stale: state %s, effective %s, code %d; want up, down, 503", sj.State, sj.Effective, sj.Code)
+				}
+			}
+			for page, want := range map[string]string{
+				"/status.txt": " squid.80 down code 503 ",
+				"/board":      `data-service="squid.80" data-state="down"`,
+				"/metrics":    `http_status_service_state{service="squid.80",state="down"} 1`,
+			} {
+				if b := getBody(t, s.base+page); !strings.Contains(b, want) {
+					t.Errorf("%s while stale lacks %q", page, want)
+				}
+			}
+			if b := getBody(t, s.base+"/metrics"); !strings.Contains(b, "\nhttp_status_stale 1\n") {
+				t.Errorf("/metrics while stale lacks http_status_stale 1")
+			}
 			break
 		}
 		if code != 200 || time.Now().After(deadline) {

@@ -85,6 +85,10 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		},
 		NeedConns: o.needConns,
 		Stopping:  o.stoppingNow,
+		Stale: func() bool {
+			_, stale := h.Checker().Stale(time.Now())
+			return stale
+		},
 	})
 	m.Mount(h)
 	o.metrics.Store(m)

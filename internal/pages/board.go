@@ -87,7 +87,7 @@ h2{font-size:1.1em;margin:1.5em 0 .4em}
 <tbody>
 {{range .V.Services}}<tr class="state-{{.Effective}}" data-service="{{.Name}}" data-state="{{.Effective}}">
 <td class="name">{{.Name}}</td>
-<td><span class="badge {{.Effective}}">{{if eq .Effective "drain"}}drained{{else}}{{.Effective}}{{end}}</span>{{if ne .State .Effective}} <span class="muted">(flag says {{.State}}{{if and .Probe (not .Probe.OK)}}, probe failing{{else if and .Probe (eq .State "up")}}, set by a probe{{else}}, expired{{end}})</span>{{end}}</td>
+<td><span class="badge {{.Effective}}">{{if eq .Effective "drain"}}drained{{else}}{{.Effective}}{{end}}</span>{{if ne .State .Effective}} <span class="muted">(flag says {{.State}}{{if $.V.Stale}}, watcher stalled{{else if and .Probe (not .Probe.OK)}}, probe failing{{else if and .Probe (eq .State "up")}}, set by a probe{{else}}, expired{{end}})</span>{{end}}</td>
 <td>{{if .Weight}}{{.Weight}}%{{end}}</td>
 <td>{{.Reason}}{{if .Invalid}} <span class="invalid">flag not fully understood, counted as {{.State}}: {{.Invalid}}</span>{{end}}</td>
 <td>{{with .Probe}}{{range .Checks}}<span class="badge {{if .Idle}}idle{{else if .OK}}up{{else}}down{{end}}" title="{{if .Idle}}idle, {{end}}{{.Kind}}: {{.Msg}}">{{.Name}}</span> {{end}}{{end}}</td>

@@ -43,6 +43,10 @@ type MetricsOptions struct {
 	// Stopping says what the daemon does while it stops ("" while it
 	// runs; see [Options.Stopping]); nil leaves http_status_stopping out.
 	Stopping func() string
+	// Stale tells whether /status answers every service down because the
+	// watcher loop has stalled (see [Options.Stale]); the service gauges
+	// then say down too. Nil: never.
+	Stale func() bool
 }
 
 // Metrics is the daemon's Prometheus registry and /metrics handler. It uses
@@ -139,6 +143,7 @@ var (
 	descBuilt        = prometheus.NewDesc(ns+"_snapshot_built_timestamp_seconds", "When the current snapshot was published.", nil, nil)
 	descDirOK        = prometheus.NewDesc(ns+"_dir_ok", "1 when the status directory is present and watched.", nil, nil)
 	descVIPsOK       = prometheus.NewDesc(ns+"_vips_ok", "1 when the VIP list is current (netlink subscription up, or VIP tracking off).", nil, nil)
+	descStale        = prometheus.NewDesc(ns+"_stale", "1 while the watcher loop has stalled for longer than --stale-after: /status and the agent answer every service down (and http_status_service_state says so).", nil, nil)
 	descStopping     = prometheus.NewDesc(ns+"_stopping", "1 once the daemon is stopping: in a lameduck the agent answers drain for services that are up, whatever http_status_service_state says.", nil, nil)
 	descHeartbeat    = prometheus.NewDesc(ns+"_watcher_heartbeat_age_seconds", "Time since the watcher loop last turned (it turns at least every second).", nil, nil)
 	descTransitions  = prometheus.NewDesc(ns+"_transitions_total", "Flag changes published: added, removed, changed, or an override expired.", nil, nil)
@@ -165,6 +170,9 @@ func (c *daemonCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.opts.Stopping != nil {
 		ch <- descStopping
+	}
+	if c.opts.Stale != nil {
+		ch <- descStale
 	}
 	ch <- descHTTPConns
 	ch <- descHTTPAccepted
@@ -211,8 +219,15 @@ func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	s := h.Checker().Store().Load()
 	now := c.opts.Now()
 	byState := map[cache.State]int{cache.Up: 0, cache.Drain: 0, cache.Maint: 0, cache.Down: 0}
+	stale := c.opts.Stale != nil && c.opts.Stale()
+	if c.opts.Stale != nil {
+		ch <- prometheus.MustNewConstMetric(descStale, prometheus.GaugeValue, b2f(stale))
+	}
 	for name := range s.Services() {
 		eff, _ := s.Effective(name, now) // flag and probes, as /status answers
+		if stale {
+			eff.State = cache.Down // as /status answers while the loop is stalled
+		}
 		byState[eff.State]++
 		ch <- prometheus.MustNewConstMetric(descServiceState, prometheus.GaugeValue, 1, name, eff.State.String())
 		if eff.Weight != cache.NoWeight {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/httpd"
+	"github.com/http-status/http_status/internal/check"
 )
 
 // MaxPageRenders bounds how many status pages (JSON, text, board) render at
@@ -247,12 +248,28 @@ func (p *Pages) view() StatusJSON {
 		if age, stale := p.opts.Stale(); stale {
 			v.Stale = true
 			v.StaleReason = "watcher loop stalled: last turn " + age.Round(time.Millisecond).String() + " ago: /status and the agent answer every service down"
+			markStale(&v)
 		}
 	}
 	if p.opts.Stopping != nil {
 		v.Stopping = p.opts.Stopping()
 	}
 	return v
+}
+
+// markStale makes each service of v say what /status and the agent answer
+// while the watcher loop is stalled: down, with their reason; state keeps
+// what the flag says.
+func markStale(v *StatusJSON) {
+	for st := range v.Counts {
+		v.Counts[st] = 0
+	}
+	down := cache.Down.String()
+	for i := range v.Services {
+		s := &v.Services[i]
+		s.Effective, s.Code, s.Reason = down, cache.Down.HTTPCode(), check.ReasonStale
+		v.Counts[down]++
+	}
 }
 
 // View builds the /status.json document from one snapshot; the text page
