@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,7 +17,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/internal/pages"
 	"github.com/http-status/http_status/internal/testenv"
 )
@@ -315,7 +322,8 @@ func TestViewsAgree(t *testing.T) {
 
 // eventReader reads Server-Sent Events from one /events stream.
 type eventReader struct {
-	sc *bufio.Scanner
+	sc        *bufio.Scanner
+	dataLines int // data lines of the last event
 }
 
 func openEvents(t *testing.T, base string) *eventReader {
@@ -335,6 +343,7 @@ func openEvents(t *testing.T, base string) *eventReader {
 
 // next returns the next event's name and data.
 func (e *eventReader) next() (name, data string, ok bool) {
+	e.dataLines = 0
 	for e.sc.Scan() {
 		line := e.sc.Text()
 		switch {
@@ -346,7 +355,178 @@ func (e *eventReader) next() (name, data string, ok bool) {
 			name = line[len("event: "):]
 		case strings.HasPrefix(line, "data: "):
 			data += line[len("data: "):]
+			e.dataLines++
 		}
 	}
 	return "", "", false
+}
+
+// TestViewsEscaping writes flags whose reasons and names are hostile (HTML,
+// quotes, backslashes, control bytes, invalid UTF-8, a newline, a very long
+// line, a name at the length limit) and checks that every view stays well
+// formed: /status.json parses, /status.txt keeps one line per service,
+// /metrics parses with Prometheus' own text parser, each /events change is
+// one data line, the board (in headless Chromium, rendered by the server
+// and rewritten live by its script) shows the text as text, and list
+// prints no control byte.
+func TestViewsEscaping(t *testing.T) {
+	t.Parallel()
+	browser := startChromium(t)
+	dir := filepath.Join(t.TempDir(), "flags")
+	const xss = `<script>window.pwned=1</script> "q" \back <img src=x onerror="window.pwned=2"> </td></tr>`
+	longName := strings.Repeat("n", cache.MaxNameLen-5) + ".8080"
+	hostile := map[string]string{
+		"xss.80":  "drain # " + xss + "\n",
+		"ctl.80":  "drain # ctl \x1b[31mred\x07 \x01 nul\x00x \x7f del\n",
+		"esc.80":  "\x1b]0;title\x07drain \x1b[2J # word\n",
+		"utf.80":  "drain # bad \xff\xfe utf8 \xc3\n",
+		"nl.80":   "drain # line1\nline2 </script>\n",
+		"long.80": "drain # " + strings.Repeat("A", 5000) + "\n",
+		longName:  "maint # long name\n",
+	}
+	flags := map[string]string{"live.80": ""}
+	for k, v := range hostile {
+		flags[k] = v
+	}
+	writeFlags(t, dir, flags)
+	port := testenv.FreePort(t)
+	agentPort := testenv.FreePort(t)
+	d := startDaemon(t, nil, "--dir", dir, "--port", strconv.Itoa(port), "--agent-port", strconv.Itoa(agentPort), "--vips=false", "--log-format=json")
+	r := &viewReader{t: t, base: waitServing(t, d, port), dir: dir, agentPort: agentPort, c: &http.Client{Timeout: 10 * time.Second}}
+	n := len(flags)
+
+	browser.open(r.base + "/board?refresh=0")
+	browser.waitEval("the board subscribes to /events", `document.body.dataset.live`, `"1"`)
+	ev := openEvents(t, r.base)
+	// live.80 turns hostile while the board is open: its script renders it.
+	writeFlags(t, dir, map[string]string{"live.80": "drain # " + xss + "\n"})
+	for {
+		name, data, ok := ev.next()
+		if !ok {
+			t.Fatal("/events ended before live.80's change")
+		}
+		if ev.dataLines != 1 {
+			t.Fatalf("/events %s event with %d data lines: %q", name, ev.dataLines, data)
+		}
+		var c pages.ChangeJSON
+		if name == "change" {
+			if err := json.Unmarshal([]byte(data), &c); err != nil {
+				t.Fatalf("/events change data: %v: %q", err, data)
+			}
+			if c.Name == "live.80" {
+				if c.Reason != xss {
+					t.Errorf("/events live.80 reason %q, want %q", c.Reason, xss)
+				}
+				break
+			}
+		}
+	}
+
+	// /status.json: valid, every reason and invalid text printable UTF-8.
+	var doc pages.StatusJSON
+	body := r.body("/status.json")
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatalf("/status.json: %v", err)
+	}
+	if len(doc.Services) != n {
+		t.Fatalf("/status.json has %d services, want %d", len(doc.Services), n)
+	}
+	reasons := map[string]string{}
+	for _, s := range doc.Services {
+		reasons[s.Name] = s.Reason
+		for _, txt := range []string{s.Reason, s.Invalid} {
+			if !printable(txt) {
+				t.Errorf("/status.json %s: %q is not printable UTF-8", s.Name, txt)
+			}
+		}
+		if len(s.Reason) > 200 {
+			t.Errorf("/status.json %s: reason of %d bytes, the limit is 200", s.Name, len(s.Reason))
+		}
+	}
+	if reasons["xss.80"] != xss || reasons[longName] != "long name" {
+		t.Errorf("/status.json reasons: xss.80 %q, long name %q", reasons["xss.80"], reasons[longName])
+	}
+
+	// /status.txt: a summary line, one line per service, the VIP count.
+	txt := strings.Split(strings.TrimSuffix(r.body("/status.txt"), "\n"), "\n")
+	if len(txt) != n+2 {
+		t.Fatalf("/status.txt has %d lines for %d services:\n%s", len(txt), n, strings.Join(txt, "\n"))
+	}
+	line := regexp.MustCompile(`^ +\d+ (\S+) (up|drain|maint|down) code \d+( conns \d+)? since \S+( invalid "(?:[^"\\]|\\.)*")?( reason "(?:[^"\\]|\\.)*")?$`)
+	for _, l := range txt[1 : n+1] {
+		m := line.FindStringSubmatch(l)
+		if m == nil || !printable(l) {
+			t.Errorf("/status.txt line not well formed: %q", l)
+			continue
+		}
+		if m[5] != "" {
+			if got, err := strconv.Unquote(m[5][len(" reason "):]); err != nil || got != reasons[m[1]] {
+				t.Errorf("/status.txt %s: reason %s unquotes to %q (%v), /status.json says %q", m[1], m[5], got, err, reasons[m[1]])
+			}
+		}
+	}
+
+	// /metrics: Prometheus' parser takes it, with a series per service.
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(r.body("/metrics")))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, m := range fams["http_status_service_state"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "service" {
+				seen[l.GetValue()] = true
+			}
+		}
+	}
+	if len(seen) != n || !seen[longName] {
+		t.Errorf("/metrics http_status_service_state has %d services (long name %v), want %d", len(seen), seen[longName], n)
+	}
+
+	// The agent: one line.
+	if got := agentAsk(t, agentPort, "xss.80\n"); strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "\n") || !printable(strings.TrimSuffix(got, "\n")) {
+		t.Errorf("agent reply for xss.80 = %q, want one printable line", got)
+	}
+
+	// list: no control byte reaches the terminal.
+	out, err := exec.Command(testBinary(t), "list", "--dir", dir).CombinedOutput()
+	if err != nil || !printable(strings.ReplaceAll(string(out), "\n", "")) {
+		t.Errorf("list (%v) prints control bytes or invalid UTF-8:\n%q", err, out)
+	}
+
+	// The board: the text is text, in the server's rows and in the one
+	// the script rewrote; nothing ran.
+	cell := func(name string) string {
+		return fmt.Sprintf(`(function(){var r=Array.prototype.find.call(document.querySelectorAll("tr[data-service]"),function(r){return r.dataset.service===%q});return r?r.cells[3].firstChild.textContent:null})()`, name)
+	}
+	want := jsString(xss)
+	browser.waitEval("live.80's row, rewritten by the script, shows the reason as text", cell("live.80"), want)
+	browser.waitEval("xss.80's server-rendered row shows the reason as text", cell("xss.80"), want)
+	want = jsString("long name")
+	browser.waitEval("the long name's row", cell(longName), want)
+	browser.waitEval("nothing ran", `typeof window.pwned + "|" + document.querySelectorAll("#services tr[data-service]").length`, fmt.Sprintf(`"undefined|%d"`, n))
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// jsString is s as Runtime.evaluate returns a string: JSON without HTML
+// escapes.
+func jsString(s string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	return strings.TrimSuffix(b.String(), "\n")
 }
