@@ -77,17 +77,23 @@ function rowFor(s, g) {
   return tr;
 }
 function rows() { return Array.prototype.slice.call(tbody.querySelectorAll("tr[data-service]")); }
-function find(name) { return rows().filter(function (r) { return r.dataset.service === name; })[0]; }
+var byName = new Map();
+rows().forEach(function (r) { byName.set(r.dataset.service, r); });
 function apply(s, g) {
-  var old = find(s.name);
+  var old = byName.get(s.name), tr;
   if (old && +old.dataset.gen > g) return;
   if (s.effective_state === "missing") {
     if (old) old.remove();
-  } else if (old) {
-    tbody.replaceChild(rowFor(s, g), old);
+    byName.delete(s.name);
+    return;
+  }
+  tr = rowFor(s, g);
+  byName.set(s.name, tr);
+  if (old) {
+    tbody.replaceChild(tr, old);
   } else {
     var next = rows().filter(function (r) { return r.dataset.service > s.name; })[0] || null;
-    tbody.insertBefore(rowFor(s, g), next);
+    tbody.insertBefore(tr, next);
   }
 }
 function tally() {
@@ -100,7 +106,7 @@ function tally() {
   document.title = document.title.replace(/\d+\/\d+ up$/, n.up + "/" + all.length + " up");
   document.getElementById("gen").textContent = gen;
 }
-var lastResync = 0, resyncTimer = null;
+var lastResync = 0, resyncTimer = null, tallyTimer = null, ticks = 0;
 function resync() {
   var wait = lastResync + 5000 - Date.now();
   if (wait > 0) {
@@ -111,7 +117,7 @@ function resync() {
   fetch("/status.json", { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (doc) {
     var seen = {};
     doc.services.forEach(function (s) { seen[s.name] = true; apply(s, doc.generation); });
-    rows().forEach(function (r) { if (!seen[r.dataset.service] && +r.dataset.gen <= doc.generation) r.remove(); });
+    rows().forEach(function (r) { if (!seen[r.dataset.service] && +r.dataset.gen <= doc.generation) { r.remove(); byName.delete(r.dataset.service); } });
     if (doc.generation > gen) gen = doc.generation;
     tally();
   }).catch(function () {});
@@ -134,12 +140,15 @@ function connect() {
     var d = JSON.parse(m.data);
     apply(d, d.generation);
     if (d.generation > gen) gen = d.generation;
-    tally();
+    if (!tallyTimer) tallyTimer = setTimeout(function () { tallyTimer = null; tally(); }, 200);
   });
   es.onerror = function () { live(false); };
 }
 setInterval(function () {
-  tbody.querySelectorAll("td[data-since]").forEach(function (td) { td.textContent = ago(td.dataset.since); });
+  if (++ticks % (byName.size > 1000 ? 30 : 1) === 0) tbody.querySelectorAll("td[data-since]").forEach(function (td) {
+    var a = ago(td.dataset.since);
+    if (td.textContent !== a) td.textContent = a;
+  });
   if (es && es.readyState === 2 && Date.now() - opened > 5000) connect();
   if (refresh > 0 && downSince !== 0 && Date.now() - downSince > refresh * 1000) location.reload();
 }, 1000);
