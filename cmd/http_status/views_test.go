@@ -77,60 +77,73 @@ func (r *viewReader) status(q string) int {
 	return res.StatusCode
 }
 
-// read reads every view of the flag name (SERVICE.PORT), retrying while
-// /status or the agent changed their answer during the reading (a hold
-// or an expiry ending meanwhile).
-func (r *viewReader) read(name string) viewSet {
+// read reads every view of the flags names (SERVICE.PORT): each page and
+// list once for all of them, between two rounds of /status and agent
+// answers, retrying while an answer changed during the reading (a hold or
+// an expiry ending meanwhile).
+func (r *viewReader) read(names ...string) map[string]viewSet {
 	r.t.Helper()
-	svc, port, _ := strings.Cut(name, ".")
-	q := "SERVICE=" + svc + "&PORT=" + port
+	answers := func() map[string]viewSet {
+		m := make(map[string]viewSet, len(names))
+		for _, name := range names {
+			svc, port, _ := strings.Cut(name, ".")
+			m[name] = viewSet{code: r.status("SERVICE=" + svc + "&PORT=" + port),
+				agent: strings.TrimSpace(agentAsk(r.t, r.agentPort, name+"\n"))}
+		}
+		return m
+	}
 	for try := 0; ; try++ {
-		var v viewSet
-		v.code = r.status(q)
-		v.agent = strings.TrimSpace(agentAsk(r.t, r.agentPort, name+"\n"))
-
+		vs := answers()
 		var doc pages.StatusJSON
 		if err := json.Unmarshal([]byte(r.body("/status.json")), &doc); err != nil {
 			r.t.Fatalf("/status.json: %v", err)
 		}
-		v.json = "missing"
-		for _, s := range doc.Services {
-			if s.Name == name {
-				v.json, v.jsonCode = s.Effective, s.Code
-			}
-		}
-		v.txt = "missing"
-		if m := regexp.MustCompile(`(?m)^ +\d+ ` + regexp.QuoteMeta(name) + ` (\w+) code (\d+) `).FindStringSubmatch(r.body("/status.txt")); m != nil {
-			v.txt = m[1]
-			v.txtCode, _ = strconv.Atoi(m[2])
-		}
-		v.board = "missing"
-		if m := regexp.MustCompile(`data-service="` + regexp.QuoteMeta(name) + `" data-state="(\w+)"`).FindStringSubmatch(r.body("/board")); m != nil {
-			v.board = m[1]
-		}
-		v.metrics = "missing"
-		if m := regexp.MustCompile(`(?m)^http_status_service_state\{service="` + regexp.QuoteMeta(name) + `",state="(\w+)"\} 1$`).FindStringSubmatch(r.body("/metrics")); m != nil {
-			v.metrics = m[1]
-		}
+		txt, board, metrics := r.body("/status.txt"), r.body("/board"), r.body("/metrics")
 		out, err := exec.Command(testBinary(r.t), "list", "--dir", r.dir).CombinedOutput()
 		if err != nil {
 			r.t.Fatalf("list: %v\n%s", err, out)
 		}
-		v.list = "missing"
-		sc := bufio.NewScanner(strings.NewReader(string(out)))
-		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == name {
-				v.list = f[1]
+		for _, name := range names {
+			v := vs[name]
+			v.json = "missing"
+			for _, s := range doc.Services {
+				if s.Name == name {
+					v.json, v.jsonCode = s.Effective, s.Code
+				}
+			}
+			v.txt = "missing"
+			if m := regexp.MustCompile(`(?m)^ +\d+ ` + regexp.QuoteMeta(name) + ` (\w+) code (\d+) `).FindStringSubmatch(txt); m != nil {
+				v.txt = m[1]
+				v.txtCode, _ = strconv.Atoi(m[2])
+			}
+			v.board = "missing"
+			if m := regexp.MustCompile(`data-service="` + regexp.QuoteMeta(name) + `" data-state="(\w+)"`).FindStringSubmatch(board); m != nil {
+				v.board = m[1]
+			}
+			v.metrics = "missing"
+			if m := regexp.MustCompile(`(?m)^http_status_service_state\{service="` + regexp.QuoteMeta(name) + `",state="(\w+)"\} 1$`).FindStringSubmatch(metrics); m != nil {
+				v.metrics = m[1]
+			}
+			v.list = "missing"
+			sc := bufio.NewScanner(strings.NewReader(string(out)))
+			for sc.Scan() {
+				if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == name {
+					v.list = f[1]
+				}
+			}
+			vs[name] = v
+		}
+		again, same := answers(), true
+		for _, name := range names {
+			if again[name].code != vs[name].code || again[name].agent != vs[name].agent {
+				same = false
+				if try == 5 {
+					r.t.Fatalf("%s: /status and the agent keep changing: %d %q, then %d %q", name, vs[name].code, vs[name].agent, again[name].code, again[name].agent)
+				}
 			}
 		}
-
-		code2 := r.status(q)
-		agent2 := strings.TrimSpace(agentAsk(r.t, r.agentPort, name+"\n"))
-		if code2 == v.code && agent2 == v.agent {
-			return v
-		}
-		if try == 5 {
-			r.t.Fatalf("%s: /status and the agent keep changing: %d %q, then %d %q", name, v.code, v.agent, code2, agent2)
+		if same {
+			return vs
 		}
 	}
 }
@@ -141,7 +154,13 @@ func (r *viewReader) read(name string) viewSet {
 // listWant.
 func (r *viewReader) check(what, name, want, listWant string) viewSet {
 	r.t.Helper()
-	v := r.read(name)
+	v := r.read(name)[name]
+	r.verify(what, name, v, want, listWant)
+	return v
+}
+
+func (r *viewReader) verify(what, name string, v viewSet, want, listWant string) {
+	r.t.Helper()
 	if v.code != viewCode[want] || !strings.HasPrefix(v.agent, viewAgent[want]) {
 		r.t.Errorf("%s: %s: /status %d, agent %q; want %s: %d, %q", what, name, v.code, v.agent, want, viewCode[want], viewAgent[want])
 	}
@@ -156,7 +175,6 @@ func (r *viewReader) check(what, name, want, listWant string) viewSet {
 	if v.list != listWant {
 		r.t.Errorf("%s: %s: list says %s, want %s", what, name, v.list, listWant)
 	}
-	return v
 }
 
 // TestViewsAgree puts a flag in each state a flag can be in and checks
@@ -199,7 +217,7 @@ func TestViewsAgree(t *testing.T) {
 		c: &http.Client{Timeout: 10 * time.Second}}
 	answers(t, r.base+"/status?SERVICE=probed&PORT=80", 503, "probe holds probed.80 down")
 
-	for _, c := range []struct{ name, want, list string }{
+	steady := []struct{ name, want, list string }{
 		{"up.80", "up", "up"},
 		{"upword.80", "up", "up"},
 		{"drain.80", "drain", "drain"},
@@ -214,10 +232,16 @@ func TestViewsAgree(t *testing.T) {
 		{"appended.80", "drain", "drain"},
 		{"probed.80", "down", "up"},
 		{"absent.80", "missing", "missing"},
-	} {
-		r.check("steady", c.name, c.want, c.list)
 	}
-	if v := r.read("weight.80"); v.agent != "up ready 50%" {
+	var names []string
+	for _, c := range steady {
+		names = append(names, c.name)
+	}
+	vs := r.read(names...)
+	for _, c := range steady {
+		r.verify("steady", c.name, vs[c.name], c.want, c.list)
+	}
+	if v := vs["weight.80"]; v.agent != "up ready 50%" {
 		t.Errorf("weight.80: agent %q, want up ready 50%%", v.agent)
 	}
 	// A VIP missing from the host: /status answers 404 whatever the
@@ -244,12 +268,12 @@ func TestViewsAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ name, held, list string }{{"held.80", "drain", "up"}, {"half.80", "down", "up"}} {
-		v := r.read(c.name)
+		v := r.read(c.name)[c.name]
 		want := c.held
 		if v.code == 200 {
 			want = "up" // the hold ended before the reading: all must say up
 		}
-		r.check("held", c.name, want, c.list)
+		r.verify("held", c.name, v, want, c.list)
 		answers(t, r.base+"/status?SERVICE="+strings.TrimSuffix(c.name, ".80")+"&PORT=80", 200, c.name+" after its hold")
 		r.check("after the hold", c.name, "up", "up")
 	}
@@ -276,7 +300,7 @@ func TestViewsAgree(t *testing.T) {
 			}
 		}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); r.status("SERVICE=expiring&PORT=80") != 200; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); r.status("SERVICE=expiring&PORT=80") != 200; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("expiring.80 still out 10 s after its until= %s", until)
 		}
