@@ -288,3 +288,44 @@ http {
 		t.Errorf("POST through nginx: %d, want 403", res.StatusCode)
 	}
 }
+
+// TestContribSquidConf: the active part of contrib/squid.conf (Squid 3 and
+// later, in front of HAProxy) parses in the Squid installed (5.7 in CI)
+// without an error or a warning. Squid 5 only logs "ERROR: Ignoring unknown
+// cache_peer option" for the 2.x monitorurl= and exits 0, so the exit status
+// alone proves nothing. The 2.x lines must stay commented out.
+func TestContribSquidConf(t *testing.T) {
+	t.Parallel()
+	squid := toolPath(t, "squid", "squid -k parse on contrib/squid.conf")
+	b, err := os.ReadFile(contribPath(t, "squid.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	if !strings.Contains(conf, "# cache_peer 192.0.2.21 parent 80 0 no-query originserver round-robin name=web1 monitorurl=") {
+		t.Error("squid.conf lost its commented Squid 2.6/2.7 monitorurl= example")
+	}
+	for _, line := range strings.Split(conf, "\n") {
+		if l := strings.TrimSpace(line); !strings.HasPrefix(l, "#") && (strings.Contains(l, "monitorurl") || strings.HasPrefix(l, "cache_dir")) {
+			t.Errorf("active line Squid 5 would ignore, or a cache directory: %q", l)
+		}
+	}
+	// A copy in a temp dir: -k parse only reads it, and nothing in it names
+	// a system path.
+	cfg := filepath.Join(t.TempDir(), "squid.conf")
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(squid, "-k", "parse", "-f", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("squid -k parse: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Processing: cache_peer 127.0.0.1 parent 8080") {
+		t.Fatalf("squid -k parse did not read the cache_peer line:\n%s", out)
+	}
+	for _, bad := range []string{"ERROR", "WARNING", "FATAL", "Bungled", "UPGRADE"} {
+		if strings.Contains(string(out), bad) {
+			t.Errorf("squid -k parse says %s:\n%s", bad, out)
+		}
+	}
+}
