@@ -42,11 +42,18 @@ type daemonProc struct {
 // startProc starts cmd with stderr captured and registers its cleanup.
 func startProc(t *testing.T, cmd *exec.Cmd) *daemonProc {
 	t.Helper()
+	return startProcWith(t, cmd, cmd.Start)
+}
+
+// startProcWith is startProc with start in place of cmd.Start (a start
+// inside a network namespace: nstest.Do).
+func startProcWith(t *testing.T, cmd *exec.Cmd, start func() error) *daemonProc {
+	t.Helper()
 	p := &daemonProc{cmd: cmd, stderr: &testenv.LogBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	cmd.Stdout = p.stderr
 	testenv.DieWithTest(cmd)
-	if err := cmd.Start(); err != nil {
+	if err := start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
 	go func() {
