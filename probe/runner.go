@@ -225,7 +225,7 @@ func (r *Runner) Apply(cfg *Config) error {
 			// service must not put it back in rotation before the new
 			// probe has passed rise times.
 			if old := r.services[it.spec.Service]; old != nil && old.have && !old.last.OK {
-				p.ok = false
+				p.keepFailing()
 			}
 			start = append(start, p)
 		}
@@ -311,6 +311,15 @@ func (p *running) reset() {
 	p.succ, p.fail = 0, 0
 	p.msg = "pending: no result yet"
 	p.agentReply, p.containers = agentReply{state: cache.Up}, nil
+}
+
+// keepFailing makes a probe that starts afresh count as failing, not
+// pending: a pending probe adopts its first result at once (initial =
+// "down"), which would put the service back after one success instead of
+// rise.
+func (p *running) keepFailing() {
+	p.ok, p.pending = false, false
+	p.msg = "no result yet: failing until it passes rise times"
 }
 
 // idlePoll is how often an idle probe looks for its VIP.
@@ -415,7 +424,7 @@ func (r *Runner) setIdle(p *running, idle bool) {
 		failing := !p.pending && !p.ok
 		p.reset()
 		if failing {
-			p.ok = false
+			p.keepFailing()
 		}
 	}
 	p.since = r.opts.Now()

@@ -241,3 +241,92 @@ func TestRunnerClockPhases(t *testing.T) {
 		}
 	})
 }
+
+// TestRunnerClockKeptFailingNeedsRise: a probe that inherits a failing
+// verdict (a reload that renames the failing probe of a service, or its
+// only_if_vip address coming back) needs rise successes before the
+// service counts as passing again, with the default initial = "down" too.
+// Its first success used to be adopted at once, as a fresh probe's is.
+func TestRunnerClockKeptFailingNeedsRise(t *testing.T) {
+	const conf = `
+[[probe]]
+service = "web.80"
+name = %q
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "10s"
+timeout = "1s"
+rise = 3
+%s`
+	// successesUntilOK lets the schedule run in steps of a second and
+	// returns how many attempts passed until the service passed.
+	successesUntilOK := func(t *testing.T, c *collector, chk *scripted) int {
+		t.Helper()
+		before, _ := chk.attempts()
+		for range 60 {
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if st, _ := c.get("web.80"); st.OK {
+				starts, _ := chk.attempts()
+				return len(starts) - len(before)
+			}
+		}
+		t.Fatal("still failing after a minute of successes")
+		return 0
+	}
+	t.Run("reload", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			chk := &scripted{}
+			chk.fail.Store(true)
+			c := newCollector()
+			r := newTestRunner(t, c, Options{checkerFor: func(*Spec) (checker, error) { return chk, nil }})
+			if err := r.Apply(mustParse(t, fmt.Sprintf(conf, "a", ""))); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Second)
+			synctest.Wait()
+			if st, _ := c.get("web.80"); st.OK {
+				t.Fatalf("failing target: %+v, want failing", st)
+			}
+			chk.fail.Store(false)
+			if err := r.Apply(mustParse(t, fmt.Sprintf(conf, "b", ""))); err != nil {
+				t.Fatal(err)
+			}
+			if n := successesUntilOK(t, c, chk); n != 3 {
+				t.Fatalf("renamed probe of a failing service passed after %d successes, want rise = 3", n)
+			}
+		})
+	})
+	t.Run("only_if_vip", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			chk := &scripted{}
+			chk.fail.Store(true)
+			var present atomic.Bool
+			present.Store(true)
+			vip := netip.MustParseAddr("192.0.2.10")
+			c := newCollector()
+			r := newTestRunner(t, c, Options{
+				HasVIP:     func(a netip.Addr) bool { return a == vip && present.Load() },
+				checkerFor: func(*Spec) (checker, error) { return chk, nil }})
+			if err := r.Apply(mustParse(t, fmt.Sprintf(conf, "a", `only_if_vip = "192.0.2.10"`))); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Second)
+			synctest.Wait()
+			if st, _ := c.get("web.80"); st.OK {
+				t.Fatalf("failing target: %+v, want failing", st)
+			}
+			present.Store(false)
+			time.Sleep(15 * time.Second)
+			synctest.Wait()
+			if st, _ := c.get("web.80"); !st.OK || !st.Checks[0].Idle {
+				t.Fatalf("VIP gone: %+v, want idle", st)
+			}
+			chk.fail.Store(false)
+			present.Store(true)
+			if n := successesUntilOK(t, c, chk); n != 3 {
+				t.Fatalf("probe back with its VIP passed after %d successes, want rise = 3", n)
+			}
+		})
+	})
+}
