@@ -193,6 +193,7 @@ func NewServer(h http.Handler, log zerolog.Logger) *http.Server {
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          newStdLogger(log),
+		ConnContext:       withConn,
 	}
 }
 

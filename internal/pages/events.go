@@ -10,7 +10,10 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/httpd"
@@ -34,6 +37,13 @@ const (
 	// eventPing is how often an idle stream gets a comment line, so that
 	// a dead client is noticed and proxies keep the stream open.
 	eventPing = 15 * time.Second
+	// EventStall is how long what was sent on a stream may sit in the
+	// daemon's socket with none of it taken by the client (its receive
+	// buffer full) before the stream ends and gives its slot back.
+	EventStall = 5 * time.Second
+	// eventStallCheck is how often a stream with bytes waiting in its
+	// socket looks whether the client took any.
+	eventStallCheck = time.Second
 )
 
 // EventsOptions configure [Events].
@@ -42,6 +52,8 @@ type EventsOptions struct {
 	// Hold keeps the connection sampler on while a subscriber listens
 	// ([conns.Sampler.Hold]); nil: nothing to hold.
 	Hold func() (release func())
+	// Stall overrides [EventStall] (tests); 0: EventStall.
+	Stall time.Duration
 }
 
 // Events serves /events: one Server-Sent Event per service that a
@@ -249,6 +261,9 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ping := time.NewTicker(eventPing)
 	defer ping.Stop()
+	stall := newStallWatch(r, e.opts.Stall)
+	check := time.NewTicker(e.stallCheck())
+	defer check.Stop()
 	for {
 		select {
 		case f := <-sub.ch:
@@ -261,11 +276,15 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					more = false
 				}
 			}
-			if !write(buf) {
+			if !write(buf) || stall.stuck(time.Now()) {
 				return
 			}
 		case <-ping.C:
-			if !write([]byte(": ping\n\n")) {
+			if !write([]byte(": ping\n\n")) || stall.stuck(time.Now()) {
+				return
+			}
+		case now := <-check.C:
+			if stall.stuck(now) {
 				return
 			}
 		case <-sub.gone:
@@ -274,6 +293,74 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+func (e *Events) stallCheck() time.Duration {
+	if e.opts.Stall > 0 && e.opts.Stall < 4*eventStallCheck {
+		return e.opts.Stall / 4
+	}
+	return eventStallCheck
+}
+
+// stallWatch tells a stream whose client takes nothing: the write deadline
+// alone notices it only once the kernel's buffers on both ends are full,
+// which at a low change rate takes hours (megabytes on loopback) while the
+// stream holds one of the MaxEventSubscribers slots. Here the daemon's own
+// send queue is watched: bytes waiting in it (SIOCOUTQ) while the count
+// the client's kernel acknowledged (TCP_INFO bytes_acked) does not move for
+// the stall time mean the client's receive buffer is full and it does not
+// read.
+type stallWatch struct {
+	sock  syscall.RawConn // nil: not a socket, the write deadline alone
+	limit time.Duration
+	acked uint64
+	since time.Time // zero: nothing waiting at the last look
+}
+
+func newStallWatch(r *http.Request, limit time.Duration) *stallWatch {
+	if limit <= 0 {
+		limit = EventStall
+	}
+	w := &stallWatch{limit: limit}
+	if rc, ok := httpd.SocketOf(r); ok {
+		w.sock = rc
+	}
+	return w
+}
+
+// stuck reports whether bytes have waited in the socket with no progress
+// for longer than the limit.
+func (w *stallWatch) stuck(now time.Time) bool {
+	if w.sock == nil {
+		return false
+	}
+	var queued int
+	var acked uint64
+	var err error
+	cerr := w.sock.Control(func(fd uintptr) {
+		queued, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		if err != nil {
+			return
+		}
+		var ti *unix.TCPInfo
+		ti, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err == nil {
+			acked = ti.Bytes_acked
+		}
+	})
+	if cerr != nil || err != nil {
+		// Closed, or not TCP: the write deadline still applies.
+		return false
+	}
+	if queued == 0 {
+		w.since = time.Time{}
+		return false
+	}
+	if w.since.IsZero() || acked != w.acked {
+		w.since, w.acked = now, acked
+		return false
+	}
+	return now.Sub(w.since) > w.limit
 }
 
 // ChangeJSON is the data of a "change" event: a service as /status.json

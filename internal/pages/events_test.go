@@ -12,10 +12,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/http-status/http_status/cache"
 	"github.com/http-status/http_status/httpd"
@@ -28,9 +30,15 @@ import (
 // listener, with Events.Run going; it returns the server and the Events.
 func eventsServer(t *testing.T, st *cache.Store, hold func() func()) (*httptest.Server, *Events) {
 	t.Helper()
+	return eventsServerWith(t, EventsOptions{Store: st, Hold: hold})
+}
+
+func eventsServerWith(t *testing.T, o EventsOptions) (*httptest.Server, *Events) {
+	t.Helper()
+	st := o.Store
 	h := httpd.NewHandler(check.New(check.Options{Store: st}))
 	New(Options{Store: st}).Mount(h)
-	ev := NewEvents(EventsOptions{Store: st, Hold: hold})
+	ev := NewEvents(o)
 	ev.Mount(h)
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config = httpd.NewServer(h, zerolog.Nop()) // the daemon's timeouts
@@ -57,7 +65,12 @@ type sseClient struct {
 
 func dialSSE(t *testing.T, srv *httptest.Server) *sseClient {
 	t.Helper()
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	return dialSSEWith(t, srv, &net.Dialer{})
+}
+
+func dialSSEWith(t *testing.T, srv *httptest.Server, d *net.Dialer) *sseClient {
+	t.Helper()
+	c, err := d.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,4 +378,102 @@ func TestEventsOutliveServerTimeouts(t *testing.T) {
 	if ch := c.change(t); ch.Generation != g {
 		t.Fatalf("after the timeouts: %+v", ch)
 	}
+}
+
+// smallRcvbuf dials with a small receive buffer (SO_RCVBUF before
+// connect, so that the window is small from the handshake on): a client
+// that stops reading fills it with a few events.
+var smallRcvbuf = &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 2048)
+	}); err != nil {
+		return err
+	}
+	return serr
+}}
+
+// TestEventsNonReadersLoseTheirSlots: MaxEventSubscribers-1 real sockets
+// that never read and one that reads slowly hold every slot while changes
+// are published; the non-readers' streams end within the stall bound, so a
+// new client gets a stream, and the slow reader that keeps up gets every
+// change and keeps its stream.
+func TestEventsNonReadersLoseTheirSlots(t *testing.T) {
+	const stall = 500 * time.Millisecond
+	st := testsnap.Store(t, map[string]string{"a.80": "up"}, nil)
+	srv, ev := eventsServerWith(t, EventsOptions{Store: st, Stall: stall})
+	slow := dialSSEWith(t, srv, smallRcvbuf)
+	if e := slow.next(t); e.event != "sync" {
+		t.Fatalf("first event %+v", e)
+	}
+	for range MaxEventSubscribers - 1 {
+		dialSSEWith(t, srv, smallRcvbuf) // and never read
+	}
+	if n := ev.Subscribers(); n != MaxEventSubscribers {
+		t.Fatalf("%d subscribers, want %d", n, MaxEventSubscribers)
+	}
+	res, err := http.Get(srv.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 503 {
+		t.Fatalf("a stream past the limit: %s", res.Status)
+	}
+
+	// Each change is about 500 bytes: 30 of them are far more than a
+	// 2 KiB receive buffer holds.
+	pub := publisher{st}
+	reason := strings.Repeat("r", 190)
+	const changes = 30
+	var last uint64
+	for i := range changes {
+		last = pub.do(func(b *cache.Builder) { b.Set("a.80", entry(t, fmt.Sprintf("drain %d%% # %s", i+1, reason))) })
+	}
+	published := time.Now()
+
+	// The slow reader: one event at a time with a pause, so that its
+	// small buffer is full most of the time, yet it takes what is sent.
+	slowDone := make(chan error, 1)
+	go func() {
+		for {
+			time.Sleep(10 * time.Millisecond) // the slowness under test, not a synchronisation
+			e := slow.next(t)
+			if e.id == fmt.Sprint(last) {
+				slowDone <- nil
+				return
+			}
+		}
+	}()
+
+	// A new client gets its stream once the non-readers are dropped:
+	// within the stall bound, with generous slack for a loaded machine.
+	deadline := published.Add(stall + 10*time.Second)
+	for {
+		res, err := http.Get(srv.URL + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := res.StatusCode
+		res.Body.Close()
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d with %d streams open %v after the changes", code, ev.Subscribers(), time.Since(published))
+		}
+		time.Sleep(20 * time.Millisecond) // poll
+	}
+	took := time.Since(published)
+	select {
+	case <-slowDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow reader did not get every change")
+	}
+	// It still has its stream: one more change reaches it.
+	g := pub.do(func(b *cache.Builder) { b.Set("a.80", entry(t, "up")) })
+	if c := slow.change(t); c.Generation != g {
+		t.Errorf("slow reader got generation %d, want %d", c.Generation, g)
+	}
+	t.Logf("a new stream %v after the changes (stall %v); %d streams left", took, stall, ev.Subscribers())
 }
