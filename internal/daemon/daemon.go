@@ -269,6 +269,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	lv := newLive(store, w, pr, log.With().Str("component", "conns").Logger()) // connection counts, /events
+	// The board's stale and stopping banners come and go with no snapshot.
+	lv.events.SetDaemonState(func() (time.Duration, bool) { return checker.Stale(time.Now()) }, obs.stoppingNow)
 	defer lv.close()
 	obs.needConns = lv.sampler.Touch
 	obs.configProblem = pr.configProblem

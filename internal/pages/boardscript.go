@@ -16,7 +16,9 @@ import (
 // every 5 s (on a big host whose counts all move, a sync would otherwise
 // come every second). Without
 // JavaScript the <noscript> refresh reloads the page instead; if the stream
-// stays down for the refresh period, the script reloads it too.
+// stays down for the refresh period, the script reloads it too. The stale
+// and stopping banners follow the "daemon" events (and the first event of
+// each stream).
 //
 // It must not contain "{{" (it is part of a template), "</script", nor
 // comments (html/template removes comments from scripts, which would break
@@ -26,6 +28,7 @@ const boardJS = `(function () {
 var body = document.body, tbody = document.querySelector("#services tbody");
 var gen = +body.dataset.generation, refresh = +body.dataset.refresh;
 var skew = Date.parse(body.dataset.now) - Date.now(), downSince = Date.now();
+var stale = !!document.getElementById("stale");
 var es = null, opened = 0, states = ["up", "drain", "maint", "down"];
 function el(tag, cls, text) {
   var e = document.createElement(tag);
@@ -52,7 +55,7 @@ function rowFor(s, g) {
   tr.appendChild(el("td", "name", s.name));
   td = el("td");
   td.appendChild(el("span", "badge " + st, st === "drain" ? "drained" : st));
-  if (s.state !== st) td.appendChild(el("span", "muted", " (flag says " + s.state + (s.probe && !s.probe.ok ? ", probe failing" : s.probe && s.state === "up" ? ", set by a probe" : ", expired") + ")"));
+  if (s.state !== st) td.appendChild(el("span", "muted", " (flag says " + s.state + (stale ? ", watcher stalled" : s.probe && !s.probe.ok ? ", probe failing" : s.probe && s.state === "up" ? ", set by a probe" : ", expired") + ")"));
   tr.appendChild(td);
   tr.appendChild(el("td", null, s.weight == null ? "" : s.weight + "%"));
   td = el("td", null, s.reason || "");
@@ -128,14 +131,39 @@ function live(on) {
   if (!on && downSince === 0) downSince = Date.now();
   if (on) downSince = 0;
 }
+function banner(id, text) {
+  var b = document.getElementById(id);
+  if (!text) {
+    if (b) b.remove();
+    return;
+  }
+  if (!b) {
+    b = el("div", "warn");
+    b.id = id;
+    var after = id === "stopping" && document.getElementById("stale") || document.querySelector(".meta");
+    after.parentNode.insertBefore(b, after.nextSibling);
+  }
+  b.textContent = text;
+}
+function daemon(d) {
+  if (!("stale" in d)) return;
+  banner("stale", d.stale ? d.stale_reason + "." : "");
+  if (d.stale !== stale) {
+    stale = d.stale;
+    resync();
+  }
+  banner("stopping", d.stopping ? "Stopping: " + d.stopping + "." : "");
+}
 function connect() {
   opened = Date.now();
   es = new EventSource("/events");
   es.addEventListener("sync", function (m) {
     var d = JSON.parse(m.data);
     live(true);
+    daemon(d);
     if (d.generation !== gen) resync();
   });
+  es.addEventListener("daemon", function (m) { daemon(JSON.parse(m.data)); });
   es.addEventListener("change", function (m) {
     var d = JSON.parse(m.data);
     apply(d, d.generation);

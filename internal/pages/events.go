@@ -54,7 +54,18 @@ type EventsOptions struct {
 	Hold func() (release func())
 	// Stall overrides [EventStall] (tests); 0: EventStall.
 	Stall time.Duration
+	// Stale and Stopping are [Options.Stale] and [Options.Stopping]: their
+	// changes are sent as "daemon" events (neither publishes a snapshot),
+	// and each stream's first event carries them; nil: never.
+	Stale    func() (age time.Duration, stale bool)
+	Stopping func() string
+	// Poll overrides daemonPoll (tests); 0: daemonPoll.
+	Poll time.Duration
 }
+
+// daemonPoll is how often [Events.Run] looks at Stale and Stopping: an open
+// board shows the banner within that time (and the stream's write).
+const daemonPoll = time.Second
 
 // Events serves /events: one Server-Sent Event per service that a
 // published snapshot changes (effective state, weight, reason, probes,
@@ -98,6 +109,12 @@ func NewEvents(opts EventsOptions) *Events {
 	return e
 }
 
+// SetDaemonState sets [EventsOptions.Stale] and Stopping; it must be
+// called before [Events.Run].
+func (e *Events) SetDaemonState(stale func() (time.Duration, bool), stopping func() string) {
+	e.opts.Stale, e.opts.Stopping = stale, stopping
+}
+
 // published is the store's hook: it runs on the watcher loop and never
 // blocks.
 func (e *Events) published(s *cache.Snapshot) {
@@ -133,10 +150,24 @@ func (e *Events) Run(ctx context.Context) {
 	prev := e.prev
 	defer func() { e.prev = prev }()
 	defer e.stop()
+	every := daemonPoll
+	if e.opts.Poll > 0 {
+		every = e.opts.Poll
+	}
+	poll := time.NewTicker(every)
+	defer poll.Stop()
+	last := e.daemonState()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-poll.C:
+			if d := e.daemonState(); d.Stale != last.Stale || d.Stopping != last.Stopping {
+				last = d
+				b, _ := json.Marshal(d)
+				e.dispatchAll(frame("daemon", e.opts.Store.Load().Generation(), b))
+			}
+			continue
 		case <-e.wake:
 		}
 		e.qmu.Lock()
@@ -187,6 +218,36 @@ func (e *Events) dispatch(gen uint64, frames [][]byte) {
 			close(s.gone)
 			e.dropped.Add(1)
 			break
+		}
+	}
+}
+
+// daemonState is what the "daemon" event and the sync event say.
+func (e *Events) daemonState() DaemonJSON {
+	var d DaemonJSON
+	if e.opts.Stale != nil {
+		if age, stale := e.opts.Stale(); stale {
+			d.Stale, d.StaleReason = true, staleReason(age)
+		}
+	}
+	if e.opts.Stopping != nil {
+		d.Stopping = e.opts.Stopping()
+	}
+	return d
+}
+
+// dispatchAll offers one event to every subscriber, whatever its
+// generation.
+func (e *Events) dispatchAll(f []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for s := range e.subs {
+		select {
+		case s.ch <- f:
+		default:
+			delete(e.subs, s)
+			close(s.gone)
+			e.dropped.Add(1)
 		}
 	}
 }
@@ -256,7 +317,7 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return rc.Flush() == nil
 	}
 	w.WriteHeader(http.StatusOK)
-	if !write(append([]byte("retry: 2000\n\n"), syncFrame(gen)...)) {
+	if !write(append([]byte("retry: 2000\n\n"), syncFrameWith(gen, e.daemonState())...)) {
 		return
 	}
 	ping := time.NewTicker(eventPing)
@@ -374,13 +435,29 @@ type ChangeJSON struct {
 }
 
 // SyncJSON is the data of a "sync" event: the client should hold the state
-// of this generation (fetch /status.json when it does not).
+// of this generation (fetch /status.json when it does not). The first
+// event of a stream also says whether the daemon is stale or stopping.
 type SyncJSON struct {
 	Generation uint64 `json:"generation"`
+	*DaemonJSON
+}
+
+// DaemonJSON is the data of a "daemon" event, sent when the watcher loop
+// stalls or turns again (stale) or the daemon starts stopping: neither
+// publishes a snapshot. The fields are those of /status.json.
+type DaemonJSON struct {
+	Stale       bool   `json:"stale"`
+	StaleReason string `json:"stale_reason,omitempty"`
+	Stopping    string `json:"stopping,omitempty"`
 }
 
 func syncFrame(gen uint64) []byte {
 	b, _ := json.Marshal(SyncJSON{Generation: gen})
+	return frame("sync", gen, b)
+}
+
+func syncFrameWith(gen uint64, d DaemonJSON) []byte {
+	b, _ := json.Marshal(SyncJSON{Generation: gen, DaemonJSON: &d})
 	return frame("sync", gen, b)
 }
 

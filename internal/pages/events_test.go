@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -175,7 +176,7 @@ func TestEventsStream(t *testing.T) {
 		t.Errorf("Cache-Control %q", c.hdr.Get("Cache-Control"))
 	}
 	first := c.next(t)
-	if first.event != "sync" || first.data != fmt.Sprintf(`{"generation":%d}`, st.Load().Generation()) {
+	if first.event != "sync" || first.data != fmt.Sprintf(`{"generation":%d,"stale":false}`, st.Load().Generation()) {
 		t.Fatalf("first event %+v, want sync at generation %d", first, st.Load().Generation())
 	}
 	select {
@@ -476,4 +477,52 @@ func TestEventsNonReadersLoseTheirSlots(t *testing.T) {
 		t.Errorf("slow reader got generation %d, want %d", c.Generation, g)
 	}
 	t.Logf("a new stream %v after the changes (stall %v); %d streams left", took, stall, ev.Subscribers())
+}
+
+// TestEventsDaemonState: the watcher loop stalling and turning again, and
+// the daemon starting to stop, publish no snapshot; an open stream hears
+// of each as a "daemon" event, and a new stream's sync says the state.
+func TestEventsDaemonState(t *testing.T) {
+	st := testsnap.Store(t, map[string]string{"a.80": "up"}, nil)
+	var stale atomic.Bool
+	var stopping atomic.Pointer[string]
+	none := ""
+	stopping.Store(&none)
+	srv, _ := eventsServerWith(t, EventsOptions{
+		Store:    st,
+		Stale:    func() (time.Duration, bool) { return 7 * time.Second, stale.Load() },
+		Stopping: func() string { return *stopping.Load() },
+		Poll:     20 * time.Millisecond,
+	})
+	c := dialSSE(t, srv)
+	if e := c.next(t); e.event != "sync" || !strings.Contains(e.data, `"stale":false`) {
+		t.Fatalf("first event %+v", e)
+	}
+	daemon := func(want DaemonJSON) {
+		t.Helper()
+		e := c.next(t) // within next's 10 s deadline; Poll is 20 ms
+		var d DaemonJSON
+		if e.event != "daemon" || json.Unmarshal([]byte(e.data), &d) != nil || d != want {
+			t.Fatalf("got %+v, want a daemon event %+v", e, want)
+		}
+	}
+	stale.Store(true)
+	reason := "watcher loop stalled: last turn 7s ago: /status and the agent answer every service down"
+	daemon(DaemonJSON{Stale: true, StaleReason: reason})
+	stale.Store(false)
+	daemon(DaemonJSON{})
+	what := "lameduck: the listeners close soon"
+	stopping.Store(&what)
+	daemon(DaemonJSON{Stopping: what})
+
+	stale.Store(true)
+	d := dialSSE(t, srv)
+	e := d.next(t)
+	var s struct {
+		Generation uint64 `json:"generation"`
+		DaemonJSON
+	}
+	if e.event != "sync" || json.Unmarshal([]byte(e.data), &s) != nil || !s.Stale || s.StaleReason != reason || s.Stopping != what {
+		t.Errorf("a new stream's sync while stale and stopping: %+v", e)
+	}
 }

@@ -247,7 +247,7 @@ func (p *Pages) view() StatusJSON {
 	if p.opts.Stale != nil {
 		if age, stale := p.opts.Stale(); stale {
 			v.Stale = true
-			v.StaleReason = "watcher loop stalled: last turn " + age.Round(time.Millisecond).String() + " ago: /status and the agent answer every service down"
+			v.StaleReason = staleReason(age)
 			markStale(&v)
 		}
 	}
@@ -255,6 +255,10 @@ func (p *Pages) view() StatusJSON {
 		v.Stopping = p.opts.Stopping()
 	}
 	return v
+}
+
+func staleReason(age time.Duration) string {
+	return "watcher loop stalled: last turn " + age.Round(time.Millisecond).String() + " ago: /status and the agent answer every service down"
 }
 
 // markStale makes each service of v say what /status and the agent answer
