@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestBoardLiveChromium opens /board in headless Chromium and changes a
@@ -73,4 +75,39 @@ func TestBoardLiveChromium(t *testing.T) {
 			t.Errorf("%s screenshot: drained-row tint present = %v", name, tinted)
 		}
 	}
+}
+
+// TestBoardStoppingBannerChromium: SIGTERM with --lameduck publishes no
+// snapshot; the open board shows the stopping banner within about a second
+// (the "daemon" event), without a reload.
+func TestBoardStoppingBannerChromium(t *testing.T) {
+	t.Parallel()
+	browser := startChromium(t)
+	dir := filepath.Join(t.TempDir(), "flags")
+	writeFlags(t, dir, map[string]string{"status.html": "", "squid.80": ""})
+	d := runDaemon(t, "--dir", dir, "--vips=false", "--lameduck=10s")
+
+	browser.open(d.base + "/board?refresh=0")
+	browser.waitEval("the board subscribes to /events", `document.body.dataset.live`, `"1"`)
+	banner := `(function(){var b=document.getElementById("stopping");return b?b.textContent.slice(0,20):null})()`
+	if v, err := browser.eval(banner); err != nil || string(v) != "null" {
+		t.Fatalf("a stopping banner before the stop: %s %v", v, err)
+	}
+	if _, err := browser.eval(`window.notReloaded = 42`); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	browser.waitEval("the stopping banner shows", banner, `"Stopping: lameduck: "`)
+	took := time.Since(sent)
+	if v, err := browser.eval(`window.notReloaded`); err != nil || string(v) != "42" {
+		t.Fatalf("the page was reloaded (window.notReloaded = %s, %v)", v, err)
+	}
+	// The daemon looks once a second; the rest is the machine's load.
+	if took > 5*time.Second {
+		t.Errorf("the banner showed %v after SIGTERM, want about a second", took)
+	}
+	t.Logf("stopping banner %v after SIGTERM", took)
 }
