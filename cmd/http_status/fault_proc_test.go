@@ -111,12 +111,12 @@ func raiseNofile(t *testing.T, n uint64) bool {
 	return true
 }
 
-// TestFaultIdleConnections: 10,000 keep-alive connections, each having
+// TestFaultIdleConnections: 5,000 keep-alive connections, each having
 // made one request, sit idle. The daemon still answers new checks and its
 // pages, and once they close it gives the descriptors and goroutines back.
 func TestFaultIdleConnections(t *testing.T) {
 	t.Parallel()
-	const conns = 10000
+	const conns = 5000
 	// The client ends live here, the server ends in the daemon: each
 	// process needs a little over conns descriptors.
 	if !raiseNofile(t, conns+1000) {
