@@ -372,7 +372,7 @@ func ParseFlagStated(content []byte) (e Entry, stated bool, err error) {
 		// told from one appended. Fail closed, as for two words on one line.
 		if st, w := laterOutOfRotation(rest); st != Up {
 			e.State, e.Expires, sawState = st, time.Time{}, true
-			note(fmt.Errorf("a later line starts with %q (appended with >>?): only the first line counts, but an out-of-rotation word on a later one wins: counted as %s: %w", Clip(w, 40), st, ErrGrammar))
+			note(fmt.Errorf("a later line starts with %q (appended with >>?), which wins over the first line: %w", Clip(w, 40), ErrGrammar))
 		}
 	}
 	if hasReason {
