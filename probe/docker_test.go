@@ -188,6 +188,15 @@ func TestContainerProbeDocker(t *testing.T) {
 	testenv.ErrContains(t, err, "container never is created")
 	_, err = check("ghost")
 	testenv.ErrContains(t, err, `no such container "ghost"`)
+	// The engine takes a name it does not know for an ID prefix: a
+	// container named like the start of another's ID ("db", "cafe") must
+	// not answer for that other container once it is gone.
+	id := d.docker("inspect", "-f", "{{.Id}}", "web")
+	_, err = check(id[:6])
+	testenv.ErrContains(t, err, fmt.Sprintf("no such container %q (the engine took it for an ID prefix of container web", id[:6]))
+	if msg, err := check(id[:12]); err != nil || msg != "running" {
+		t.Errorf("web by its short ID: %q, %v", msg, err)
+	}
 
 	c := newCollector()
 	r := newTestRunner(t, c, Options{})

@@ -25,6 +25,10 @@ type Container struct {
 	Any bool
 }
 
+// minIDPrefix is the shortest ID prefix that names a container: the
+// length of the IDs docker ps shows.
+const minIDPrefix = 12
+
 // maxContainers bounds how many containers one attempt inspects.
 const maxContainers = 64
 
@@ -161,6 +165,14 @@ func inspect(ctx context.Context, api *dockerapi.Client, nameOrID string) (cache
 			return cache.Container{}, fmt.Errorf("no such container %q", nameOrID)
 		}
 		return cache.Container{}, err
+	}
+	// The engine resolves a name it does not know as an ID prefix: with
+	// container "db" removed, "db" would answer for whatever container's ID
+	// starts with db. Only the name itself, or an ID prefix as long as the
+	// short IDs docker ps shows, names a container.
+	if strings.TrimPrefix(st.Name, "/") != nameOrID && !(len(nameOrID) >= minIDPrefix && strings.HasPrefix(st.ID, nameOrID)) {
+		return cache.Container{}, fmt.Errorf("no such container %q (the engine took it for an ID prefix of container %s; an ID needs at least %d characters)",
+			nameOrID, strings.TrimPrefix(st.Name, "/"), minIDPrefix)
 	}
 	ct := cache.Container{Name: strings.TrimPrefix(st.Name, "/"), ID: shortID(st.ID), State: st.State.Status}
 	if h := st.State.Health; h != nil && h.Status != "none" {
