@@ -52,7 +52,7 @@ func TestCheckerSettings(t *testing.T) {
 		{"service = \"app\"\nkind = \"container\"\ncontainer = \"web\"\n",
 			&probecheck.Container{Socket: DefaultDockerSocket, Name: "web"}},
 		{"service = \"app\"\nkind = \"container\"\nsocket = \"/run/p.sock\"\nlabel = \"a=b\"\nmatch = \"any\"\n",
-			&probecheck.Container{Socket: "/run/p.sock", Label: "a=b", Any: true}},
+			&probecheck.Container{Socket: "/run/p.sock", Labels: []string{"a=b"}, Any: true}},
 		{"service = \"app\"\nkind = \"container\"\nname_prefix = \"app-\"\nmatch = \"all\"\n",
 			&probecheck.Container{Socket: DefaultDockerSocket, NamePrefix: "app-"}},
 		{"service = \"db.3306\"\nkind = \"exec\"\ncommand = [\"/bin/check\", \"-v\"]\n",

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if c5 := keysOfKind[ContainerKeys](t, c.Probes[5]); c5.Socket != "/var/run/docker.sock" || c5.Match != MatchAll || !c.Probes[9].VIP.IsValid() {
 		t.Errorf("container socket %q match %q, vip %v", c5.Socket, c5.Match, c.Probes[9].VIP)
 	}
-	if cs := keysOfKind[ContainerKeys](t, c.Probes[6]); cs.Label != "com.docker.compose.service=app" || cs.Match != MatchAny || cs.Socket != DefaultDockerSocket {
+	if cs := keysOfKind[ContainerKeys](t, c.Probes[6]); !slices.Equal(first(cs.labels()), []string{"com.docker.compose.project=shop", "com.docker.compose.service=app"}) || cs.Match != MatchAny || cs.Socket != DefaultDockerSocket {
 		t.Errorf("container by label = %+v", cs)
 	}
 	if ag, ex := keysOfKind[ExecKeys](t, c.Probes[8]), keysOfKind[ExecKeys](t, c.Probes[7]); ag.Output != OutputAgent || ex.Output != OutputExit {
@@ -95,6 +96,9 @@ func TestConfigErrors(t *testing.T) {
 		{"container bad prefix", "[[probe]]\nservice = \"a\"\nkind = \"container\"\nname_prefix = \"-x/\"\nmatch = \"most\"\n",
 			[]string{`name_prefix "-x/"`, `match "most": want all or any`}},
 		{"container bad label", "[[probe]]\nservice = \"a\"\nkind = \"container\"\nlabel = \"=v\"\n", []string{`label "=v"`}},
+		{"container label list not strings", "[[probe]]\nservice = \"a\"\nkind = \"container\"\nlabel = [\"a=b\", 3]\n", []string{`label 3: want key=value or a list of them`}},
+		{"container empty label list", "[[probe]]\nservice = \"a\"\nkind = \"container\"\nlabel = []\n", []string{"set one of container"}},
+		{"container label list with an empty one", "[[probe]]\nservice = \"a\"\nkind = \"container\"\nlabel = [\"a=b\", \"\"]\n", []string{`label "": want key or key=value`}},
 		{"exec output", "[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"/bin/true\"]\noutput = \"json\"\n", []string{`output "json": want exit or agent`}},
 		{"output on http", "[[probe]]\nservice = \"x.80\"\nkind = \"http\"\noutput = \"agent\"\n", []string{`key "output" does not apply to kind "http"`}},
 		{"exec relative", "[[probe]]\nservice = \"x\"\nkind = \"exec\"\ncommand = [\"check\"]\n", []string{"command:"}},
@@ -205,3 +209,5 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+func first[T, U any](t T, _ U) T { return t }

@@ -255,6 +255,14 @@ fall = 2
 	eventuallyCfg(match("name_prefix", "app-", "all"), `error: 1/2 containers named "app-*" healthy (want all): container app-2 is running but unhealthy`)
 	eventuallyCfg(match("name_prefix", "myapp", "all"), `1/1 containers named "myapp*" healthy (want all)`)
 	eventuallyCfg(match("label", "com.docker.compose.service=nothing", "any"), `error: no container with label "com.docker.compose.service=nothing"`)
+	// A list of labels: a container must have them all (a Compose project
+	// and its service). b-app-1 of project b was created, never started:
+	// with the service label alone, "any" would pass on app-1, another
+	// project's.
+	d.docker("create", "--name", "b-app-1", "--label", "com.docker.compose.project=b", "--label", svc, "--network", "none", "bb:test", "/bin/sleep", "600")
+	both := fmt.Sprintf("service = \"app.1\"\nkind = \"container\"\nsocket = %q\nlabel = [\"com.docker.compose.project=b\", %q]\nmatch = \"any\"\n", d.sock, svc)
+	eventuallyCfg(both, `error: 0/1 containers with labels "com.docker.compose.project=b", "`+svc+`" healthy (want any): container b-app-1 is created`)
+	d.docker("rm", "b-app-1")
 
 	// /status.json lists the containers matched, with state and health.
 	r2 := newTestRunner(t, c, Options{})

@@ -243,9 +243,11 @@ func (k *FastCGIKeys) checker(*Common) (checker, error) {
 // ContainerKeys are a container probe's own keys: the socket, and one of
 // Container, Label and NamePrefix.
 type ContainerKeys struct {
-	Socket     string `toml:"socket"`
-	Container  string `toml:"container"`
-	Label      string `toml:"label"`       // key or key=value
+	Socket    string `toml:"socket"`
+	Container string `toml:"container"`
+	// Label is key or key=value, or a list of them that a container
+	// must all have (a Compose project and service).
+	Label      any    `toml:"label"`
 	NamePrefix string `toml:"name_prefix"` // app- matches app-1, app-2...
 	Match      string `toml:"match"`       // all (default) or any, with several matches
 }
@@ -258,8 +260,10 @@ func (k *ContainerKeys) check(*Common) []string {
 	if !filepath.IsAbs(k.Socket) {
 		msgs = append(msgs, fmt.Sprintf("socket %q: want an absolute path", k.Socket))
 	}
+	labels, bad := k.labels()
+	msgs = append(msgs, bad...)
 	n := 0
-	for _, set := range []bool{k.Container != "", k.Label != "", k.NamePrefix != ""} {
+	for _, set := range []bool{k.Container != "", len(labels) > 0, k.NamePrefix != ""} {
 		if set {
 			n++
 		}
@@ -270,8 +274,10 @@ func (k *ContainerKeys) check(*Common) []string {
 	if k.Container != "" && strings.ContainsAny(k.Container, "/?#% ") {
 		msgs = append(msgs, fmt.Sprintf("container %q: want a container name or ID", k.Container))
 	}
-	if k.Label != "" && (strings.HasPrefix(k.Label, "=") || strings.ContainsAny(k.Label, "\r\n")) {
-		msgs = append(msgs, fmt.Sprintf("label %q: want key or key=value", k.Label))
+	for _, l := range labels {
+		if l == "" || strings.HasPrefix(l, "=") || strings.ContainsAny(l, "\r\n") {
+			msgs = append(msgs, fmt.Sprintf("label %q: want key or key=value", l))
+		}
 	}
 	if k.NamePrefix != "" && !probecheck.ValidContainerName(k.NamePrefix) {
 		msgs = append(msgs, fmt.Sprintf("name_prefix %q: want the start of a container name (letters, digits, _ . -)", k.NamePrefix))
@@ -289,8 +295,30 @@ func (k *ContainerKeys) check(*Common) []string {
 	return msgs
 }
 
+// labels is Label as a list: one string, or a list of strings; bad says
+// what else it holds.
+func (k *ContainerKeys) labels() (labels, bad []string) {
+	switch v := k.Label.(type) {
+	case nil:
+	case string:
+		labels = []string{v}
+	case []any:
+		for _, e := range v {
+			if l, ok := e.(string); ok {
+				labels = append(labels, l)
+			} else {
+				bad = append(bad, fmt.Sprintf("label %v: want key=value or a list of them", e))
+			}
+		}
+	default:
+		bad = append(bad, fmt.Sprintf("label %v: want key=value or a list of them", v))
+	}
+	return labels, bad
+}
+
 func (k *ContainerKeys) checker(*Common) (checker, error) {
-	return kindChecker{Checker: &probecheck.Container{Socket: k.Socket, Name: k.Container, Label: k.Label,
+	labels, _ := k.labels()
+	return kindChecker{Checker: &probecheck.Container{Socket: k.Socket, Name: k.Container, Labels: labels,
 		NamePrefix: k.NamePrefix, Any: k.Match == MatchAny}}, nil
 }
 

@@ -13,14 +13,14 @@ import (
 )
 
 // Container asks a Docker engine (or a compatible one) whether containers
-// run and, when they have a health check, are healthy. One of Name, Label
+// run and, when they have a health check, are healthy. One of Name, Labels
 // and NamePrefix is set.
 type Container struct {
-	Socket     string // the engine's unix socket
-	Name       string // exact name or ID, or
-	Label      string // key or key=value, or
-	NamePrefix string // name prefix
-	// Any: one healthy container of those Label or NamePrefix match is
+	Socket     string   // the engine's unix socket
+	Name       string   // exact name or ID, or
+	Labels     []string // each key or key=value; a container must have all, or
+	NamePrefix string   // name prefix
+	// Any: one healthy container of those Labels or NamePrefix match is
 	// enough (otherwise all must be).
 	Any bool
 }
@@ -93,10 +93,18 @@ func (c *Container) Check(ctx context.Context) (Outcome, error) {
 	return o, errors.New(summary + ": " + strings.Join(bad, "; "))
 }
 
-// what describes the match: `with label "a=b"` or `named "app-*"`.
+// what describes the match: `with label "a=b"`, `with labels "a=b", "c=d"`
+// or `named "app-*"`.
 func (c *Container) what() string {
-	if c.Label != "" {
-		return "with label " + strconv.Quote(c.Label)
+	if len(c.Labels) > 0 {
+		q := make([]string, len(c.Labels))
+		for i, l := range c.Labels {
+			q[i] = strconv.Quote(l)
+		}
+		if len(q) == 1 {
+			return "with label " + q[0]
+		}
+		return "with labels " + strings.Join(q, ", ")
 	}
 	return "named " + strconv.Quote(c.NamePrefix+"*")
 }
@@ -128,8 +136,8 @@ func verdict(name string, ct cache.Container) string {
 // running or not (a stopped match is an unhealthy one, not a missing one).
 func (c *Container) list(ctx context.Context, api *dockerapi.Client) ([]string, error) {
 	filters := map[string][]string{}
-	if c.Label != "" {
-		filters["label"] = []string{c.Label}
+	if len(c.Labels) > 0 {
+		filters["label"] = c.Labels // the engine wants every one
 	} else {
 		// The engine's name filter matches anywhere in the name; the
 		// prefix is checked below.
