@@ -93,9 +93,11 @@ func (p *probes) reload() {
 		err = p.runner.Apply(cfg)
 	}
 	if err != nil {
-		p.log.Error().Err(err).Str("config", p.path).Msg("probe config not reloaded; keeping the running one")
+		// /healthz says so before the log does: whoever reads the log
+		// line finds /healthz degraded.
 		msg := "probe config " + p.path + " not reloaded, the previous probes still run: " + strings.Join(strings.Fields(err.Error()), " ")
 		p.problem.Store(&msg)
+		p.log.Error().Err(err).Str("config", p.path).Msg("probe config not reloaded; keeping the running one")
 		return
 	}
 	p.problem.Store(nil)
