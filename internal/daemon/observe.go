@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,9 +17,15 @@ import (
 // /board, /healthz) and /metrics. It is made before the watcher, whose
 // OnPublish hook reports into it, and mounted once the watcher and the
 // checker exist; publishes before that (the first snapshot) are not timed.
+// Probe attempts that end before it (the probes start with the first
+// snapshot) are kept and counted at mount: /metrics misses none.
 type observability struct {
 	version string // the index page's version line
 	metrics atomic.Pointer[pages.Metrics]
+	early   struct {
+		sync.Mutex
+		probes []probeObservation // before mount; at most maxEarlyProbes
+	}
 	// needConns wakes the connection sampler (live.go); set before mount.
 	needConns func() <-chan struct{}
 	// configProblem says why the probe file was not reloaded; set before mount.
@@ -44,14 +51,33 @@ func (o *observability) onPublish(d time.Duration) {
 	}
 }
 
+type probeObservation struct {
+	service, result string
+	d               time.Duration
+}
+
+// maxEarlyProbes bounds the attempts kept before mount (each probe's first
+// attempts, while the pages are built).
+const maxEarlyProbes = 1024
+
 // onProbe is the probe runner's Observe hook.
 func (o *observability) onProbe(service string, ok bool, d time.Duration) {
+	result := "fail"
+	if ok {
+		result = "pass"
+	}
 	if m := o.metrics.Load(); m != nil {
-		result := "fail"
-		if ok {
-			result = "pass"
-		}
 		m.ObserveProbe(service, result, d)
+		return
+	}
+	o.early.Lock()
+	defer o.early.Unlock()
+	if m := o.metrics.Load(); m != nil { // mounted meanwhile
+		m.ObserveProbe(service, result, d)
+		return
+	}
+	if len(o.early.probes) < maxEarlyProbes {
+		o.early.probes = append(o.early.probes, probeObservation{service, result, d})
 	}
 }
 
@@ -91,5 +117,11 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		},
 	})
 	m.Mount(h)
+	o.early.Lock()
 	o.metrics.Store(m)
+	for _, p := range o.early.probes {
+		m.ObserveProbe(p.service, p.result, p.d)
+	}
+	o.early.probes = nil
+	o.early.Unlock()
 }
