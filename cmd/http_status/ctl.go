@@ -270,8 +270,8 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout, stderr io.Writer, n
 				content = []byte(e2.Format())
 			}
 		}
-		links := flagfile.Links(f.dir, name)
-		if err := flagfile.Write(f.dir, name, content); err != nil {
+		links, err := flagfile.WriteReplacing(f.dir, name, content)
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s: %s", name, content)

@@ -137,3 +137,32 @@ func TestReadLongFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteReplacingLinks: WriteReplacing says how many names led to the
+// flag it replaced; afterwards the other name still leads to the old file.
+func TestWriteReplacingLinks(t *testing.T) {
+	dir := t.TempDir()
+	for _, step := range []struct {
+		content string
+		link    bool // hard-link the flag from elsewhere before the write
+		want    uint64
+	}{
+		{"drain\n", false, 0}, // no flag yet
+		{"maint\n", false, 1},
+		{"down\n", true, 2},
+		{"up\n", false, 1}, // the write made a new file of one name
+	} {
+		if step.link {
+			if err := os.Link(filepath.Join(dir, "squid.80"), filepath.Join(t.TempDir(), "state")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		links, err := WriteReplacing(dir, "squid.80", []byte(step.content))
+		if err != nil || links != step.want {
+			t.Fatalf("WriteReplacing %q = %d, %v; want %d links", step.content, links, err, step.want)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "squid.80")); err != nil || string(b) != step.content {
+			t.Fatalf("after writing %q: %q, %v", step.content, b, err)
+		}
+	}
+}

@@ -13,13 +13,21 @@ import (
 // in the same directory (which the daemon ignores), fsync, rename over the
 // flag, fsync the directory. A reader sees the old file or the new one,
 // never a part.
-func Write(dir, name string, content []byte) (err error) {
+func Write(dir, name string, content []byte) error {
+	_, err := WriteReplacing(dir, name, content)
+	return err
+}
+
+// WriteReplacing is Write, and says how many hard links the flag it
+// replaced had (0: there was none, or not a regular file). Above 1, the
+// other names still lead to the old file: they no longer change the flag.
+func WriteReplacing(dir, name string, content []byte) (links uint64, err error) {
 	if err := ensureDir(dir); err != nil {
-		return err
+		return 0, err
 	}
 	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("create temp file in %s: %w", dir, err)
+		return 0, fmt.Errorf("create temp file in %s: %w", dir, err)
 	}
 	defer func() {
 		if err != nil {
@@ -28,30 +36,35 @@ func Write(dir, name string, content []byte) (err error) {
 	}()
 	if _, err := tmp.Write(content); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+		return 0, fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()
-		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+		return 0, fmt.Errorf("chmod %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
+		return 0, fmt.Errorf("fsync %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+		return 0, fmt.Errorf("close %s: %w", tmp.Name(), err)
 	}
 	final := filepath.Join(dir, name)
-	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
-		return fmt.Errorf("write flag %s: it is a directory", final)
+	if fi, err := os.Lstat(final); err == nil {
+		if fi.IsDir() {
+			return 0, fmt.Errorf("write flag %s: it is a directory", final)
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() {
+			links = uint64(st.Nlink)
+		}
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		if errors.Is(err, syscall.EBUSY) {
-			return fmt.Errorf("rename into %s: %w (a file is mounted over the flag: write it through the mount's source, or unmount it)", final, err)
+			return 0, fmt.Errorf("rename into %s: %w (a file is mounted over the flag: write it through the mount's source, or unmount it)", final, err)
 		}
-		return fmt.Errorf("rename into %s: %w", final, err)
+		return 0, fmt.Errorf("rename into %s: %w", final, err)
 	}
-	return syncDir(dir)
+	return links, syncDir(dir)
 }
 
 // Remove removes dir/name; removed is false when there was none.
@@ -106,15 +119,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
-}
-
-// Links is the hard-link count of the flag dir/name (0 when there is none
-// or it cannot be looked at). Above 1, [Write] replaces the file the other
-// names lead to with a new one: they no longer change the flag.
-func Links(dir, name string) uint64 {
-	var st syscall.Stat_t
-	if err := syscall.Lstat(filepath.Join(dir, name), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return 0
-	}
-	return uint64(st.Nlink)
 }
