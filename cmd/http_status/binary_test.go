@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netns"
+
+	"github.com/http-status/http_status/internal/nstest"
 	"github.com/http-status/http_status/internal/testbin"
 	"github.com/http-status/http_status/internal/testenv"
 )
@@ -80,6 +83,14 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemonProc {
 	cmd := exec.Command(testBinary(t), args...)
 	cmd.Env = append(cleanEnv(), env...)
 	return startProc(t, cmd)
+}
+
+// startDaemonIn runs the binary with args inside the network namespace ns.
+func startDaemonIn(t *testing.T, ns netns.NsHandle, args ...string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(testBinary(t), args...)
+	cmd.Env = cleanEnv()
+	return startProcWith(t, cmd, func() error { return nstest.Do(ns, cmd.Start) })
 }
 
 // cleanEnv is the test's environment without systemd variables that would

@@ -3,10 +3,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -86,16 +84,8 @@ func TestContribKeepalivedVRRP(t *testing.T) {
 	for i, h := range hosts {
 		h.flags = filepath.Join(tmp, fmt.Sprintf("flags%d", i+1))
 		writeFlags(t, h.flags, map[string]string{"squid.80": ""})
-		cmd := exec.Command(testBinary(t), "--ip", "127.0.0.1", "-p", "8001", "--dir", h.flags, "--log-format", "json")
-		cmd.Env = cleanEnv()
-		startProcWith(t, cmd, func() error { return nstest.Do(h.ns, cmd.Start) })
-		ns := h.ns
-		h.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
-				return nstest.Dial(ns, network, addr)
-			},
-		}}
+		startDaemonIn(t, h.ns, "--ip", "127.0.0.1", "-p", "8001", "--dir", h.flags, "--log-format", "json")
+		h.client = nstest.Client(h.ns, 10*time.Second)
 	}
 	code := func(h *host, q string) (int, error) {
 		res, err := h.client.Get("http://127.0.0.1:8001/status?" + q)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -50,7 +49,7 @@ func TestContribTrafficServer(t *testing.T) {
 	parents := []string{"127.0.0.2", "127.0.0.3"} // not 127.0.0.1: Traffic Server marks its own address down (self detect)
 
 	// Traffic Server first: it takes seconds to start.
-	strategies, err := os.ReadFile(filepath.Join("..", "..", "contrib", "trafficserver", "strategies.yaml"))
+	strategies, err := os.ReadFile(contribPath(t, "trafficserver/strategies.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,17 +75,10 @@ func TestContribTrafficServer(t *testing.T) {
 
 		flagDirs[i] = filepath.Join(tmp, fmt.Sprintf("flags%d", i+1))
 		writeFlags(t, flagDirs[i], map[string]string{"ats.80": ""})
-		cmd := exec.Command(testBinary(t), "--ip", ip, "-p", "8001", "--dir", flagDirs[i], "--vips=false", "--log-format", "json")
-		cmd.Env = cleanEnv()
-		startProcWith(t, cmd, func() error { return nstest.Do(ns, cmd.Start) })
+		startDaemonIn(t, ns, "--ip", ip, "-p", "8001", "--dir", flagDirs[i], "--vips=false", "--log-format", "json")
 	}
 
-	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
-			return nstest.Dial(ns, network, addr)
-		},
-	}}
+	client := nstest.Client(ns, 20*time.Second)
 	get := func(url, host string) (int, string, error) {
 		req, err := http.NewRequest("GET", url, nil)
 		if err != nil {

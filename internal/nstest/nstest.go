@@ -7,11 +7,14 @@
 package nstest
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -168,4 +171,15 @@ func Dial(ns netns.NsHandle, network, addr string) (net.Conn, error) {
 	var c net.Conn
 	err := Do(ns, func() (err error) { c, err = net.Dial(network, addr); return err })
 	return c, err
+}
+
+// Client is an HTTP client whose connections are made inside ns, one per
+// request (no keep-alive).
+func Client(ns netns.NsHandle, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+			return Dial(ns, network, addr)
+		},
+	}}
 }
