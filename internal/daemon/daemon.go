@@ -270,10 +270,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	lv := newLive(store, w, pr, log.With().Str("component", "conns").Logger()) // connection counts, /events
 	// The board's stale and stopping banners come and go with no snapshot.
-	lv.events.SetDaemonState(func() (time.Duration, bool) { return checker.Stale(time.Now()) }, obs.stoppingNow)
+	stale := func() (time.Duration, bool) { return checker.Stale(time.Now()) }
+	lv.events.SetDaemonState(stale, obs.stoppingNow)
 	defer lv.close()
 	obs.needConns = lv.sampler.Touch
 	obs.configProblem = pr.configProblem
+	obs.stale = stale
 	h := httpd.NewHandler(checker)
 	obs.mount(h, w, ag) // read-only pages and /metrics
 	lv.mount(h)

@@ -30,6 +30,8 @@ type observability struct {
 	needConns func() <-chan struct{}
 	// configProblem says why the probe file was not reloaded; set before mount.
 	configProblem func() string
+	// stale is the checker's Stale at the time of asking; set before mount.
+	stale func() (age time.Duration, stale bool)
 	// stopping says what the daemon does while it stops ("" before).
 	stopping atomic.Pointer[string]
 }
@@ -87,7 +89,7 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		Store:           h.Checker().Store(),
 		HeartbeatAge:    w.HeartbeatAge,
 		HeartbeatMaxAge: heartbeatMaxAge,
-		Stale:           func() (time.Duration, bool) { return h.Checker().Stale(time.Now()) },
+		Stale:           o.stale,
 		Version:         o.version,
 		NeedConns:       o.needConns,
 		ConfigProblem:   o.configProblem,
@@ -111,10 +113,7 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		},
 		NeedConns: o.needConns,
 		Stopping:  o.stoppingNow,
-		Stale: func() bool {
-			_, stale := h.Checker().Stale(time.Now())
-			return stale
-		},
+		Stale:     o.stale,
 	})
 	m.Mount(h)
 	o.early.Lock()

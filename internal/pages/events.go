@@ -208,17 +208,25 @@ func (e *Events) dispatch(gen uint64, frames [][]byte) {
 			continue // its sync already covers this generation
 		}
 		for _, f := range frames {
-			select {
-			case s.ch <- f:
-				e.sent.Add(1)
-				continue
-			default:
+			if !e.offer(s, f) {
+				break
 			}
-			delete(e.subs, s)
-			close(s.gone)
-			e.dropped.Add(1)
-			break
 		}
+	}
+}
+
+// offer queues f for s, or drops s, which has fallen that far behind
+// (its client reconnects and starts again with a sync); e.mu is held.
+func (e *Events) offer(s *subscriber, f []byte) bool {
+	select {
+	case s.ch <- f:
+		e.sent.Add(1)
+		return true
+	default:
+		delete(e.subs, s)
+		close(s.gone)
+		e.dropped.Add(1)
+		return false
 	}
 }
 
@@ -242,13 +250,7 @@ func (e *Events) dispatchAll(f []byte) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for s := range e.subs {
-		select {
-		case s.ch <- f:
-		default:
-			delete(e.subs, s)
-			close(s.gone)
-			e.dropped.Add(1)
-		}
+		e.offer(s, f)
 	}
 }
 

@@ -43,10 +43,9 @@ type MetricsOptions struct {
 	// Stopping says what the daemon does while it stops ("" while it
 	// runs; see [Options.Stopping]); nil leaves http_status_stopping out.
 	Stopping func() string
-	// Stale tells whether /status answers every service down because the
-	// watcher loop has stalled (see [Options.Stale]); the service gauges
-	// then say down too. Nil: never.
-	Stale func() bool
+	// Stale is [Options.Stale]: while it says stale, /status answers every
+	// service down and the service gauges say down too. Nil: never.
+	Stale func() (age time.Duration, stale bool)
 }
 
 // Metrics is the daemon's Prometheus registry and /metrics handler. It uses
@@ -219,7 +218,10 @@ func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	s := h.Checker().Store().Load()
 	now := c.opts.Now()
 	byState := map[cache.State]int{cache.Up: 0, cache.Drain: 0, cache.Maint: 0, cache.Down: 0}
-	stale := c.opts.Stale != nil && c.opts.Stale()
+	stale := false
+	if c.opts.Stale != nil {
+		_, stale = c.opts.Stale()
+	}
 	if c.opts.Stale != nil {
 		ch <- prometheus.MustNewConstMetric(descStale, prometheus.GaugeValue, b2f(stale))
 	}
