@@ -285,14 +285,35 @@ func engineStandIn(t *testing.T) string {
 			}
 			r.SetPathValue("name", "web")
 		}
-		st, ok := states[r.PathValue("name")]
 		w.Header().Set("Content-Type", "application/json")
+		if r.PathValue("name") == "broken" {
+			w.WriteHeader(500)
+			json.NewEncoder(w).Encode(map[string]string{"message": "stand-in failure"})
+			return
+		}
+		st, ok := states[r.PathValue("name")]
 		if !ok {
 			w.WriteHeader(404)
 			json.NewEncoder(w).Encode(map[string]string{"message": "No such container: " + r.PathValue("name")})
 			return
 		}
 		json.NewEncoder(w).Encode(map[string]any{"Id": "0123", "Name": "/" + r.PathValue("name"), "State": st})
+	})
+	// ContainerList: the label "set=N" lists the names of set N (the
+	// stand-in's IDs are the names), "gone" has no state (removed after
+	// the list) and "broken" answers 500.
+	sets := map[string][]string{"set=1": {"web", "gone"}, "set=2": {"web", "broken"}}
+	mux.HandleFunc("GET /"+dockerapi.APIVersion+"/containers/json", func(w http.ResponseWriter, r *http.Request) {
+		var f map[string][]string
+		_ = json.Unmarshal([]byte(r.URL.Query().Get("filters")), &f)
+		list := []map[string]any{}
+		for _, l := range f["label"] {
+			for _, n := range sets[l] {
+				list = append(list, map[string]any{"Id": n, "Names": []string{"/" + n}})
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(list)
 	})
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
@@ -322,6 +343,18 @@ func TestContainerProbeStandIn(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+		}
+	}
+	// A container gone between the list and the inspect is one unhealthy
+	// container; an engine error on the inspect fails the attempt with the
+	// engine's words, not "removed".
+	for _, tc := range []struct{ label, err string }{
+		{"set=1", `1/2 containers with label "set=1" healthy (want all): container gone is removed`},
+		{"set=2", "inspect container broken: engine API answered HTTP 500: stand-in failure"},
+	} {
+		_, err := runCheck(t, &Container{Socket: sock, Labels: []string{tc.label}, Any: tc.label == "set=2"}, 5*time.Second)
+		if err == nil || err.Error() != tc.err {
+			t.Errorf("label %s: error %v, want %q", tc.label, err, tc.err)
 		}
 	}
 	_, err := runCheck(t, &Container{Socket: filepath.Join(t.TempDir(), "none.sock"), Name: "web"}, 5*time.Second)

@@ -69,6 +69,12 @@ func (c *Container) Check(ctx context.Context) (Outcome, error) {
 			if ctx.Err() != nil {
 				return Outcome{Containers: o.Containers}, ctxErr(ctx, err, timeout)
 			}
+			if !errors.Is(err, dockerapi.ErrNotFound) {
+				// The engine could not say (an error of its own, the
+				// socket gone): this attempt failed, whatever the
+				// others say, and the error is its reason.
+				return Outcome{Containers: o.Containers}, fmt.Errorf("inspect container %s: %w", shortID(id), err)
+			}
 			// Removed between the list and the inspect: not healthy.
 			ct = cache.Container{Name: id, ID: shortID(id), State: "removed"}
 		}
@@ -170,7 +176,7 @@ func inspect(ctx context.Context, api *dockerapi.Client, nameOrID string) (cache
 	st, err := api.Inspect(ctx, nameOrID)
 	if err != nil {
 		if errors.Is(err, dockerapi.ErrNotFound) {
-			return cache.Container{}, fmt.Errorf("no such container %q", nameOrID)
+			return cache.Container{}, noSuchContainer(nameOrID)
 		}
 		return cache.Container{}, err
 	}
@@ -189,6 +195,13 @@ func inspect(ctx context.Context, api *dockerapi.Client, nameOrID string) (cache
 	ct.OK = ct.State == "running" && (ct.Health == "" || ct.Health == "healthy")
 	return ct, nil
 }
+
+// noSuchContainer is the engine's 404 for a name or ID.
+type noSuchContainer string
+
+func (e noSuchContainer) Error() string { return "no such container " + strconv.Quote(string(e)) }
+
+func (noSuchContainer) Is(target error) bool { return target == dockerapi.ErrNotFound }
 
 func shortID(id string) string {
 	if len(id) > 12 {
