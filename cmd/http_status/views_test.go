@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/cdptest"
 	"github.com/http-status/http_status/internal/pages"
 	"github.com/http-status/http_status/internal/testenv"
 )
@@ -395,7 +396,7 @@ func (e *eventReader) next() (name, data string, ok bool) {
 // prints no control byte.
 func TestViewsEscaping(t *testing.T) {
 	t.Parallel()
-	browser := startChromium(t)
+	browser := cdptest.Start(t)
 	dir := filepath.Join(t.TempDir(), "flags")
 	const xss = `<script>window.pwned=1</script> "q" \back <img src=x onerror="window.pwned=2"> </td></tr>`
 	longName := strings.Repeat("n", cache.MaxNameLen-5) + ".8080"
@@ -419,8 +420,8 @@ func TestViewsEscaping(t *testing.T) {
 	r := &viewReader{t: t, base: waitServing(t, d, port), dir: dir, agentPort: agentPort, c: &http.Client{Timeout: 10 * time.Second}}
 	n := len(flags)
 
-	browser.open(r.base + "/board?refresh=0")
-	browser.waitEval("the board subscribes to /events", `document.body.dataset.live`, `"1"`)
+	browser.Open(r.base + "/board?refresh=0")
+	browser.WaitEval("the board subscribes to /events", `document.body.dataset.live`, `"1"`)
 	ev := openEvents(t, r.base)
 	// live.80 turns hostile while the board is open: its script renders it.
 	writeFlags(t, dir, map[string]string{"live.80": "drain # " + xss + "\n"})
@@ -525,11 +526,11 @@ func TestViewsEscaping(t *testing.T) {
 		return fmt.Sprintf(`(function(){var r=Array.prototype.find.call(document.querySelectorAll("tr[data-service]"),function(r){return r.dataset.service===%q});return r?r.cells[3].firstChild.textContent:null})()`, name)
 	}
 	want := jsString(xss)
-	browser.waitEval("live.80's row, rewritten by the script, shows the reason as text", cell("live.80"), want)
-	browser.waitEval("xss.80's server-rendered row shows the reason as text", cell("xss.80"), want)
+	browser.WaitEval("live.80's row, rewritten by the script, shows the reason as text", cell("live.80"), want)
+	browser.WaitEval("xss.80's server-rendered row shows the reason as text", cell("xss.80"), want)
 	want = jsString("long name")
-	browser.waitEval("the long name's row", cell(longName), want)
-	browser.waitEval("nothing ran", `typeof window.pwned + "|" + document.querySelectorAll("#services tr[data-service]").length`, fmt.Sprintf(`"undefined|%d"`, n))
+	browser.WaitEval("the long name's row", cell(longName), want)
+	browser.WaitEval("nothing ran", `typeof window.pwned + "|" + document.querySelectorAll("#services tr[data-service]").length`, fmt.Sprintf(`"undefined|%d"`, n))
 }
 
 // printable reports whether s is valid UTF-8 without control characters.

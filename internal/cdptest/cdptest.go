@@ -1,6 +1,9 @@
 //go:build linux
 
-package main
+// Package cdptest drives a headless Chromium for the board tests: enough
+// of the DevTools protocol to open a page, evaluate expressions and take
+// screenshots. Only tests import it.
+package cdptest
 
 import (
 	"bufio"
@@ -18,11 +21,11 @@ import (
 	"github.com/http-status/http_status/internal/testenv"
 )
 
-// cdp drives a headless Chromium through the DevTools protocol over
+// Browser drives a headless Chromium through the DevTools protocol over
 // --remote-debugging-pipe: JSON messages ending in a NUL byte, written to
 // the browser's fd 3 and read from its fd 4. No WebSocket, no library:
 // enough to open a page, evaluate expressions and take screenshots.
-type cdp struct {
+type Browser struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	w       *os.File
@@ -41,10 +44,10 @@ type cdpReply struct {
 	} `json:"error"`
 }
 
-// startChromium starts headless Chromium with the flags the board tests
-// use, a new empty profile, and the DevTools pipe; it skips without
-// Chromium.
-func startChromium(t *testing.T) *cdp {
+// Start starts headless Chromium with the flags the board tests use, a new
+// empty profile, and the DevTools pipe, for the length of the test; it
+// skips without Chromium.
+func Start(t *testing.T) *Browser {
 	t.Helper()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -65,7 +68,7 @@ func startChromium(t *testing.T) *cdp {
 		"--user-data-dir="+profile, "--window-size=1024,768", "--remote-debugging-pipe", "about:blank")
 	cmd.Env = append(cleanEnv(), "HOME="+profile)
 	cmd.ExtraFiles = []*os.File{toBrowser, browserEnd}
-	c := &cdp{t: t, cmd: cmd, w: ourEnd, pending: map[int]chan cdpReply{}, done: make(chan struct{}), stderr: &testenv.LogBuffer{}}
+	c := &Browser{t: t, cmd: cmd, w: ourEnd, pending: map[int]chan cdpReply{}, done: make(chan struct{}), stderr: &testenv.LogBuffer{}}
 	cmd.Stderr = c.stderr
 	testenv.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
@@ -89,7 +92,7 @@ func startChromium(t *testing.T) *cdp {
 	return c
 }
 
-func (c *cdp) read(r *os.File) {
+func (c *Browser) read(r *os.File) {
 	defer close(c.done)
 	defer r.Close()
 	br := bufio.NewReaderSize(r, 1<<20)
@@ -121,9 +124,9 @@ func (c *cdp) read(r *os.File) {
 	}
 }
 
-// call sends one command (to the attached page, once there is one) and
+// Call sends one command (to the attached page, once there is one) and
 // decodes its result into out.
-func (c *cdp) call(method string, params any, out any) error {
+func (c *Browser) Call(method string, params any, out any) error {
 	c.mu.Lock()
 	c.nextID++
 	id := c.nextID
@@ -158,19 +161,19 @@ func (c *cdp) call(method string, params any, out any) error {
 	}
 }
 
-// open makes a page at url and attaches to it.
-func (c *cdp) open(url string) {
+// Open makes a page at url and attaches to it.
+func (c *Browser) Open(url string) {
 	c.t.Helper()
 	var target struct {
 		TargetID string `json:"targetId"`
 	}
-	if err := c.call("Target.createTarget", map[string]any{"url": url}, &target); err != nil {
+	if err := c.Call("Target.createTarget", map[string]any{"url": url}, &target); err != nil {
 		c.t.Fatal(err)
 	}
 	var att struct {
 		SessionID string `json:"sessionId"`
 	}
-	if err := c.call("Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &att); err != nil {
+	if err := c.Call("Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &att); err != nil {
 		c.t.Fatal(err)
 	}
 	c.mu.Lock()
@@ -178,9 +181,9 @@ func (c *cdp) open(url string) {
 	c.mu.Unlock()
 }
 
-// eval evaluates a JavaScript expression in the page and returns its value
+// Eval evaluates a JavaScript expression in the page and returns its value
 // as JSON.
-func (c *cdp) eval(expr string) (json.RawMessage, error) {
+func (c *Browser) Eval(expr string) (json.RawMessage, error) {
 	var r struct {
 		Result struct {
 			Value json.RawMessage `json:"value"`
@@ -189,7 +192,7 @@ func (c *cdp) eval(expr string) (json.RawMessage, error) {
 			Text string `json:"text"`
 		} `json:"exceptionDetails"`
 	}
-	if err := c.call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &r); err != nil {
+	if err := c.Call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &r); err != nil {
 		return nil, err
 	}
 	if r.Exception != nil {
@@ -198,11 +201,12 @@ func (c *cdp) eval(expr string) (json.RawMessage, error) {
 	return r.Result.Value, nil
 }
 
-// waitEval polls expr until it yields want (compared as JSON).
-func (c *cdp) waitEval(what, expr, want string) {
+// WaitEval polls expr until it yields want (compared as JSON), for up to
+// 15 s.
+func (c *Browser) WaitEval(what, expr, want string) {
 	c.t.Helper()
 	pollUntil(c.t, what, 15*time.Second, func() (bool, string) {
-		v, err := c.eval(expr)
+		v, err := c.Eval(expr)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -210,13 +214,13 @@ func (c *cdp) waitEval(what, expr, want string) {
 	})
 }
 
-// screenshot saves a PNG of the page to path.
-func (c *cdp) screenshot(path string) []byte {
+// Screenshot saves a PNG of the page to path and returns it.
+func (c *Browser) Screenshot(path string) []byte {
 	c.t.Helper()
 	var r struct {
 		Data string `json:"data"`
 	}
-	if err := c.call("Page.captureScreenshot", map[string]any{"format": "png"}, &r); err != nil {
+	if err := c.Call("Page.captureScreenshot", map[string]any{"format": "png"}, &r); err != nil {
 		c.t.Fatal(err)
 	}
 	b, err := base64.StdEncoding.DecodeString(r.Data)
@@ -227,4 +231,36 @@ func (c *cdp) screenshot(path string) []byte {
 		c.t.Fatal(err)
 	}
 	return b
+}
+
+// pollUntil calls f until it reports true or the deadline passes.
+func pollUntil(t *testing.T, what string, timeout time.Duration, f func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		ok, state := f()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %v; last seen: %s", what, timeout, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cleanEnv is the test's environment without the systemd variables a test
+// run under systemd would leak into the browser.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		switch strings.SplitN(kv, "=", 2)[0] {
+		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "JOURNAL_STREAM":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
