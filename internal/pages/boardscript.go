@@ -47,19 +47,21 @@ function ago(t) {
   if (d < 30) return d + "d " + (h % 24) + "h ago";
   return "on " + ts(t).slice(0, 10);
 }
-function rowFor(s, g) {
+function rowFor(s) {
   var st = s.effective_state, tr = el("tr", "state-" + st), td;
   tr.dataset.service = s.name;
   tr.dataset.state = st;
-  tr.dataset.gen = g;
   tr.appendChild(el("td", "name", s.name));
   td = el("td");
   td.appendChild(el("span", "badge " + st, st === "drain" ? "drained" : st));
-  if (s.state !== st) td.appendChild(el("span", "muted", " (flag says " + s.state + (stale ? ", watcher stalled" : s.probe && !s.probe.ok ? ", probe failing" : s.probe && s.state === "up" ? ", set by a probe" : ", expired") + ")"));
+  if (s.state !== st) {
+    td.appendChild(document.createTextNode(" "));
+    td.appendChild(el("span", "muted", "(flag says " + s.state + (stale ? ", watcher stalled" : s.probe && !s.probe.ok ? ", probe failing" : s.probe && s.state === "up" ? ", set by a probe" : ", expired") + ")"));
+  }
   tr.appendChild(td);
   tr.appendChild(el("td", null, s.weight == null ? "" : s.weight + "%"));
-  td = el("td", null, s.reason || "");
-  if (s.invalid) td.appendChild(el("span", "invalid", " flag not fully understood, counted as " + s.state + ": " + s.invalid));
+  td = el("td", null, (s.reason || "") + (s.invalid ? " " : ""));
+  if (s.invalid) td.appendChild(el("span", "invalid", "flag not fully understood, counted as " + s.state + ": " + s.invalid));
   tr.appendChild(td);
   td = el("td");
   (s.probe ? s.probe.checks : []).forEach(function (c) {
@@ -72,32 +74,46 @@ function rowFor(s, g) {
   td = el("td", "conns", s.connections == null ? "-" : String(s.connections));
   if (s.conn_port) td.title = "port " + s.conn_port;
   tr.appendChild(td);
-  td = el("td", "when", ago(s.since));
-  td.dataset.since = s.since;
-  td.title = ts(s.since);
+  var since = Date.parse(s.since) > 0 ? s.since : "";
+  td = el("td", "when", ago(since));
+  td.dataset.since = since;
+  td.title = ts(since);
   tr.appendChild(td);
   tr.appendChild(el("td", "when", ts(s.expires)));
   return tr;
 }
+function same(a, b) {
+  if (a.className !== b.className || a.cells.length !== b.cells.length) return false;
+  for (var i = 0; i < a.cells.length; i++) {
+    var x = a.cells[i], y = b.cells[i];
+    if ("since" in x.dataset ? x.dataset.since !== y.dataset.since && Date.parse(x.dataset.since) !== Date.parse(y.dataset.since) : !x.isEqualNode(y)) return false;
+  }
+  return true;
+}
 function rows() { return Array.prototype.slice.call(tbody.querySelectorAll("tr[data-service]")); }
-var byName = new Map();
+var byName = new Map(), genOf = new Map();
 rows().forEach(function (r) { byName.set(r.dataset.service, r); });
+function put(name, tr, old, after) {
+  byName.set(name, tr);
+  if (old) {
+    tbody.replaceChild(tr, old);
+  } else if (after && after.parentNode === tbody) {
+    tbody.insertBefore(tr, after.nextSibling);
+  } else {
+    tbody.insertBefore(tr, rows().filter(function (r) { return r.dataset.service > name; })[0] || document.getElementById("no-flags"));
+  }
+}
 function apply(s, g) {
   var old = byName.get(s.name), tr;
-  if (old && +old.dataset.gen > g) return;
+  if (genOf.get(s.name) > g) return;
+  genOf.set(s.name, g);
   if (s.effective_state === "missing") {
     if (old) old.remove();
     byName.delete(s.name);
     return;
   }
-  tr = rowFor(s, g);
-  byName.set(s.name, tr);
-  if (old) {
-    tbody.replaceChild(tr, old);
-  } else {
-    var next = rows().filter(function (r) { return r.dataset.service > s.name; })[0] || null;
-    tbody.insertBefore(tr, next);
-  }
+  tr = rowFor(s);
+  if (!old || !same(old, tr)) put(s.name, tr, old, null);
 }
 function tally() {
   var n = { up: 0, drain: 0, maint: 0, down: 0 }, all = rows();
@@ -118,11 +134,35 @@ function resync() {
   }
   lastResync = Date.now();
   fetch("/status.json", { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (doc) {
-    var seen = {};
-    doc.services.forEach(function (s) { seen[s.name] = true; apply(s, doc.generation); });
-    rows().forEach(function (r) { if (!seen[r.dataset.service] && +r.dataset.gen <= doc.generation) { r.remove(); byName.delete(r.dataset.service); } });
-    if (doc.generation > gen) gen = doc.generation;
-    tally();
+    var list = doc.services, g = doc.generation, seen = new Set(), todo = [], i = 0;
+    (function chunk() {
+      for (var end = Math.min(i + 1000, list.length); i < end; i++) {
+        var s = list[i], old = byName.get(s.name), tr;
+        seen.add(s.name);
+        if (genOf.get(s.name) > g) continue;
+        tr = rowFor(s);
+        if (old && same(old, tr)) genOf.set(s.name, g);
+        else todo.push([s.name, tr, i > 0 ? list[i - 1].name : ""]);
+      }
+      if (i < list.length) {
+        setTimeout(chunk, 0);
+        return;
+      }
+      todo.forEach(function (x) {
+        if (genOf.get(x[0]) > g) return;
+        genOf.set(x[0], g);
+        put(x[0], x[1], byName.get(x[0]), byName.get(x[2]));
+      });
+      byName.forEach(function (r, name) {
+        if (!seen.has(name) && !(genOf.get(name) > g)) {
+          r.remove();
+          byName.delete(name);
+        }
+      });
+      genOf.forEach(function (v, name) { if (!byName.has(name) && v <= g) genOf.delete(name); });
+      if (g > gen) gen = g;
+      tally();
+    })();
   }).catch(function () {});
 }
 function live(on) {
