@@ -12,9 +12,11 @@ import (
 // (same cells, classes and texts). It is inline and allowed by its hash in
 // the Content-Security-Policy, so the page still loads nothing else. A
 // "sync" event naming another generation than the page's, or a stream that
-// restarts, fetches /status.json and applies every service, at most once
-// every 5 s (on a big host whose counts all move, a sync would otherwise
-// come every second). Without
+// restarts, fetches /status.json and applies it, at most once every 5 s
+// (on a big host whose counts all move, a sync would otherwise come every
+// second). Applying it rebuilds only the rows that differ from what the
+// service would show, and writes them in one task: in a 10,000-row table
+// every write costs a layout of the whole table (BENCHMARKS.md). Without
 // JavaScript the <noscript> refresh reloads the page instead; if the stream
 // stays down for the refresh period, the script reloads it too. The stale
 // and stopping banners follow the "daemon" events (and the first event of
