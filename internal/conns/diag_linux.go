@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -81,39 +83,107 @@ func (c *Counter) Count(ports []uint16) (map[uint16]int, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sh == nil {
-		return nil, errors.New("conns: counter closed")
-	}
-	c.seen = 0
-	var filter []byte
-	if len(ports) <= maxFilterPorts && !c.noFilter {
-		filter = portFilter(ports)
-	}
-	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		n, err := c.dump(fam, filter, out)
-		if errors.Is(err, unix.EINVAL) && filter != nil {
-			// An old kernel that refuses the filter: count without it.
-			c.noFilter, filter = true, nil
-			n, err = c.dump(fam, nil, out)
-		}
-		if err != nil {
-			return nil, err
-		}
-		for p, k := range n {
-			out[p] += k
-		}
+	err := c.each(ports, false, func(p uint16, _ []byte) { out[p]++ })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// dump runs one sock_diag dump of family and tallies the sockets on the
-// ports of want (its keys).
-func (c *Counter) dump(family uint8, filter []byte, want map[uint16]int) (map[uint16]int, error) {
+// PortConns is what [Counter.CountIdle] found on one port.
+type PortConns struct {
+	Open int // ESTABLISHED connections
+	Idle int // of Open, the ones idle by [Counter.CountIdle]'s rule
+}
+
+// Busy is the connections that are not idle.
+func (p PortConns) Busy() int { return p.Open - p.Idle }
+
+// CountIdle is [Counter.Count] that also tells, of each port's connections,
+// how many are idle for at least idle. A connection is idle when the kernel
+// says (tcp_info, read with the socket) that, for at least idle, it has
+// neither received nor sent data; the service sent last (its last data
+// sent is no older than its last data received: the peer's last request
+// was answered, as on a balancer's pooled connection after a response);
+// and nothing is queued either way (no byte received but unread, none
+// written but unacknowledged or unsent). A connection without tcp_info is
+// not idle.
+func (c *Counter) CountIdle(ports []uint16, idle time.Duration) (map[uint16]PortConns, error) {
+	out := make(map[uint16]PortConns, len(ports))
+	for _, p := range ports {
+		out[p] = PortConns{}
+	}
+	if len(ports) == 0 {
+		return out, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.each(ports, true, func(p uint16, m []byte) {
+		pc := out[p]
+		pc.Open++
+		if isIdle(m, idle) {
+			pc.Idle++
+		}
+		out[p] = pc
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// each calls f with every ESTABLISHED socket on one of ports (its local
+// port and its inet_diag_msg), IPv4 then IPv6; withInfo asks the kernel
+// for each socket's tcp_info too. c.mu is held. Nothing is passed to f
+// unless both dumps succeed, so a failed count adds nothing.
+func (c *Counter) each(ports []uint16, withInfo bool, f func(port uint16, m []byte)) error {
+	if c.sh == nil {
+		return errors.New("conns: counter closed")
+	}
+	c.seen = 0
+	want := make(map[uint16]bool, len(ports))
+	for _, p := range ports {
+		want[p] = true
+	}
+	var filter []byte
+	if len(ports) <= maxFilterPorts && !c.noFilter {
+		filter = portFilter(ports)
+	}
+	type sock struct {
+		port uint16
+		m    []byte
+	}
+	var got []sock
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		keep := func(p uint16, m []byte) { got = append(got, sock{p, m}) }
+		err := c.dump(fam, filter, withInfo, want, keep)
+		if errors.Is(err, unix.EINVAL) && filter != nil {
+			// An old kernel that refuses the filter: count without it.
+			c.noFilter, filter = true, nil
+			err = c.dump(fam, nil, withInfo, want, keep)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, s := range got {
+		f(s.port, s.m)
+	}
+	return nil
+}
+
+// dump runs one sock_diag dump of family and, once it completed, calls
+// keep with each socket on a port of want (with its message when withInfo).
+// An interrupted dump is retried whole; a failed one calls keep not at all.
+func (c *Counter) dump(family uint8, filter []byte, withInfo bool, want map[uint16]bool, keep func(port uint16, m []byte)) error {
 	for try := 0; ; try++ {
-		n := map[uint16]int{}
+		// Kept only for a dump that completes; m is copied, as the receive
+		// buffer is reused.
+		var pending []uint16
+		var msgs [][]byte
 		req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
 		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_INET_DIAG: c.sh}
-		req.AddData(&diagReq{family: family})
+		req.AddData(&diagReq{family: family, info: withInfo})
 		if filter != nil {
 			req.AddData(nl.NewRtAttr(inetDiagReqBytecode, filter))
 		}
@@ -125,20 +195,28 @@ func (c *Counter) dump(family uint8, filter []byte, want map[uint16]int) (map[ui
 				return true
 			}
 			p := binary.BigEndian.Uint16(m[4:6])
-			if _, ok := want[p]; ok {
-				n[p]++
+			if want[p] {
+				pending = append(pending, p)
+				if withInfo {
+					msgs = append(msgs, append([]byte(nil), m...))
+				} else {
+					msgs = append(msgs, nil)
+				}
 			}
 			return true
 		})
 		switch {
 		case err == nil:
-			return n, nil
+			for i, p := range pending {
+				keep(p, msgs[i])
+			}
+			return nil
 		case errors.Is(err, nl.ErrDumpInterrupted) && try+1 < dumpRetries:
 			continue
 		case errors.Is(err, nl.ErrDumpInterrupted):
-			return nil, ErrInterrupted
+			return ErrInterrupted
 		default:
-			return nil, fmt.Errorf("conns: sock_diag dump: %w", err)
+			return fmt.Errorf("conns: sock_diag dump: %w", err)
 		}
 	}
 }
@@ -150,11 +228,71 @@ const (
 	inetDiagBcJmp       = 1
 	inetDiagBcSCond     = 7
 	sizeofDiagReq       = 56 // struct inet_diag_req_v2
+	inetDiagInfo        = 2  // the tcp_info attribute
+	sizeofDiagMsg       = 72 // struct inet_diag_msg, before its attributes
 )
 
+// isIdle applies CountIdle's rule to one inet_diag_msg and its attributes.
+func isIdle(m []byte, idle time.Duration) bool {
+	if len(m) < sizeofDiagMsg {
+		return false
+	}
+	ne := nl.NativeEndian()
+	rqueue, wqueue := ne.Uint32(m[56:60]), ne.Uint32(m[60:64])
+	if rqueue != 0 || wqueue != 0 {
+		return false
+	}
+	info := diagAttr(m[sizeofDiagMsg:], inetDiagInfo)
+	var ti unix.TCPInfo
+	u32 := func(off uintptr) uint32 { return ne.Uint32(info[off : off+4]) }
+	// The kernel's struct tcp_info only grows at its end; an older one
+	// without the data segment counts (Linux 4.6) cannot tell.
+	if uintptr(len(info)) < unsafe.Offsetof(ti.Data_segs_out)+4 {
+		return false
+	}
+	ms := func(off uintptr) time.Duration { return time.Duration(u32(off)) * time.Millisecond }
+	sent, recv := ms(unsafe.Offsetof(ti.Last_data_sent)), ms(unsafe.Offsetof(ti.Last_data_recv))
+	switch {
+	case u32(unsafe.Offsetof(ti.Unacked)) != 0:
+		return false
+	case u32(unsafe.Offsetof(ti.Data_segs_in)) != 0 && u32(unsafe.Offsetof(ti.Data_segs_out)) == 0:
+		// The peer spoke and the service never answered: the first
+		// request is being served (it may have come in the very tick of
+		// the accept, where sent and recv below are equal).
+		return false
+	}
+	// Both times are in kernel ticks: equal when the answer left in the
+	// tick its request came in, the common case for a quick response.
+	return sent >= idle && recv >= idle && sent <= recv
+}
+
+// diagAttr returns the payload of the first netlink attribute of type typ
+// in b, or nil.
+func diagAttr(b []byte, typ uint16) []byte {
+	ne := nl.NativeEndian()
+	for len(b) >= 4 {
+		l, t := int(ne.Uint16(b[0:2])), ne.Uint16(b[2:4])
+		if l < 4 || l > len(b) {
+			return nil
+		}
+		if t == typ {
+			return b[4:l]
+		}
+		next := (l + 3) &^ 3
+		if next >= len(b) {
+			return nil
+		}
+		b = b[next:]
+	}
+	return nil
+}
+
 // diagReq is struct inet_diag_req_v2 asking for TCP sockets in
-// ESTABLISHED, with no extensions and no socket id.
-type diagReq struct{ family uint8 }
+// ESTABLISHED, with no socket id, and with tcp_info when info is set.
+type diagReq struct {
+	family uint8
+	info   bool
+}
 
 func (r *diagReq) Len() int { return sizeofDiagReq }
 
@@ -162,6 +300,9 @@ func (r *diagReq) Serialize() []byte {
 	b := make([]byte, sizeofDiagReq)
 	b[0] = r.family
 	b[1] = unix.IPPROTO_TCP
+	if r.info {
+		b[2] = 1 << (inetDiagInfo - 1) // idiag_ext
+	}
 	nl.NativeEndian().PutUint32(b[4:8], 1<<tcpEstablished)
 	return b
 }

@@ -4,6 +4,7 @@ package conns
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strings"
@@ -217,5 +218,94 @@ func TestPortFilterShape(t *testing.T) {
 		} else {
 			off += 4
 		}
+	}
+}
+
+// TestCountIdle: of real loopback connections silent for longer than the
+// idle time, only the one whose last request was answered is idle; a
+// first request and a later request that the service is still working
+// on (read, not answered) keep theirs busy however long they are silent.
+func TestCountIdle(t *testing.T) {
+	c, err := NewCounter()
+	if err != nil {
+		t.Skipf("no sock_diag here: %v", err)
+	}
+	defer c.Close()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// The service answers "ping" and works forever on "slow", reading
+	// exactly one request at a time so nothing is left unread.
+	testenv.AcceptEach(t, ln, func(s net.Conn) {
+		t.Cleanup(func() { s.Close() })
+		req := make([]byte, 5)
+		for {
+			if _, err := io.ReadFull(s, req); err != nil || string(req) != "ping\n" {
+				return
+			}
+			if _, err := io.WriteString(s, "pong\n"); err != nil {
+				return
+			}
+		}
+	})
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	dial := func() (net.Conn, error) { return net.Dial("tcp4", ln.Addr().String()) }
+	ping := func(cl net.Conn) {
+		t.Helper()
+		if _, err := io.WriteString(cl, "ping\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(cl, make([]byte, 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs := dialN(t, 3, dial)
+	first, second, answered := cs[0], cs[1], cs[2]
+	if _, err := io.WriteString(first, "slow\n"); err != nil { // in the tick of the accept, likely
+		t.Fatal(err)
+	}
+	ping(second)
+	ping(answered)
+	// The next request on second must come in a later tick than the
+	// answer went out: a tick is 10 ms at most.
+	time.Sleep(20 * time.Millisecond)
+	if _, err := io.WriteString(second, "slow\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, c, port, 3)
+	if got, err := c.CountIdle([]uint16{port}, time.Hour); err != nil || got[port] != (PortConns{Open: 3}) {
+		t.Fatalf("idle for an hour: %+v, %v; want 3 open, none idle", got, err)
+	}
+
+	const idle = 200 * time.Millisecond
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := c.CountIdle([]uint16{port}, idle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[port].Idle > 0 {
+			// answered was the last to speak: the others have been
+			// silent for idle too.
+			if got[port] != (PortConns{Open: 3, Idle: 1}) || got[port].Busy() != 2 {
+				t.Fatalf("after %v of silence: %+v, want 3 open, 1 idle", idle, got[port])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the answered connection never counted idle: %+v", got[port])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A second look, well past idle: the requests in progress stay busy.
+	time.Sleep(idle)
+	if got, err := c.CountIdle([]uint16{port}, idle); err != nil || got[port] != (PortConns{Open: 3, Idle: 1}) {
+		t.Fatalf("later: %+v, %v; want 3 open, 1 idle", got[port], err)
+	}
+	// Count agrees on what is open.
+	if got, err := c.Count([]uint16{port}); err != nil || got[port] != 3 {
+		t.Fatalf("Count: %v, %v", got, err)
 	}
 }
