@@ -58,6 +58,10 @@ drain --wait (waits until the service has no connections left):
                      Ctrl-C (left in drain)
   --min-wait D       drained only after at least D (default 5s), so the load
                      balancer has seen the drain
+  --idle D           a connection idle for D (no data either way, its last
+                     request answered, nothing queued) does not count: a
+                     balancer's pooled idle connection. Default: every
+                     connection counts
   --then STATE       once drained: maint, down or inactivate
   --config FILE      probe configuration whose conn_port to use
 
@@ -81,13 +85,13 @@ type ctlFlags struct {
 	ttl    time.Duration
 	weight string
 	// drain --wait (drainwait.go) and conn=
-	wait, minWait time.Duration
-	minWaitSet    bool
+	wait, minWait, idle time.Duration
+	minWaitSet          bool
 	// ttlSet and connPortSet tell "--ttl 0s" and "--conn-port 0" (refused)
 	// from the flag not given.
-	ttlSet, connPortSet bool
-	then, config        string
-	connPort            int
+	ttlSet, connPortSet, idleSet bool
+	then, config                 string
+	connPort                     int
 }
 
 // runCtl runs one control command; the exit code is 0 on success, 1 when a
@@ -109,6 +113,7 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 	fset.StringVar(&f.weight, "weight", "", "")
 	durationVar(fset, &f.wait, "wait", 0, "")
 	durationVar(fset, &f.minWait, "min-wait", defaultMinWait, "")
+	durationVar(fset, &f.idle, "idle", 0, "")
 	fset.StringVar(&f.then, "then", "", "")
 	fset.StringVar(&f.config, "config", "", "")
 	decimalVar(fset, &f.connPort, "conn-port", 0, "")
@@ -125,6 +130,8 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 		switch fl.Name {
 		case "min-wait":
 			f.minWaitSet = true
+		case "idle":
+			f.idleSet = true
 		case "ttl":
 			f.ttlSet = true
 		case "conn-port":

@@ -37,6 +37,9 @@ const (
 	// drainPoll is how often the connections are counted: a drain ends
 	// within about this long of the last connection closing.
 	drainPoll = 500 * time.Millisecond
+	// idleHint is the idle time shown without --idle, so that a wait on a
+	// balancer's pooled connections says what it waits for.
+	idleHint = 5 * time.Second
 )
 
 // Exit codes of drain --wait beyond 0 (drained), 1 and 2.
@@ -57,7 +60,10 @@ type drainWait struct {
 	minWait   time.Duration
 	then      string // "" or a key of thenStates
 	thenEntry cache.Entry
-	count     func([]uint16) (map[uint16]int, error)
+	// idle is --idle: connections idle for it do not count; 0: all count
+	// (and the ones idle for idleHint are shown).
+	idle      time.Duration
+	count     func(ports []uint16, idle time.Duration) (map[uint16]conns.PortConns, error)
 	poll      time.Duration
 	interrupt <-chan os.Signal
 	out, errw io.Writer
@@ -72,8 +78,10 @@ func checkWaitFlags(cmd string, f ctlFlags) error {
 		return usagef("--wait is for drain only")
 	case f.wait < 0:
 		return usagef("--wait %s: want a positive duration", f.wait)
-	case f.wait == 0 && (f.then != "" || f.minWaitSet):
-		return usagef("--then and --min-wait need --wait")
+	case f.wait == 0 && (f.then != "" || f.minWaitSet || f.idleSet):
+		return usagef("--then, --min-wait and --idle need --wait")
+	case f.idleSet && f.idle <= 0:
+		return usagef("--idle %s: want a positive duration", f.idle)
 	case f.then != "" && !validThen(f.then):
 		return usagef("--then %q: want maint, down or inactivate", f.then)
 	case f.minWait < 0:
@@ -116,7 +124,7 @@ func runDrainWait(f ctlFlags, pos []string, stdout, stderr io.Writer, now time.T
 	// is an error before the state changes, not after.
 	counter, err := conns.NewCounter()
 	if err == nil {
-		_, err = counter.Count([]uint16{port})
+		_, err = counter.CountIdle([]uint16{port}, idleHint)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("cannot count connections (sock_diag): %w; nothing written", err))
@@ -141,7 +149,7 @@ func runDrainWait(f ctlFlags, pos []string, stdout, stderr io.Writer, now time.T
 	d := &drainWait{
 		dir: f.dir, name: name, written: written, port: port,
 		wait: f.wait, minWait: f.minWait, then: f.then, thenEntry: thenEntry,
-		count: counter.Count, poll: drainPoll, interrupt: sig,
+		idle: f.idle, count: counter.CountIdle, poll: drainPoll, interrupt: sig,
 		out: stdout, errw: stderr, tty: isTerminal(stdout),
 	}
 	return d.run()
@@ -184,8 +192,12 @@ func (d *drainWait) run() int {
 	defer ticker.Stop()
 	atDeadline := time.NewTimer(d.wait)
 	defer atDeadline.Stop()
-	last, lastErr := -1, ""
-	n := -1 // unknown
+	shown := d.idle
+	if shown == 0 {
+		shown = idleHint
+	}
+	last, lastErr := conns.PortConns{Open: -1}, ""
+	c := conns.PortConns{Open: -1} // unknown
 	for {
 		// Someone else's word wins: stop when the flag is no longer the
 		// drain this command wrote, or when that drain expired.
@@ -194,32 +206,32 @@ func (d *drainWait) run() int {
 			fmt.Fprintf(d.errw, "%s: %s while waiting; --then not applied\n", d.name, why)
 			return 1
 		}
-		got, err := d.count([]uint16{d.port})
+		got, err := d.count([]uint16{d.port}, shown)
 		if err != nil {
-			n = -1
+			c = conns.PortConns{Open: -1}
 			if err.Error() != lastErr {
 				d.endLine()
 				fmt.Fprintf(d.errw, "%s: cannot count connections: %v (still waiting)\n", d.name, err)
 			}
 			lastErr = err.Error()
 		} else {
-			n, lastErr = got[d.port], ""
+			c, lastErr = got[d.port], ""
 		}
 		now := time.Now()
 		elapsed := now.Sub(start)
-		d.progress(n, last, elapsed, deadline.Sub(now))
-		last = n
-		if n == 0 && elapsed >= d.minWait {
+		d.progress(c, last, elapsed, deadline.Sub(now))
+		last = c
+		if c.Open >= 0 && d.counted(c) == 0 && elapsed >= d.minWait {
 			d.endLine()
-			return d.finish(elapsed)
+			return d.finish(c, elapsed)
 		}
 		if !now.Before(deadline) {
 			d.endLine()
-			what := connWord(n) + " still open"
-			if n < 0 {
+			what := connWord(c.Open) + " still open"
+			if c.Open < 0 {
 				what = "connections could not be counted"
 			}
-			fmt.Fprintf(d.errw, "%s: deadline: %s on port %d after %s; left in drain\n", d.name, what, d.port, round(elapsed))
+			fmt.Fprintf(d.errw, "%s: deadline: %s on port %d after %s%s; left in drain\n", d.name, what, d.port, round(elapsed), wrap(" (", d.idleNote(c, true), ")"))
 			return 1
 		}
 		select {
@@ -227,10 +239,41 @@ func (d *drainWait) run() int {
 		case <-atDeadline.C:
 		case s := <-d.interrupt:
 			d.endLine()
-			fmt.Fprintf(d.errw, "%s: %s: left in drain (%s on port %d after %s)\n", d.name, sigName(s), connWord(n), d.port, round(elapsed))
+			fmt.Fprintf(d.errw, "%s: %s: left in drain (%s on port %d after %s%s)\n", d.name, sigName(s), connWord(c.Open), d.port, round(elapsed), wrap("; ", d.idleNote(c, false), ""))
 			return exitInterrupted
 		}
 	}
+}
+
+// counted is how many of c keep the drain waiting.
+func (d *drainWait) counted(c conns.PortConns) int {
+	if d.idle > 0 {
+		return c.Busy()
+	}
+	return c.Open
+}
+
+// idleNote says how many of c are idle and whether they count: with
+// --idle they do not; without, they do, and at the end (hint) the note
+// says where they may come from. "" when none is idle.
+func (d *drainWait) idleNote(c conns.PortConns, hint bool) string {
+	switch {
+	case c.Open < 0 || c.Idle == 0:
+		return ""
+	case d.idle > 0:
+		return fmt.Sprintf("%d idle for %s+ not counted", c.Idle, d.idle)
+	case hint:
+		return fmt.Sprintf("%d idle for %s+: a balancer's pooled connections? see --idle", c.Idle, idleHint)
+	}
+	return fmt.Sprintf("%d idle for %s+", c.Idle, idleHint)
+}
+
+// wrap is before+s+after, or "" when s is.
+func wrap(before, s, after string) string {
+	if s == "" {
+		return ""
+	}
+	return before + s + after
 }
 
 // changed says why the flag is no longer this command's drain, or "".
@@ -253,8 +296,12 @@ func (d *drainWait) changed() string {
 }
 
 // finish applies --then once drained.
-func (d *drainWait) finish(elapsed time.Duration) int {
-	fmt.Fprintf(d.out, "%s: drained: no connections on port %d after %s\n", d.name, d.port, round(elapsed))
+func (d *drainWait) finish(c conns.PortConns, elapsed time.Duration) int {
+	if c.Open > 0 {
+		fmt.Fprintf(d.out, "%s: drained: no busy connection on port %d after %s%s\n", d.name, d.port, round(elapsed), wrap(" (", d.idleNote(c, false), ")"))
+	} else {
+		fmt.Fprintf(d.out, "%s: drained: no connections on port %d after %s\n", d.name, d.port, round(elapsed))
+	}
 	if d.then == "" {
 		return 0
 	}
@@ -282,13 +329,13 @@ func (d *drainWait) finish(elapsed time.Duration) int {
 
 // progress shows the count: a live line on a terminal, otherwise one line
 // per change.
-func (d *drainWait) progress(n, last int, elapsed, left time.Duration) {
+func (d *drainWait) progress(c, last conns.PortConns, elapsed, left time.Duration) {
 	if d.tty {
-		fmt.Fprintf(d.out, "\r\033[K%s: %s on port %d, %s elapsed, deadline in %s", d.name, connWord(n), d.port, round(elapsed), round(left))
+		fmt.Fprintf(d.out, "\r\033[K%s: %s on port %d%s, %s elapsed, deadline in %s", d.name, connWord(c.Open), d.port, wrap(", ", d.idleNote(c, false), ""), round(elapsed), round(left))
 		return
 	}
-	if n != last {
-		fmt.Fprintf(d.out, "%s: %s on port %d (%s elapsed)\n", d.name, connWord(n), d.port, round(elapsed))
+	if c != last {
+		fmt.Fprintf(d.out, "%s: %s on port %d (%s%s elapsed)\n", d.name, connWord(c.Open), d.port, wrap("", d.idleNote(c, false), "; "), round(elapsed))
 	}
 }
 
