@@ -102,12 +102,19 @@ func (p PortConns) Busy() int { return p.Open - p.Idle }
 // CountIdle is [Counter.Count] that also tells, of each port's connections,
 // how many are idle for at least idle. A connection is idle when the kernel
 // says (tcp_info, read with the socket) that, for at least idle, it has
-// neither received nor sent data; the service sent last (its last data
-// sent is no older than its last data received: the peer's last request
-// was answered, as on a balancer's pooled connection after a response);
-// and nothing is queued either way (no byte received but unread, none
-// written but unacknowledged or unsent). A connection without tcp_info is
-// not idle.
+// neither received nor sent data; nothing is queued either way (no byte
+// received but unread, none written but unacknowledged or unsent); the
+// service sent last (its last data sent is no older than its last data
+// received: the peer's last request was answered, as on a balancer's
+// pooled connection after a response); and it is not a connection whose
+// peer sent data and that never sent any. A connection without tcp_info
+// (Linux before 4.6) is not idle.
+//
+// The kernel keeps those times in ticks (1 to 10 ms): a request that came
+// in the tick its previous answer left looks answered, and balancers that
+// send a request on the connection they used last, at once, make that
+// common (nginx does). For such a request only the silence tells, so
+// idle must be longer than any silence in the middle of a request.
 func (c *Counter) CountIdle(ports []uint16, idle time.Duration) (map[uint16]PortConns, error) {
 	out := make(map[uint16]PortConns, len(ports))
 	for _, p := range ports {
