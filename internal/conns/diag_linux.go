@@ -83,7 +83,7 @@ func (c *Counter) Count(ports []uint16) (map[uint16]int, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err := c.each(ports, false, func(p uint16, _ []byte) { out[p]++ })
+	err := c.each(ports, nil, func(s sock) { out[s.port] += s.n })
 	if err != nil {
 		return nil, err
 	}
@@ -125,13 +125,14 @@ func (c *Counter) CountIdle(ports []uint16, idle time.Duration) (map[uint16]Port
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err := c.each(ports, true, func(p uint16, m []byte) {
-		pc := out[p]
-		pc.Open++
-		if isIdle(m, idle) {
-			pc.Idle++
+	isIdle := func(m []byte) bool { return idleFor(m, idle) }
+	err := c.each(ports, isIdle, func(s sock) {
+		pc := out[s.port]
+		pc.Open += s.n
+		if s.idle {
+			pc.Idle += s.n
 		}
-		out[p] = pc
+		out[s.port] = pc
 	})
 	if err != nil {
 		return nil, err
@@ -139,11 +140,12 @@ func (c *Counter) CountIdle(ports []uint16, idle time.Duration) (map[uint16]Port
 	return out, nil
 }
 
-// each calls f with every ESTABLISHED socket on one of ports (its local
-// port and its inet_diag_msg), IPv4 then IPv6; withInfo asks the kernel
-// for each socket's tcp_info too. c.mu is held. Nothing is passed to f
-// unless both dumps succeed, so a failed count adds nothing.
-func (c *Counter) each(ports []uint16, withInfo bool, f func(port uint16, m []byte)) error {
+// each calls f with the ESTABLISHED sockets on ports, IPv4 then IPv6, by
+// port and, when isIdle is not nil, by what isIdle says of the socket's
+// inet_diag_msg with its tcp_info (asked of the kernel only then). c.mu is
+// held. Nothing is passed to f unless both dumps succeed, so a failed count
+// adds nothing.
+func (c *Counter) each(ports []uint16, isIdle func(m []byte) bool, f func(sock)) error {
 	if c.sh == nil {
 		return errors.New("conns: counter closed")
 	}
@@ -156,41 +158,41 @@ func (c *Counter) each(ports []uint16, withInfo bool, f func(port uint16, m []by
 	if len(ports) <= maxFilterPorts && !c.noFilter {
 		filter = portFilter(ports)
 	}
-	type sock struct {
-		port uint16
-		m    []byte
-	}
 	var got []sock
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		keep := func(p uint16, m []byte) { got = append(got, sock{p, m}) }
-		err := c.dump(fam, filter, withInfo, want, keep)
+		keep := func(s sock) { got = append(got, s) }
+		err := c.dump(fam, filter, isIdle, want, keep)
 		if errors.Is(err, unix.EINVAL) && filter != nil {
 			// An old kernel that refuses the filter: count without it.
 			c.noFilter, filter = true, nil
-			err = c.dump(fam, nil, withInfo, want, keep)
+			err = c.dump(fam, nil, isIdle, want, keep)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	for _, s := range got {
-		f(s.port, s.m)
+		f(s)
 	}
 	return nil
 }
 
+// sock is what a dump found: n sockets on port, idle or not.
+type sock struct {
+	port uint16
+	idle bool
+	n    int
+}
+
 // dump runs one sock_diag dump of family and, once it completed, calls
-// keep with each socket on a port of want (with its message when withInfo).
-// An interrupted dump is retried whole; a failed one calls keep not at all.
-func (c *Counter) dump(family uint8, filter []byte, withInfo bool, want map[uint16]bool, keep func(port uint16, m []byte)) error {
+// keep with what it found on the ports of want (see each). An interrupted
+// dump is retried whole; a failed one calls keep not at all.
+func (c *Counter) dump(family uint8, filter []byte, isIdle func([]byte) bool, want map[uint16]bool, keep func(sock)) error {
 	for try := 0; ; try++ {
-		// Kept only for a dump that completes; m is copied, as the receive
-		// buffer is reused.
-		var pending []uint16
-		var msgs [][]byte
+		counts := map[sock]int{} // by port and idleness; kept only for a dump that completes
 		req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
 		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_INET_DIAG: c.sh}
-		req.AddData(&diagReq{family: family, info: withInfo})
+		req.AddData(&diagReq{family: family, info: isIdle != nil})
 		if filter != nil {
 			req.AddData(nl.NewRtAttr(inetDiagReqBytecode, filter))
 		}
@@ -203,19 +205,15 @@ func (c *Counter) dump(family uint8, filter []byte, withInfo bool, want map[uint
 			}
 			p := binary.BigEndian.Uint16(m[4:6])
 			if want[p] {
-				pending = append(pending, p)
-				if withInfo {
-					msgs = append(msgs, append([]byte(nil), m...))
-				} else {
-					msgs = append(msgs, nil)
-				}
+				counts[sock{port: p, idle: isIdle != nil && isIdle(m)}]++
 			}
 			return true
 		})
 		switch {
 		case err == nil:
-			for i, p := range pending {
-				keep(p, msgs[i])
+			for s, n := range counts {
+				s.n = n
+				keep(s)
 			}
 			return nil
 		case errors.Is(err, nl.ErrDumpInterrupted) && try+1 < dumpRetries:
@@ -239,8 +237,8 @@ const (
 	sizeofDiagMsg       = 72 // struct inet_diag_msg, before its attributes
 )
 
-// isIdle applies CountIdle's rule to one inet_diag_msg and its attributes.
-func isIdle(m []byte, idle time.Duration) bool {
+// idleFor applies CountIdle's rule to one inet_diag_msg and its attributes.
+func idleFor(m []byte, idle time.Duration) bool {
 	if len(m) < sizeofDiagMsg {
 		return false
 	}

@@ -309,3 +309,40 @@ func TestCountIdle(t *testing.T) {
 		t.Fatalf("Count: %v, %v", got, err)
 	}
 }
+
+// BenchmarkCountIdle compares one count with and without tcp_info on 1,000
+// established loopback connections (drain --wait counts with it).
+func BenchmarkCountIdle(b *testing.B) {
+	c, err := NewCounter()
+	if err != nil {
+		b.Skipf("no sock_diag here: %v", err)
+	}
+	defer c.Close()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	testenv.AcceptEach(b, ln, func(s net.Conn) { b.Cleanup(func() { s.Close() }) })
+	for range 1000 {
+		cl, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cl.Close() })
+	}
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	b.Run("Count", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.Count([]uint16{port}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("CountIdle", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.CountIdle([]uint16{port}, time.Second); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
