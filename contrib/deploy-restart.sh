@@ -19,8 +19,10 @@
 #
 # Environment: HTTP_STATUS_BIN (http_status), HTTP_STATUS_DIR
 # (/var/run/http_status), REASON (deploy), DRAIN_WAIT (5m), MIN_WAIT (5s:
-# time for the load balancer to see the drain), RESTART_CMD, READY_CMD,
-# READY_WAIT (60).
+# time for the load balancer to see the drain), DRAIN_IDLE (unset: every
+# connection counts; a duration D: connections idle for D, a balancer's
+# pooled ones, do not: drain --idle, see README "Behind balancers that
+# keep idle connections"), RESTART_CMD, READY_CMD, READY_WAIT (60).
 set -eu
 
 usage="usage: deploy-restart.sh SERVICE PORT"
@@ -31,8 +33,11 @@ dir=${HTTP_STATUS_DIR:-/var/run/http_status}
 reason=${REASON:-deploy}
 restart=${RESTART_CMD:-systemctl restart "$name"}
 
-if ! "$bin" drain "$name" --port "$port" --dir "$dir" --reason "$reason" \
-	--wait "${DRAIN_WAIT:-5m}" --min-wait "${MIN_WAIT:-5s}" --then maint; then
+set -- --wait "${DRAIN_WAIT:-5m}" --min-wait "${MIN_WAIT:-5s}" --then maint
+if [ -n "${DRAIN_IDLE:-}" ]; then
+	set -- "$@" --idle "$DRAIN_IDLE"
+fi
+if ! "$bin" drain "$name" --port "$port" --dir "$dir" --reason "$reason" "$@"; then
 	echo "deploy-restart: $name.$port not drained: left as it is, not restarted" >&2
 	exit 1
 fi

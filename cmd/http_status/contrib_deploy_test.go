@@ -82,4 +82,16 @@ func TestContribDeployRestart(t *testing.T) {
 	if got := flagContent(t, flag); got != "drain # deploy\n" {
 		t.Errorf("flag %q, want drain", got)
 	}
+
+	// DRAIN_IDLE: the same client, silent for more than a second now,
+	// does not count (drain --idle): drained and restarted.
+	cmd = exec.Command("sh", script, "web", fmt.Sprint(port))
+	cmd.Env = append(env, "DRAIN_WAIT=15s", "DRAIN_IDLE=1s")
+	b, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "1 idle for 1s+ not counted") {
+		t.Fatalf("with DRAIN_IDLE=1s: %v\n%s", err, b)
+	}
+	if got, _ := os.ReadFile(log); string(got) != "restarted\nmaint # deploy\n" {
+		t.Errorf("with DRAIN_IDLE the restart saw %q, want it to run in maint", got)
+	}
 }
