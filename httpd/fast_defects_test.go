@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,6 +105,43 @@ func TestFastBadRequestLineAtOnce(t *testing.T) {
 				t.Fatalf("got %q, %v; want a 400 at once", b, err)
 			}
 		})
+	}
+}
+
+// TestFastBadMethodByteAtOnce: bytes that cannot start a request line (a
+// TLS ClientHello, binary noise) are answered 400 as soon as they arrive,
+// with no line end and the read-header timeout far away, by the fast
+// engine only: net/http waits for the line (its answer at the end is the
+// same 400, TestFastPartialRequests).
+func TestFastBadMethodByteAtOnce(t *testing.T) {
+	addr := serveFastOpts(t, FastOptions{}, func(s *http.Server) { s.ReadHeaderTimeout = 10 * time.Second })
+	for _, req := range []string{"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "GE\x00", "G\x7fT /status HTTP/1.1\r\nHost: x\r\n"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, req) // no line end, or no end of headers
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if !strings.HasPrefix(string(b), "HTTP/1.1 400 Bad Request\r\n") {
+			t.Fatalf("%q: got %q, %v; want a 400 at once", req, b, err)
+		}
+	}
+	// A request line still coming in (a method, CR/LF of a previous
+	// request) is waited for: nothing is answered before its end.
+	for _, req := range []string{"GET", "\r", "GET /sta"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, req)
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if len(b) != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%q: got %q, %v; want nothing yet", req, b, err)
+		}
 	}
 }
 

@@ -80,10 +80,23 @@ func parseRequest(b []byte, limit int, r *fastReq) (n int, outcome int) {
 			return 0, reqTooLarge
 		}
 		// net/http reads the request line first and answers a bad one
-		// at once, without waiting for the headers.
+		// (an invalid method too) at once, without waiting for the
+		// headers.
 		if i := bytes.IndexByte(b, '\n'); i >= 0 && i < limit {
 			line, _ := nextLine(b[:i+1])
 			if badRequestLine(line) {
+				return 0, reqBad
+			}
+		}
+		// A method byte no token allows (a TLS handshake, binary noise)
+		// can only end in that 400: answer it now instead of holding
+		// the connection until the read-header timeout, waiting for a
+		// line end that may never come. CR and LF wait for their line.
+		for _, c := range b {
+			if c == ' ' {
+				break
+			}
+			if !isTokenByte(c) && c != '\r' && c != '\n' {
 				return 0, reqBad
 			}
 		}
