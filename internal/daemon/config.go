@@ -37,6 +37,9 @@ type Config struct {
 	AgentIP          string
 	AgentDefault     string
 	Engine           string
+	// Pages is where the pages and /metrics are served: PagesPort ("" too),
+	// PagesOff or HOST:PORT.
+	Pages string
 	// Set holds the flags given on the command line (by their name in the
 	// flag set: "ip" and "i" are two names), as opposed to defaults.
 	Set map[string]bool
@@ -80,6 +83,9 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("--engine %q: want fast or net/http", c.Engine)
 	}
+	if err := c.checkPages(); err != nil {
+		return err
+	}
 	if c.Dir == "" {
 		return errors.New("--dir is empty")
 	}
@@ -94,6 +100,39 @@ func (c Config) Validate() error {
 	}
 	if c.Grace < 0 || c.Lameduck < 0 {
 		return errors.New("--grace and --lameduck must not be negative")
+	}
+	return nil
+}
+
+// Values of --pages besides HOST:PORT.
+const (
+	PagesPort = "port" // on the check port, with /status
+	PagesOff  = "off"  // nowhere
+)
+
+// checkPages checks --pages. A HOST:PORT needs an IP address: an empty
+// host (":8003", every address) or a name would leave the one thing this
+// flag decides, who can read the pages, implicit.
+func (c Config) checkPages() error {
+	if c.Pages == "" || c.Pages == PagesPort || c.Pages == PagesOff {
+		return nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("--pages %q: %s; want port (on the check port), off, or HOST:PORT such as 127.0.0.1:8003 or [::1]:8003", c.Pages, why)
+	}
+	host, port, err := net.SplitHostPort(c.Pages)
+	if err != nil {
+		return bad("not HOST:PORT")
+	}
+	if host == "" {
+		return bad("no host: name the address, 0.0.0.0 or :: for every one")
+	}
+	if net.ParseIP(host) == nil {
+		return bad("the host is not an IP address")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || port != strconv.Itoa(n) {
+		return bad("the port is not a decimal number 0..65535")
 	}
 	return nil
 }

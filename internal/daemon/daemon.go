@@ -77,6 +77,7 @@ type Daemon struct {
 
 	mu              sync.Mutex
 	httpAddr, agent net.Addr
+	pages           net.Addr
 	w               *watcher.Watcher
 }
 
@@ -109,6 +110,14 @@ func (d *Daemon) AgentAddr() net.Addr {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.agent
+}
+
+// PagesAddr is the address of the pages' own listener (nil before Ready,
+// or with the pages on the check port or off).
+func (d *Daemon) PagesAddr() net.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pages
 }
 
 // Watcher is the daemon's watcher (nil before Ready), for its counters.
@@ -232,6 +241,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// it does not, and HAProxy's agent checks would just fail.
 		log.Warn().Msg("--agent-ip and --agent-default have no effect: the agent check is off (turn it on with --agent-port, or a systemd socket named agent)")
 	}
+	// The pages and /metrics: on the check port (--pages port), on a
+	// listener of their own (--pages ADDR, or a systemd socket named
+	// "pages"), or nowhere (--pages off).
+	pagesMode := cfg.Pages
+	if pagesMode == "" {
+		pagesMode = PagesPort
+	}
+	var pagesLn net.Listener
+	if pagesMode != PagesOff && (pagesMode != PagesPort || lns.has(listenerPages)) {
+		pagesLn, err = lns.listen(listenerPages, pagesMode, log)
+		if err != nil {
+			lns.closeUnused(log)
+			return fmt.Errorf("listen for the pages (--pages %s): %w", pagesMode, err)
+		}
+		defer pagesLn.Close()
+		if lns.passed(pagesLn) && cfg.set("pages") {
+			sockWarn(pagesVsSocket(pagesLn.Addr(), pagesMode))
+		}
+	}
 	lns.closeUnused(log)
 
 	// Workers stop on ctx's own cancel, not on the signal: after SIGTERM the
@@ -240,7 +268,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(sig))
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	wg.Go(func() {
 		if err := w.Run(ctx); err != nil {
 			errc <- err
@@ -277,8 +305,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	obs.configProblem = pr.configProblem
 	obs.stale = stale
 	h := httpd.NewHandler(checker)
-	obs.mount(h, w, ag) // read-only pages and /metrics
-	lv.mount(h)
+	var pagesMux httpd.Mux // nil: --pages off
+	var ownPages *httpd.PageMux
+	if pagesLn != nil {
+		ownPages = httpd.NewPageMux()
+		pagesMux = ownPages
+	} else if pagesMode == PagesPort {
+		pagesMux = h
+	}
+	obs.mount(h, pagesMux, w, ag) // read-only pages and /metrics
+	if pagesMux != nil {
+		lv.mount(pagesMux)
+	}
 	wg.Go(func() { lv.run(ctx) })
 	srv := httpd.NewServer(h, log.With().Str("component", "http").Logger())
 	wg.Go(func() {
@@ -294,6 +332,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
+	if ownPages != nil {
+		// Plain net/http: people and scrapers, not balancers. The same
+		// limits and stop (--grace) as the check port.
+		psrv := httpd.NewServer(ownPages, log.With().Str("component", "pages").Logger())
+		wg.Go(func() {
+			if err := httpd.Serve(ctx, psrv, pagesLn, cfg.Grace); err != nil {
+				errc <- fmt.Errorf("pages: %w", err)
+			}
+		})
+		log.Info().Str("listen", pagesLn.Addr().String()).Msg("status pages and /metrics listening")
+	}
 	if ag != nil {
 		wg.Go(func() {
 			if err := ag.Serve(ctx); err != nil {
@@ -312,6 +361,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.httpAddr, d.w = ln.Addr(), w
 		if ag != nil {
 			d.agent = ag.Addr()
+		}
+		if pagesLn != nil {
+			d.pages = pagesLn.Addr()
 		}
 		d.mu.Unlock()
 		log.Info().Str("listen", ln.Addr().String()).Str("engine", cfg.Engine).Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("http_status ready")

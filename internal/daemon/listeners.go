@@ -22,6 +22,7 @@ import (
 const (
 	listenerHTTP  = "http"
 	listenerAgent = "agent"
+	listenerPages = "pages"
 )
 
 // listeners are the sockets systemd passed us (LISTEN_FDS, LISTEN_FDNAMES),
@@ -97,7 +98,7 @@ func (l *listeners) listenWith(name, addr string, log zerolog.Logger, bind func(
 	}
 	if name == listenerHTTP && len(l.byName) == 1 {
 		for other := range l.byName {
-			if other != listenerAgent {
+			if other != listenerAgent && other != listenerPages {
 				ln := l.take(other)
 				log.Info().Str("listener", name).Str("fdname", other).Str("addr", ln.Addr().String()).Msg("using the only socket passed by systemd")
 				return ln, nil
@@ -187,4 +188,24 @@ func (l *listeners) closeUnused(log zerolog.Logger) {
 func (l *listeners) has(name string) bool {
 	_, ok := l.byName[name]
 	return ok
+}
+
+// pagesVsSocket is flagsVsSocket for --pages, whose one value names both
+// the address and the port (or "port", the check port).
+func pagesVsSocket(got net.Addr, pages string) (warning, short string) {
+	ta, ok := got.(*net.TCPAddr)
+	if !ok {
+		return "", ""
+	}
+	if host, port, err := net.SplitHostPort(pages); err == nil {
+		want, err := netip.ParseAddr(host)
+		gotIP, _ := netip.AddrFromSlice(ta.IP)
+		if err == nil && want.Unmap() == gotIP.Unmap() && (port == "0" || port == strconv.Itoa(ta.Port)) {
+			return "", ""
+		}
+	}
+	warning = fmt.Sprintf("systemd passed the pages socket %s, but the command line says --pages %s: the passed socket is used, the flag is ignored for it; "+
+		"to serve the pages elsewhere change ListenStream= in the pages socket unit, or remove that unit (see README \"Socket activation\")", ta, pages)
+	short = fmt.Sprintf("WARNING: pages on %s from systemd, not --pages %s (edit the socket unit)", ta, pages)
+	return warning, short
 }

@@ -83,8 +83,8 @@ func (l *live) ports(store *cache.Store, pr *probes) func() ([]uint16, bool) {
 	}
 }
 
-// mount mounts /events on h.
-func (l *live) mount(h *httpd.Handler) { l.events.Mount(h) }
+// mount mounts /events on m, where the pages are.
+func (l *live) mount(m httpd.Mux) { l.events.Mount(m) }
 
 // run samples and streams until ctx is done.
 func (l *live) run(ctx context.Context) {

@@ -83,9 +83,12 @@ func (o *observability) onProbe(service string, ok bool, d time.Duration) {
 	}
 }
 
-// mount builds the pages and the metrics and mounts them on h.
-func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Server) {
-	pages.New(pages.Options{
+// mount builds the pages and the metrics and mounts them on mux (h itself
+// with --pages port, nil with --pages off); /healthz and /health stay on
+// h wherever the pages are.
+func (o *observability) mount(h *httpd.Handler, mux httpd.Mux, w *watcher.Watcher, ag *agent.Server) {
+	own := mux != nil && mux != httpd.Mux(h)
+	p := pages.New(pages.Options{
 		Store:           h.Checker().Store(),
 		HeartbeatAge:    w.HeartbeatAge,
 		HeartbeatMaxAge: heartbeatMaxAge,
@@ -94,7 +97,15 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		NeedConns:       o.needConns,
 		ConfigProblem:   o.configProblem,
 		Stopping:        o.stoppingNow,
-	}).Mount(h)
+		OwnPort:         own,
+	})
+	p.MountHealth(h)
+	if mux != nil {
+		p.MountPages(mux)
+	}
+	if own {
+		p.MountHealth(mux) // a monitoring system may use that port alone
+	}
 	var agentStats func() agent.Stats
 	if ag != nil {
 		agentStats = ag.Stats
@@ -115,7 +126,9 @@ func (o *observability) mount(h *httpd.Handler, w *watcher.Watcher, ag *agent.Se
 		Stopping:  o.stoppingNow,
 		Stale:     o.stale,
 	})
-	m.Mount(h)
+	if mux != nil {
+		m.Mount(mux)
+	}
 	o.early.Lock()
 	o.metrics.Store(m)
 	for _, p := range o.early.probes {

@@ -275,8 +275,8 @@ func (e *Events) unsubscribe(s *subscriber) {
 	}
 }
 
-// Mount mounts /events on h.
-func (e *Events) Mount(h *httpd.Handler) { h.Handle(httpd.PathEvents, e) }
+// Mount mounts /events on m.
+func (e *Events) Mount(m httpd.Mux) { m.Handle(httpd.PathEvents, e) }
 
 // ServeHTTP streams events. The stream starts with a "sync" event naming
 // the current generation (a client whose view is older fetches

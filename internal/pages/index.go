@@ -23,8 +23,11 @@ li{margin:.3em 0}
 </head>
 <body>
 <h1>http_status on {{.Host}}</h1>
-<p>This port tells load balancers whether the services on this host should get traffic.
+{{if .OwnPort}}<p>This port shows what http_status tells load balancers about the services on this host.
+Health checks ask <code>GET /status?SERVICE=name&amp;PORT=port&amp;VIP=addr</code> on the check port, not here, and get 200 while the service's flag file says up.</p>
+{{else}}<p>This port tells load balancers whether the services on this host should get traffic.
 Health checks ask <code>GET /status?SERVICE=name&amp;PORT=port&amp;VIP=addr</code> and get 200 while the service's flag file says up.</p>
+{{end}}
 <ul>
 <li><a href="/board">/board</a>: every service and address, for people</li>
 <li><a href="/status.json">/status.json</a>: the same as JSON (<a href="/status.json?pretty">pretty</a>)</li>
@@ -39,5 +42,8 @@ Health checks ask <code>GET /status?SERVICE=name&amp;PORT=port&amp;VIP=addr</cod
 
 // serveIndex renders the index for a browser.
 func (p *Pages) serveIndex(w http.ResponseWriter, r *http.Request) {
-	writeHTML(w, r, indexTmpl, struct{ Host, Version string }{p.host, p.opts.Version})
+	writeHTML(w, r, indexTmpl, struct {
+		Host, Version string
+		OwnPort       bool
+	}{p.host, p.opts.Version, p.opts.OwnPort})
 }

@@ -113,8 +113,9 @@ func (m *Metrics) ObserveProbe(service, result string, d time.Duration) {
 	m.probeDuration.WithLabelValues(service, result).Observe(d.Seconds())
 }
 
-// Mount mounts /metrics on h.
-func (m *Metrics) Mount(h *httpd.Handler) { h.Handle(httpd.PathMetrics, m) }
+// Mount mounts /metrics on mux (the check port's counters stay those of
+// [MetricsOptions.Handler] wherever it is mounted).
+func (m *Metrics) Mount(mux httpd.Mux) { mux.Handle(httpd.PathMetrics, m) }
 
 func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !readOnlyMethod(w, r) {

@@ -52,6 +52,9 @@ type Options struct {
 	// ConfigProblem, when not nil, says why the configuration running is
 	// not the one on disk ("" when it is); /healthz reports it as degraded.
 	ConfigProblem func() string
+	// OwnPort says the pages are served on a listener of their own
+	// (--pages ADDR), not on the check port: the index page says so.
+	OwnPort bool
 	// Stopping, when not nil, says what the daemon does while it stops
 	// ("" while it runs); /healthz reports it, still 200: /status answers
 	// from the flags until the listeners close.
@@ -84,14 +87,26 @@ func New(opts Options) *Pages {
 	return p
 }
 
-// Mount mounts every page on h.
-func (p *Pages) Mount(h *httpd.Handler) {
-	h.Handle(httpd.PathStatusJSON, p.page(p.serveJSON))
-	h.Handle(httpd.PathStatusText, p.page(p.serveText))
-	h.Handle(httpd.PathBoard, p.page(p.serveBoard))
-	h.Handle(httpd.PathHealthz, http.HandlerFunc(p.serveHealthz))
-	h.HandleIndex(http.HandlerFunc(p.serveIndex))
-	h.Handle(httpd.PathHealth, http.HandlerFunc(p.serveHealthz))
+// Mount mounts every page on m: [Pages.MountPages] and [Pages.MountHealth].
+func (p *Pages) Mount(m httpd.Mux) {
+	p.MountPages(m)
+	p.MountHealth(m)
+}
+
+// MountPages mounts the pages about the host (/status.json, /status.txt,
+// /board and the index for browsers) on m, not /healthz.
+func (p *Pages) MountPages(m httpd.Mux) {
+	m.Handle(httpd.PathStatusJSON, p.page(p.serveJSON))
+	m.Handle(httpd.PathStatusText, p.page(p.serveText))
+	m.Handle(httpd.PathBoard, p.page(p.serveBoard))
+	m.HandleIndex(http.HandlerFunc(p.serveIndex))
+}
+
+// MountHealth mounts /healthz and /health on m. They say nothing about the
+// services, so they stay on the check port wherever the pages are.
+func (p *Pages) MountHealth(m httpd.Mux) {
+	m.Handle(httpd.PathHealthz, http.HandlerFunc(p.serveHealthz))
+	m.Handle(httpd.PathHealth, http.HandlerFunc(p.serveHealthz))
 }
 
 // page wraps a renderer: GET and HEAD only, bounded concurrency, no caching.
