@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -252,4 +253,70 @@ func TestPagesFlagErrors(t *testing.T) {
 	if code, out := run(t, inUse); code != 1 || !strings.Contains(out, "--pages "+inUse) || !strings.Contains(out, "address already in use") {
 		t.Errorf("--pages on a port in use: exit %d, want 1 naming the flag\n%s", code, out)
 	}
+}
+
+// TestPagesSocketActivation: a socket systemd passes under the name
+// "pages" (FileDescriptorName=pages) serves the pages, as --pages ADDR
+// would, even without --pages; a --pages naming another address is
+// overridden by it, with a warning naming both.
+func TestPagesSocketActivation(t *testing.T) {
+	t.Parallel()
+	sa, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate not installed (Debian package systemd)")
+	}
+	run := func(t *testing.T, flags ...string) (logs, pagesSock string) {
+		t.Helper()
+		httpAddr, pagesAddr := testenv.ClosedAddr(t), testenv.ClosedAddr(t)
+		args := []string{"-l", httpAddr, "-l", pagesAddr, "--fdname=http:pages",
+			testBinary(t), "--dir", t.TempDir(), "--vips=false", "--log-format=json"}
+		cmd := exec.Command(sa, append(args, flags...)...)
+		cmd.Env = cleanEnv()
+		p := startProc(t, cmd)
+		// systemd-socket-activate binds asynchronously: retry until it
+		// listens; the first connection starts the daemon.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			res, err := http.Get("http://" + pagesAddr + httpd.PathStatusJSON)
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					t.Fatalf("/status.json on the pages socket: %d", res.StatusCode)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no answer on the pages socket: %v\n%s", err, p.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if code, _ := getAccept(t, "http://"+pagesAddr, httpd.PathMetrics, ""); code != 200 {
+			t.Errorf("/metrics on the pages socket: %d", code)
+		}
+		if code, body := getAccept(t, "http://"+httpAddr, httpd.PathStatusJSON, ""); code != 404 || body != httpd.BodyNotFound {
+			t.Errorf("/status.json on the http socket: %d %q, want the plain 404", code, body)
+		}
+		if code, _ := getAccept(t, "http://"+httpAddr, httpd.PathHealthz, ""); code != 200 {
+			t.Errorf("/healthz on the http socket: %d", code)
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if code := p.wait(t, 20*time.Second); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+		return p.stderr.String(), pagesAddr
+	}
+	t.Run("plain", func(t *testing.T) {
+		t.Parallel()
+		if logs, _ := run(t); strings.Contains(logs, "systemd passed") {
+			t.Errorf("a warning about the sockets with no flag to disagree:\n%s", logs)
+		}
+	})
+	t.Run("flag_disagrees", func(t *testing.T) {
+		t.Parallel()
+		other := testenv.ClosedAddr(t)
+		logs, sock := run(t, "--pages", other)
+		if !strings.Contains(logs, "systemd passed the pages socket "+sock+", but the command line says --pages "+other) {
+			t.Errorf("no warning naming the socket %s and --pages %s:\n%s", sock, other, logs)
+		}
+	})
 }
