@@ -1,0 +1,85 @@
+//go:build linux
+
+package daemon
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfigPages: --pages takes port, off (and "", the zero Config) or an
+// IP address with a decimal port; anything else is refused naming the flag.
+func TestConfigPages(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	for _, ok := range []string{"", "port", "off", "127.0.0.1:8003", "[::1]:8003", "0.0.0.0:0", "[::]:65535", "10.1.2.3:1"} {
+		cfg.Pages = ok
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("--pages %q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"nonsense", "on", "8003", ":8003", "localhost:8003", "::1:8003", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1:0x50", "127.0.0.1:080", "Port"} {
+		cfg.Pages = bad
+		if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), "--pages ") {
+			t.Errorf("--pages %q: %v, want an error naming --pages", bad, err)
+		}
+	}
+}
+
+// TestPagesListenerLameduck: the pages' own listener (here on ::1) stays
+// open through --lameduck, /healthz there saying so, and is closed when Run
+// returns, as the check port is.
+func TestPagesListenerLameduck(t *testing.T) {
+	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		ln.Close()
+	}
+	cfg := testConfig(t.TempDir())
+	cfg.VIPs = false
+	cfg.Pages = "[::1]:0"
+	cfg.Lameduck = time.Second
+	r := startDaemon(t, cfg, Options{})
+	addr := r.d.PagesAddr()
+	if addr == nil || !strings.HasPrefix(addr.String(), "[::1]:") {
+		t.Fatalf("PagesAddr %v, want [::1]:port", addr)
+	}
+	get := func(base, path string) (int, string) {
+		t.Helper()
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s%s: %v", base, path, err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	pages := "http://" + addr.String()
+	if code, body := get(pages, "/metrics"); code != 200 || !strings.Contains(body, "http_status_stopping 0") {
+		t.Fatalf("/metrics on the pages port: %d", code)
+	}
+	if code, _ := get(r.base, "/metrics"); code != 404 {
+		t.Fatalf("/metrics on the check port: %d, want 404", code)
+	}
+	r.cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(pages, "/healthz")
+		if code == 200 && strings.Contains(body, "stopping: lameduck") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz on the pages port during lameduck: %d %q", code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	get(r.base, "/status") // the check port still answers (get fails the test otherwise)
+	r.stopClean(t)
+	if c, err := net.Dial("tcp", addr.String()); err == nil {
+		c.Close()
+		t.Error("the pages port still accepts after Run returned")
+	}
+}
