@@ -14,6 +14,7 @@ import (
 // TestConfigPages: --pages takes port, off (and "", the zero Config) or an
 // IP address with a decimal port; anything else is refused naming the flag.
 func TestConfigPages(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t.TempDir())
 	for _, ok := range []string{"", "port", "off", "127.0.0.1:8003", "[::1]:8003", "0.0.0.0:0", "[::]:65535", "10.1.2.3:1"} {
 		cfg.Pages = ok
@@ -33,6 +34,7 @@ func TestConfigPages(t *testing.T) {
 // open through --lameduck, /healthz there saying so, and is closed when Run
 // returns, as the check port is.
 func TestPagesListenerLameduck(t *testing.T) {
+	t.Parallel()
 	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
 		t.Skipf("no IPv6 loopback here: %v", err)
 	} else {
