@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// ConnCounts are the live connection counts a sampler measured: ESTABLISHED
-// TCP connections (IPv4 and IPv6) by local port. They reach a [Snapshot]
-// through the watcher like every other change, so responders read them
-// without a syscall. It is a value: its maps are never modified once it is
-// in a snapshot.
+// ConnCounts are the live connection counts a sampler measured: open
+// (ESTABLISHED or CLOSE-WAIT) TCP connections (IPv4 and IPv6) by local
+// port. They reach a [Snapshot] through the watcher like every other
+// change, so responders read them without a syscall. It is a value: its
+// maps are never modified once it is in a snapshot.
 type ConnCounts struct {
 	// Live is true while the sampler runs; when it stops (nothing needs the
 	// counts), Live is false and Ports is empty, so nobody reads an old
@@ -63,7 +63,7 @@ func (s *Snapshot) connPort(name string, e Entry, cfg map[string]uint16) uint16 
 	return NamePort(name)
 }
 
-// Conns is the number of established connections of a service; ok is false
+// Conns is the number of open connections of a service; ok is false
 // while the sampler is not running or the service has no port.
 func (s *Snapshot) Conns(name string) (n int, ok bool) {
 	if !s.conns.Live {

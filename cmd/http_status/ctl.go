@@ -51,9 +51,10 @@ Flags (before or after NAME):
                      conn=P; kept on later writes when not given)
 
 drain --wait (waits until the service has no connections left):
-  --wait DURATION    after writing drain, wait until no ESTABLISHED TCP
-                     connection has the service's port as its local port
-                     (conn-port, else the port of NAME.PORT); exit 0 once
+  --wait DURATION    after writing drain, wait until no open TCP connection
+                     (ESTABLISHED or CLOSE-WAIT) has the service's port as
+                     its local port (conn-port, else the port of
+                     NAME.PORT); exit 0 once
                      drained, 1 at the deadline (left in drain), 130 on
                      Ctrl-C (left in drain)
   --min-wait D       drained only after at least D (default 5s), so the load

@@ -379,7 +379,7 @@ func listConnPort(name string, e cache.Entry) uint16 {
 	return cache.NamePort(name)
 }
 
-// countConns counts established connections on ports, once (for list).
+// countConns counts open connections on ports, once (for list).
 func countConns(ports []uint16) (map[uint16]int, error) {
 	if len(ports) == 0 {
 		return nil, nil

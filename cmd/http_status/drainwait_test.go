@@ -466,7 +466,7 @@ func TestConnCountsMatchSS(t *testing.T) {
 	cs := dialLoopback(t, port, 3, 2)
 
 	ssCount := func() int {
-		out, err := exec.Command(ss, "-Htn", "state", "established", fmt.Sprintf("( sport = :%d )", port)).Output()
+		out, err := exec.Command(ss, "-Htn", "state", "established", "state", "close-wait", fmt.Sprintf("( sport = :%d )", port)).Output()
 		if err != nil {
 			t.Fatalf("ss: %v", err)
 		}

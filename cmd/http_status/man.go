@@ -220,7 +220,7 @@ service is up again; \fIPORT\fR the local port whose connections count for
 the service when it is not the one in its name.
 .PP
 \fBhttp_status drain \fINAME\fB \-\-wait \fIDURATION\fR [\fB\-\-then maint\fR|\fBdown\fR|\fBinactivate\fR]
-writes drain, waits until no established TCP connection has the service's
+writes drain, waits until no open (established or close\-wait) TCP connection has the service's
 port as its local port, then applies \fB\-\-then\fR; at the deadline it exits
 1 and leaves the drain. \fBhttp_status help\fR lists the control commands.
 .SH FILES

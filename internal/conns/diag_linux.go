@@ -15,8 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Counter counts ESTABLISHED TCP connections, IPv4 and IPv6, by local port,
-// through the kernel's sock_diag netlink interface (what ss uses). It needs
+// Counter counts open TCP connections, IPv4 and IPv6, by local port: the
+// ESTABLISHED ones and the CLOSE-WAIT ones (the peer closed its side, the
+// service has not: a client that half-closes after its request is still
+// waiting for the answer). It asks the kernel's sock_diag netlink
+// interface (what ss uses). It needs
 // no privilege. It counts the network namespace it was made in. It is safe
 // for concurrent use; calls are serialised on one netlink socket.
 type Counter struct {
@@ -70,8 +73,8 @@ const dumpRetries = 3
 // the socket table; the counts are unknown.
 var ErrInterrupted = errors.New("conns: sock_diag dump interrupted repeatedly")
 
-// Count returns, for each port in ports, the number of ESTABLISHED TCP
-// sockets (IPv4 and IPv6) whose local port it is. Every port asked is in
+// Count returns, for each port in ports, the number of open TCP sockets
+// (ESTABLISHED or CLOSE-WAIT, IPv4 and IPv6) whose local port it is. Every port asked is in
 // the map, with 0 when it has none.
 func (c *Counter) Count(ports []uint16) (map[uint16]int, error) {
 	out := make(map[uint16]int, len(ports))
@@ -92,7 +95,7 @@ func (c *Counter) Count(ports []uint16) (map[uint16]int, error) {
 
 // PortConns is what [Counter.CountIdle] found on one port.
 type PortConns struct {
-	Open int // ESTABLISHED connections
+	Open int // open connections (ESTABLISHED or CLOSE-WAIT)
 	Idle int // of Open, the ones idle by [Counter.CountIdle]'s rule
 }
 
@@ -140,7 +143,7 @@ func (c *Counter) CountIdle(ports []uint16, idle time.Duration) (map[uint16]Port
 	return out, nil
 }
 
-// each calls f with the ESTABLISHED sockets on ports, IPv4 then IPv6, by
+// each calls f with the open sockets on ports, IPv4 then IPv6, by
 // port and, when isIdle is not nil, by what isIdle says of the socket's
 // inet_diag_msg with its tcp_info (asked of the kernel only then). c.mu is
 // held. Nothing is passed to f unless both dumps succeed, so a failed count
@@ -200,7 +203,7 @@ func (c *Counter) dump(family uint8, filter []byte, isIdle func([]byte) bool, wa
 			// struct inet_diag_msg: family, state, timer, retrans, then
 			// the socket id starting with the source port (big-endian).
 			c.seen++
-			if len(m) < 6 || m[1] != tcpEstablished {
+			if len(m) < 6 || (m[1] != tcpEstablished && m[1] != tcpCloseWait) {
 				return true
 			}
 			p := binary.BigEndian.Uint16(m[4:6])
@@ -229,6 +232,7 @@ func (c *Counter) dump(family uint8, filter []byte, isIdle func([]byte) bool, wa
 // Kernel constants (linux/inet_diag.h, net/tcp_states.h).
 const (
 	tcpEstablished      = 1
+	tcpCloseWait        = 8
 	inetDiagReqBytecode = 1
 	inetDiagBcJmp       = 1
 	inetDiagBcSCond     = 7
@@ -244,6 +248,12 @@ func idleFor(m []byte, idle time.Duration) bool {
 	}
 	ne := nl.NativeEndian()
 	rqueue, wqueue := ne.Uint32(m[56:60]), ne.Uint32(m[60:64])
+	if m[1] == tcpCloseWait && rqueue > 0 {
+		// The peer's FIN takes a sequence number: until the service
+		// reads the end of stream it is "received but unread". A
+		// service that leaves it unread after answering is idle.
+		rqueue--
+	}
 	if rqueue != 0 || wqueue != 0 {
 		return false
 	}
@@ -293,7 +303,7 @@ func diagAttr(b []byte, typ uint16) []byte {
 }
 
 // diagReq is struct inet_diag_req_v2 asking for TCP sockets in
-// ESTABLISHED, with no socket id, and with tcp_info when info is set.
+// ESTABLISHED or CLOSE-WAIT, with no socket id, and with tcp_info when info is set.
 type diagReq struct {
 	family uint8
 	info   bool
@@ -308,7 +318,7 @@ func (r *diagReq) Serialize() []byte {
 	if r.info {
 		b[2] = 1 << (inetDiagInfo - 1) // idiag_ext
 	}
-	nl.NativeEndian().PutUint32(b[4:8], 1<<tcpEstablished)
+	nl.NativeEndian().PutUint32(b[4:8], 1<<tcpEstablished|1<<tcpCloseWait)
 	return b
 }
 

@@ -18,10 +18,16 @@ import (
 	"github.com/http-status/http_status/internal/testenv"
 )
 
-// server accepts connections on ln and keeps them open until the test ends.
+// server accepts connections on ln and keeps each open until its client
+// closes it (as a service does: a connection it left in CLOSE-WAIT would
+// still count) or the test ends.
 func server(t *testing.T, ln net.Listener) {
 	t.Helper()
-	testenv.AcceptEach(t, ln, func(c net.Conn) { t.Cleanup(func() { c.Close() }) })
+	testenv.AcceptEach(t, ln, func(c net.Conn) {
+		t.Cleanup(func() { c.Close() })
+		io.Copy(io.Discard, c)
+		c.Close()
+	})
 }
 
 // dialN opens n connections to addr (through dial) and returns them; they
@@ -67,7 +73,7 @@ func ssCount(t *testing.T, port uint16) int {
 		t.Log("ss not installed (iproute2): not comparing with it")
 		return -1
 	}
-	out, err := exec.Command(ss, "-Htn", "state", "established", fmt.Sprintf("( sport = :%d )", port)).Output()
+	out, err := exec.Command(ss, "-Htn", "state", "established", "state", "close-wait", fmt.Sprintf("( sport = :%d )", port)).Output()
 	if err != nil {
 		t.Fatalf("ss: %v", err)
 	}
@@ -308,6 +314,77 @@ func TestCountIdle(t *testing.T) {
 	if got, err := c.Count([]uint16{port}); err != nil || got[port] != 3 {
 		t.Fatalf("Count: %v, %v", got, err)
 	}
+}
+
+// TestCountHalfClosed: a client that sends its request and then closes its
+// side (shutdown SHUT_WR: its socket FIN-WAIT-2, the service's CLOSE-WAIT)
+// is still waiting for the answer, and the connection counts, busy, until
+// the service closes it. Once the service has answered, a CLOSE-WAIT
+// connection whose end of stream the service never read is idle by
+// --idle's rule (the FIN is not an unread request).
+func TestCountHalfClosed(t *testing.T) {
+	c, err := NewCounter()
+	if err != nil {
+		t.Skipf("no sock_diag here: %v", err)
+	}
+	defer c.Close()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	answer, done := make(chan struct{}), make(chan struct{})
+	testenv.AcceptEach(t, ln, func(s net.Conn) {
+		defer s.Close()
+		// Exactly the request: the end of stream stays unread.
+		if _, err := io.ReadFull(s, make([]byte, 5)); err != nil {
+			return
+		}
+		<-answer
+		io.WriteString(s, "pong\n")
+		<-done
+	})
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	cl, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := io.WriteString(cl, "ping\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, c, port, 1)
+	if n := ssCount(t, port); n >= 0 && n != 1 {
+		t.Errorf("ss counts %d on port %d, we count 1", n, port)
+	}
+	const idle = 100 * time.Millisecond
+	time.Sleep(2 * idle)
+	if got, err := c.CountIdle([]uint16{port}, idle); err != nil || got[port] != (PortConns{Open: 1}) {
+		t.Fatalf("request in flight on a half-closed connection: %+v, %v; want 1 open, busy", got[port], err)
+	}
+	close(answer)
+	if _, err := io.ReadFull(cl, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := c.CountIdle([]uint16{port}, idle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[port] == (PortConns{Open: 1, Idle: 1}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("answered, end of stream unread: %+v, want 1 open, idle", got[port])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(done)
+	waitCount(t, c, port, 0)
 }
 
 // BenchmarkCountIdle compares one count with and without tcp_info on 1,000

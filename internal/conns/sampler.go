@@ -1,6 +1,6 @@
 //go:build linux
 
-// Package conns counts the host's established TCP connections by local port
+// Package conns counts the host's open (ESTABLISHED or CLOSE-WAIT) TCP connections by local port
 // (through sock_diag, as ss does) and samples them for the daemon, once a
 // second, only while something needs them.
 //
@@ -33,7 +33,7 @@ import (
 type Sample struct {
 	// Live is false when the sampler stops: there are no current counts.
 	Live bool
-	// Ports maps every port asked to its count of established connections.
+	// Ports maps every port asked to its count of open connections.
 	// After a failed count it holds the previous sample's counts.
 	Ports map[uint16]int
 	// Err is why this count failed, or nil.
@@ -42,7 +42,7 @@ type Sample struct {
 
 // SamplerOptions configure a [Sampler].
 type SamplerOptions struct {
-	// Count counts established connections on ports ([Counter.Count]).
+	// Count counts open connections on ports ([Counter.Count]).
 	Count func(ports []uint16) (map[uint16]int, error)
 	// Ports lists the ports to count now, and whether a service is
 	// draining (a drain keeps the sampler on).

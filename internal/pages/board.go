@@ -83,7 +83,7 @@ h2{font-size:1.1em;margin:1.5em 0 .4em}
 <div class="tally"><span class="up" id="n-up">{{.V.Counts.up}} up</span><span class="drain" id="n-drain">{{.V.Counts.drain}} drain</span><span class="maint" id="n-maint">{{.V.Counts.maint}} maint</span><span class="down" id="n-down">{{.V.Counts.down}} down</span></div>
 <h2>Services (<span id="n-services">{{len .V.Services}}</span>)</h2>
 <table id="services">
-<thead><tr><th>Service</th><th>State</th><th>Weight</th><th>Reason</th><th>Probes</th><th title="established TCP connections on the service's port">Conns</th><th>Since</th><th>Until</th></tr></thead>
+<thead><tr><th>Service</th><th>State</th><th>Weight</th><th>Reason</th><th>Probes</th><th title="open TCP connections (established or close-wait) on the service's port">Conns</th><th>Since</th><th>Until</th></tr></thead>
 <tbody>
 {{range .V.Services}}<tr class="state-{{.Effective}}" data-service="{{.Name}}" data-state="{{.Effective}}">
 <td class="name">{{.Name}}</td>

@@ -159,7 +159,7 @@ type ServiceJSON struct {
 	// Probe is the service's active probes (absent when it has none). A
 	// failing probe makes an up flag answer down (effective_state).
 	Probe *ProbeJSON `json:"probe,omitempty"`
-	// Conns is the number of established connections on ConnPort, while
+	// Conns is the number of open connections on ConnPort, while
 	// the connection sampler runs (absent otherwise).
 	Conns *int `json:"connections,omitempty"`
 	// ConnPort is the local port counted: conn= in the flag, conn_port in
