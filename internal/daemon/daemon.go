@@ -24,11 +24,13 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -253,7 +255,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		pagesLn, err = lns.listen(listenerPages, pagesMode, log)
 		if err != nil {
 			lns.closeUnused(log)
-			return fmt.Errorf("listen for the pages (--pages %s): %w", pagesMode, err)
+			return fmt.Errorf("listen for the pages (--pages %s)%s: %w", pagesMode, pagesClash(pagesMode, err, ln, agentLn), err)
 		}
 		defer pagesLn.Close()
 		if lns.passed(pagesLn) && cfg.set("pages") {
@@ -421,4 +423,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 		log.Warn().Err(<-errc).Msg("while stopping")
 	}
 	return runErr
+}
+
+// pagesClash names the daemon's own listener that the pages' address
+// could not be bound beside: "address already in use" alone sent the
+// operator looking for another program.
+func pagesClash(pages string, err error, check, agent net.Listener) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	_, port, perr := net.SplitHostPort(pages)
+	if perr != nil {
+		return ""
+	}
+	for _, l := range []struct {
+		ln   net.Listener
+		what string
+	}{{check, "check port (--ip, --port)"}, {agent, "agent port (--agent-ip, --agent-port)"}} {
+		if l.ln == nil {
+			continue
+		}
+		if a, ok := l.ln.Addr().(*net.TCPAddr); ok && strconv.Itoa(a.Port) == port {
+			return fmt.Sprintf(" clashes with the %s on %s, give the pages a port of their own", l.what, a)
+		}
+	}
+	return ""
 }

@@ -3,12 +3,16 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // TestConfigPages: --pages takes port, off (and "", the zero Config) or an
@@ -83,5 +87,39 @@ func TestPagesListenerLameduck(t *testing.T) {
 	if c, err := net.Dial("tcp", addr.String()); err == nil {
 		c.Close()
 		t.Error("the pages port still accepts after Run returned")
+	}
+}
+
+// TestPagesClash: --pages on the check port's or the agent port's port
+// fails the start with an error that names which (it said only "address
+// already in use", as if another program held it).
+func TestPagesClash(t *testing.T) {
+	t.Parallel()
+	free := func() int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	check, agent := free(), free()
+	for _, c := range []struct{ pages, want string }{
+		{fmt.Sprintf("127.0.0.1:%d", check), fmt.Sprintf("clashes with the check port (--ip, --port) on 127.0.0.1:%d", check)},
+		{fmt.Sprintf("0.0.0.0:%d", agent), fmt.Sprintf("clashes with the agent port (--agent-ip, --agent-port) on 127.0.0.1:%d", agent)},
+	} {
+		cfg := testConfig(t.TempDir())
+		cfg.VIPs = false
+		cfg.Port, cfg.AgentPort, cfg.Pages = check, agent, c.pages
+		d, err := New(cfg, Options{Logger: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err = d.Run(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("--pages %s: Run = %v, want an error saying %q", c.pages, err, c.want)
+		}
 	}
 }
