@@ -154,7 +154,7 @@ var (
 	descResubscribes = prometheus.NewDesc(ns+"_watcher_netlink_resubscribes_total", "netlink address subscriptions re-established after a failure.", nil, nil)
 	descPublishes    = prometheus.NewDesc(ns+"_watcher_publishes_total", "Snapshots published.", nil, nil)
 	descLastRescan   = prometheus.NewDesc(ns+"_watcher_last_rescan_duration_seconds", "Duration of the last full rescan.", nil, nil)
-	descConns        = prometheus.NewDesc(ns+"_service_connections", "Established TCP connections on the service's port (conn= or conn_port, else the port in its name), while counts are sampled.", []string{"service"}, nil)
+	descConns        = prometheus.NewDesc(ns+"_service_connections", "Open TCP connections (ESTABLISHED or CLOSE-WAIT) on the service's port (conn= or conn_port, else the port in its name), while counts are sampled.", []string{"service"}, nil)
 	descConnsLive    = prometheus.NewDesc(ns+"_connections_sampling", "1 while connection counts are sampled (something needs them), 0 otherwise.", nil, nil)
 )
 
