@@ -14,7 +14,7 @@
 #
 # When the drain does not finish in time the service is left in drain, it
 # is not restarted, and the script exits 1: look at who is still connected
-# (http_status list, ss -tn state established '( sport = :PORT )'), then
+# (http_status list, ss -tn state established state close-wait '( sport = :PORT )'), then
 # rerun or raise DRAIN_WAIT. It never escalates on its own.
 #
 # Environment: HTTP_STATUS_BIN (http_status), HTTP_STATUS_DIR
