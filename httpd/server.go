@@ -215,6 +215,11 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	return serveMax(ctx, srv, ln, grace, DefaultMaxConns)
 }
 
+// ServeMax is [Serve] holding at most maxConns connections at once.
+func ServeMax(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, maxConns int) error {
+	return serveMax(ctx, srv, ln, grace, maxConns)
+}
+
 func serveMax(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, maxConns int) error {
 	lim := newLimitListener(ln, maxConns)
 	if h, ok := srv.Handler.(*Handler); ok {

@@ -68,6 +68,12 @@ type Options struct {
 	OnPublish func(latency time.Duration)
 }
 
+// pagesMaxConns bounds the connections the pages' own listener holds at
+// once (--pages HOST:PORT): each is a net/http goroutine and its buffers,
+// tens of KB, so tens of MB at most. Beyond it a new connection gets the
+// overload 503. A variable for the tests.
+var pagesMaxConns = 1024
+
 // Daemon is one run of http_status.
 type Daemon struct {
 	cfg   Config
@@ -335,11 +341,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	})
 	if ownPages != nil {
-		// Plain net/http: people and scrapers, not balancers. The same
-		// limits and stop (--grace) as the check port.
+		// Plain net/http: people and scrapers, not balancers. The check
+		// port's timeouts, header limit and stop (--grace), and far fewer
+		// connections: a flood here must not take the memory and file
+		// descriptors the check port needs.
 		psrv := httpd.NewServer(ownPages, log.With().Str("component", "pages").Logger())
 		wg.Go(func() {
-			if err := httpd.Serve(ctx, psrv, pagesLn, cfg.Grace); err != nil {
+			if err := httpd.ServeMax(ctx, psrv, pagesLn, cfg.Grace, pagesMaxConns); err != nil {
 				errc <- fmt.Errorf("pages: %w", err)
 			}
 		})

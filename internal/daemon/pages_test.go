@@ -123,3 +123,67 @@ func TestPagesClash(t *testing.T) {
 		}
 	}
 }
+
+// TestPagesListenerMaxConns: the pages' own listener holds at most
+// pagesMaxConns connections (here 3); one more gets the overload 503 at
+// once while /status on the check port still answers, and a slot freed is
+// taken again.
+func TestPagesListenerMaxConns(t *testing.T) {
+	// Not parallel: it lowers pagesMaxConns, which the other daemons of
+	// this package read when they start.
+	defer func(n int) { pagesMaxConns = n }(pagesMaxConns)
+	pagesMaxConns = 3
+	cfg := testConfig(t.TempDir())
+	cfg.VIPs = false
+	cfg.Pages = "127.0.0.1:0"
+	r := startDaemon(t, cfg, Options{})
+	addr := r.d.PagesAddr().String()
+	var held []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	// The listener accepts in order: once a request on the third is
+	// answered, all three are held.
+	if _, err := io.WriteString(held[2], "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = held[2].SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := held[2].Read(make([]byte, 512)); err != nil {
+		t.Fatalf("the third connection: %v", err)
+	}
+	over := func() string {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	if got := over(); !strings.HasPrefix(got, "HTTP/1.1 503 ") {
+		t.Fatalf("a fourth connection to the pages: %q, want the overload 503", got)
+	}
+	res, err := http.Get(r.base + "/status?SERVICE=x&PORT=80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 { // no flag: out of rotation, answered
+		t.Fatalf("/status on the check port: %d", res.StatusCode)
+	}
+	held[0].Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for got := over(); !strings.HasPrefix(got, "HTTP/1.1 200 "); got = over() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a connection closed: %q, want its slot taken again", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
