@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -61,13 +62,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--port %d: want 0..65535", c.Port)
 	}
 	if net.ParseIP(strings.Trim(c.IP, "[]")) == nil {
-		return fmt.Errorf("--ip %q: not an IP address", c.IP)
+		return fmt.Errorf("--ip %q: not an IP address%s", c.IP, zoneNote(c.IP))
 	}
 	if c.AgentPort < 0 || c.AgentPort > 65535 {
 		return fmt.Errorf("--agent-port %d: want 0..65535", c.AgentPort)
 	}
 	if c.AgentIP != "" && net.ParseIP(strings.Trim(c.AgentIP, "[]")) == nil {
-		return fmt.Errorf("--agent-ip %q: not an IP address", c.AgentIP)
+		return fmt.Errorf("--agent-ip %q: not an IP address%s", c.AgentIP, zoneNote(c.AgentIP))
 	}
 	// Checked here, not only when the agent starts: a bad name was a
 	// runtime failure (exit 1) with --agent-port, and silently kept
@@ -104,6 +105,16 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// zoneNote says why an IPv6 address with a zone ("fe80::1%eth0") is
+// refused, or "" for anything else: listening on a link-local address is
+// not supported; the host's global address, or :: for every one, is.
+func zoneNote(s string) string {
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil && a.Zone() != "" {
+		return " (a link-local address with a zone is not supported: give a global address, or :: for every address)"
+	}
+	return ""
+}
+
 // Values of --pages besides HOST:PORT.
 const (
 	PagesPort = "port" // on the check port, with /status
@@ -128,7 +139,7 @@ func (c Config) checkPages() error {
 		return bad("no host: name the address, 0.0.0.0 or :: for every one")
 	}
 	if net.ParseIP(host) == nil {
-		return bad("the host is not an IP address")
+		return bad("the host is not an IP address" + zoneNote(host))
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 0 || n > 65535 || port != strconv.Itoa(n) {

@@ -26,10 +26,26 @@ func TestConfigPages(t *testing.T) {
 			t.Errorf("--pages %q: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"nonsense", "on", "8003", ":8003", "localhost:8003", "::1:8003", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1:0x50", "127.0.0.1:080", "Port"} {
+	for _, bad := range []string{"nonsense", "on", "8003", ":8003", "localhost:8003", "::1:8003", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1:0x50", "127.0.0.1:080", "Port", "[fe80::1%lo]:8003"} {
 		cfg.Pages = bad
 		if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), "--pages ") {
 			t.Errorf("--pages %q: %v, want an error naming --pages", bad, err)
+		}
+	}
+	// A zone is refused with the reason, in every address flag.
+	cfg.Pages = "[fe80::1%lo]:8003"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "link-local address with a zone is not supported") {
+		t.Errorf("--pages with a zone: %v", err)
+	}
+	cfg.Pages = ""
+	for _, f := range []struct {
+		name string
+		set  func(*Config)
+	}{{"--ip", func(c *Config) { c.IP = "fe80::1%lo" }}, {"--agent-ip", func(c *Config) { c.AgentIP = "[fe80::1%eth0]" }}} {
+		c := cfg
+		f.set(&c)
+		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), f.name+" ") || !strings.Contains(err.Error(), "link-local address with a zone is not supported") {
+			t.Errorf("%s with a zone: %v", f.name, err)
 		}
 	}
 }
