@@ -103,7 +103,7 @@ func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	decimalVar(fs, &c.AgentPort, "agent-port", 0, "TCP `port` for HAProxy's agent-check (0: off)")
 	fs.StringVar(&c.AgentIP, "agent-ip", "", "`address` for the agent-check listener (default: same as --ip)")
 	fs.StringVar(&c.AgentDefault, "agent-default", "status.html", "flag `name` answered when an agent-check connection sends no agent-send line")
-	fs.StringVar(&c.Pages, "pages", daemon.PagesPort, "serve the status pages and /metrics on `where`: port (the check port, with /status), HOST:PORT (a listener of their own, such as 127.0.0.1:8003, and not on the check port) or off (nowhere); /healthz and /health stay on the check port")
+	fs.StringVar(&c.Pages, "pages", daemon.PagesPort, "serve the status pages, /events and /metrics on `where`: port (the check port, with /status), HOST:PORT (a listener of their own, such as 127.0.0.1:8003, and not on the check port) or off (nowhere); /healthz and /health stay on the check port")
 	fs.StringVar(&c.Engine, "engine", daemon.EngineFast, "HTTP `engine` for /status: fast (epoll event loops answering /status and OPTIONS /, every other request handed to net/http; Linux only) or net/http")
 	fs.BoolVar(&c.Version, "version", false, "print the version, the commit and the Go version, and exit")
 	fs.Usage = func() {

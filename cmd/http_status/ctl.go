@@ -53,10 +53,10 @@ Flags (before or after NAME):
 drain --wait (waits until the service has no connections left):
   --wait DURATION    after writing drain, wait until no open TCP connection
                      (ESTABLISHED or CLOSE-WAIT) has the service's port as
-                     its local port (conn-port, else the port of
-                     NAME.PORT); exit 0 once
-                     drained, 1 at the deadline (left in drain), 130 on
-                     Ctrl-C (left in drain)
+                     its local port (--conn-port, else the flag's conn=,
+                     else --config's conn_port, else the port of
+                     NAME.PORT); exit 0 once drained, 1 at the deadline
+                     (left in drain), 130 on Ctrl-C (left in drain)
   --min-wait D       drained only after at least D (default 5s), so the load
                      balancer has seen the drain
   --idle D           a connection idle for D (no data either way, its last
