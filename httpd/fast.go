@@ -172,11 +172,11 @@ func (h *fastHandler) EOF(c *evloop.Conn[fastConn], in []byte) {
 }
 
 // Expired: the read-header timeout (a request unfinished), the idle
-// timeout, or the stop's deadline. net/http answers 400 when part of a
-// request line came but not all of it in time, and closes silently
-// otherwise; so do we.
+// timeout, or the stop's deadline. net/http answers 400 when what came of
+// a request line is not a request line (see [cutLineIsBad]), and closes
+// silently otherwise; so do we.
 func (h *fastHandler) Expired(c *evloop.Conn[fastConn], in []byte) {
-	if len(in) > 0 && bytes.IndexByte(in, '\n') < 0 {
+	if len(in) > 0 && bytes.IndexByte(in, '\n') < 0 && cutLineIsBad(in) {
 		c.WriteString(respBadRequest)
 	}
 }

@@ -28,9 +28,9 @@ package httpd
 // (Connection tokens as net/http reads them), same 431 limit (MaxHeaderBytes
 // plus net/http's 4096 bytes of slack), same "400 Bad Request" for a
 // malformed request line (answered as soon as the line is in) or header
-// line, same 400 for a request line cut off by the read-header timeout,
-// same tolerance of CR/LF after a POST, and the same half-close and wait
-// after a 400 or 431. Everything else (other paths, escaped paths, absolute
+// line, same 400 or silent close for a request cut off by the read-header
+// timeout, same tolerance of CR/LF after a POST, and the same half-close
+// and wait after a 400 or 431. Everything else (other paths, escaped paths, absolute
 // targets, bodies, Transfer-Encoding, Expect, a repeated Host, a missing
 // Host on HTTP/1.1 except for the health-check paths (see hostfix.go),
 // invalid header names or values, other HTTP versions, a request cut short

@@ -3,7 +3,10 @@
 package httpd
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"unsafe"
@@ -266,6 +269,41 @@ func badRequestLine(line []byte) bool {
 	}
 	return !(len(version) > 5 && string(version[:5]) == "HTTP/")
 }
+
+// cutLineIsBad reports whether net/http answers 400 to a request line cut
+// off by the read-header timeout (line: every byte that came, no LF). Its
+// bufio.Reader hands over the bytes it has with no error, so net/http
+// parses them as the whole request line: one that parses leaves it reading
+// headers, and the timeout there closes silently; one that does not is a
+// 400. From netHTTPBufSize bytes on, the reader is full and still waiting
+// for the line's end when the timeout comes: silent too, unless a CR that
+// it held back (it might start a CRLF) is handed over alone as the line's
+// end. The parse is net/http's own: the line, then an error where the
+// headers would be read.
+func cutLineIsBad(line []byte) bool {
+	if len(line) >= netHTTPBufSize && !(len(line) == netHTTPBufSize && line[len(line)-1] == '\r') {
+		return false
+	}
+	if line[len(line)-1] == '\r' {
+		// The CR stays in the line (no LF follows to take it off), so
+		// the version, or the line, is malformed.
+		return true
+	}
+	b := make([]byte, 0, len(line)+1)
+	b = append(append(b, line...), '\n')
+	_, err := http.ReadRequest(bufio.NewReader(io.MultiReader(bytes.NewReader(b), errReader{})))
+	return !errors.Is(err, errCutHere)
+}
+
+// netHTTPBufSize is the size of net/http's bufio.Reader on a connection.
+const netHTTPBufSize = 4096
+
+var errCutHere = errors.New("cut here")
+
+// errReader stands for the timeout where net/http would read the headers.
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errCutHere }
 
 // nextLine splits b after its first LF; line has the LF and a CR before it
 // removed.

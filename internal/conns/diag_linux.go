@@ -60,7 +60,7 @@ func (c *Counter) Close() error {
 
 // maxFilterPorts bounds the in-kernel filter: the kernel runs it for every
 // socket, one test per port, so beyond this many ports the dump takes every
-// established socket and the ports are picked out here.
+// open socket and the ports are picked out here.
 const maxFilterPorts = 64
 
 // dumpRetries is how often an interrupted dump (the socket table changed
