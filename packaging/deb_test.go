@@ -497,6 +497,23 @@ func TestDebPackage(t *testing.T) {
 		t.Errorf("dpkg -r removed the flags: %v", err)
 	}
 
+	// Install again after the removal: dpkg configures it with the
+	// version it had, as for an upgrade, but prerm stopped the daemon, so
+	// the package must start it as on a first install (it stayed stopped).
+	out = mustRun(t, 0, nil, "dpkg", append(dpkgInstall, deb2)...)
+	if rpid := readPid("/run/http_status.pid"); !alive(rpid) {
+		// invoke-rc.d says so, and exits 0, when policy-rc.d forbids it.
+		if !strings.Contains(out, "policy-rc.d denied execution of start.") {
+			t.Fatalf("installed again after dpkg -r, the daemon is not running (pidfile: %d) and postinstall did not try to start it:\n%s", rpid, out)
+		}
+		t.Log("policy-rc.d forbids starts here: starting by hand as an operator would")
+		mustRun(t, 0, nil, "/etc/init.d/http_status", "start")
+	}
+	waitStatus(t, port, "SERVICE=pkgtest&PORT=80", 200)
+	if _, err := os.Stat("/var/lib/http-status"); !os.IsNotExist(err) {
+		t.Errorf("after installing again, the removal mark is left: %v", err)
+	}
+
 	// Purge: nothing left.
 	mustRun(t, 0, nil, "dpkg", "-P", pkgName)
 	for _, w := range want {
@@ -505,7 +522,7 @@ func TestDebPackage(t *testing.T) {
 		}
 	}
 	left, _ := filepath.Glob("/etc/rc?.d/[SK][0-9][0-9]http_status")
-	for _, p := range []string{"/run/http_status", "/etc/default/http_status.dpkg-old", "/etc/default/http_status.dpkg-dist"} {
+	for _, p := range []string{"/run/http_status", "/var/lib/http-status", "/etc/default/http_status.dpkg-old", "/etc/default/http_status.dpkg-dist"} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			left = append(left, p)
 		}

@@ -12,8 +12,18 @@
 # obeyed. A failed start is reported, not fatal.
 set -e
 
+# A .deb removed (not purged) and installed again is configured with the
+# version it had ($2), like an upgrade, but its prerm stopped the service
+# and disabled the units: postremove leaves a mark so that this counts as
+# an install (enable, start) rather than an upgrade (try-restart, which
+# would leave it stopped).
+removed=/var/lib/http-status/removed
 case "$1" in
-configure) if [ -z "$2" ]; then action=install; else action=upgrade; fi ;;
+configure)
+	if [ -z "$2" ] || [ -e "$removed" ]; then action=install; else action=upgrade; fi
+	rm -f "$removed"
+	rmdir /var/lib/http-status 2>/dev/null || true
+	;;
 1) action=install ;;
 [0-9]*) action=upgrade ;;
 *) exit 0 ;;
