@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -221,6 +222,13 @@ func TestDebContents(t *testing.T) {
 	}
 	checkManPage(t, root)
 	checkCopyright(t, filepath.Join(root, "usr/share/doc/http-status/copyright"))
+	// On a host booted with systemd, Debian's init-functions send
+	// "/etc/init.d/http_status restart" to systemctl; without them it
+	// starts a second daemon outside systemd (lintian:
+	// init.d-script-does-not-source-init-functions).
+	if !regexp.MustCompile(`(?m)^\s*\.\s+/lib/lsb/init-functions\s*$`).MatchString(readString(t, filepath.Join(root, "etc/init.d/http_status"))) {
+		t.Error("/etc/init.d/http_status does not source /lib/lsb/init-functions")
+	}
 	bin := filepath.Join(root, "usr/sbin/http_status")
 	if out := mustRun(t, 0, nil, bin, "--version"); !strings.HasPrefix(out, "http_status "+v2+"\ncommit ") {
 		t.Errorf("packaged binary --version: %q", out)
@@ -270,6 +278,15 @@ func verifyUnits(t *testing.T, root string) {
 	if code != 0 || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze %s: exit %d\n%s", strings.Join(args, " "), code, out)
 	}
+}
+
+func readString(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Error(err)
+	}
+	return string(b)
 }
 
 // checkConffiles compares a package's config files with the expected ones.
