@@ -115,7 +115,8 @@ func expectedFiles(t *testing.T, kind string) []shipped {
 	if kind == "deb" {
 		f = append(f,
 			shipped{path: "/etc/default/http_status", mode: 0o644, conffile: true, src: "packaging/http_status.default"},
-			shipped{path: "/etc/init.d/http_status", mode: 0o755, conffile: true, src: "contrib/init.d/http_status"})
+			shipped{path: "/etc/init.d/http_status", mode: 0o755, conffile: true, src: "contrib/init.d/http_status"},
+			shipped{path: "/usr/share/lintian/overrides/http-status", mode: 0o644, src: "packaging/http-status.lintian-overrides"})
 	} else {
 		f = append(f,
 			shipped{path: "/etc/sysconfig/http_status", mode: 0o644, conffile: true, src: "packaging/http_status.default"},
