@@ -176,8 +176,8 @@ func TestDebContents(t *testing.T) {
 			t.Errorf("control field %s: %q, want %q", field, got, want)
 		}
 	}
-	// The synopsis: a phrase (lintian synopsis-is-a-sentence).
-	if desc, _, _ := strings.Cut(mustRun(t, 0, nil, "dpkg-deb", "-f", deb, "Description"), "\n"); desc != "health-check responder for load balancers" {
+	// The synopsis: no full stop (lintian synopsis-is-a-sentence).
+	if desc, _, _ := strings.Cut(mustRun(t, 0, nil, "dpkg-deb", "-f", deb, "Description"), "\n"); desc != "Health-check responder for load balancers" {
 		t.Errorf("synopsis %q", desc)
 	}
 	ctrl := t.TempDir()
@@ -684,8 +684,8 @@ func TestRPMFileList(t *testing.T) {
 	wantFiles = append(wantFiles, "/usr/share/http_status", "/usr/share/http_status/upstart",
 		"/usr/share/http_status/init.d", "/usr/share/licenses/http-status",
 		"/usr/share/doc/http-status", "/usr/share/doc/http-status/examples")
-	// The summary is a phrase, not a sentence (rpmlint summary-ended-with-dot).
-	if got := mustRun(t, 0, nil, "rpm", "-qp", "--qf", "%{SUMMARY}", p); got != "health-check responder for load balancers" {
+	// The summary: capitalised, no full stop (rpmlint summary-ended-with-dot, summary-not-capitalized).
+	if got := mustRun(t, 0, nil, "rpm", "-qp", "--qf", "%{SUMMARY}", p); got != "Health-check responder for load balancers" {
 		t.Errorf("rpm summary: %q", got)
 	}
 	lines := func(s string) []string {
