@@ -39,6 +39,7 @@ var boardTmpl = template.Must(template.New("board").Funcs(template.FuncMap{
 		return t.UTC().Format(time.RFC3339Nano)
 	},
 	"ago": ago,
+	"mod": func(i, n int) int { return i % n },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -53,10 +54,20 @@ h1{font-size:1.3em;margin:0 0 .3em}
 .warn{background:#fde2e1;color:#8a1c17;padding:.4em .8em;border-radius:4px;margin:.5em 0;font-weight:600}
 .tally span{display:inline-block;margin-right:.6em;padding:.2em .7em;border-radius:999px;font-weight:600}
 table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+#services{background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+#services table{table-layout:fixed;box-shadow:none}
+#services .chunk{content-visibility:auto;contain-intrinsic-size:auto {{.ChunkHeight}}px}
+#services :is(th,td):nth-child(1){width:15%}
+#services :is(th,td):nth-child(2){width:7em}
+#services :is(th,td):nth-child(3){width:3.8em}
+#services :is(th,td):nth-child(5){width:9%}
+#services :is(th,td):nth-child(6){width:3.5em}
+#services :is(th,td):nth-child(7){width:7em}
+#services :is(th,td):nth-child(8){width:11.5em}
 th,td{text-align:left;padding:.35em .7em;border-bottom:1px solid #eee;vertical-align:top}
 th{background:#f0f0f2;font-weight:600}
 td.when{white-space:nowrap}
-td.name{font-family:ui-monospace,Menlo,Consolas,monospace}
+td.name{font-family:ui-monospace,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 .badge{display:inline-block;min-width:4.5em;text-align:center;padding:.1em .5em;border-radius:4px;font-weight:700;text-transform:uppercase;font-size:.85em}
 .up{background:#d9f2dc;color:#14591d}
 .drain{background:#fff0c2;color:#7a5400}
@@ -82,10 +93,13 @@ h2{font-size:1.1em;margin:1.5em 0 .4em}
 {{if not .V.VIPsOK}}<div class="warn" id="vips-stale">VIP list not current (netlink subscription down).</div>{{end}}
 <div class="tally"><span class="up" id="n-up">{{.V.Counts.up}} up</span><span class="drain" id="n-drain">{{.V.Counts.drain}} drain</span><span class="maint" id="n-maint">{{.V.Counts.maint}} maint</span><span class="down" id="n-down">{{.V.Counts.down}} down</span></div>
 <h2>Services (<span id="n-services">{{len .V.Services}}</span>)</h2>
-<table id="services">
+<div id="services" data-chunk="{{.Chunk}}">
+<div class="chunk"><table>
 <thead><tr><th>Service</th><th>State</th><th>Weight</th><th>Reason</th><th>Probes</th><th title="open TCP connections (established or close-wait) on the service's port">Conns</th><th>Since</th><th>Until</th></tr></thead>
 <tbody>
-{{range .V.Services}}<tr class="state-{{.Effective}}" data-service="{{.Name}}" data-state="{{.Effective}}">
+{{range $i, $_ := .V.Services}}{{if and $i (eq (mod $i $.Chunk) 0)}}</tbody></table></div>
+<div class="chunk"><table><tbody>
+{{end}}<tr class="state-{{.Effective}}" data-service="{{.Name}}" data-state="{{.Effective}}">
 <td class="name">{{.Name}}</td>
 <td><span class="badge {{.Effective}}">{{if eq .Effective "drain"}}drained{{else}}{{.Effective}}{{end}}</span>{{if ne .State .Effective}} <span class="muted">(flag says {{.State}}{{if $.V.Stale}}, watcher stalled{{else if and .Probe (not .Probe.OK)}}, probe failing{{else if and .Probe (eq .State "up")}}, set by a probe{{else}}, expired{{end}})</span>{{end}}</td>
 <td>{{if .Weight}}{{.Weight}}%{{end}}</td>
@@ -96,8 +110,8 @@ h2{font-size:1.1em;margin:1.5em 0 .4em}
 <td class="when">{{ts .Expires}}</td>
 </tr>
 {{end}}<tr id="no-flags"{{if .V.Services}} hidden{{end}}><td colspan="8" class="muted">No flag files: every service is out of rotation.</td></tr>
-</tbody>
-</table>
+</tbody></table></div>
+</div>
 <h2>Addresses ({{len .V.VIPs}})</h2>
 <table id="vips">
 <thead><tr><th>Address</th><th>Where</th></tr></thead>
@@ -137,18 +151,32 @@ func ago(now, t time.Time) string {
 	return "on " + t.UTC().Format("2006-01-02")
 }
 
+// boardChunk is how many rows of the services table go in one <table>.
+// In a single 10,000-row table any change made the browser lay out every
+// row again (0.1-2 s for one cell, BENCHMARKS.md); each chunk sits in a
+// box with content-visibility: auto, so the browser lays out only the
+// chunks on screen and the one a change lands in. The columns have fixed
+// widths (table-layout: fixed) so that the chunks line up.
+const boardChunk = 200
+
+// boardRowHeight is a one-line row's height in pixels, for the size an
+// unrendered chunk is given until the browser has laid it out once.
+const boardRowHeight = 31
+
 // boardData is what the template sees.
 type boardData struct {
-	V       StatusJSON
-	Host    string
-	Refresh int // seconds; 0: no auto-refresh
+	V           StatusJSON
+	Host        string
+	Refresh     int // seconds; 0: no auto-refresh
+	Chunk       int // rows per chunk of the services table
+	ChunkHeight int // pixels, an unrendered chunk's placeholder height
 }
 
 // maxRefresh bounds ?refresh=N.
 const maxRefresh = 3600
 
 func (p *Pages) serveBoard(w http.ResponseWriter, r *http.Request) {
-	d := boardData{V: p.view(), Refresh: int(p.opts.BoardRefresh / time.Second)}
+	d := boardData{V: p.view(), Refresh: int(p.opts.BoardRefresh / time.Second), Chunk: boardChunk, ChunkHeight: boardChunk * boardRowHeight}
 	d.Host = p.host
 	if s := r.URL.Query().Get("refresh"); s != "" {
 		n, err := strconv.Atoi(s)

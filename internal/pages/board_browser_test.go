@@ -129,13 +129,76 @@ func TestBoardBrowser(t *testing.T) {
 	}
 }
 
+// TestBoardChunks: the services table comes as tables of boardChunk rows,
+// each in a box the browser may skip (content-visibility: auto), with the
+// columns of every chunk under the header's. A board opened with 450
+// services has three chunks; when 900 more arrive (two after each) in one resync (each
+// inserted next to its neighbour), no chunk grows past twice boardChunk
+// rows and the rows stay in order.
+func TestBoardChunks(t *testing.T) {
+	t.Parallel()
+	flags := map[string]string{}
+	for i := range 450 {
+		flags[fmt.Sprintf("svc%04d.80", 3*i)] = "drain # chunk"
+	}
+	st := testsnap.Store(t, flags, nil)
+	var stale atomic.Bool
+	srv := boardServer(t, st, &stale)
+	browser := cdptest.Start(t)
+	browser.Open(srv.URL + "/board?refresh=0")
+	browser.WaitEval("the board subscribes to /events", `document.body.dataset.live`, `"1"`)
+	chunks := `Array.prototype.map.call(document.querySelectorAll("#services .chunk"), function (c) { return c.querySelectorAll("tr[data-service]").length + (getComputedStyle(c).contentVisibility === "auto" ? "" : " not skippable") }).join(" ")`
+	browser.WaitEval("the server's chunks", chunks, `"200 200 50"`)
+
+	b := cache.NewBuilder(st.Load())
+	for i := range 900 {
+		name := fmt.Sprintf("svc%04d.80", 3*(i/2)+1+i%2)
+		flags[name] = ""
+		b.Set(name, entry(t, ""))
+	}
+	next := b.Snapshot(time.Now())
+	st.Publish(next)
+	browser.WaitEval("the page applies the new generation", `document.getElementById("gen").textContent`, strconv.Quote(strconv.FormatUint(next.Generation(), 10)))
+
+	v, err := browser.Eval(chunks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := json.Unmarshal(v, &got); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for f := range strings.FieldsSeq(got) {
+		k, err := strconv.Atoi(f)
+		if err != nil || k > 2*boardChunk {
+			t.Fatalf("chunks after the resync: %s (each at most %d rows, skippable)", got, 2*boardChunk)
+		}
+		total += k
+	}
+	if total != len(flags) {
+		t.Errorf("chunks after the resync: %s, %d rows in all, want %d", got, total, len(flags))
+	}
+	want, _ := json.Marshal(strings.Join(slices.Sorted(maps.Keys(flags)), " "))
+	if v, err := browser.Eval(`Array.prototype.map.call(document.querySelectorAll("#services tr[data-service]"), function (r) { return r.dataset.service }).join(" ")`); err != nil || string(v) != string(want) {
+		t.Errorf("the rows after the resync are not the services in order: %.200s (%v)", v, err)
+	}
+	// The last chunk's first row lines up with the header, cell by cell.
+	align := `(function () { var cs = document.querySelectorAll("#services .chunk"), last = cs[cs.length - 1]; last.scrollIntoView();
+  var th = document.querySelectorAll("#services th"), td = last.querySelector("tr[data-service]").cells, out = [];
+  for (var i = 0; i < th.length; i++) { var a = th[i].getBoundingClientRect(), b = td[i].getBoundingClientRect(); if (Math.abs(a.left - b.left) > 1 || Math.abs(a.width - b.width) > 1) out.push(i + ": " + a.left + "+" + a.width + " vs " + b.left + "+" + b.width) }
+  return out.join(", ") })()`
+	browser.WaitEval("the columns line up", align, `""`)
+}
+
 // TestBoardResyncLoad measures how long a full resync of a big board keeps
 // the page busy in headless Chromium: the long tasks (over 50 ms, the
 // browser's own PerformanceObserver) from the sync event until the page
-// shows the new generation, and the slowest of DevTools evaluations sent
-// every 250 ms meanwhile. Two resyncs: one after a publication that changed
-// 250 services (the others unchanged), one after the watcher loop stalled
-// (every row changes). It is a measurement, not part of the suite:
+// shows the change, and the slowest of DevTools evaluations sent every
+// 250 ms meanwhile. One live change (a "change" event for a row in the
+// middle of the table), then two resyncs: one after a publication that
+// changed 250 services (the others unchanged), one after the watcher loop
+// stalled (every row changes). It is a measurement, not part of the suite:
 // BOARD_RESYNC_SERVICES=10000 go test -run TestBoardResyncLoad -v ./internal/pages
 func TestBoardResyncLoad(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("BOARD_RESYNC_SERVICES"))
@@ -224,6 +287,13 @@ func TestBoardResyncLoad(t *testing.T) {
 			1000*(after["ScriptDuration"]-before["ScriptDuration"]), 1000*(after["RecalcStyleDuration"]-before["RecalcStyleDuration"]),
 			1000*(after["LayoutDuration"]-before["LayoutDuration"]), 1000*(after["TaskDuration"]-before["TaskDuration"]))
 	}
+	one := slices.Sorted(maps.Keys(flags))[n/2]
+	measure("one live change (a row off screen)", func() string {
+		b := cache.NewBuilder(st.Load())
+		b.Set(one, entry(t, "down # live "+one))
+		st.Publish(b.Snapshot(time.Now()))
+		return `"down"`
+	}, `document.querySelector('tr[data-service="`+one+`"]').dataset.state`)
 	measure("resync, 250 changed", func() string {
 		b := cache.NewBuilder(st.Load())
 		i := 0

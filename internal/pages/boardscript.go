@@ -15,8 +15,10 @@ import (
 // restarts, fetches /status.json and applies it, at most once every 5 s
 // (on a big host whose counts all move, a sync would otherwise come every
 // second). Applying it rebuilds only the rows that differ from what the
-// service would show, and writes them in one task: in a 10,000-row table
-// every write costs a layout of the whole table (BENCHMARKS.md). Without
+// service would show, and writes them in one task. The rows are in tables
+// of boardChunk rows (the browser lays out only the chunks on screen and
+// those a write lands in); a new row goes next to its neighbour, and a
+// chunk that grows past twice boardChunk rows is split in two. Without
 // JavaScript the <noscript> refresh reloads the page instead; if the stream
 // stays down for the refresh period, the script reloads it too. The stale
 // and stopping banners follow the "daemon" events (and the first event of
@@ -27,7 +29,7 @@ import (
 // the hash).
 const boardJS = `(function () {
 "use strict";
-var body = document.body, tbody = document.querySelector("#services tbody");
+var body = document.body, box = document.getElementById("services"), chunk = +box.dataset.chunk || 200;
 var gen = +body.dataset.generation, refresh = +body.dataset.refresh;
 var skew = Date.parse(body.dataset.now) - Date.now(), downSince = Date.now();
 var stale = !!document.getElementById("stale");
@@ -92,18 +94,31 @@ function same(a, b) {
   }
   return true;
 }
-function rows() { return Array.prototype.slice.call(tbody.querySelectorAll("tr[data-service]")); }
+function rows() { return Array.prototype.slice.call(box.querySelectorAll("tr[data-service]")); }
 var byName = new Map(), genOf = new Map();
 rows().forEach(function (r) { byName.set(r.dataset.service, r); });
+function split(tb) {
+  if (tb.rows.length <= 2 * chunk) return;
+  var c = tb.closest(".chunk"), nc = el("div", "chunk"), t = el("table"), nb = el("tbody");
+  while (tb.rows.length > chunk) nb.insertBefore(tb.rows[tb.rows.length - 1], nb.firstChild);
+  t.appendChild(nb);
+  nc.appendChild(t);
+  c.parentNode.insertBefore(nc, c.nextSibling);
+}
 function put(name, tr, old, after) {
+  var next;
   byName.set(name, tr);
   if (old) {
-    tbody.replaceChild(tr, old);
-  } else if (after && after.parentNode === tbody) {
-    tbody.insertBefore(tr, after.nextSibling);
-  } else {
-    tbody.insertBefore(tr, rows().filter(function (r) { return r.dataset.service > name; })[0] || document.getElementById("no-flags"));
+    old.parentNode.replaceChild(tr, old);
+    return;
   }
+  if (after && after.parentNode) {
+    after.parentNode.insertBefore(tr, after.nextSibling);
+  } else {
+    next = rows().filter(function (r) { return r.dataset.service > name; })[0] || document.getElementById("no-flags");
+    next.parentNode.insertBefore(tr, next);
+  }
+  split(tr.parentNode);
 }
 function apply(s, g) {
   var old = byName.get(s.name), tr;
@@ -215,7 +230,7 @@ function connect() {
   es.onerror = function () { live(false); };
 }
 setInterval(function () {
-  if (++ticks % (byName.size > 1000 ? 30 : 1) === 0) tbody.querySelectorAll("td[data-since]").forEach(function (td) {
+  if (++ticks % (byName.size > 1000 ? 30 : 1) === 0) box.querySelectorAll("td[data-since]").forEach(function (td) {
     var a = ago(td.dataset.since);
     if (td.textContent !== a) td.textContent = a;
   });
