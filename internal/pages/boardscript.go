@@ -17,8 +17,10 @@ import (
 // second). Applying it rebuilds only the rows that differ from what the
 // service would show, and writes them in one task. The rows are in tables
 // of boardChunk rows (the browser lays out only the chunks on screen and
-// those a write lands in); a new row goes next to its neighbour, and a
-// chunk that grows past twice boardChunk rows is split in two. Without
+// those a write lands in); a new row goes next to its neighbour, a chunk
+// that grows past twice boardChunk rows is split in two, and one left
+// empty is removed (a chunk never shown keeps the placeholder height of
+// boardChunk rows). Without
 // JavaScript the <noscript> refresh reloads the page instead; if the stream
 // stays down for the refresh period, the script reloads it too. The stale
 // and stopping banners follow the "daemon" events (and the first event of
@@ -105,6 +107,11 @@ function split(tb) {
   nc.appendChild(t);
   c.parentNode.insertBefore(nc, c.nextSibling);
 }
+function drop(tr) {
+  var tb = tr.parentNode;
+  tr.remove();
+  if (!tb.rows.length && !tb.parentNode.tHead) tb.closest(".chunk").remove();
+}
 function put(name, tr, old, after) {
   var next;
   byName.set(name, tr);
@@ -125,7 +132,7 @@ function apply(s, g) {
   if (genOf.get(s.name) > g) return;
   genOf.set(s.name, g);
   if (s.effective_state === "missing") {
-    if (old) old.remove();
+    if (old) drop(old);
     byName.delete(s.name);
     return;
   }
@@ -172,7 +179,7 @@ function resync() {
       });
       byName.forEach(function (r, name) {
         if (!seen.has(name) && !(genOf.get(name) > g)) {
-          r.remove();
+          drop(r);
           byName.delete(name);
         }
       });
