@@ -56,7 +56,7 @@ h1{font-size:1.3em;margin:0 0 .3em}
 table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 #services{background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 #services table{table-layout:fixed;box-shadow:none}
-#services .chunk{content-visibility:auto;contain-intrinsic-size:auto {{.ChunkHeight}}px}
+#services.skip .chunk{content-visibility:auto;contain-intrinsic-size:auto {{.ChunkHeight}}px}
 #services :is(th,td):nth-child(1){width:15%}
 #services :is(th,td):nth-child(2){width:7em}
 #services :is(th,td):nth-child(3){width:3.8em}
@@ -93,7 +93,7 @@ h2{font-size:1.1em;margin:1.5em 0 .4em}
 {{if not .V.VIPsOK}}<div class="warn" id="vips-stale">VIP list not current (netlink subscription down).</div>{{end}}
 <div class="tally"><span class="up" id="n-up">{{.V.Counts.up}} up</span><span class="drain" id="n-drain">{{.V.Counts.drain}} drain</span><span class="maint" id="n-maint">{{.V.Counts.maint}} maint</span><span class="down" id="n-down">{{.V.Counts.down}} down</span></div>
 <h2>Services (<span id="n-services">{{len .V.Services}}</span>)</h2>
-<div id="services" data-chunk="{{.Chunk}}">
+<div id="services" data-chunk="{{.Chunk}}" data-skip-from="{{.SkipFrom}}"{{if gt (len .V.Services) .SkipFrom}} class="skip"{{end}}>
 <div class="chunk"><table>
 <thead><tr><th>Service</th><th>State</th><th>Weight</th><th>Reason</th><th>Probes</th><th title="open TCP connections (established or close-wait) on the service's port">Conns</th><th>Since</th><th>Until</th></tr></thead>
 <tbody>
@@ -159,6 +159,14 @@ func ago(now, t time.Time) string {
 // widths (table-layout: fixed) so that the chunks line up.
 const boardChunk = 200
 
+// boardSkipFrom is the number of services above which the chunks the
+// browser does not show are skipped (content-visibility: auto, the
+// "skip" class, set by the script too when the count crosses it). Below
+// it every row is laid out, as in one table (a few ms a change at 1,000
+// rows), and stays in the accessibility tree, which leaves out the rows
+// of skipped chunks until they are scrolled near.
+const boardSkipFrom = 1000
+
 // boardRowHeight is a one-line row's height in pixels, for the size an
 // unrendered chunk is given until the browser has laid it out once.
 const boardRowHeight = 31
@@ -170,13 +178,14 @@ type boardData struct {
 	Refresh     int // seconds; 0: no auto-refresh
 	Chunk       int // rows per chunk of the services table
 	ChunkHeight int // pixels, an unrendered chunk's placeholder height
+	SkipFrom    int // services above which unseen chunks are skipped
 }
 
 // maxRefresh bounds ?refresh=N.
 const maxRefresh = 3600
 
 func (p *Pages) serveBoard(w http.ResponseWriter, r *http.Request) {
-	d := boardData{V: p.view(), Refresh: int(p.opts.BoardRefresh / time.Second), Chunk: boardChunk, ChunkHeight: boardChunk * boardRowHeight}
+	d := boardData{V: p.view(), Refresh: int(p.opts.BoardRefresh / time.Second), Chunk: boardChunk, ChunkHeight: boardChunk * boardRowHeight, SkipFrom: boardSkipFrom}
 	d.Host = p.host
 	if s := r.URL.Query().Get("refresh"); s != "" {
 		n, err := strconv.Atoi(s)

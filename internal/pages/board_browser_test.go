@@ -86,6 +86,12 @@ func TestBoardBrowser(t *testing.T) {
 	browser := cdptest.Start(t)
 	browser.Open(srv.URL + "/board?refresh=0")
 	browser.WaitEval("the board subscribes to /events", `document.body.dataset.live`, `"1"`)
+	// A board of boardSkipFrom services or fewer skips no chunk: every row
+	// is laid out and in the accessibility tree.
+	skipped := `Array.prototype.filter.call(document.querySelectorAll("#services .chunk"), function (c) { return getComputedStyle(c).contentVisibility !== "visible" }).length`
+	if v, err := browser.Eval(skipped); err != nil || string(v) != "0" {
+		t.Fatalf("chunks the browser may skip on a board of %d services: %s (%v), want 0", len(names), v, err)
+	}
 	if _, err := browser.Eval(`document.querySelectorAll("tr[data-service]").forEach(function (r) { r.old = 1 }); window.notReloaded = 42`); err != nil {
 		t.Fatal(err)
 	}
@@ -130,16 +136,18 @@ func TestBoardBrowser(t *testing.T) {
 }
 
 // TestBoardChunks: the services table comes as tables of boardChunk rows,
-// each in a box the browser may skip (content-visibility: auto), with the
-// columns of every chunk under the header's. A board opened with 450
-// services has three chunks; then in one resync the 200 services of the
-// second go, and so does that chunk, and 500 arrive, two after each of the
-// others (each inserted next to its neighbour): no chunk grows past twice
-// boardChunk rows and the rows stay in order.
+// past boardSkipFrom services each in a box the browser may skip
+// (content-visibility: auto), with the columns of every chunk under the
+// header's. A board opened with 1,050 services has six chunks; then in one
+// resync the 200 services of the second go, and so does that chunk, and
+// 1,700 arrive, two after each of the others (each inserted next to its
+// neighbour): no chunk grows past twice boardChunk rows and the rows stay
+// in order. (TestBoardBrowser checks that a small board skips nothing.)
 func TestBoardChunks(t *testing.T) {
 	t.Parallel()
 	flags := map[string]string{}
-	for i := range 450 {
+	const n = boardSkipFrom + 50
+	for i := range n {
 		flags[fmt.Sprintf("svc%04d.80", 3*i)] = "drain # chunk"
 	}
 	st := testsnap.Store(t, flags, nil)
@@ -149,10 +157,10 @@ func TestBoardChunks(t *testing.T) {
 	browser.Open(srv.URL + "/board?refresh=0")
 	browser.WaitEval("the board subscribes to /events", `document.body.dataset.live`, `"1"`)
 	chunks := `Array.prototype.map.call(document.querySelectorAll("#services .chunk"), function (c) { return c.querySelectorAll("tr[data-service]").length + (getComputedStyle(c).contentVisibility === "auto" ? "" : " not skippable") }).join(" ")`
-	browser.WaitEval("the server's chunks", chunks, `"200 200 50"`)
+	browser.WaitEval("the server's chunks", chunks, `"200 200 200 200 200 50"`)
 
 	b := cache.NewBuilder(st.Load())
-	for i := range 450 {
+	for i := range n {
 		if i >= 200 && i < 400 {
 			name := fmt.Sprintf("svc%04d.80", 3*i)
 			delete(flags, name)

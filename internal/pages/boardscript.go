@@ -144,6 +144,7 @@ function tally() {
   all.forEach(function (r) { if (r.dataset.state in n) n[r.dataset.state]++; });
   states.forEach(function (st) { document.getElementById("n-" + st).textContent = n[st] + " " + st; });
   document.getElementById("n-services").textContent = all.length;
+  box.classList.toggle("skip", all.length > +box.dataset.skipFrom);
   var empty = document.getElementById("no-flags");
   if (empty) empty.hidden = all.length > 0;
   document.title = document.title.replace(/\d+\/\d+ up$/, n.up + "/" + all.length + " up");
