@@ -304,7 +304,8 @@ func TestBoardResyncLoad(t *testing.T) {
 			1000*(after["ScriptDuration"]-before["ScriptDuration"]), 1000*(after["RecalcStyleDuration"]-before["RecalcStyleDuration"]),
 			1000*(after["LayoutDuration"]-before["LayoutDuration"]), 1000*(after["TaskDuration"]-before["TaskDuration"]))
 	}
-	one := slices.Sorted(maps.Keys(flags))[n/2]
+	names := slices.Sorted(maps.Keys(flags))
+	one := names[n/2]
 	measure("one live change (a row off screen)", func() string {
 		b := cache.NewBuilder(st.Load())
 		b.Set(one, entry(t, "down # live "+one))
@@ -315,6 +316,9 @@ func TestBoardResyncLoad(t *testing.T) {
 		b := cache.NewBuilder(st.Load())
 		i := 0
 		for name := range flags {
+			if name == names[n-1] {
+				continue // the last row stays up: the stale resync below looks at it
+			}
 			if i++; i > 250 {
 				break
 			}
