@@ -39,6 +39,9 @@ type lineHandler struct {
 	gate      chan struct{} // when set, a detached connection is released only once it is closed
 	stopAware bool
 	sndbuf    int // SO_SNDBUF for accepted connections, when set
+	// "block" holds the loop: it sends on blocked, then waits on block
+	// (a loop kept from its events, as a loaded machine does).
+	blocked, block chan struct{}
 }
 
 type lineState struct{ lines int }
@@ -87,6 +90,9 @@ func (h *lineHandler) Input(c *Conn[lineState], in []byte) int {
 			return len(in)
 		case "slow":
 			continue
+		case "block":
+			h.blocked <- struct{}{}
+			<-h.block
 		}
 		c.WriteString("got " + line + "\n")
 		if p := int64(c.Pending()); p > h.maxPend.Load() {

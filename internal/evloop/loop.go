@@ -549,6 +549,9 @@ func (l *loop[S]) drainLinger(c *Conn[S]) {
 // schedule puts c in the timer wheel at its earliest deadline.
 func (l *loop[S]) schedule(c *Conn[S]) {
 	at := c.hdl
+	if c.closing {
+		at = 0 // answered and closing: the handler's deadline is moot
+	}
 	for _, d := range [...]int64{c.wdl, c.lingerAt} {
 		if d != 0 && (at == 0 || d < at) {
 			at = d
@@ -565,7 +568,7 @@ func (l *loop[S]) deadline(c *Conn[S]) {
 		l.close(c)
 	case c.wdl != 0 && now >= c.wdl:
 		l.close(c) // the client has not read its answers in time
-	case c.hdl != 0 && now >= c.hdl:
+	case c.hdl != 0 && now >= c.hdl && !c.closing:
 		was := c.hdl
 		if c.out == nil && !c.closing {
 			// Bytes that arrived while the loop was busy (a loaded
@@ -574,7 +577,9 @@ func (l *loop[S]) deadline(c *Conn[S]) {
 			// against the client: a request that is complete in the
 			// socket is answered, not cut off.
 			l.readable(c)
-			if c.closed || c.detached || c.hdl != was {
+			if c.closed || c.detached || c.closing || c.hdl != was {
+				// Answered and closing (perhaps lingering), or the
+				// deadline moved: the deadline no longer stands.
 				return
 			}
 		}
@@ -720,9 +725,23 @@ func (l *loop[S]) beginStop() {
 	l.pauseAccept(0)
 	l.s.stoppedPolling(l)
 	for _, c := range l.conns {
-		if c != nil && c.idle && c.in == nil && c.out == nil && c.lingerAt == 0 {
-			l.close(c)
+		if c != nil {
+			l.closeIdle(c)
 		}
+	}
+}
+
+// closeIdle closes c, on stop, if it is between requests. A request that
+// came in since the last epoll_wait is served first (the handler sees
+// Stopping and answers with a close): closing over unread input would send
+// a reset instead of its answer.
+func (l *loop[S]) closeIdle(c *Conn[S]) {
+	if !c.idle || c.in != nil || c.out != nil || c.lingerAt != 0 || c.closing {
+		return
+	}
+	l.readable(c)
+	if !c.closed && !c.detached && c.idle && c.in == nil && c.out == nil && c.lingerAt == 0 && !c.closing {
+		l.close(c)
 	}
 }
 

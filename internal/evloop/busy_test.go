@@ -1,0 +1,144 @@
+//go:build linux
+
+package evloop
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// holdLoop has the loop of addr (Loops: 1) run a "block" line and returns
+// once the loop is held; a send on h.block lets it go on.
+func holdLoop(t *testing.T, h *lineHandler, addr string) {
+	t.Helper()
+	a := dial(t, addr)
+	fmt.Fprintf(a, "block\nclose\n")
+	waitHeld(t, h)
+}
+
+func waitHeld(t *testing.T, h *lineHandler) {
+	t.Helper()
+	select {
+	case <-h.blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop did not take the block line")
+	}
+}
+
+// acked waits until the peer has acknowledged all that c sent: on loopback,
+// until it is in the server's receive queue.
+func acked(t *testing.T, c *net.TCPConn) {
+	t.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := -1
+		_ = raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still unacknowledged", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitOpen waits until s holds n connections.
+func waitOpen(t *testing.T, s *Server[lineState], n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().Open != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections held, want %d", s.Stats().Open, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestDeadlineAnsweredNotExpired: a deadline that passes while the loop is
+// busy first reads what came meanwhile; when that was a request, answered
+// with a lingering close, Expired must not be called as well (the agent
+// would count a second reply and write it, which cut the linger short
+// with a close over unread input: a reset).
+func TestDeadlineAnsweredNotExpired(t *testing.T) {
+	h := &lineHandler{idle: 200 * time.Millisecond, blocked: make(chan struct{}), block: make(chan struct{})}
+	s, addr, _ := serve(t, h, Options{Loops: 1})
+	var conns [2]*net.TCPConn
+	var r *bufio.Reader
+	for i := range conns {
+		conns[i] = dial(t, addr)
+		fmt.Fprintf(conns[i], "x\n") // accepted (TCP_DEFER_ACCEPT), answered, idle deadline 200 ms
+		r = bufio.NewReader(conns[i])
+		if line, err := r.ReadString('\n'); err != nil || line != "got x\n" {
+			t.Fatal(line, err)
+		}
+	}
+	c, b := conns[0], conns[1] // r reads b
+	// The loop is held past b's deadline; the batch after it starts past
+	// the deadline and is held too (c's line), and b's request comes in
+	// then, after that batch's epoll_wait: the deadline finds it in the
+	// socket.
+	since := time.Now()
+	holdLoop(t, h, addr)
+	fmt.Fprintf(c, "block\nclose\n")
+	for time.Since(since) < 2*h.idle { // a time to pass, not a synchronisation
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.block <- struct{}{}
+	waitHeld(t, h)
+	fmt.Fprintf(b, "linger\n%s", strings.Repeat("j", DefaultMaxInput+4096))
+	acked(t, b) // all of it in the server's socket, so that the close lingers
+	h.block <- struct{}{}
+	rest, err := io.ReadAll(r)
+	if err != nil || string(rest) != "bye\n" {
+		t.Fatalf("after the answer: %q %v", rest, err)
+	}
+	// A round trip on the loop: it is past the batch that answered b.
+	d := dial(t, addr)
+	fmt.Fprintf(d, "close\n")
+	if got, err := io.ReadAll(d); err != nil || string(got) != "bye\n" {
+		t.Fatalf("round trip: %q %v", got, err)
+	}
+	if n := h.expired.Load(); n != 0 || s.Stats().Expired != 0 {
+		t.Errorf("Expired called %d times (stats %d) for a connection answered", n, s.Stats().Expired)
+	}
+	b.Close() // ends the linger
+	waitOpen(t, s, 0)
+}
+
+// TestStopReadsIdle: on stop an idle connection whose next request came in
+// while the loop was busy gets its answer (then a close) rather than a
+// close over unread input, which is a reset.
+func TestStopReadsIdle(t *testing.T) {
+	h := &lineHandler{idle: 10 * time.Second, stopAware: true, blocked: make(chan struct{}), block: make(chan struct{})}
+	s, addr, cancel := serve(t, h, Options{Loops: 1, Grace: 5 * time.Second})
+	b := dial(t, addr)
+	fmt.Fprintf(b, "x\n")
+	r := bufio.NewReader(b)
+	if line, err := r.ReadString('\n'); err != nil || line != "got x\n" {
+		t.Fatal(line, err)
+	}
+	holdLoop(t, h, addr)
+	fmt.Fprintf(b, "y\n")
+	acked(t, b)
+	cancel()
+	for !s.stopping.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	h.block <- struct{}{}
+	rest, err := io.ReadAll(r)
+	if err != nil || string(rest) != "got y\n" {
+		t.Fatalf("idle connection with a request on stop: %q %v", rest, err)
+	}
+}
