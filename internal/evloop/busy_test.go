@@ -142,3 +142,42 @@ func TestStopReadsIdle(t *testing.T) {
 		t.Fatalf("idle connection with a request on stop: %q %v", rest, err)
 	}
 }
+
+// TestInboxOnStop: an idle connection passed by balance to a loop that
+// has begun its stop (the passing loop had not seen it yet) is closed as
+// beginStop closes idle ones, not kept until Grace, and its place is given
+// back. (White-box: the race is between two loops' batches.)
+func TestInboxOnStop(t *testing.T) {
+	ln, err := ListenReusePort("127.0.0.1:0", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := ListenerFDs(ln, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New[lineState](&lineHandler{}, fds, Options{Balance: true, Grace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.closeLoops()
+	defer unix.Close(s.loops[0].lfd) // the loop that does not stop here
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pair[1])
+	from, to := s.loops[0], s.loops[1]
+	to.beginStop()
+	s.nconns.Add(1)
+	c := from.newConn(pair[0])
+	c.fresh, c.idle = false, true
+	from.conns[c.fd], from.n = nil, from.n-1
+	from.live.Add(-1)
+	to.live.Add(1)
+	to.inbox = append(to.inbox, c)
+	to.takeInbox()
+	if !c.closed || s.nconns.Load() != 0 || to.n != 0 {
+		t.Errorf("idle connection passed to a stopping loop: closed %v, %d held, loop holds %d", c.closed, s.nconns.Load(), to.n)
+	}
+}

@@ -714,6 +714,12 @@ func (l *loop[S]) takeInbox() {
 		if !c.closed {
 			l.schedule(c)
 		}
+		if l.stopping && !c.closed {
+			// Passed by a loop that had not seen the stop yet: an
+			// idle connection is closed as at beginStop, not kept
+			// until Grace.
+			l.closeIdle(c)
+		}
 	}
 }
 
