@@ -181,3 +181,28 @@ func TestInboxOnStop(t *testing.T) {
 		t.Errorf("idle connection passed to a stopping loop: closed %v, %d held, loop holds %d", c.closed, s.nconns.Load(), to.n)
 	}
 }
+
+// TestOpenWritesAndCloses: what Open writes is sent at once, and a Close
+// there closes, without waiting for the client to send (before, the
+// answer waited for the client's first bytes, which then made the loop
+// spin: a closing connection is not read, and its EPOLLIN stayed armed).
+func TestOpenWritesAndCloses(t *testing.T) {
+	h := &lineHandler{greet: true}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fds, err := ListenerFDs(ln, false) // accepted before the client sends
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := serveFDs(t, h, fds, Options{Loops: 1})
+	c := dial(t, ln.Addr().String())
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "hi\n" {
+		t.Fatalf("greeting: %q %v", got, err)
+	}
+	waitOpen(t, s, 0)
+}

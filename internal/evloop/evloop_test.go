@@ -42,11 +42,18 @@ type lineHandler struct {
 	// "block" holds the loop: it sends on blocked, then waits on block
 	// (a loop kept from its events, as a loaded machine does).
 	blocked, block chan struct{}
+	// greet: Open writes "hi\n" and closes (a server that speaks first).
+	greet bool
 }
 
 type lineState struct{ lines int }
 
 func (h *lineHandler) Open(c *Conn[lineState]) {
+	if h.greet {
+		c.WriteString("hi\n")
+		c.Close()
+		return
+	}
 	c.SetDeadline(h.idle)
 	if h.sndbuf > 0 {
 		_ = unix.SetsockoptInt(c.FD(), unix.SOL_SOCKET, unix.SO_SNDBUF, h.sndbuf)

@@ -254,10 +254,18 @@ func (l *loop[S]) accept() error {
 		}
 		c := l.newConn(fd)
 		s.h.Open(c)
-		// With TCP_DEFER_ACCEPT the request is usually here already:
-		// serve it before registering the socket, so that a
-		// connection-per-request client costs no epoll_ctl at all.
-		l.readable(c)
+		if c.out != nil || c.closing {
+			// Open wrote or closed (a protocol that speaks first):
+			// send that now rather than after the client's first
+			// bytes; settle registers what it waits for.
+			l.send(c)
+		} else {
+			// With TCP_DEFER_ACCEPT the request is usually here
+			// already: serve it before registering the socket, so
+			// that a connection-per-request client costs no
+			// epoll_ctl at all.
+			l.readable(c)
+		}
 		c.fresh = false
 		if !c.closed && !c.detached && c.events == 0 {
 			if s.opts.Balance && c.idle && c.in == nil && c.out == nil && l.balance(c) {
