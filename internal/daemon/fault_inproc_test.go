@@ -111,8 +111,11 @@ func TestFaultInotifyOverflow(t *testing.T) {
 	writeFlags(t, dir, map[string]string{"web.443": "up 50%"})
 	close(release)
 	// Wait on the store, which is cheap to read, for the rescan's result;
-	// then check it over HTTP once (each /status.json is thousands of
-	// services).
+	// then check every service's state in the document /status.json
+	// serves, built from the store without the HTTP round trip: at some
+	// 15,000 services, building it under the race detector on one busy
+	// core outlasted the server's write timeout (the GET saw EOF). The
+	// HTTP path is checked once the burst's flags are gone (below).
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		snap := s.d.Store().Load()
 		if e, ok := snap.Lookup("web.443"); ok && snap.Len() == len(want) && e.Weight == 50 && s.d.Watcher().Stats().Overflows > 0 {
@@ -123,7 +126,17 @@ func TestFaultInotifyOverflow(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	faulttest.ExpectExact(t, s.base, want)
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		v := pages.View(s.d.Store().Load(), time.Now())
+		got := faulttest.StateOf(v)
+		if v.DirOK && faulttest.SameStates(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state not exact after the burst: dir_ok=%v\n got %s\nwant %s", v.DirOK, faulttest.FmtStates(got), faulttest.FmtStates(want))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	st := s.d.Watcher().Stats()
 	t.Logf("watcher stats after %d-event burst (queue %d): %+v", burst, queue, st)
 	if st.Overflows == 0 {
@@ -145,6 +158,7 @@ func TestFaultInotifyOverflow(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	faulttest.ExpectExact(t, s.base, map[string]string{"keep.80": "up", "wake.80": "up", "web.443": "up"})
 	if v := faulttest.MetricValue(t, s.base, "http_status_watcher_inotify_overflows_total"); v < 1 {
 		t.Errorf("overflow metric = %v", v)
 	}
