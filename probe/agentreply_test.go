@@ -83,8 +83,13 @@ func TestAgentOutcome(t *testing.T) {
 func TestRunnerAgentOutput(t *testing.T) {
 	c := newCollector()
 	r := newTestRunner(t, c, Options{})
+	// Each service's first attempt decides its state, and every check
+	// below reads that attempt's output: the timeout is generous, as a
+	// shell started under -race on a busy core can take longer than 100 ms
+	// (an attempt killed at 100 ms left a service up on its earlier
+	// success, with the timeout as its message).
 	probe := func(service, name, line, output string) string {
-		return fmt.Sprintf("[[probe]]\nservice = %q\nname = %q\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", %q]\n%sinterval = \"100ms\"\ntimeout = \"100ms\"\n",
+		return fmt.Sprintf("[[probe]]\nservice = %q\nname = %q\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", %q]\n%sinterval = \"5s\"\ntimeout = \"5s\"\n",
 			service, name, line, output)
 	}
 	agent := "output = \"agent\"\n"

@@ -327,7 +327,11 @@ func TestRunnerHangingTargets(t *testing.T) {
 	fast := &flipServer{}
 	fast.healthy.Store(true)
 	fastAddr := testenv.ServeHTTP(t, fast)
-	cfg := hangConfig(3, slow) + fmt.Sprintf("[[probe]]\nservice = \"fast\"\nkind = \"http\"\naddress = %q\ninterval = \"100ms\"\ntimeout = \"100ms\"\n", fastAddr)
+	// The fast probe's timeout is 500 ms, not the shortest interval's
+	// 100 ms: on one busy core under -race a loopback GET took longer
+	// than 100 ms time after time, and the probe, down on its first
+	// timeout, never rose again.
+	cfg := hangConfig(3, slow) + fmt.Sprintf("[[probe]]\nservice = \"fast\"\nkind = \"http\"\naddress = %q\ninterval = \"500ms\"\ntimeout = \"500ms\"\n", fastAddr)
 	c := newCollector()
 	r := newTestRunner(t, c, Options{Concurrency: 4})
 	if err := r.Apply(mustParse(t, cfg)); err != nil {
