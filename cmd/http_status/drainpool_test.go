@@ -282,7 +282,7 @@ http {
 	cmd.Env = cleanEnv()
 	startProc(t, cmd)
 	through := fmt.Sprintf("http://127.0.0.1:%d", front)
-	pollUntil(t, "nginx answers", 15*time.Second, func() (bool, string) {
+	testenv.PollUntil(t, "nginx answers", 15*time.Second, func() (bool, string) {
 		res, err := http.Get(through + "/")
 		if err != nil {
 			return false, err.Error()

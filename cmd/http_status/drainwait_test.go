@@ -78,7 +78,7 @@ func startCtl(args ...string) *ctlAsync {
 // waitOutput polls until out contains want.
 func waitOutput(t *testing.T, what string, out interface{ String() string }, want string) {
 	t.Helper()
-	pollUntil(t, what, 15*time.Second, func() (bool, string) {
+	testenv.PollUntil(t, what, 15*time.Second, func() (bool, string) {
 		s := out.String()
 		return strings.Contains(s, want), s
 	})
@@ -485,7 +485,7 @@ func TestConnCountsMatchSS(t *testing.T) {
 	}
 	check := func(want int) {
 		t.Helper()
-		pollUntil(t, fmt.Sprintf("%d connections on /status.json", want), 15*time.Second, func() (bool, string) {
+		testenv.PollUntil(t, fmt.Sprintf("%d connections on /status.json", want), 15*time.Second, func() (bool, string) {
 			n, live := jsonCount()
 			return n == want, fmt.Sprintf("connections %d, live %v", n, live)
 		})
@@ -543,7 +543,7 @@ func TestSamplerFollowsDrain(t *testing.T) {
 	log := &testenv.LogBuffer{}
 	startProcess(t, log, testBinary(t), "--dir", dir, "-p", strconv.Itoa(port), "--vips=false", "--log-format", "json", "--log-level", "debug")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	pollUntil(t, "daemon answers", 15*time.Second, func() (bool, string) {
+	testenv.PollUntil(t, "daemon answers", 15*time.Second, func() (bool, string) {
 		res, err := http.Get(base + "/status?SERVICE=web&PORT=8080")
 		if err != nil {
 			return false, err.Error()

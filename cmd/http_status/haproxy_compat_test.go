@@ -88,7 +88,7 @@ func TestHAProxyCompat(t *testing.T) {
 	startProcess(t, netLog, bin, "--dir", flags, "--port", strconv.Itoa(netPort), "--engine", "net/http",
 		"--vip-missing-status", "503", "--log-format", "json")
 	for _, p := range []int{fastPort, netPort} {
-		pollUntil(t, "daemon up", 15*time.Second, func() (bool, string) {
+		testenv.PollUntil(t, "daemon up", 15*time.Second, func() (bool, string) {
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", p))
 			if err != nil {
 				return false, err.Error()

@@ -105,7 +105,7 @@ func startHAProxy(t *testing.T, haproxy, tmp, tmpl string, vars []string, daemon
 func (h *haproxyRun) expect(backend, server, what string, ok func(s haproxyServer) bool) haproxyServer {
 	h.t.Helper()
 	var last haproxyServer
-	pollUntil(h.t, backend+"/"+server+": "+what, 15*time.Second, func() (bool, string) {
+	testenv.PollUntil(h.t, backend+"/"+server+": "+what, 15*time.Second, func() (bool, string) {
 		s, err := haproxyServerState(h.sock, backend, server)
 		if err != nil {
 			return false, err.Error()
@@ -114,24 +114,6 @@ func (h *haproxyRun) expect(backend, server, what string, ok func(s haproxyServe
 		return ok(s), s.String()
 	})
 	return last
-}
-
-// pollUntil calls f until it reports true or the deadline passes.
-func pollUntil(t *testing.T, what string, timeout time.Duration, f func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := f()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v; last seen: %s", what, timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // haproxyCmd sends one command to HAProxy's runtime API.
@@ -278,7 +260,7 @@ func TestHAProxyAgentCheck(t *testing.T) {
 		"--vips=false", "--log-format", "json")
 	ctl := func(args ...string) { t.Helper(); binCtl(t, bin, flags, args...) }
 	ctl("activate", "x", "--port", "80")
-	pollUntil(t, "daemon answers /status", 15*time.Second, func() (bool, string) {
+	testenv.PollUntil(t, "daemon answers /status", 15*time.Second, func() (bool, string) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status?SERVICE=x&PORT=80", httpPort))
 		if err != nil {
 			return false, err.Error() + "\n" + daemonLog.String()

@@ -207,7 +207,7 @@ func (c *Browser) Eval(expr string) (json.RawMessage, error) {
 // services after Open.
 func (c *Browser) WaitEval(what, expr, want string) {
 	c.t.Helper()
-	pollUntil(c.t, what, 60*time.Second, func() (bool, string) {
+	testenv.PollUntil(c.t, what, 60*time.Second, func() (bool, string) {
 		v, err := c.Eval(expr)
 		if err != nil {
 			return false, err.Error()
@@ -233,24 +233,6 @@ func (c *Browser) Screenshot(path string) []byte {
 		c.t.Fatal(err)
 	}
 	return b
-}
-
-// pollUntil calls f until it reports true or the deadline passes.
-func pollUntil(t *testing.T, what string, timeout time.Duration, f func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := f()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v; last seen: %s", what, timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // cleanEnv is the test's environment without the systemd variables a test

@@ -235,3 +235,21 @@ func RawRequest(t testing.TB, addr, req string) string {
 	b, _ := io.ReadAll(c)
 	return string(b)
 }
+
+// PollUntil calls f every 50 ms until it reports true, and fails t with
+// what and the last state f reported once timeout has passed: a condition
+// awaited, with a deadline for a stuck one, rather than a sleep.
+func PollUntil(t testing.TB, what string, timeout time.Duration, f func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := f()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %v; last seen: %s", what, timeout, state)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
