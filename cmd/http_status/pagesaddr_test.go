@@ -273,22 +273,8 @@ func TestPagesSocketActivation(t *testing.T) {
 		cmd := exec.Command(sa, append(args, flags...)...)
 		cmd.Env = cleanEnv()
 		p := startProc(t, cmd)
-		// systemd-socket-activate binds asynchronously: retry until it
-		// listens; the first connection starts the daemon.
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			res, err := http.Get("http://" + pagesAddr + httpd.PathStatusJSON)
-			if err == nil {
-				res.Body.Close()
-				if res.StatusCode != 200 {
-					t.Fatalf("/status.json on the pages socket: %d", res.StatusCode)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no answer on the pages socket: %v\n%s", err, p.stderr)
-			}
-			time.Sleep(20 * time.Millisecond)
+		if code := activatedGet(t, p, "http://"+pagesAddr+httpd.PathStatusJSON); code != 200 {
+			t.Fatalf("/status.json on the pages socket: %d", code)
 		}
 		if code, _ := getAccept(t, "http://"+pagesAddr, httpd.PathMetrics, ""); code != 200 {
 			t.Errorf("/metrics on the pages socket: %d", code)

@@ -5,7 +5,6 @@ package main
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,20 +39,7 @@ func TestSocketActivationFlagConflict(t *testing.T) {
 		cmd := exec.Command(sa, append(args, flags...)...)
 		cmd.Env = cleanEnv()
 		p := startProc(t, cmd)
-		// The first connection starts the daemon (systemd-socket-activate
-		// binds asynchronously: retry until it listens).
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", httpPort))
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no answer on the activated socket: %v\n%s", err, p.stderr)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		activatedGet(t, p, fmt.Sprintf("http://127.0.0.1:%d/status", httpPort))
 		ready := faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
 		// The agent answers on its passed socket, not on --agent-port.
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(agentPort), 5*time.Second)

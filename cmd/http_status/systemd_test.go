@@ -124,6 +124,26 @@ func getStatus(t *testing.T, c *http.Client, port int, query string) int {
 	return resp.StatusCode
 }
 
+// activatedGet GETs url, a socket systemd-socket-activate (p) listens on,
+// and returns the answer's status code. The tool binds asynchronously:
+// the GET is retried until it listens, for 20 s; the first connection
+// starts the daemon.
+func activatedGet(t *testing.T, p *daemonProc, url string) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get(url)
+		if err == nil {
+			res.Body.Close()
+			return res.StatusCode
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer on the activated socket %s: %v\n%s", url, err, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestSocketActivation runs the binary under systemd-socket-activate, which
 // binds the port, starts the daemon on the first connection and passes the
 // socket as fd 3 named "http". --port names a port the test holds, so a
@@ -142,23 +162,8 @@ func TestSocketActivation(t *testing.T) {
 	cmd.Env = cleanEnv()
 	p := startProc(t, cmd)
 
-	// systemd-socket-activate binds asynchronously: retry until it listens.
 	// The first connection starts the daemon and waits in the backlog.
-	var code int
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", port))
-		if err == nil {
-			code = resp.StatusCode
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer on the activated socket: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if code != 404 {
+	if code := activatedGet(t, p, fmt.Sprintf("http://127.0.0.1:%d/status", port)); code != 404 {
 		t.Fatalf("/status without status.html = %d, want 404", code)
 	}
 	faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
