@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/http-status/http_status/cache"
 
 	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/testenv"
 	"github.com/http-status/http_status/internal/testsnap"
 )
 
@@ -824,7 +826,17 @@ func TestFastBackpressure(t *testing.T) {
 					}
 				}
 			}()
-			time.Sleep(200 * time.Millisecond) // let the buffers fill
+			// Let the buffers fill: the client's receive queue holds
+			// half its buffer's worth of answers, unread.
+			rc, err := c.(*net.TCPConn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			testenv.PollUntil(t, "the client's receive queue fills", 20*time.Second, func() (bool, string) {
+				inq := 0
+				_ = rc.Control(func(fd uintptr) { inq, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+				return inq >= 16<<10, fmt.Sprintf("%d bytes unread", inq)
+			})
 			br := bufio.NewReader(c)
 			// The first answer is parsed; the others must be the same
 			// bytes, the Date value aside (it has a fixed width), which
