@@ -208,15 +208,7 @@ func TestContribNginxStatus(t *testing.T) {
 	}
 	daemonAddr := strings.TrimPrefix(d.base, "http://")
 	writeFlags(t, tmp, map[string]string{"status.conf": strings.ReplaceAll(string(snippet), "127.0.0.1:8001", daemonAddr)})
-	// Temp paths of the modules this nginx has, so that nothing goes to
-	// /var/lib/nginx.
-	version, _ := exec.Command(nginx, "-V").CombinedOutput()
-	temps := ""
-	for _, m := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
-		if m == "client_body" || !strings.Contains(string(version), "--without-http_"+m+"_module") {
-			temps += fmt.Sprintf("    %s_temp_path %s;\n", m, filepath.Join(tmp, m))
-		}
-	}
+	temps := nginxTempPaths(nginx, tmp)
 	port := testenv.FreePort(t)
 	conf := filepath.Join(tmp, "nginx.conf")
 	writeFlags(t, tmp, map[string]string{"nginx.conf": fmt.Sprintf(`daemon off;
@@ -328,4 +320,18 @@ func TestContribSquidConf(t *testing.T) {
 			t.Errorf("squid -k parse says %s:\n%s", bad, out)
 		}
 	}
+}
+
+// nginxTempPaths is the *_temp_path lines (indented for an http block) of
+// the modules the nginx binary has, each in its own directory under tmp,
+// so that nothing goes to /var/lib/nginx.
+func nginxTempPaths(nginx, tmp string) string {
+	version, _ := exec.Command(nginx, "-V").CombinedOutput()
+	temps := ""
+	for _, m := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		if m == "client_body" || !strings.Contains(string(version), "--without-http_"+m+"_module") {
+			temps += fmt.Sprintf("    %s_temp_path %s;\n", m, filepath.Join(tmp, m))
+		}
+	}
+	return temps
 }

@@ -248,13 +248,7 @@ func TestNginxKeepaliveDrainWaitIdle(t *testing.T) {
 	webA := fmt.Sprintf("web.%d", a.port)
 	binCtl(t, bin, flags, "activate", webA)
 
-	version, _ := exec.Command(nginx, "-V").CombinedOutput()
-	temps := ""
-	for _, m := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
-		if m == "client_body" || !strings.Contains(string(version), "--without-http_"+m+"_module") {
-			temps += fmt.Sprintf("    %s_temp_path %s;\n", m, filepath.Join(tmp, m))
-		}
-	}
+	temps := nginxTempPaths(nginx, tmp)
 	front := testenv.FreePort(t)
 	conf := filepath.Join(tmp, "nginx.conf")
 	writeFlags(t, tmp, map[string]string{"nginx.conf": fmt.Sprintf(`daemon off;

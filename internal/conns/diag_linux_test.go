@@ -227,21 +227,29 @@ func TestPortFilterShape(t *testing.T) {
 	}
 }
 
+// counterAndListener is a Counter (the test skips where sock_diag is not
+// there) and a listener on 127.0.0.1, both closed when tb ends.
+func counterAndListener(tb testing.TB) (*Counter, net.Listener) {
+	tb.Helper()
+	c, err := NewCounter()
+	if err != nil {
+		tb.Skipf("no sock_diag here: %v", err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	return c, ln
+}
+
 // TestCountIdle: of real loopback connections silent for longer than the
 // idle time, only the one whose last request was answered is idle; a
 // first request and a later request that the service is still working
 // on (read, not answered) keep theirs busy however long they are silent.
 func TestCountIdle(t *testing.T) {
-	c, err := NewCounter()
-	if err != nil {
-		t.Skipf("no sock_diag here: %v", err)
-	}
-	defer c.Close()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	c, ln := counterAndListener(t)
 	// The service answers "ping" and works forever on "slow", reading
 	// exactly one request at a time so nothing is left unread.
 	testenv.AcceptEach(t, ln, func(s net.Conn) {
@@ -323,16 +331,7 @@ func TestCountIdle(t *testing.T) {
 // connection whose end of stream the service never read is idle by
 // --idle's rule (the FIN is not an unread request).
 func TestCountHalfClosed(t *testing.T) {
-	c, err := NewCounter()
-	if err != nil {
-		t.Skipf("no sock_diag here: %v", err)
-	}
-	defer c.Close()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	c, ln := counterAndListener(t)
 	answer, done := make(chan struct{}), make(chan struct{})
 	testenv.AcceptEach(t, ln, func(s net.Conn) {
 		defer s.Close()
@@ -390,15 +389,7 @@ func TestCountHalfClosed(t *testing.T) {
 // BenchmarkCountIdle compares one count with and without tcp_info on 1,000
 // established loopback connections (drain --wait counts with it).
 func BenchmarkCountIdle(b *testing.B) {
-	c, err := NewCounter()
-	if err != nil {
-		b.Skipf("no sock_diag here: %v", err)
-	}
-	defer c.Close()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, ln := counterAndListener(b)
 	testenv.AcceptEach(b, ln, func(s net.Conn) { b.Cleanup(func() { s.Close() }) })
 	for range 1000 {
 		cl, err := net.Dial("tcp4", ln.Addr().String())
