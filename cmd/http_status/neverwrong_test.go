@@ -35,6 +35,13 @@ const settleWithin = time.Second
 // than settleWithin (or never happened within 10 s).
 func answers(t *testing.T, url string, want int, what string) {
 	t.Helper()
+	answersWithin(t, url, want, what, settleWithin)
+}
+
+// answersWithin is answers with a limit of its own, for an answer that
+// may only come after a wait of the daemon's (a hold) plus settleWithin.
+func answersWithin(t *testing.T, url string, want int, what string, limit time.Duration) {
+	t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	start := time.Now()
 	last := 0
@@ -45,8 +52,8 @@ func answers(t *testing.T, url string, want int, what string) {
 			res.Body.Close()
 			last = res.StatusCode
 			if last == want {
-				if d := time.Since(start); d > settleWithin {
-					t.Errorf("%s: %s answered %d only after %s (limit %s)", what, url, want, d.Round(time.Millisecond), settleWithin)
+				if d := time.Since(start); d > limit {
+					t.Errorf("%s: %s answered %d only after %s (limit %s)", what, url, want, d.Round(time.Millisecond), limit)
 				}
 				return
 			}
