@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -101,6 +102,7 @@ type Watcher struct {
 	addrSrc     AddrSource
 	warned      map[string]string    // name -> content error already logged
 	linked      map[string]uint64    // flags with more than one hard link -> links
+	retry       map[string]struct{}  // flags whose last read failed for want of a descriptor or memory
 	mounts      *mounts              // flags with a mount over them
 	scanned     bool                 // the first full scan is published
 	wr          *writers             // which flags may still be open for writing
@@ -161,6 +163,7 @@ func New(opts Options) (*Watcher, error) {
 		ready:     make(chan struct{}),
 		warned:    map[string]string{},
 		linked:    map[string]uint64{},
+		retry:     map[string]struct{}{},
 		held:      map[string]holdState{},
 		wr:        &writers{fd: -1, wd: -1},
 		dir:       dirWatch{path: opts.Dir, parent: filepath.Dir(opts.Dir), problem: problemNotYet},
@@ -346,6 +349,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// A write through another hard link of a flag makes no
 			// event here: re-read such flags every tick.
 			for name := range w.linked {
+				touched[name] = struct{}{}
+			}
+			// A flag read while the process was out of file
+			// descriptors (or memory) counted as absent; no event
+			// will come once they are free again, so look again.
+			for name := range w.retry {
 				touched[name] = struct{}{}
 			}
 		case <-w.probeWake:
@@ -547,6 +556,11 @@ func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
 	} else {
 		delete(w.warned, name)
 	}
+	if problem != nil && outOfResources(problem) {
+		w.retry[name] = struct{}{}
+	} else {
+		delete(w.retry, name)
+	}
 	w.noteLinks(name, info.Links)
 	if !w.passing(e, ok, info) || w.wr.fd < 0 {
 		delete(w.held, name)
@@ -584,6 +598,19 @@ func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
 	}
 	w.held[name] = h
 	return e, ok, true
+}
+
+// outOfResources reports whether a flag could not be read for want of
+// something the process gets back on its own (a file descriptor, kernel
+// memory) rather than because of the file itself: such a read is retried
+// every tick until it succeeds.
+func outOfResources(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.ENOBUFS, syscall.EINTR, syscall.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // passing reports whether a flag read as up may be a writer's passing
