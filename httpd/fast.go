@@ -257,6 +257,9 @@ func ServeFast(ctx context.Context, hh *Handler, srv *http.Server, ln net.Listen
 		return ConnStats{Open: st.Open, Accepted: st.Accepted, Overloaded: st.Overloaded}
 	}
 	hh.engine.Store(&stats)
+	if opts.Started != nil {
+		opts.Started()
+	}
 	// net/http serves the connections handed over; it starts stopping
 	// once the loops are done, within what is left of grace.
 	var stopAt atomic.Int64

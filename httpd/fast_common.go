@@ -99,6 +99,10 @@ type FastOptions struct {
 	// NoYield turns off the loops' yield after serving kept-alive
 	// connections (for benchmarks; see internal/evloop).
 	NoYield bool
+	// Started, when set, is called once the event loops are set up (each
+	// holds its epoll and eventfd descriptors) and about to serve;
+	// ServeFast returns an error without calling it when they cannot be.
+	Started func()
 }
 
 func (o FastOptions) withDefaults(srv *http.Server) FastOptions {

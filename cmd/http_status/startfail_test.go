@@ -5,8 +5,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,4 +57,113 @@ func TestFlagReadRetriedAfterFDs(t *testing.T) {
 		code, body := faulttest.HTTPGet(t, url)
 		return code == 200, fmt.Sprintf("%d %q", code, body)
 	})
+}
+
+// TestStartOutOfFDs starts the real binary under ever larger descriptor
+// limits (ulimit -n), from too few to bind anything up to the first that
+// is enough. At each it must either fail before it reports ready (no
+// READY=1, exit non-zero, saying it is out of file descriptors) or be
+// ready for real: /status and the agent answer and it stops cleanly. A
+// daemon that said READY=1 and then died because its event loops could
+// not get their epoll and eventfd descriptors told systemd, and a
+// --daemon parent, that it had started.
+func TestStartOutOfFDs(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "web.80"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port, agentPort := testenv.FreePort(t), testenv.FreePort(t)
+	failed := 0
+	for n := 8; n <= 64; n++ {
+		sock, msgs := notifySocket(t)
+		cmd := exec.Command("sh", "-c", `ulimit -n "$0" && exec "$@"`, fmt.Sprint(n),
+			testBinary(t), "--dir", dir, "-p", fmt.Sprint(port), "--agent-port", fmt.Sprint(agentPort),
+			"--vips=false", "--resync", "10m", "--log-format", "json")
+		// Two loops a responder whatever the machine, so the limits
+		// tried cover every step of the start.
+		cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+sock, "GOMAXPROCS=2")
+		d := startProc(t, cmd)
+		ready := false
+	wait:
+		for {
+			select {
+			case m := <-msgs:
+				if faulttest.HasLine(m, "READY=1") {
+					ready = true
+					break wait
+				}
+			case <-d.done:
+				break wait
+			case <-time.After(15 * time.Second):
+				t.Fatalf("ulimit -n %d: neither READY=1 nor an exit within 15s:\n%s", n, d.stderr.String())
+			}
+		}
+		if !ready {
+			if code := d.wait(t, 5*time.Second); code == 0 {
+				t.Fatalf("ulimit -n %d: exited 0 without READY=1", n)
+			}
+			if out := d.stderr.String(); !strings.Contains(out, "too many open files") && !strings.Contains(out, "out of file descriptors") {
+				t.Fatalf("ulimit -n %d: exited without saying why:\n%s", n, out)
+			}
+			failed++
+			continue
+		}
+		if code, body := faulttest.HTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/status?SERVICE=web&PORT=80", port)); code != 200 {
+			t.Fatalf("ulimit -n %d: READY=1, then /status answered %d %q", n, code, body)
+		}
+		if r := agentAsk(t, agentPort, "web.80\n"); !strings.HasPrefix(r, "up") {
+			t.Fatalf("ulimit -n %d: READY=1, then the agent answered %q", n, r)
+		}
+		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := d.wait(t, 10*time.Second); code != 0 {
+			t.Fatalf("ulimit -n %d: READY=1, then exit %d:\n%s", n, code, d.stderr.String())
+		}
+		if failed == 0 {
+			t.Fatalf("started at ulimit -n %d, the lowest tried: try lower limits", n)
+		}
+		t.Logf("failed to start below ulimit -n %d, saying why; ready at %d", n, n)
+		return
+	}
+	t.Fatalf("not ready at ulimit -n 64")
+}
+
+// TestWatchdogOutOfFDs takes every file descriptor from a running daemon
+// (prlimit) and expects its systemd watchdog pings to go on: the watcher
+// loop is alive and the checks still answer from the snapshot, so systemd
+// must not kill the daemon because a ping needed a socket it could not
+// open.
+func TestWatchdogOutOfFDs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sock, msgs := notifySocket(t)
+	port := testenv.FreePort(t)
+	cmd := exec.Command(testBinary(t), "--dir", dir, "-p", fmt.Sprint(port), "--vips=false", "--log-format", "json")
+	cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
+	d := startProc(t, cmd)
+	faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
+
+	pid := d.cmd.Process.Pid
+	var old unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Skipf("prlimit: %v", err)
+	}
+	none := unix.Rlimit{Cur: 1, Max: old.Max}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &none, nil); err != nil {
+		t.Skipf("prlimit: %v", err)
+	}
+	defer func() { _ = unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil) }()
+	// At most one ping can have opened its socket before the limit fell.
+	ping := func(m string) bool { return m == "WATCHDOG=1" }
+	for range 3 {
+		faulttest.ExpectNotify(t, msgs, 5*time.Second, "WATCHDOG=1 while out of descriptors", ping)
+	}
+	if strings.Contains(d.stderr.String(), "sd_notify failed") {
+		t.Errorf("sd_notify failed while out of descriptors:\n%s", d.stderr.String())
+	}
 }

@@ -65,6 +65,10 @@ type Options struct {
 	MaxConns int
 	// Logger gets accept errors (never one line per connection).
 	Logger zerolog.Logger
+	// Started, when set, is called by Serve once it can answer (its
+	// event loops hold their descriptors); Serve returns an error
+	// without calling it when they cannot be set up.
+	Started func()
 }
 
 // Server answers HAProxy's agent-check: on each TCP connection it may read one
@@ -90,6 +94,7 @@ type Server struct {
 	c        *check.Checker
 	def      string
 	sendWait time.Duration
+	started  func()
 	sem      chan struct{}
 	log      zerolog.Logger
 	ln       net.Listener
@@ -168,6 +173,7 @@ func New(opts Options) (*Server, error) {
 		c:        opts.Checker,
 		def:      opts.DefaultService,
 		sendWait: opts.SendWait,
+		started:  opts.Started,
 		sem:      make(chan struct{}, opts.MaxConns),
 		log:      opts.Logger,
 	}, nil
@@ -229,8 +235,16 @@ func (a *Server) Serve(ctx context.Context) error {
 	return a.serveGoroutines(ctx, a.ln)
 }
 
+// ready calls Options.Started, if set.
+func (a *Server) ready() {
+	if a.started != nil {
+		a.started()
+	}
+}
+
 // serveGoroutines is [Server.Serve] with a goroutine per connection.
 func (a *Server) serveGoroutines(ctx context.Context, ln net.Listener) error {
+	a.ready()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer ln.Close()

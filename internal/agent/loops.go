@@ -96,5 +96,6 @@ func (a *Server) serveLoops(ctx context.Context, ln net.Listener) (bool, error) 
 		return true, err
 	}
 	a.loopStats.Store(s)
+	a.ready()
 	return true, s.Serve(ctx)
 }

@@ -164,6 +164,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The systemd socket first: its descriptor is held for the daemon's
+	// life, so READY=1 and the watchdog pings never need a new one.
+	sd := newNotifier(log.With().Str("component", "systemd").Logger())
 	defer pid.remove(log)
 	store := d.store
 	obs := &observability{version: d.opts.Version}
@@ -296,9 +299,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	checker := check.New(check.Options{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly, VIPMissingCode: cfg.VIPMissingStatus,
 		HeartbeatAge: w.HeartbeatAgeAt, StaleAfter: cfg.StaleAfter})
+	// Each responder says when it can answer: the event loops take
+	// descriptors of their own (epoll, eventfd), and a daemon that cannot
+	// get them must fail before it reports ready, not just after.
+	started := make(chan struct{}, 2)
+	responders := 1
+	onStarted := func() { started <- struct{}{} }
 	var ag *agent.Server
 	if agentLn != nil {
-		if ag, err = newAgent(cfg, checker, agentLn, log); err != nil {
+		responders++
+		if ag, err = newAgent(cfg, checker, agentLn, log, onStarted); err != nil {
 			cancel()
 			wg.Wait()
 			return err
@@ -332,8 +342,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if cfg.Engine == EngineFast {
 			// /status and OPTIONS / on the event loops; pages,
 			// /metrics, /healthz and the rest through srv.
-			err = httpd.ServeFast(ctx, h, srv, ln, cfg.Grace, httpd.FastOptions{})
+			err = httpd.ServeFast(ctx, h, srv, ln, cfg.Grace, httpd.FastOptions{Started: onStarted})
 		} else {
+			onStarted() // net/http holds no descriptor of its own before a connection
 			err = httpd.Serve(ctx, srv, ln, cfg.Grace)
 		}
 		if err != nil {
@@ -363,9 +374,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	// Ready: every listener is bound and the first snapshot is published.
-	sd := newNotifier(log.With().Str("component", "systemd").Logger())
 	sd.warn(strings.Join(sockWarnings, "; "))
-	runErr := pid.write()
+	var runErr error
+	for ; responders > 0 && runErr == nil; responders-- {
+		select {
+		case <-started:
+		case runErr = <-errc:
+			if errors.Is(runErr, syscall.EMFILE) || errors.Is(runErr, syscall.ENFILE) {
+				runErr = fmt.Errorf("start the responders: out of file descriptors (raise ulimit -n, or LimitNOFILE= under systemd): %w", runErr)
+			}
+		}
+	}
+	if runErr == nil {
+		runErr = checkFreeFDs()
+	}
+	if runErr == nil {
+		runErr = pid.write()
+	}
 	if runErr == nil {
 		d.mu.Lock()
 		d.httpAddr, d.w = ln.Addr(), w

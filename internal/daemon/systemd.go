@@ -4,7 +4,10 @@ package daemon
 
 import (
 	"context"
+	"net"
+	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,7 +48,63 @@ type notifier struct {
 func (n *notifier) warn(w string) { n.warning.Store(&w) }
 
 func newNotifier(log zerolog.Logger) *notifier {
-	return &notifier{log: log, notify: func(state string) (bool, error) { return daemon.SdNotify(false, state) }}
+	nc := newNotifyConn(os.Getenv("NOTIFY_SOCKET"))
+	return &notifier{log: log, notify: nc.send}
+}
+
+// notifyConn is one socket to NOTIFY_SOCKET, opened when the daemon starts
+// and kept. go-systemd's SdNotify opens a socket for every message: a
+// daemon out of file descriptors (a connection flood under a low
+// LimitNOFILE=) could then neither report READY=1 nor ping the watchdog,
+// and systemd would kill it while it still answers checks truthfully.
+type notifyConn struct {
+	mu   sync.Mutex
+	addr *net.UnixAddr
+	c    *net.UnixConn // nil until a dial succeeds
+}
+
+// notifyWriteTimeout bounds a send to a systemd that does not read its
+// socket: the supervisor must not hang on it.
+const notifyWriteTimeout = time.Second
+
+// newNotifyConn dials name now, so the descriptor is held from the start;
+// a failed dial is retried at the first send. "" (not under systemd): nil,
+// whose send is a no-op.
+func newNotifyConn(name string) *notifyConn {
+	if name == "" {
+		return nil
+	}
+	nc := &notifyConn{addr: &net.UnixAddr{Name: name, Net: "unixgram"}}
+	nc.c, _ = net.DialUnix("unixgram", nil, nc.addr)
+	return nc
+}
+
+// send writes one message, as SdNotify does: sent is false without
+// NOTIFY_SOCKET. A write that fails (the socket was re-created: systemd
+// re-executed itself) is tried once more on a fresh socket.
+func (nc *notifyConn) send(state string) (sent bool, err error) {
+	if nc == nil {
+		return false, nil
+	}
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	for try := 0; ; try++ {
+		if nc.c == nil {
+			if nc.c, err = net.DialUnix("unixgram", nil, nc.addr); err != nil {
+				nc.c = nil
+				return false, err
+			}
+		}
+		_ = nc.c.SetWriteDeadline(time.Now().Add(notifyWriteTimeout))
+		if _, err = nc.c.Write([]byte(state)); err == nil {
+			return true, nil
+		}
+		nc.c.Close()
+		nc.c = nil
+		if try == 1 {
+			return false, err
+		}
+	}
 }
 
 // notifyMessage joins assignments into one sd_notify message, one per line.
