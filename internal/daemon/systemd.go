@@ -24,6 +24,10 @@ import (
 // restarts us WatchdogSec= after the last ping.
 const heartbeatMaxAge = 3 * time.Second
 
+// minPingEvery is the shortest time between two watchdog pings, whatever
+// WATCHDOG_USEC says.
+const minPingEvery = 50 * time.Millisecond
+
 // reloadTimeout bounds how long a SIGHUP waits for the rescan before it
 // reports READY=1 again.
 const reloadTimeout = 10 * time.Second
@@ -189,7 +193,15 @@ func (n *notifier) supervise(ctx context.Context, store *cache.Store, heartbeatA
 	defer status.Stop()
 	var pings <-chan time.Time
 	if watchdog > 0 {
-		t := time.NewTicker(watchdog / 2)
+		every := watchdog / 2
+		if every < minPingEvery {
+			// WATCHDOG_USEC=1 would make a busy loop flooding systemd
+			// with pings (hundreds of thousands a second).
+			every = minPingEvery
+			n.log.Warn().Dur("interval", watchdog).Dur("ping_every", every).
+				Msg("systemd watchdog interval too short to honour: pinging every " + every.String() + "; set WatchdogSec= to a few seconds (the watcher loop is judged stuck after " + heartbeatMaxAge.String() + ")")
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		pings = t.C
 		n.log.Info().Dur("interval", watchdog).Msg("systemd watchdog enabled")

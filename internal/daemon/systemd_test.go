@@ -255,3 +255,26 @@ func TestListenFallback(t *testing.T) {
 		t.Fatal("listen(agent) took the socket named http")
 	}
 }
+
+// TestSuperviseTinyWatchdog gives the supervisor a watchdog interval of a
+// microsecond (WATCHDOG_USEC=1): it must ping at most every minPingEvery,
+// not spin flooding systemd, and say that the interval cannot be honoured.
+func TestSuperviseTinyWatchdog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &testenv.LogBuffer{}
+		n := newNotifier(zerolog.New(logs))
+		var count atomic.Int64
+		n.notify = func(string) (bool, error) { count.Add(1); return true, nil }
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go n.supervise(ctx, cache.NewStore(), func() time.Duration { return 0 }, time.Microsecond, heartbeatMaxAge)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got, most := count.Load(), int64(time.Second/minPingEvery); got > most || got == 0 {
+			t.Errorf("%d pings in a second, want 1 to %d", got, most)
+		}
+		if !strings.Contains(logs.String(), "too short to honour") {
+			t.Errorf("no warning about the interval:\n%s", logs)
+		}
+	})
+}
