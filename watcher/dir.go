@@ -175,12 +175,23 @@ func dirProblem(err error) string {
 		return "not a directory"
 	case errors.Is(err, syscall.ENOSPC):
 		return "cannot be watched: out of inotify watches (raise sysctl fs.inotify.max_user_watches)"
-	case errors.Is(err, syscall.EMFILE):
-		return "cannot be watched: out of inotify instances (raise sysctl fs.inotify.max_user_instances)"
 	case errors.Is(err, fs.ErrPermission):
 		return "not accessible: permission denied"
 	}
 	return "cannot be watched: " + err.Error()
+}
+
+// listProblem words an error listing the status directory. Out of file
+// descriptors is the process's limit, not the directory's fault: say so,
+// or the operator looks at the directory.
+func listProblem(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return "out of file descriptors (raise ulimit -n, or LimitNOFILE= under systemd)"
+	}
+	return err.Error()
 }
 
 func idString(id fileID) string {

@@ -487,10 +487,7 @@ func (w *Watcher) fullRescan(why string) map[string]cache.Entry {
 			if errors.Is(err, fs.ErrNotExist) {
 				w.checkDir()
 			} else {
-				readProblem = "cannot be listed: " + dirProblem(err)
-				if errors.Is(err, fs.ErrPermission) {
-					readProblem = "cannot be listed: permission denied"
-				}
+				readProblem = "cannot be listed: " + listProblem(err)
 			}
 		}
 		old := w.store.Load()

@@ -167,3 +167,50 @@ func TestWatchdogOutOfFDs(t *testing.T) {
 		t.Errorf("sd_notify failed while out of descriptors:\n%s", d.stderr.String())
 	}
 }
+
+// TestRescanOutOfFDs takes every file descriptor from a running daemon and
+// asks for a rescan (SIGHUP): the directory cannot be opened to be listed,
+// so every service is out of rotation, and STATUS= must name the cause (the
+// process's descriptor limit, not inotify's sysctl, which it once named).
+// With the descriptors back, it comes back by itself.
+func TestRescanOutOfFDs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "web.80"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock, msgs := notifySocket(t)
+	port := testenv.FreePort(t)
+	cmd := exec.Command(testBinary(t), "--dir", dir, "-p", fmt.Sprint(port), "--vips=false", "--resync", "10m", "--log-format", "json")
+	cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+sock)
+	d := startProc(t, cmd)
+	faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
+
+	pid := d.cmd.Process.Pid
+	var old unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Skipf("prlimit: %v", err)
+	}
+	none := unix.Rlimit{Cur: 1, Max: old.Max}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &none, nil); err != nil {
+		t.Skipf("prlimit: %v", err)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	m := faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1 after SIGHUP", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
+	if !strings.Contains(m, "0/0 services up") || !strings.Contains(m, "cannot be listed: out of file descriptors") || strings.Contains(m, "inotify") {
+		t.Errorf("STATUS while out of descriptors: %q", m)
+	}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil); err != nil {
+		t.Fatalf("prlimit back: %v", err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	testenv.PollUntil(t, "back in rotation once descriptors are free", 5*time.Second, func() (bool, string) {
+		code, body := faulttest.HTTPGet(t, base+"/status?SERVICE=web&PORT=80")
+		return code == 200, fmt.Sprintf("%d %q", code, body)
+	})
+	if strings.Contains(d.stderr.String(), "inotify instances") {
+		t.Errorf("the log blames inotify:\n%s", d.stderr.String())
+	}
+}
