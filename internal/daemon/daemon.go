@@ -167,6 +167,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// The systemd socket first: its descriptor is held for the daemon's
 	// life, so READY=1 and the watchdog pings never need a new one.
 	sd := newNotifier(log.With().Str("component", "systemd").Logger())
+	defer sd.close()
 	defer pid.remove(log)
 	store := d.store
 	obs := &observability{version: d.opts.Version}

@@ -45,6 +45,7 @@ type notifier struct {
 	// tests that run the supervisor on a fake clock.
 	notify  func(state string) (sent bool, err error)
 	warning atomic.Pointer[string] // leads every STATUS= line when set
+	conn    *notifyConn            // nil without NOTIFY_SOCKET
 }
 
 // warn puts w (a configuration problem the operator must see) at the start
@@ -53,8 +54,12 @@ func (n *notifier) warn(w string) { n.warning.Store(&w) }
 
 func newNotifier(log zerolog.Logger) *notifier {
 	nc := newNotifyConn(os.Getenv("NOTIFY_SOCKET"))
-	return &notifier{log: log, notify: nc.send}
+	return &notifier{log: log, notify: nc.send, conn: nc}
 }
+
+// close releases the socket to systemd (Run's end: tests run many daemons
+// in one process).
+func (n *notifier) close() { n.conn.close() }
 
 // notifyConn is one socket to NOTIFY_SOCKET, opened when the daemon starts
 // and kept. go-systemd's SdNotify opens a socket for every message: a
@@ -81,6 +86,18 @@ func newNotifyConn(name string) *notifyConn {
 	nc := &notifyConn{addr: &net.UnixAddr{Name: name, Net: "unixgram"}}
 	nc.c, _ = net.DialUnix("unixgram", nil, nc.addr)
 	return nc
+}
+
+func (nc *notifyConn) close() {
+	if nc == nil {
+		return
+	}
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	if nc.c != nil {
+		nc.c.Close()
+		nc.c = nil
+	}
 }
 
 // send writes one message, as SdNotify does: sent is false without
