@@ -62,7 +62,12 @@ type Snapshot struct {
 	// dirProblem says why the status directory is not watched ("missing",
 	// "out of inotify watches ..."); empty while it is.
 	dirProblem string
-	vipsOK     bool
+	// missingReason is the reason given for a service with no flag while
+	// the directory has a problem: "status directory " + dirProblem, built
+	// once so that answers do not allocate. Set by SetDirProblem only:
+	// no responder answers from Empty.
+	missingReason string
+	vipsOK        bool
 }
 
 var emptyShard = map[string]Entry{}
@@ -105,6 +110,11 @@ func (s *Snapshot) DirOK() bool { return s.dirProblem == "" }
 // DirProblem says why the status directory is not watched (it is then
 // treated as empty: every service out of rotation), or "" when it is.
 func (s *Snapshot) DirProblem() string { return s.dirProblem }
+
+// MissingReason is why a service with no flag is out of rotation when that
+// is the directory's doing ("status directory missing"), or "" when the
+// directory is fine (the flag is just absent).
+func (s *Snapshot) MissingReason() string { return s.missingReason }
 
 // VIPsOK reports whether the VIP list is current (the netlink subscription is
 // up, or VIP tracking is off).
@@ -320,7 +330,14 @@ func (b *Builder) SetVIPs(v map[netip.Addr]VIPFlags) {
 
 // SetDirProblem records why the status directory is not watched; "" means
 // it is present and watched.
-func (b *Builder) SetDirProblem(p string) { b.next.dirProblem = p }
+func (b *Builder) SetDirProblem(p string) {
+	if p == "" {
+		b.next.missingReason = ""
+	} else if p != b.next.dirProblem || b.next.missingReason == "" {
+		b.next.missingReason = "status directory " + p
+	}
+	b.next.dirProblem = p
+}
 
 // SetVIPsOK records whether the VIP set is current.
 func (b *Builder) SetVIPsOK(ok bool) { b.next.vipsOK = ok }

@@ -176,6 +176,10 @@ func (c *Checker) answer(q *parsed) Result {
 		return r
 	default:
 		r.Body = BodyNoService
+		if r.Reason == "" {
+			// The directory's fault, not the operator's: say so.
+			r.Reason = snap.MissingReason()
+		}
 		return r
 	}
 	for _, a := range q.vips[:q.nvips] {

@@ -278,3 +278,25 @@ func TestStale(t *testing.T) {
 		t.Errorf("a stale answer allocates %v times", n)
 	}
 }
+
+// TestCheckDirProblemReason: while the status directory cannot be used
+// every service is out of rotation; the answer for one says why (the
+// directory), not only that its flag is absent. With the directory fine an
+// absent flag gets the original's bare body.
+func TestCheckDirProblemReason(t *testing.T) {
+	b := cache.NewBuilder(cache.Empty())
+	b.SetDirProblem("missing")
+	store := cache.NewStore()
+	store.Publish(b.Snapshot(time.Now()))
+	c := New(Options{Store: store})
+	r := c.Check("SERVICE=web&PORT=80")
+	if r.Code != 404 || r.Body != BodyNoService || r.State != cache.Missing || r.Reason != "status directory missing" {
+		t.Errorf("directory missing: %+v", r)
+	}
+	b = cache.NewBuilder(store.Load())
+	b.SetDirProblem("")
+	store.Publish(b.Snapshot(time.Now()))
+	if r := c.Check("SERVICE=web&PORT=80"); r.Code != 404 || r.Reason != "" {
+		t.Errorf("directory fine, no flag: %+v", r)
+	}
+}
