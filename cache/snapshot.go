@@ -68,6 +68,9 @@ type Snapshot struct {
 	// no responder answers from Empty.
 	missingReason string
 	vipsOK        bool
+	// vipsDownSince is when the VIP list stopped being current (the
+	// first snapshot published with vipsOK false); zero while it is.
+	vipsDownSince time.Time
 }
 
 var emptyShard = map[string]Entry{}
@@ -119,6 +122,15 @@ func (s *Snapshot) MissingReason() string { return s.missingReason }
 // VIPsOK reports whether the VIP list is current (the netlink subscription is
 // up, or VIP tracking is off).
 func (s *Snapshot) VIPsOK() bool { return s.vipsOK }
+
+// VIPsStaleFor is how long, at now, the VIP list has not been current: 0
+// while it is.
+func (s *Snapshot) VIPsStaleFor(now time.Time) time.Duration {
+	if s.vipsOK || s.vipsDownSince.IsZero() {
+		return 0
+	}
+	return now.Sub(s.vipsDownSince)
+}
 
 // Lookup returns the entry for a flag-file name ("squid.80", "status.html").
 // A missing flag yields an Entry with State Missing and ok false. It does not
@@ -348,6 +360,12 @@ func (b *Builder) Snapshot(now time.Time) *Snapshot {
 	s := b.next
 	s.gen++
 	s.built = now
+	switch {
+	case s.vipsOK:
+		s.vipsDownSince = time.Time{}
+	case s.vipsDownSince.IsZero():
+		s.vipsDownSince = now
+	}
 	return &s
 }
 

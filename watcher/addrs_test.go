@@ -4,6 +4,7 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"sync"
@@ -136,6 +137,7 @@ type fakeSource struct {
 	lists   [][]AddrUpdate
 	current []AddrUpdate
 	subs    chan *fakeSub
+	fail    error // when set, Subscribe fails with it
 }
 
 // fakeSub is one subscription: the test sends on c and calls drop to end it,
@@ -152,6 +154,10 @@ var fakeLinks = []LinkUpdate{{Index: 1, Loopback: true, Up: true}, {Index: 2, Up
 
 func (f *fakeSource) Subscribe(ctx context.Context) (HostAddrs, <-chan Update, error) {
 	f.mu.Lock()
+	if f.fail != nil {
+		defer f.mu.Unlock()
+		return HostAddrs{}, nil, f.fail
+	}
 	var l []AddrUpdate
 	if len(f.lists) > 0 {
 		l, f.lists = f.lists[0], f.lists[1:]
@@ -222,6 +228,44 @@ func TestAddrSubscriptionDropped(t *testing.T) {
 	}
 	if s := st.Load(); !s.HasVIP(netip.MustParseAddr("10.0.0.9"), false) || s.HasVIP(netip.MustParseAddr("10.0.0.1"), false) {
 		t.Fatalf("after rescan: %v", s.VIPs())
+	}
+}
+
+// TestAddrSubscriptionDownSince: while the subscription is down (it
+// dropped and resubscribing fails) the snapshots keep the last known VIPs
+// and say since when the list is not current, counted from the first
+// snapshot that said so; once a subscription is back, the list is current
+// again (the checker answers VIP checks from a list not current for
+// --stale-after as unknown: internal/check TestVIPListNotCurrent).
+func TestAddrSubscriptionDownSince(t *testing.T) {
+	t.Parallel()
+	src := &fakeSource{lists: [][]AddrUpdate{{upd("10.0.0.1", false, true)}, {upd("10.0.0.1", false, true)}}, subs: make(chan *fakeSub, 8)}
+	_, st := startWatcher(t, Options{Dir: t.TempDir(), Addrs: true, AddrSource: src})
+	if s := st.Load(); !s.VIPsOK() || s.VIPsStaleFor(time.Now()) != 0 {
+		t.Fatalf("subscribed: VIPsOK %v, stale for %s", s.VIPsOK(), s.VIPsStaleFor(time.Now()))
+	}
+	sub := <-src.subs
+	src.mu.Lock()
+	src.fail = errors.New("netlink: too many open files")
+	src.mu.Unlock()
+	before := time.Now()
+	sub.drop()
+	waitFor(t, st, "VIP list not current", func(s *cache.Snapshot) bool { return !s.VIPsOK() })
+	s := st.Load()
+	after := time.Now()
+	if !s.HasVIP(netip.MustParseAddr("10.0.0.1"), false) {
+		t.Error("the last known VIPs were not kept while the subscription is down")
+	}
+	if d := s.VIPsStaleFor(after); d <= 0 || d > after.Sub(before) {
+		t.Errorf("VIP list not current for %s, want in (0, %s]", d, after.Sub(before))
+	}
+	gen := s.Generation()
+	src.mu.Lock()
+	src.fail = nil
+	src.mu.Unlock()
+	waitFor(t, st, "resubscribed", func(s *cache.Snapshot) bool { return s.VIPsOK() && s.Generation() > gen })
+	if d := st.Load().VIPsStaleFor(time.Now()); d != 0 {
+		t.Errorf("VIP list current again, yet stale for %s", d)
 	}
 }
 

@@ -91,7 +91,7 @@ func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.LoopbackVIPsOnly, "vip-loopback-only", false, "count a VIP only when it is on a loopback interface (LVS-DR real servers)")
 	decimalVar(fs, &c.VIPMissingStatus, "vip-missing-status", 404, "HTTP `code` for a service that is up while a VIP= address is not on this host: 404 (the original's; HAProxy's disable-on-404 then drains the server) or 503 (HAProxy takes it down)")
 	fs.DurationVar(&c.Resync, "resync", 5*time.Minute, "`period` of the safety-net full rescan of the directory")
-	fs.DurationVar(&c.StaleAfter, "stale-after", 10*time.Second, "answer every check 503 (agent: down) once the watcher loop has not turned for this `duration`: flag changes would go unseen (0: never)")
+	fs.DurationVar(&c.StaleAfter, "stale-after", 10*time.Second, "answer every check 503 (agent: down) once the watcher loop has not turned for this `duration`: flag changes would go unseen; and a check naming a VIP as for a missing VIP once the VIP list has not been current (netlink subscription down) this long (0: never)")
 	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "auto", "log `format`: auto (journal when stderr is the systemd journal, console on a terminal, JSON otherwise), console, json, journal")

@@ -48,6 +48,10 @@ const (
 // ReasonStale is the reason of every answer while the watcher is stalled.
 const ReasonStale = "watcher loop stalled: answers would be stale"
 
+// ReasonVIPsStale is the reason of an answer to a check naming a VIP once
+// the VIP list has not been current for StaleAfter.
+const ReasonVIPsStale = "VIP list not current (netlink subscription down): VIP unknown"
+
 // MaxVIPs bounds the VIP list of one request.
 const MaxVIPs = 64
 
@@ -79,6 +83,11 @@ type Options struct {
 	// watcher loop last turned, at a reading of the clock. Once that is
 	// over StaleAfter every service is answered down (503, BodyStale,
 	// ReasonStale): the snapshot may no longer be the operator's truth.
+	//
+	// StaleAfter above 0 also bounds how long a check naming a VIP is
+	// answered from a VIP list that is not current (the netlink
+	// subscription is down and the last known list is kept): past it
+	// the VIP counts as missing (VIPMissingCode, ReasonVIPsStale).
 	HeartbeatAge func(now time.Time) time.Duration
 	StaleAfter   time.Duration
 }
@@ -93,6 +102,7 @@ type Checker struct {
 	noVIPMsg string // and its body
 	beatAge  func(time.Time) time.Duration
 	stale    time.Duration
+	vipStale time.Duration // 0: a VIP list not current is used however old
 }
 
 // New returns a Checker reading opts.Store.
@@ -107,6 +117,7 @@ func New(opts Options) *Checker {
 	if opts.HeartbeatAge != nil && opts.StaleAfter > 0 {
 		c.beatAge, c.stale = opts.HeartbeatAge, opts.StaleAfter
 	}
+	c.vipStale = max(opts.StaleAfter, 0)
 	return c
 }
 
@@ -181,6 +192,12 @@ func (c *Checker) answer(q *parsed) Result {
 			r.Reason = snap.MissingReason()
 		}
 		return r
+	}
+	if q.nvips > 0 && c.vipStale > 0 && snap.VIPsStaleFor(now) > c.vipStale {
+		// The list is kept while the subscription is down (VIPs rarely
+		// move), but not past StaleAfter: by then a VIP moved to
+		// another host would still be answered here.
+		return Result{Code: c.noVIP, Body: c.noVIPMsg, State: e.State, Weight: e.Weight, Reason: ReasonVIPsStale}
 	}
 	for _, a := range q.vips[:q.nvips] {
 		if !snap.HasVIP(a, c.loopback) {

@@ -300,3 +300,66 @@ func TestCheckDirProblemReason(t *testing.T) {
 		t.Errorf("directory fine, no flag: %+v", r)
 	}
 }
+
+// TestVIPListNotCurrent: while the netlink subscription is down the last
+// known VIP list is used, but only for StaleAfter; past it a check naming a
+// VIP answers as for a missing VIP (the operator's chosen code), with a
+// reason of its own, and a check naming none is not affected. Back to
+// current, the VIP counts again; with StaleAfter 0 the list is used however
+// old.
+func TestVIPListNotCurrent(t *testing.T) {
+	st := snap(t, map[string]string{"web.80": ""}, map[string]cache.VIPFlags{"192.0.2.10": cache.OnOther})
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	now := t0
+	clock := func() time.Time { return now }
+	b := cache.NewBuilder(st.Load())
+	b.SetVIPsOK(false)
+	st.Publish(b.Snapshot(t0))
+	c := New(Options{Store: st, Now: clock, StaleAfter: 10 * time.Second})
+	c503 := New(Options{Store: st, Now: clock, StaleAfter: 10 * time.Second, VIPMissingCode: 503})
+	never := New(Options{Store: st, Now: clock})
+	const q = "SERVICE=web&PORT=80&VIP=192.0.2.10"
+	for _, tc := range []struct {
+		after time.Duration
+		code  int
+	}{{0, 200}, {10 * time.Second, 200}, {11 * time.Second, 404}} {
+		now = t0.Add(tc.after)
+		r := c.Check(q)
+		if r.Code != tc.code {
+			t.Errorf("VIP list not current for %s: %d %q, want %d", tc.after, r.Code, r.Body, tc.code)
+		}
+		if r.Code == 404 && (r.Body != BodyNoVIP || r.Reason != ReasonVIPsStale || r.State != cache.Up) {
+			t.Errorf("stale VIP list answer: %+v", r)
+		}
+		if r := never.Check(q); r.Code != 200 {
+			t.Errorf("StaleAfter 0, VIP list not current for %s: %d, want 200", tc.after, r.Code)
+		}
+		if r := c.Check("SERVICE=web&PORT=80"); r.Code != 200 {
+			t.Errorf("no VIP named, VIP list not current for %s: %d, want 200", tc.after, r.Code)
+		}
+	}
+	if r := c503.Check(q); r.Code != 503 || r.Body != BodyNoVIP503 || r.Reason != ReasonVIPsStale {
+		t.Errorf("--vip-missing-status 503, stale VIP list: %+v", r)
+	}
+	if r := c.CheckName("web.80", []netip.Addr{netip.MustParseAddr("192.0.2.10")}); r.Code != 404 || r.Reason != ReasonVIPsStale {
+		t.Errorf("CheckName (agent), stale VIP list: %+v", r)
+	}
+	if n := testing.AllocsPerRun(100, func() { c.Check(q) }); n != 0 {
+		t.Errorf("a stale VIP list answer allocates %v times", n)
+	}
+
+	// Current again (the subscription is back and relisted).
+	b = cache.NewBuilder(st.Load())
+	b.SetVIPsOK(true)
+	st.Publish(b.Snapshot(now))
+	if r := c.Check(q); r.Code != 200 {
+		t.Errorf("VIP list current again: %d %q, want 200", r.Code, r.Body)
+	}
+	// Down again: the time counts from the new failure, not the old one.
+	b = cache.NewBuilder(st.Load())
+	b.SetVIPsOK(false)
+	st.Publish(b.Snapshot(now))
+	if r := c.Check(q); r.Code != 200 {
+		t.Errorf("VIP list just gone stale again: %d, want 200", r.Code)
+	}
+}
