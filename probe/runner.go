@@ -121,6 +121,9 @@ type running struct {
 	chk    checker
 	cancel context.CancelFunc
 	done   chan struct{}
+	// stuck, owned by the probe's loop: closed when an attempt that
+	// outlived its timeout by stuckAfter ends at last; nil when none.
+	stuck chan struct{}
 
 	// Guarded by Runner.mu.
 	ok      bool
@@ -381,18 +384,55 @@ func (r *Runner) loop(ctx context.Context, p *running) {
 	}
 }
 
-// attempt runs one check under the semaphore and the probe's timeout.
+// stuckAfter is how long past its timeout an attempt may take before it
+// counts as stuck. Every kind stops at its timeout (a script's process
+// group is killed, then its output read for at most a second more), so an
+// attempt still running by then is one whose process the kernel will not
+// kill: a script in uninterruptible sleep on a hung disk or network mount.
+const stuckAfter = 3 * time.Second
+
+// attempt runs one check under the semaphore and the probe's timeout. An
+// attempt that has not ended stuckAfter past its timeout fails at once
+// (its last result must not stand for the service meanwhile), and until
+// it ends no new one starts: each later attempt fails saying so, and a
+// hung mount holds one process and one slot of the semaphore per probe.
 func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
+	timeout := p.spec.Timeout.Duration
+	if p.stuck != nil {
+		select {
+		case <-p.stuck:
+			p.stuck = nil
+		default:
+			return outcome{}, fmt.Errorf("the previous attempt is still running, more than %s past its timeout %s (a process the kernel does not kill: uninterruptible sleep on a hung disk or mount?)", stuckAfter, timeout)
+		}
+	}
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
 		return outcome{}, ctx.Err()
 	}
-	defer func() { <-r.sem }()
-	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout.Duration)
-	defer cancel()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	start := time.Now()
-	out, err := p.chk.check(cctx)
+	var out outcome
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { <-r.sem }()
+		defer cancel()
+		out, err = p.chk.check(cctx)
+	}()
+	t := time.NewTimer(timeout + stuckAfter)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		p.stuck = done
+		err = fmt.Errorf("attempt still running %s past its timeout %s (a process the kernel does not kill: uninterruptible sleep on a hung disk or mount?)", stuckAfter, timeout)
+		r.log.Warn().Str("service", p.spec.Service).Str("probe", p.spec.Name).Str("kind", p.spec.Kind).
+			Msg(p.spec.ID() + ": " + err.Error() + "; no new attempt until it ends")
+		return outcome{}, err
+	}
 	if out.state == cache.Missing {
 		out.state = cache.Up
 	}

@@ -330,3 +330,92 @@ rise = 3
 		})
 	})
 }
+
+// unkillable is a checker whose attempt, once stuck is set, ignores its
+// context until the test releases it: a stand-in for a script in
+// uninterruptible sleep (a hung disk or mount), which no signal ends and
+// which this machine cannot be made to produce safely in a test.
+type unkillable struct {
+	stuck   atomic.Bool
+	release chan struct{}
+	calls   atomic.Int32
+	last    atomic.Int64 // when the last attempt started, UnixNano
+}
+
+func (u *unkillable) check(ctx context.Context) (outcome, error) {
+	u.calls.Add(1)
+	u.last.Store(time.Now().UnixNano())
+	if u.stuck.Load() {
+		<-u.release
+		return outcome{}, fmt.Errorf("timeout after %s", 2*time.Second)
+	}
+	return outcome{Outcome: probecheck.Outcome{Msg: "fine"}}, nil
+}
+
+// TestRunnerStuckAttempt: an attempt that does not end at its timeout (its
+// process cannot be killed) must not leave the probe's last result standing:
+// stuckAfter past the timeout it fails, each later attempt fails at once
+// while it still runs (none is started beside it), and once it ends the
+// schedule goes on.
+func TestRunnerStuckAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		chk := &unkillable{release: make(chan struct{})}
+		var once sync.Once
+		release := func() { once.Do(func() { close(chk.release) }) }
+		defer release() // a failed test must not leave the bubble blocked
+		c := newCollector()
+		r := newTestRunner(t, c, Options{checkerFor: func(*Spec) (checker, error) { return chk, nil }})
+		if err := r.Apply(mustParse(t, `
+[[probe]]
+service = "web.80"
+kind = "exec"
+command = ["/bin/true"]
+interval = "10s"
+timeout = "2s"
+rise = 1
+fall = 2
+`)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second + time.Millisecond)
+		synctest.Wait()
+		first := time.Unix(0, chk.last.Load())
+		if st, _ := c.get("web.80"); !st.OK || chk.calls.Load() != 1 {
+			t.Fatalf("first attempt: %+v, %d calls; want passing, 1 call", st, chk.calls.Load())
+		}
+		chk.stuck.Store(true)
+		at := func(d time.Duration) cache.ProbeStatus {
+			t.Helper()
+			time.Sleep(time.Until(first.Add(d)))
+			synctest.Wait()
+			st, _ := c.get("web.80")
+			return st
+		}
+		msg := func(st cache.ProbeStatus) string {
+			if len(st.Checks) != 1 {
+				return ""
+			}
+			return st.Checks[0].Msg
+		}
+		// Attempt 2 starts at 10s and sticks; at its timeout plus
+		// stuckAfter it fails (one failure of fall 2).
+		if st := at(10*time.Second + 2*time.Second + stuckAfter - 10*time.Millisecond); !st.OK || msg(st) != "fine" {
+			t.Fatalf("before stuckAfter: %+v, want still passing, 'fine'", st)
+		}
+		if st := at(10*time.Second + 2*time.Second + stuckAfter + 10*time.Millisecond); !st.OK || !strings.Contains(msg(st), "attempt still running") || chk.calls.Load() != 2 {
+			t.Fatalf("stuck once: %+v, %d calls; want passing (1 failure of 2) with 'attempt still running', 2 calls", st, chk.calls.Load())
+		}
+		// Attempt 3 at 20s fails at once, without a new call: failing.
+		st := at(20*time.Second + 10*time.Millisecond)
+		if st.OK || !strings.Contains(st.LastErr, "previous attempt is still running") || chk.calls.Load() != 2 {
+			t.Fatalf("still stuck: %+v, %d calls; want failing, 'previous attempt is still running', 2 calls", st, chk.calls.Load())
+		}
+		// It ends; the next attempt (30s) runs and passes.
+		chk.stuck.Store(false)
+		release()
+		if st := at(30*time.Second + 10*time.Millisecond); !st.OK || chk.calls.Load() != 3 {
+			t.Fatalf("after it ended: %+v, %d calls; want passing, 3 calls", st, chk.calls.Load())
+		}
+		r.Close()
+	})
+}
