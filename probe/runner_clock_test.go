@@ -333,8 +333,10 @@ rise = 3
 
 // unkillable is a checker whose attempt, once stuck is set, ignores its
 // context until the test releases it: a stand-in for a script in
-// uninterruptible sleep (a hung disk or mount), which no signal ends and
-// which this machine cannot be made to produce safely in a test.
+// uninterruptible sleep (a hung disk or mount), which no signal ends, so
+// that the schedule around it runs on synctest's fake clock. The real
+// thing, a script blocked on a FUSE mount whose server never answers, is
+// TestExecProbeUninterruptible.
 type unkillable struct {
 	stuck   atomic.Bool
 	release chan struct{}

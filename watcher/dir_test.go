@@ -179,38 +179,6 @@ func TestDirChmodIsAnEvent(t *testing.T) {
 	}
 }
 
-// childEnv marks a re-executed test binary that runs one test inside a
-// namespace the parent test made (a mount namespace, a user namespace).
-const childEnv = "HTTP_STATUS_WATCHER_CHILD"
-
-// runChild re-executes this test binary to run test inside the command
-// prefix (unshare ...), and fails when the child fails.
-func runChild(t *testing.T, test string, prefix ...string) {
-	t.Helper()
-	if os.Getenv(childEnv) != "" {
-		t.Skip("already a child")
-	}
-	args := append(prefix, os.Args[0], "-test.run=^"+test+"$", "-test.v")
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), childEnv+"="+test)
-	testenv.DieWithTest(cmd)
-	out, err := cmd.CombinedOutput()
-	if strings.Contains(string(out), "--- SKIP") {
-		t.Skipf("child skipped:\n%s", out)
-	}
-	if err != nil {
-		t.Fatalf("child %s: %v\n%s", test, err, out)
-	}
-	t.Logf("child output:\n%s", out)
-}
-
-func isChild(t *testing.T, test string) {
-	t.Helper()
-	if os.Getenv(childEnv) != test {
-		t.Skip("runs only as a child of " + strings.TrimSuffix(test, "Child"))
-	}
-}
-
 // TestDirBindMount: a directory bind-mounted over the status path, and
 // unmounted again, in a mount namespace of the test's own (the host's mount
 // table is untouched). Mounts make no inotify event; the answer must still
@@ -223,11 +191,11 @@ func TestDirBindMount(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare (util-linux) not installed")
 	}
-	runChild(t, "TestDirBindMountChild", "unshare", "--mount", "--propagation", "private")
+	testenv.RunChild(t, "TestDirBindMountChild", "unshare", "--mount", "--propagation", "private")
 }
 
 func TestDirBindMountChild(t *testing.T) {
-	isChild(t, "TestDirBindMountChild")
+	testenv.IsChild(t, "TestDirBindMountChild")
 	root := t.TempDir()
 	st, e := mkdir(t, filepath.Join(root, "st")), mkdir(t, filepath.Join(root, "E"))
 	write(t, filepath.Join(st, "squid.80"), "")
@@ -272,11 +240,11 @@ func TestDirOutOfWatches(t *testing.T) {
 	if err := exec.Command("unshare", "--user", "--map-root-user", "true").Run(); err != nil {
 		t.Skipf("cannot make a user namespace here: %v", err)
 	}
-	runChild(t, "TestDirOutOfWatchesChild", "unshare", "--user", "--map-root-user")
+	testenv.RunChild(t, "TestDirOutOfWatchesChild", "unshare", "--user", "--map-root-user")
 }
 
 func TestDirOutOfWatchesChild(t *testing.T) {
-	isChild(t, "TestDirOutOfWatchesChild")
+	testenv.IsChild(t, "TestDirOutOfWatchesChild")
 	const limit = "/proc/sys/user/max_inotify_watches"
 	orig, err := os.ReadFile(limit)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // TestHardLinkedFlag writes a flag through a hard link outside the status
@@ -60,11 +61,11 @@ func TestBindMountedFlag(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare (util-linux) not installed")
 	}
-	runChild(t, "TestBindMountedFlagChild", "unshare", "--mount", "--propagation", "private")
+	testenv.RunChild(t, "TestBindMountedFlagChild", "unshare", "--mount", "--propagation", "private")
 }
 
 func TestBindMountedFlagChild(t *testing.T) {
-	isChild(t, "TestBindMountedFlagChild")
+	testenv.IsChild(t, "TestBindMountedFlagChild")
 	root := t.TempDir()
 	st, other := mkdir(t, filepath.Join(root, "st")), mkdir(t, filepath.Join(root, "host"))
 	flag, src := filepath.Join(st, "squid.80"), filepath.Join(other, "state")

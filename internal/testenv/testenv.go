@@ -85,6 +85,41 @@ func DieWithTest(cmd *exec.Cmd) {
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
 
+// childEnv marks a re-executed test binary that runs one test inside a
+// namespace the parent test made (a mount namespace, a user namespace).
+const childEnv = "HTTP_STATUS_TEST_CHILD"
+
+// RunChild re-executes this test binary to run test inside the command
+// prefix (unshare ...), and fails when the child fails; it skips when the
+// child skipped.
+func RunChild(t *testing.T, test string, prefix ...string) {
+	t.Helper()
+	if os.Getenv(childEnv) != "" {
+		t.Skip("already a child")
+	}
+	args := append(prefix, os.Args[0], "-test.run=^"+test+"$", "-test.v")
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), childEnv+"="+test)
+	DieWithTest(cmd)
+	out, err := cmd.CombinedOutput()
+	if strings.Contains(string(out), "--- SKIP") {
+		t.Skipf("child skipped:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("child %s: %v\n%s", test, err, out)
+	}
+	t.Logf("child output:\n%s", out)
+}
+
+// IsChild skips the calling test unless this binary was started by
+// RunChild for it.
+func IsChild(t *testing.T, test string) {
+	t.Helper()
+	if os.Getenv(childEnv) != test {
+		t.Skip("runs only as a child of " + strings.TrimSuffix(test, "Child"))
+	}
+}
+
 var (
 	portsMu sync.Mutex
 	ports   = map[int]bool{}

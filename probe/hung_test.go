@@ -1,0 +1,109 @@
+//go:build linux
+
+package probe
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/testenv"
+)
+
+// TestExecProbeUninterruptible: a script that blocks on a hung mount (a
+// real FUSE filesystem whose server never answers, in a mount namespace of
+// the test's own) cannot be killed at its timeout: SIGKILL leaves it in
+// uninterruptible sleep. The probe passed before; its service must not
+// keep that result while the script hangs.
+func TestExecProbeUninterruptible(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a FUSE mount in a mount namespace)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare")
+	}
+	t.Parallel()
+	testenv.RunChild(t, "TestExecProbeUninterruptibleChild", "unshare", "--mount", "--propagation", "private")
+}
+
+func TestExecProbeUninterruptibleChild(t *testing.T) {
+	testenv.IsChild(t, "TestExecProbeUninterruptibleChild")
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("needs sh")
+	}
+	good := filepath.Join(t.TempDir(), "good")
+	if err := os.WriteFile(good, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector()
+	// The runner first, so that its Close runs after the mount's cleanup
+	// has let the blocked script go (cleanups run last first).
+	r := newTestRunner(t, c, Options{})
+	hung := faulttest.HungMount(t)
+	target := filepath.Join(hung, "x")
+	script := fmt.Sprintf("[ -e %s ] && exit 0; exec cat %s", good, target)
+	if err := r.Apply(mustParse(t, fmt.Sprintf(`
+[[probe]]
+service = "web.80"
+kind = "exec"
+command = [%q, "-c", %q]
+interval = "500ms"
+timeout = "300ms"
+fall = 1
+rise = 1
+`, sh, script))); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "web.80", "passing", func(st cache.ProbeStatus) bool { return st.OK })
+
+	if err := os.Remove(good); err != nil {
+		t.Fatal(err)
+	}
+	// The next attempt blocks in cat; its timeout's SIGKILL does not end
+	// it. The script must be seen in uninterruptible sleep, or this test
+	// proves nothing.
+	testenv.PollUntil(t, "the script in uninterruptible sleep", 10*time.Second, func() (bool, string) {
+		st := procState(t, target)
+		return st == "D", "state " + st
+	})
+	deadline := time.Now().Add(300*time.Millisecond + stuckAfter + 5*time.Second)
+	st := c.waitFor(t, "web.80", "failing as stuck", func(st cache.ProbeStatus) bool { return !st.OK })
+	if !strings.Contains(st.LastErr, "attempt still running") && !strings.Contains(st.LastErr, "previous attempt is still running") {
+		t.Errorf("failing for %q, want the stuck attempt named", st.LastErr)
+	}
+	if time.Now().After(deadline) {
+		t.Errorf("failing only after the script hung for over %s", 300*time.Millisecond+stuckAfter+5*time.Second)
+	}
+}
+
+// procState is the state letter (/proc/PID/stat) of the process whose
+// command line names arg, or "" when none does.
+func procState(t *testing.T, arg string) string {
+	t.Helper()
+	ds, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmd), arg) || strings.Contains(string(cmd), "-c\x00") {
+			continue // not it, or the shell (it exec'd cat: only cat names it alone)
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ...: comm may hold spaces, state follows ") ".
+		if i := strings.LastIndex(string(b), ") "); i >= 0 && len(b) > i+2 {
+			return string(b[i+2])
+		}
+	}
+	return ""
+}
