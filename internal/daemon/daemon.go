@@ -193,7 +193,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pr, err := newProbes(cfg.ConfigFile, cfg.ProbeConcurrency, cfg.LoopbackVIPsOnly, store, w, obs.onProbe, log.With().Str("component", "probe").Logger())
+	pr, err := newProbes(cfg.ConfigFile, cfg.ProbeConcurrency, cfg.LoopbackVIPsOnly, store, w, obs.onProbe, obs.forgetProbe, log.With().Str("component", "probe").Logger())
 	if err != nil {
 		return err
 	}

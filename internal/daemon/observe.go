@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,19 @@ func (o *observability) onProbe(service string, ok bool, d time.Duration) {
 	if len(o.early.probes) < maxEarlyProbes {
 		o.early.probes = append(o.early.probes, probeObservation{service, result, d})
 	}
+}
+
+// forgetProbe is called for a service whose probes a reload removed, once
+// their last attempt has ended: its duration series go (see
+// [pages.Metrics.ForgetProbe]).
+func (o *observability) forgetProbe(service string) {
+	o.early.Lock()
+	defer o.early.Unlock()
+	if m := o.metrics.Load(); m != nil {
+		m.ForgetProbe(service)
+		return
+	}
+	o.early.probes = slices.DeleteFunc(o.early.probes, func(p probeObservation) bool { return p.service == service })
 }
 
 // mount builds the pages and the metrics and mounts them on mux (h itself

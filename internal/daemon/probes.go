@@ -52,8 +52,10 @@ func (p *probes) setConnPorts(cfg *probe.Config) {
 
 // newProbes loads path (empty: no probes) and starts the runner. A bad file
 // is a startup error. Call before the watcher runs, so the first snapshot
-// already holds every probed service as pending.
-func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Store, w *watcher.Watcher, observe func(string, bool, time.Duration), log zerolog.Logger) (*probes, error) {
+// already holds every probed service as pending. observe gets each
+// attempt's duration; forget (when not nil) a service whose probes a
+// reload removed, after their last attempt.
+func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Store, w *watcher.Watcher, observe func(string, bool, time.Duration), forget func(string), log zerolog.Logger) (*probes, error) {
 	p := &probes{path: path, log: log}
 	p.runner = probe.NewRunner(probe.Options{
 		Logger:           log,
@@ -61,9 +63,14 @@ func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Sto
 		HasVIP:           func(a netip.Addr) bool { return store.Load().HasVIP(a, loopbackOnly) },
 		LoopbackVIPsOnly: loopbackOnly,
 		Report:           w.SetProbeResults,
-		Clear:            w.ClearProbeResults,
-		Ready:            w.Ready(),
-		Observe:          observe,
+		Clear: func(service string) {
+			if forget != nil {
+				forget(service)
+			}
+			w.ClearProbeResults(service)
+		},
+		Ready:   w.Ready(),
+		Observe: observe,
 	})
 	if path == "" {
 		return p, nil

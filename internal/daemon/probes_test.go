@@ -131,7 +131,23 @@ func TestProbesReachStatus(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// Its duration series go with it: a reload is no way to make /metrics
+	// grow with every service ever probed.
+	if _, m := faulttest.HTTPGet(t, r.base+"/metrics"); strings.Contains(m, "http_status_probe_duration_seconds_count{") {
+		t.Errorf("/metrics still has the removed probe's series:\n%s", grepLines(m, "probe_duration_seconds_count{"))
+	}
 	r.stopClean(t)
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func TestNewProbesBadConfig(t *testing.T) {
@@ -144,7 +160,7 @@ func TestNewProbesBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = newProbes(conf, 4, false, store, w, nil, zerolog.Nop())
+	_, err = newProbes(conf, 4, false, store, w, nil, nil, zerolog.Nop())
 	if err == nil || !strings.Contains(err.Error(), "bad.toml:1: probe \"x.1/nope\": kind \"nope\"") {
 		t.Fatalf("err = %v", err)
 	}

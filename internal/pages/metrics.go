@@ -113,6 +113,13 @@ func (m *Metrics) ObserveProbe(service, result string, d time.Duration) {
 	m.probeDuration.WithLabelValues(service, result).Observe(d.Seconds())
 }
 
+// ForgetProbe drops the probe-duration series of a service that no longer
+// has probes (a reload removed them), so that /metrics holds the services
+// probed now, not every one ever probed since the start.
+func (m *Metrics) ForgetProbe(service string) {
+	m.probeDuration.DeletePartialMatch(prometheus.Labels{"service": service})
+}
+
 // Mount mounts /metrics on mux (the check port's counters stay those of
 // [MetricsOptions.Handler] wherever it is mounted).
 func (m *Metrics) Mount(mux httpd.Mux) { mux.Handle(httpd.PathMetrics, m) }
