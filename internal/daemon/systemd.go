@@ -4,6 +4,8 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -119,6 +121,12 @@ func (nc *notifyConn) send(state string) (sent bool, err error) {
 		_ = nc.c.SetWriteDeadline(time.Now().Add(notifyWriteTimeout))
 		if _, err = nc.c.Write([]byte(state)); err == nil {
 			return true, nil
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The reader is behind (its queue holds
+			// net.unix.max_dgram_qlen messages): a new socket would
+			// wait on the same queue. Drop this one message.
+			return false, fmt.Errorf("send to %s (its reader is behind): %w", nc.addr.Name, err)
 		}
 		nc.c.Close()
 		nc.c = nil

@@ -278,3 +278,61 @@ func TestSuperviseTinyWatchdog(t *testing.T) {
 		}
 	})
 }
+
+// TestNotifyNeverBlocks: a NOTIFY_SOCKET whose reader stopped reading (a
+// supervisor that took READY=1 and no more, or a stalled one) fills up
+// after a few messages (net.unix.max_dgram_qlen, 10 by default), and a
+// blocking send then held the daemon's main loop for good: every later
+// SIGHUP went unhandled and SIGTERM never got past STOPPING=1 (found by
+// bench/soak). Each send must give up within notifyWriteTimeout, say so once,
+// and say when sending works again.
+func TestNotifyNeverBlocks(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	logs := &testenv.LogBuffer{}
+	n := newNotifier(zerolog.New(logs))
+	done := make(chan time.Duration)
+	go func() {
+		// Past the queue's limit whatever the host's max_dgram_qlen
+		// (at most 1,000 here), with a slow send at the end.
+		slow := 0
+		for i := 0; i < 1000 && slow < 1; i++ {
+			start := time.Now()
+			n.send("STATUS=message " + strings.Repeat("x", i%7))
+			if time.Since(start) >= notifyWriteTimeout/2 {
+				slow++
+			}
+		}
+		start := time.Now()
+		n.send("STATUS=one more")
+		done <- time.Since(start)
+	}()
+	select {
+	case took := <-done:
+		if took > 2*notifyWriteTimeout+time.Second {
+			t.Errorf("a send to a full notify socket took %s, want about %s", took, notifyWriteTimeout)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a send to a notify socket nobody reads blocked for 15 s")
+	}
+	if c := strings.Count(logs.String(), "sd_notify failed"); c != 1 {
+		t.Errorf("%d \"sd_notify failed\" lines, want 1:\n%s", c, logs)
+	}
+	// The reader catches up: the next send goes through and says so.
+	buf := make([]byte, 4096)
+	for {
+		conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := conn.Read(buf); err != nil {
+			break
+		}
+	}
+	n.send("STATUS=back")
+	if !strings.Contains(logs.String(), "sd_notify works again") {
+		t.Errorf("no \"sd_notify works again\" after the reader caught up:\n%s", logs)
+	}
+}
