@@ -206,3 +206,39 @@ func TestOpenWritesAndCloses(t *testing.T) {
 	}
 	waitOpen(t, s, 0)
 }
+
+// TestIdleConnectionLetsTheLoopSleep: a loop whose only connection is idle
+// (a balancer's kept-alive check connection between two checks) blocks in
+// epoll_wait until that connection's deadline, instead of waking every
+// tick: it woke 100 times a second, which with Go's sysmon woken along
+// cost an idle daemon about 1.4% of a core per such loop (bench/soak,
+// BENCHMARKS.md). The deadline still comes on time.
+func TestIdleConnectionLetsTheLoopSleep(t *testing.T) {
+	h := &lineHandler{idle: 10 * time.Second}
+	s, addr, _ := serve(t, h, Options{Loops: 1})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	fmt.Fprintf(c, "a\n")
+	if line, err := r.ReadString('\n'); err != nil || line != "got a\n" {
+		t.Fatal(line, err)
+	}
+	before := s.waits.Load()
+	const window = 500 * time.Millisecond // the measurement, not a synchronisation
+	time.Sleep(window)
+	if n := s.waits.Load() - before; n > 3 {
+		t.Errorf("the loop blocked %d times in %s with one idle connection due in 10 s; want it to sleep through (at most 3)", n, window)
+	}
+
+	// A deadline still ends the connection in time.
+	h2 := &lineHandler{idle: 300 * time.Millisecond}
+	_, addr2, _ := serve(t, h2, Options{Loops: 1})
+	c2 := dial(t, addr2)
+	start := time.Now()
+	c2.SetReadDeadline(start.Add(10 * time.Second))
+	if _, err := io.ReadAll(c2); err != nil {
+		t.Fatal("idle connection not closed by its deadline:", err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond || took > 3*time.Second {
+		t.Errorf("idle connection closed after %s, want about 300ms", took)
+	}
+}

@@ -174,6 +174,7 @@ type Server[S any] struct {
 
 	accepted, overloaded, expired, paused atomic.Uint64
 	yields                                atomic.Uint64 // for tests: the loops gave up the CPU
+	waits                                 atomic.Uint64 // for tests: the loops blocked in epoll_wait
 
 	logMu   sync.Mutex
 	lastLog time.Time

@@ -115,14 +115,21 @@ func (l *loop[S]) pauseAccept(until int64) {
 func (l *loop[S]) run() error {
 	tickMs := max(1, int(l.s.opts.Tick/time.Millisecond))
 	for {
-		timeout := -1
-		if l.wheel.count > 0 || l.acceptOff || l.stopping {
-			timeout = tickMs
-		}
 		// Poll without blocking first: under load there is work and the
 		// goroutine keeps its P; block only when there is none.
 		n, errno := epollWaitNow(l.epfd, l.events[:])
 		if n == 0 && errno == 0 {
+			timeout := -1
+			switch {
+			case l.acceptOff || l.stopping:
+				timeout = tickMs
+			case l.wheel.count > 0:
+				// Until the next deadline, not a tick at a time: an
+				// idle kept-alive connection would wake the loop 100
+				// times a second for nothing.
+				timeout = int((l.wheel.untilNext(l.nowNs) + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+			}
+			l.s.waits.Add(1)
 			var err error
 			n, err = unix.EpollWait(l.epfd, l.events[:], timeout)
 			if err != nil {

@@ -68,6 +68,20 @@ func (w *wheel[S]) remove(c *Conn[S]) {
 	w.count--
 }
 
+// untilNext is how long from now (unix ns) until the first slot after the
+// last one expired that holds a connection comes due (0 if that is past;
+// the wheel must not be empty). Waiting that long misses no deadline: a
+// connection due in this turn of the wheel is in its own slot, and one due
+// in a later turn only makes the wait shorter than it could be.
+func (w *wheel[S]) untilNext(now int64) int64 {
+	for d := int64(1); d <= wheelSlots; d++ {
+		if w.slots[(w.cur+d)&(wheelSlots-1)] != nil {
+			return max(0, (w.cur+d)*w.tick-now)
+		}
+	}
+	return w.tick // unreachable while count > 0
+}
+
 // expire calls f for every connection whose time has come by now, and
 // removes it from the wheel first (f may set it again).
 func (w *wheel[S]) expire(now int64, f func(*Conn[S])) {
