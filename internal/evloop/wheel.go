@@ -69,18 +69,25 @@ func (w *wheel[S]) remove(c *Conn[S]) {
 }
 
 // untilNext is how long from now (unix ns) until the first slot after the
-// last one expired that holds a connection comes due (0 if that is past;
-// the wheel must not be empty). Waiting that long misses no deadline: a
-// connection due in this turn of the wheel is in its own slot, and one due
-// in a later turn only makes the wait shorter than it could be.
+// last one expired that holds a connection comes due (0 if that is past),
+// looking at most untilNextScan slots ahead: the loop calls it each time it
+// is about to block, once per request at low concurrency, so the scan is
+// bounded, and a loop whose connections are all due later wakes once per
+// untilNextScan ticks. Waiting that long misses no deadline: a connection
+// due in this turn of the wheel is in its own slot, and one due in a later
+// turn only makes the wait shorter than it could be.
 func (w *wheel[S]) untilNext(now int64) int64 {
-	for d := int64(1); d <= wheelSlots; d++ {
+	for d := int64(1); d <= untilNextScan; d++ {
 		if w.slots[(w.cur+d)&(wheelSlots-1)] != nil {
 			return max(0, (w.cur+d)*w.tick-now)
 		}
 	}
-	return w.tick // unreachable while count > 0
+	return max(0, (w.cur+untilNextScan)*w.tick-now)
 }
+
+// untilNextScan is how many slots untilNext looks at: 1.28 s at the default
+// 10 ms tick.
+const untilNextScan = 128
 
 // expire calls f for every connection whose time has come by now, and
 // removes it from the wheel first (f may set it again).

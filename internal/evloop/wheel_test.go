@@ -63,3 +63,33 @@ func TestWheel(t *testing.T) {
 		t.Fatalf("up to %s late", time.Duration(m))
 	}
 }
+
+// TestWheelUntilNext: the wait before the next deadline is never longer
+// than the time to the first occupied slot (no deadline missed), and is
+// capped at untilNextScan ticks (the scan is bounded; a connection due
+// later, or in a later turn of the wheel, gets a wake-up on the way).
+func TestWheelUntilNext(t *testing.T) {
+	const tick = int64(10 * time.Millisecond)
+	var w wheel[struct{}]
+	w.init(time.Duration(tick))
+	start := w.cur * tick
+	now := start + tick/2 // between two ticks
+	c := &Conn[struct{}]{slot: -1}
+	for _, tc := range []struct {
+		at, want int64
+	}{
+		{start + 1, tick - tick/2},                      // due in the next slot
+		{start + 5*tick, 5*tick - tick/2},               // a few slots on
+		{start + 200*tick, untilNextScan*tick - tick/2}, // past the scan: capped
+		{start + (wheelSlots+3)*tick, 3*tick - tick/2},  // a later turn, same slot as 3 ticks on
+	} {
+		w.set(c, tc.at)
+		if got := w.untilNext(now); got != tc.want {
+			t.Errorf("deadline %s after start: untilNext %s, want %s", time.Duration(tc.at-start), time.Duration(got), time.Duration(tc.want))
+		}
+	}
+	w.set(c, start+tick)
+	if got := w.untilNext(start + 3*tick); got != 0 {
+		t.Errorf("a slot already due: untilNext %s, want 0", time.Duration(got))
+	}
+}
