@@ -413,6 +413,8 @@ func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	start := time.Now()
+	// The check's results are written by its goroutine and read here only
+	// once it has ended (done closed).
 	var out outcome
 	var err error
 	done := make(chan struct{})
@@ -428,10 +430,10 @@ func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
 	case <-done:
 	case <-t.C:
 		p.stuck = done
-		err = fmt.Errorf("attempt still running %s past its timeout %s (a process the kernel does not kill: uninterruptible sleep on a hung disk or mount?)", stuckAfter, timeout)
+		stuck := fmt.Errorf("attempt still running %s past its timeout %s (a process the kernel does not kill: uninterruptible sleep on a hung disk or mount?)", stuckAfter, timeout)
 		r.log.Warn().Str("service", p.spec.Service).Str("probe", p.spec.Name).Str("kind", p.spec.Kind).
-			Msg(p.spec.ID() + ": " + err.Error() + "; no new attempt until it ends")
-		return outcome{}, err
+			Msg(p.spec.ID() + ": " + stuck.Error() + "; no new attempt until it ends")
+		return outcome{}, stuck
 	}
 	if out.state == cache.Missing {
 		out.state = cache.Up
