@@ -14,11 +14,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/diode"
 
 	"github.com/http-status/http_status/internal/daemon"
 )
@@ -64,12 +66,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		stderr = f
 	}
-	log, err := newLogger(cfg, stderr)
+	log, closeLog, err := newLogger(cfg, stderr)
 	if err != nil {
 		tellParent(err)
 		fmt.Fprintln(stderr, "http_status:", err)
 		return 2
 	}
+	defer closeLog()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d, err := daemon.New(cfg.Config, daemon.Options{
@@ -89,10 +92,26 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(cfg Config, w io.Writer) (zerolog.Logger, error) {
+// logBuffer is how many log lines wait for a writer that is behind (about
+// 1 MiB at most: a line is rarely over a KiB) before the oldest are dropped.
+const logBuffer = 1024
+
+// logFlushWait bounds how long the lines still buffered at exit are given
+// to reach a writer that may have stopped reading.
+const logFlushWait = time.Second
+
+// newLogger returns the daemon's logger and the function that flushes it
+// at exit. Lines go through a bounded buffer to the writer (stderr, the
+// file, journald) on a goroutine of their own: a writer that stops reading
+// (journald hung, a paused terminal, a pipe to a logger that died) must
+// not block whatever logs, the watcher loop first of all, which would then
+// go stale and take every service out of rotation, nor a stop. When the
+// buffer is full the oldest lines are dropped and counted, and a line says
+// how many once the writer takes lines again.
+func newLogger(cfg Config, w io.Writer) (zerolog.Logger, func(), error) {
 	lvl, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil || cfg.LogLevel == "" {
-		return zerolog.Logger{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)
+		return zerolog.Logger{}, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)
 	}
 	out := w
 	console := cfg.LogFormat == "console"
@@ -109,7 +128,27 @@ func newLogger(cfg Config, w io.Writer) (zerolog.Logger, error) {
 	if journal {
 		out = newJournalWriter(w)
 	}
-	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+	// The alert runs on the buffer's goroutine, which alone writes to out.
+	direct := zerolog.New(out).With().Timestamp().Logger()
+	// struct{ io.Writer } hides Close: the buffer's Close would close
+	// stderr or the file with it.
+	buf := diode.NewWriter(struct{ io.Writer }{out}, logBuffer, 0, func(missed int) {
+		direct.Warn().Int("dropped", missed).Msg(strconv.Itoa(missed) + " log lines dropped: the log's reader (journald, the terminal, the file's pipe) was not keeping up")
+	})
+	closeLog := func() {
+		done := make(chan struct{})
+		go func() {
+			// Close drains what is buffered, then returns; not when
+			// the writer has stopped reading for good.
+			_ = buf.Close()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(logFlushWait):
+		}
+	}
+	return zerolog.New(buf).Level(lvl).With().Timestamp().Logger(), closeLog, nil
 }
 
 // indexVersion is the version line of the index page.
