@@ -74,6 +74,11 @@ type Options struct {
 // overload 503. A variable for the tests.
 var pagesMaxConns = 1024
 
+// watcherStopWait is how long a stop waits for the watcher loop beyond
+// --grace: it returns at its next turn, at most a full rescan away, unless
+// it is blocked on a filesystem that does not answer.
+const watcherStopWait = 2 * time.Second
+
 // Daemon is one run of http_status.
 type Daemon struct {
 	cfg   Config
@@ -281,20 +286,35 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 5)
-	wg.Go(func() {
+	// The watcher is waited for apart from the others: its loop may be
+	// blocked in a system call on a status directory whose filesystem
+	// has stopped answering, and a stop must not wait for that.
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
 		if err := w.Run(ctx); err != nil {
 			errc <- err
 		}
-	})
+	}()
+	waitWatcher := func(by time.Time) {
+		select {
+		case <-watcherDone:
+		case <-time.After(time.Until(by)):
+			log.Error().Dur("since_last_turn", w.HeartbeatAge()).Str("dir", cfg.Dir).
+				Msg("stopping without the watcher loop: it is blocked, most likely in a system call on a status directory (or its parent) whose filesystem does not answer")
+		}
+	}
 	select {
 	case <-w.Ready():
 	case err := <-errc:
 		cancel()
 		wg.Wait()
+		waitWatcher(time.Now().Add(watcherStopWait))
 		return err
 	case <-sig.Done():
 		cancel()
 		wg.Wait()
+		waitWatcher(time.Now().Add(watcherStopWait))
 		return nil
 	}
 
@@ -452,7 +472,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Stop accepting, give in-flight requests up to --grace, stop the
 	// watcher and the systemd supervisor.
 	cancel()
+	stopBy := time.Now().Add(cfg.Grace + watcherStopWait)
 	wg.Wait()
+	waitWatcher(stopBy)
 	for len(errc) > 0 {
 		log.Warn().Err(<-errc).Msg("while stopping")
 	}

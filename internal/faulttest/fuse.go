@@ -29,6 +29,22 @@ import (
 // with EIO, which lets the blocked processes die, and the mount goes.
 func HungMount(t *testing.T) string {
 	t.Helper()
+	dir := filepath.Join(t.TempDir(), "hung")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	HungMountAt(t, dir)
+	return dir
+}
+
+// HungMountAt is [HungMount] over an existing directory dir (a status
+// directory a daemon already watches: the hung filesystem then hides what
+// was there, as an NFS mount made over it that stops answering). It
+// returns release, which answers every pending request with EIO (and
+// each later one) and unmounts: what a hung server coming back to fail
+// does. Cleanup calls it too; it may be called more than once.
+func HungMountAt(t *testing.T, dir string) (release func()) {
+	t.Helper()
 	// The parent is the test binary that ran unshare (which execs the
 	// child): the host's namespace, or at least not one of ours.
 	self, err1 := os.Readlink("/proc/self/ns/mnt")
@@ -43,11 +59,6 @@ func HungMount(t *testing.T) string {
 	if err != nil {
 		t.Skipf("open /dev/fuse: %v", err)
 	}
-	dir := filepath.Join(t.TempDir(), "hung")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
 	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fd)
 	if err := unix.Mount("hung", dir, "fuse.hung", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		unix.Close(fd)
@@ -56,7 +67,7 @@ func HungMount(t *testing.T) string {
 	var (
 		mu      sync.Mutex
 		pending []uint64 // requests read and not answered
-		release bool     // cleanup: answer everything with EIO
+		failing bool     // released: answer everything with EIO
 		done    = make(chan struct{})
 	)
 	go func() {
@@ -79,7 +90,7 @@ func HungMount(t *testing.T) string {
 				continue // no reply is expected
 			}
 			mu.Lock()
-			if release {
+			if failing {
 				_, _ = unix.Write(fd, errReply(unique, unix.EIO))
 			} else {
 				pending = append(pending, unique)
@@ -87,21 +98,25 @@ func HungMount(t *testing.T) string {
 			mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
-		mu.Lock()
-		release = true
-		for _, u := range pending {
-			_, _ = unix.Write(fd, errReply(u, unix.EIO))
-		}
-		pending = nil
-		mu.Unlock()
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-		<-done
-		unix.Close(fd)
-	})
-	return dir
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			mu.Lock()
+			failing = true
+			for _, u := range pending {
+				_, _ = unix.Write(fd, errReply(u, unix.EIO))
+			}
+			pending = nil
+			mu.Unlock()
+			if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+				t.Errorf("unmount %s: %v", dir, err)
+			}
+			<-done
+			unix.Close(fd)
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
 
 // FUSE opcodes and the protocol version answered (include/uapi/linux/fuse.h).

@@ -1,0 +1,94 @@
+//go:build linux
+
+package daemon
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/http-status/http_status/internal/check"
+	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/testenv"
+)
+
+// TestHungStatusDir: a filesystem mounted over the status directory stops
+// answering (an NFS server gone, a FUSE server hung: produced for real, in
+// a mount namespace of the test's own). The watcher loop blocks in its
+// stat of the directory: every check must go 503 after --stale-after (the
+// flags can no longer be read), come back by itself once the filesystem
+// answers again, and the daemon must stop within --grace of SIGTERM even
+// while the loop is still blocked.
+func TestHungStatusDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a FUSE mount in a mount namespace)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare")
+	}
+	t.Parallel()
+	testenv.RunChild(t, "TestHungStatusDirChild", "unshare", "--mount", "--propagation", "private")
+}
+
+func TestHungStatusDirChild(t *testing.T) {
+	testenv.IsChild(t, "TestHungStatusDirChild")
+	dir := filepath.Join(t.TempDir(), "status")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFlags(t, dir, map[string]string{"web.80": ""})
+	cfg := testConfig(dir)
+	cfg.VIPs = false
+	cfg.StaleAfter = 2 * time.Second
+	cfg.Grace = time.Second
+	s := startDaemon(t, cfg, Options{})
+	get := func() (int, string) {
+		resp, err := http.Get(s.base + "/status?SERVICE=web&PORT=80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("X-Status-Reason") + " " + string(b)
+	}
+	waitCode := func(what string, want int) {
+		t.Helper()
+		testenv.PollUntil(t, what, 20*time.Second, func() (bool, string) {
+			code, body := get()
+			return code == want, body
+		})
+	}
+	waitCode("up before the hang", 200)
+
+	release := faulttest.HungMountAt(t, dir)
+	waitCode("503 once the loop has stalled on the hung directory", 503)
+	if _, body := get(); !strings.Contains(body, check.ReasonStale) {
+		t.Errorf("while hung: %q, want the stale reason", body)
+	}
+
+	// The server fails every request (EIO) and the mount goes: the loop
+	// turns again and reads the flags under it.
+	release()
+	waitCode("up again once the directory answers", 200)
+
+	faulttest.HungMountAt(t, dir)
+	waitCode("503 on the second hang", 503)
+	s.cancel()
+	stopBy := cfg.Grace + 3*time.Second
+	select {
+	case s.err = <-s.done:
+		s.ended = true
+		if s.err != nil {
+			t.Errorf("Run: %v", s.err)
+		}
+	case <-time.After(stopBy):
+		t.Errorf("Run did not return %s after the stop while the watcher loop was blocked on the hung directory", stopBy)
+		// Cleanup releases the mount (it was made last), then the
+		// daemon stops.
+	}
+}
