@@ -107,3 +107,72 @@ func procState(t *testing.T, arg string) string {
 	}
 	return ""
 }
+
+// TestCloseWithHungAttempt: the runner stops (SIGTERM, a reload that drops
+// the probe) while an attempt is blocked on a hung mount and its timeout
+// is far off. The kill at the stop does not end the script (it passes into
+// uninterruptible sleep), so waiting for the attempt held the stop for the
+// probe's whole timeout and more.
+func TestCloseWithHungAttempt(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a FUSE mount in a mount namespace)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare")
+	}
+	t.Parallel()
+	testenv.RunChild(t, "TestCloseWithHungAttemptChild", "unshare", "--mount", "--propagation", "private")
+}
+
+func TestCloseWithHungAttemptChild(t *testing.T) {
+	testenv.IsChild(t, "TestCloseWithHungAttemptChild")
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("needs sh")
+	}
+	c := newCollector()
+	r := newTestRunner(t, c, Options{})
+	hung := faulttest.HungMount(t)
+	target := filepath.Join(hung, "x")
+	if err := r.Apply(mustParse(t, fmt.Sprintf(`
+[[probe]]
+service = "web.80"
+kind = "exec"
+command = [%q, "-c", %q]
+interval = "30s"
+timeout = "30s"
+`, sh, "exec cat "+target))); err != nil {
+		t.Fatal(err)
+	}
+	// The attempt is blocked once cat waits for the FUSE server.
+	testenv.PollUntil(t, "cat waiting on the hung mount", 10*time.Second, func() (bool, string) {
+		w := procWchan(t, target)
+		return strings.Contains(w, "fuse") || strings.Contains(w, "request_wait_answer"), "wchan " + w
+	})
+	closed := make(chan struct{})
+	go func() { r.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(stopWait + 2*time.Second):
+		t.Errorf("Close did not return 4s after it was called, with an attempt blocked on a hung mount (timeout 30s)")
+	}
+}
+
+// procWchan is the kernel function (/proc/PID/wchan) the process whose
+// command line names arg alone sleeps in, or "".
+func procWchan(t *testing.T, arg string) string {
+	t.Helper()
+	ds, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmd), arg) || strings.Contains(string(cmd), "-c\x00") {
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "wchan"))
+		return string(b)
+	}
+	return ""
+}

@@ -391,6 +391,10 @@ func (r *Runner) loop(ctx context.Context, p *running) {
 // kill: a script in uninterruptible sleep on a hung disk or network mount.
 const stuckAfter = 3 * time.Second
 
+// stopWait is how long a stop (Close, or a reload that removes the probe)
+// waits for an attempt under way.
+const stopWait = 2 * time.Second
+
 // attempt runs one check under the semaphore and the probe's timeout. An
 // attempt that has not ended stuckAfter past its timeout fails at once
 // (its last result must not stand for the service meanwhile), and until
@@ -428,6 +432,16 @@ func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
 	defer t.Stop()
 	select {
 	case <-done:
+	case <-ctx.Done():
+		// Stopping. The cancel ends every check within a second (a
+		// script's process group is killed), except one the kernel does
+		// not kill, which must not hold the stop for its timeout.
+		select {
+		case <-done:
+		case <-time.After(stopWait):
+			p.stuck = done
+			return outcome{}, ctx.Err()
+		}
 	case <-t.C:
 		p.stuck = done
 		stuck := fmt.Errorf("attempt still running %s past its timeout %s (a process the kernel does not kill: uninterruptible sleep on a hung disk or mount?)", stuckAfter, timeout)
