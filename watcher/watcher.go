@@ -100,13 +100,14 @@ type Watcher struct {
 	readProblem string // why the watched directory could not be listed
 	addrs       *addrTable
 	addrSrc     AddrSource
-	warned      map[string]string    // name -> content error already logged
-	linked      map[string]uint64    // flags with more than one hard link -> links
-	retry       map[string]struct{}  // flags whose last read failed for want of a descriptor or memory
-	mounts      *mounts              // flags with a mount over them
-	scanned     bool                 // the first full scan is published
-	wr          *writers             // which flags may still be open for writing
-	held        map[string]holdState // empty flags that may be a writer's passing state
+	warned      map[string]string        // name -> content error already logged
+	linked      map[string]uint64        // flags with more than one hard link -> links
+	retry       map[string]struct{}      // flags whose last read failed for want of a descriptor or memory
+	mounts      *mounts                  // flags with a mount over them
+	hung        map[string]chan struct{} // flags under a mount whose read has not ended: closed when it does
+	scanned     bool                     // the first full scan is published
+	wr          *writers                 // which flags may still be open for writing
+	held        map[string]holdState     // empty flags that may be a writer's passing state
 	stats       Stats
 	statsMu     sync.Mutex
 	lastExp     time.Time // expiries up to here have been logged
@@ -164,6 +165,7 @@ func New(opts Options) (*Watcher, error) {
 		warned:    map[string]string{},
 		linked:    map[string]uint64{},
 		retry:     map[string]struct{}{},
+		hung:      map[string]chan struct{}{},
 		held:      map[string]holdState{},
 		wr:        &writers{fd: -1, wd: -1},
 		dir:       dirWatch{path: opts.Dir, parent: filepath.Dir(opts.Dir), problem: problemNotYet},
@@ -357,6 +359,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			for name := range w.retry {
 				touched[name] = struct{}{}
 			}
+			// A hung read of a mounted flag may end after the
+			// unmount, which made the last event for the name.
+			for name := range w.hung {
+				touched[name] = struct{}{}
+			}
 		case <-w.probeWake:
 			// Probe results are pending; publish applies them.
 		case <-holdC:
@@ -533,7 +540,7 @@ func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
 	var problem error
 	active, busy := false, false
 	for try := 0; ; try++ {
-		e, ok, info, problem = flagfile.ReadInfo(path)
+		e, ok, info, problem = w.readInfo(name, path)
 		if !w.passing(e, ok, info) {
 			break
 		}
@@ -595,6 +602,62 @@ func (w *Watcher) readFlag(name string) (e cache.Entry, ok, held bool) {
 	}
 	w.held[name] = h
 	return e, ok, true
+}
+
+// mountReadBound is how long the loop waits for the read of a flag that
+// something is mounted over. Such a flag lives on another filesystem than
+// the status directory (NFS or FUSE bind-mounted over it), which may stop
+// answering; the loop decides every other service too, so it must not
+// block on one.
+const mountReadBound = time.Second
+
+// errMountHung is the problem of a flag whose mounted filesystem did not
+// answer within mountReadBound.
+var errMountHung = errors.New("cannot be read: the filesystem mounted over it did not answer within " + mountReadBound.String() + ": counted as absent (out of rotation) until it does")
+
+// readInfo is [flagfile.ReadInfo], bounded for a flag with a mount over
+// it: a read that does not end within mountReadBound goes on in the
+// background, the flag counts as absent, and no new read starts until that
+// one has ended (each tick looks, as it re-reads mounted flags anyway).
+func (w *Watcher) readInfo(name, path string) (cache.Entry, bool, flagfile.Info, error) {
+	if w.mounts == nil {
+		return flagfile.ReadInfo(path)
+	}
+	if _, mounted := w.mounts.names[name]; !mounted {
+		if _, was := w.hung[name]; !was {
+			return flagfile.ReadInfo(path)
+		}
+	}
+	absent := cache.Entry{State: cache.Missing, Weight: cache.NoWeight}
+	if done, ok := w.hung[name]; ok {
+		select {
+		case <-done:
+			delete(w.hung, name)
+			w.log.Info().Str("flag", name).Msg("flag file " + name + ": the filesystem mounted over it answers again")
+		default:
+			return absent, false, flagfile.Info{}, errMountHung
+		}
+	}
+	var (
+		e       cache.Entry
+		ok      bool
+		info    flagfile.Info
+		problem error
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e, ok, info, problem = flagfile.ReadInfo(path)
+	}()
+	t := time.NewTimer(mountReadBound)
+	defer t.Stop()
+	select {
+	case <-done:
+		return e, ok, info, problem
+	case <-t.C:
+		w.hung[name] = done
+		return absent, false, flagfile.Info{}, errMountHung
+	}
 }
 
 // outOfResources reports whether a flag could not be read for want of

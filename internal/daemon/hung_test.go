@@ -92,3 +92,60 @@ func TestHungStatusDirChild(t *testing.T) {
 		// daemon stops.
 	}
 }
+
+// TestHungFlagMount: a filesystem mounted over one flag (a container's
+// state bind-mounted from NFS) stops answering. That service's flag cannot
+// be read: it counts as absent. Every other service must keep its answer:
+// the watcher loop must not block on that one read, which took the whole
+// host out (503 stale) for one service's mount.
+func TestHungFlagMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a FUSE mount in a mount namespace)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare")
+	}
+	t.Parallel()
+	testenv.RunChild(t, "TestHungFlagMountChild", "unshare", "--mount", "--propagation", "private")
+}
+
+func TestHungFlagMountChild(t *testing.T) {
+	testenv.IsChild(t, "TestHungFlagMountChild")
+	dir := t.TempDir()
+	writeFlags(t, dir, map[string]string{"web.80": "", "api.80": ""})
+	cfg := testConfig(dir)
+	cfg.VIPs = false
+	cfg.StaleAfter = 2 * time.Second
+	cfg.Grace = time.Second
+	s := startDaemon(t, cfg, Options{})
+	get := func(svc string) (int, string) {
+		resp, err := http.Get(s.base + "/status?SERVICE=" + svc + "&PORT=80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("X-Status-Reason") + " " + string(b)
+	}
+	waitCode := func(what, svc string, want int) {
+		t.Helper()
+		testenv.PollUntil(t, what, 20*time.Second, func() (bool, string) {
+			code, body := get(svc)
+			return code == want, body
+		})
+	}
+	waitCode("api up before the hang", "api", 200)
+
+	release := faulttest.HungMountAt(t, filepath.Join(dir, "api.80"))
+	// 404 (absent), not 503 stale: the loop went on past the read.
+	waitCode("api absent while its mount hangs", "api", 404)
+	if code, body := get("web"); code != 200 {
+		t.Errorf("web while api's mount hangs: %d %q, want 200", code, body)
+	}
+	if age := s.d.Watcher().HeartbeatAge(); age > time.Second {
+		t.Errorf("watcher loop last turned %s ago while api's mount hangs", age)
+	}
+	release()
+	waitCode("api up again once its mount is gone", "api", 200)
+	s.stopClean(t)
+}

@@ -37,9 +37,10 @@ func HungMount(t *testing.T) string {
 	return dir
 }
 
-// HungMountAt is [HungMount] over an existing directory dir (a status
-// directory a daemon already watches: the hung filesystem then hides what
-// was there, as an NFS mount made over it that stops answering). It
+// HungMountAt is [HungMount] over an existing directory or file dir (a
+// status directory a daemon already watches, or a flag in it: the hung
+// filesystem then hides what was there, as an NFS mount made over it that
+// stops answering). It
 // returns release, which answers every pending request with EIO (and
 // each later one) and unmounts: what a hung server coming back to fail
 // does. Cleanup calls it too; it may be called more than once.
@@ -59,7 +60,13 @@ func HungMountAt(t *testing.T, dir string) (release func()) {
 	if err != nil {
 		t.Skipf("open /dev/fuse: %v", err)
 	}
-	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fd)
+	// Over a file the root is a file (a hung filesystem bind-mounted
+	// over a flag).
+	rootmode := "40000"
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().IsRegular() {
+		rootmode = "100000"
+	}
+	opts := fmt.Sprintf("fd=%d,rootmode=%s,user_id=0,group_id=0", fd, rootmode)
 	if err := unix.Mount("hung", dir, "fuse.hung", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		unix.Close(fd)
 		t.Skipf("mount a FUSE filesystem: %v", err)
