@@ -20,7 +20,6 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
-	"github.com/rs/zerolog/diode"
 
 	"github.com/http-status/http_status/internal/daemon"
 )
@@ -130,9 +129,7 @@ func newLogger(cfg Config, w io.Writer) (zerolog.Logger, func(), error) {
 	}
 	// The alert runs on the buffer's goroutine, which alone writes to out.
 	direct := zerolog.New(out).With().Timestamp().Logger()
-	// struct{ io.Writer } hides Close: the buffer's Close would close
-	// stderr or the file with it.
-	buf := diode.NewWriter(struct{ io.Writer }{out}, logBuffer, 0, func(missed int) {
+	buf := newLogBuf(out, logBuffer, func(missed int) {
 		direct.Warn().Int("dropped", missed).Msg(strconv.Itoa(missed) + " log lines dropped: the log's reader (journald, the terminal, the file's pipe) was not keeping up")
 	})
 	closeLog := func() {
@@ -140,7 +137,7 @@ func newLogger(cfg Config, w io.Writer) (zerolog.Logger, func(), error) {
 		go func() {
 			// Close drains what is buffered, then returns; not when
 			// the writer has stopped reading for good.
-			_ = buf.Close()
+			buf.Close()
 			close(done)
 		}()
 		select {
