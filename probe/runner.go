@@ -46,6 +46,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -422,9 +423,20 @@ func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
 	var out outcome
 	var err error
 	done := make(chan struct{})
+	// The slot is given back when the attempt ends or once it is stuck,
+	// whichever comes first: stuck attempts are bounded by the probes
+	// (one each), and one that held its slot until its process ended
+	// could, with others on the same hung mount, leave no slot to the
+	// other probes, whose last results would then stand indefinitely.
+	var freed atomic.Bool
+	free := func() {
+		if freed.CompareAndSwap(false, true) {
+			<-r.sem
+		}
+	}
 	go func() {
 		defer close(done)
-		defer func() { <-r.sem }()
+		defer free()
 		defer cancel()
 		out, err = p.chk.check(cctx)
 	}()
@@ -443,6 +455,7 @@ func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
 			return outcome{}, ctx.Err()
 		}
 	case <-t.C:
+		free()
 		p.stuck = done
 		stuck := fmt.Errorf("attempt still running %s past its timeout %s (a process the kernel does not kill: uninterruptible sleep on a hung disk or mount?)", stuckAfter, timeout)
 		r.log.Warn().Str("service", p.spec.Service).Str("probe", p.spec.Name).Str("kind", p.spec.Kind).

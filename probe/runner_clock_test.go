@@ -421,3 +421,59 @@ fall = 2
 		r.Close()
 	})
 }
+
+// TestRunnerStuckAttemptFreesItsSlot: a stuck attempt gives its
+// --probe-concurrency slot back once it counts as stuck (the attempts it
+// blocks are bounded by the probes, one each). It held the slot until its
+// process ended: with as many probes stuck as slots (scripts on one hung
+// NFS mount), every other probe waited for a slot forever, its last result
+// standing for its service however the target fared meanwhile.
+func TestRunnerStuckAttemptFreesItsSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stuck := &unkillable{release: make(chan struct{})}
+		stuck.stuck.Store(true)
+		defer close(stuck.release) // a failed test must not leave the bubble blocked
+		web := &scripted{}
+		c := newCollector()
+		r := newTestRunner(t, c, Options{Concurrency: 1, checkerFor: func(s *Spec) (checker, error) {
+			if s.Service == "nfs.80" {
+				return stuck, nil
+			}
+			return web, nil
+		}})
+		if err := r.Apply(mustParse(t, `
+[[probe]]
+service = "nfs.80"
+kind = "exec"
+command = ["/bin/true"]
+interval = "10s"
+timeout = "2s"
+
+[[probe]]
+service = "web.80"
+kind = "exec"
+command = ["/bin/true"]
+interval = "10s"
+timeout = "2s"
+fall = 1
+`)); err != nil {
+			t.Fatal(err)
+		}
+		// Both start within 1 s; whichever goes second waits for the
+		// slot, at most 2 s + stuckAfter.
+		time.Sleep(time.Second + 2*time.Second + stuckAfter + time.Second)
+		synctest.Wait()
+		before, _ := web.attempts()
+		if len(before) == 0 {
+			t.Fatal("the other probe never ran")
+		}
+		web.fail.Store(true)
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		after, _ := web.attempts()
+		if st, _ := c.get("web.80"); st.OK || len(after) < len(before)+2 {
+			t.Fatalf("30 s with the only slot's holder stuck: %d attempts of the other probe (%d before), its status %+v; want it run and failing", len(after), len(before), st)
+		}
+		r.Close()
+	})
+}
