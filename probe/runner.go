@@ -451,6 +451,7 @@ func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
 		select {
 		case <-done:
 		case <-time.After(stopWait):
+			free()
 			p.stuck = done
 			return outcome{}, ctx.Err()
 		}
