@@ -128,6 +128,7 @@ func (b *blockingWriter) String() string {
 // oldest are dropped, and once the writer takes lines again one line says
 // how many were. The flush at exit gives up after logFlushWait.
 func TestLoggerDropsWhenBehind(t *testing.T) {
+	t.Parallel()
 	w := &blockingWriter{release: make(chan struct{})}
 	log, closeLog, err := newLogger(Config{LogLevel: "info", LogFormat: "json"}, w)
 	if err != nil {

@@ -60,6 +60,7 @@ func (s *slowWriter) Write(p []byte) (int, error) {
 // TestLoggerFlushesAtExit: the lines queued when the daemon exits are all
 // written, in order, before closeLog returns.
 func TestLoggerFlushesAtExit(t *testing.T) {
+	t.Parallel()
 	w := &slowWriter{}
 	log, closeLog, err := newLogger(Config{LogLevel: "info", LogFormat: "json"}, w)
 	if err != nil {
