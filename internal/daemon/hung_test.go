@@ -3,7 +3,9 @@
 package daemon
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -148,4 +150,83 @@ func TestHungFlagMountChild(t *testing.T) {
 	release()
 	waitCode("api up again once its mount is gone", "api", 200)
 	s.stopClean(t)
+}
+
+// TestHungConfigReload: the probe file is on a filesystem that stops
+// answering when a SIGHUP comes. The reload is read on the main loop: it
+// must give up within configReadWait, say why (/healthz), refuse the next
+// one at once while that read still hangs, keep the running probes and
+// every answer, and the daemon must still stop on SIGTERM.
+func TestHungConfigReload(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a FUSE mount in a mount namespace)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare")
+	}
+	t.Parallel()
+	testenv.RunChild(t, "TestHungConfigReloadChild", "unshare", "--mount", "--propagation", "private")
+}
+
+func TestHungConfigReloadChild(t *testing.T) {
+	testenv.IsChild(t, "TestHungConfigReloadChild")
+	configReadWait = 300 * time.Millisecond // this process runs this test alone
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	dir := t.TempDir()
+	status := filepath.Join(dir, "status")
+	if err := os.Mkdir(status, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFlags(t, status, map[string]string{"web.80": ""})
+	conf := filepath.Join(dir, "probes.toml")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "[[probe]]\nservice = \"web.80\"\nkind = \"tcp\"\naddress = %q\ninterval = \"1s\"\ntimeout = \"500ms\"\n", ln.Addr()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(status)
+	cfg.VIPs = false
+	cfg.ConfigFile = conf
+	cfg.Grace = time.Second
+	s := startDaemon(t, cfg, Options{})
+	testenv.PollUntil(t, "web up with its probe passing", 10*time.Second, func() (bool, string) {
+		code, body := faulttest.HTTPGet(t, s.base+"/status?SERVICE=web&PORT=80")
+		return code == 200, body
+	})
+
+	faulttest.HungMountAt(t, conf)
+	s.d.Reload()
+	testenv.PollUntil(t, "/healthz saying the reload could not read the file", 10*time.Second, func() (bool, string) {
+		_, body := faulttest.HTTPGet(t, s.base+"/healthz")
+		return strings.Contains(body, "no answer within 300ms"), body
+	})
+	s.d.Reload()
+	testenv.PollUntil(t, "the next reload refused at once", 10*time.Second, func() (bool, string) {
+		_, body := faulttest.HTTPGet(t, s.base+"/healthz")
+		return strings.Contains(body, "an earlier read has not ended"), body
+	})
+	if code, body := faulttest.HTTPGet(t, s.base+"/status?SERVICE=web&PORT=80"); code != 200 {
+		t.Errorf("web while the probe file hangs: %d %q, want 200 (the running probe passes)", code, body)
+	}
+	s.cancel()
+	select {
+	case s.err = <-s.done:
+		s.ended = true
+		if s.err != nil {
+			t.Errorf("Run: %v", s.err)
+		}
+	case <-time.After(cfg.Grace + 5*time.Second):
+		t.Errorf("Run did not return %s after the stop with the probe file's read hanging", cfg.Grace+5*time.Second)
+	}
 }

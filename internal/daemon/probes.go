@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -26,6 +27,46 @@ type probes struct {
 	// the old probes keep running, which /healthz must say, or a SIGHUP
 	// whose file was broken would look like one that took.
 	problem atomic.Pointer[string]
+	// loading, owned by the main loop: closed when a read of the file
+	// that outlasted configReadWait ends at last; nil when none.
+	loading chan struct{}
+}
+
+// configReadWait bounds how long a SIGHUP waits for the probe file to be
+// read. It is read on the main loop, which a file on a filesystem that has
+// stopped answering (NFS, FUSE) would otherwise hold, and SIGTERM after it.
+// A variable for the tests.
+var configReadWait = 5 * time.Second
+
+// load reads the probe file, for configReadWait at most; a read that does
+// not end by then goes on in the background, and until it ends no new one
+// starts (each reload fails at once, saying so).
+func (p *probes) load() (*probe.Config, error) {
+	if p.loading != nil {
+		select {
+		case <-p.loading:
+			p.loading = nil
+		default:
+			return nil, fmt.Errorf("read %s: an earlier read has not ended (its filesystem does not answer?)", p.path)
+		}
+	}
+	// Written by the reading goroutine, read here only once it has ended.
+	var cfg *probe.Config
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cfg, err = probe.LoadFile(p.path)
+	}()
+	t := time.NewTimer(configReadWait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return cfg, err
+	case <-t.C:
+		p.loading = done
+		return nil, fmt.Errorf("read %s: no answer within %s (its filesystem does not answer?)", p.path, configReadWait)
+	}
 }
 
 // configProblem says why the probe file on disk is not the one running
@@ -95,7 +136,7 @@ func (p *probes) reload() {
 	if p.path == "" {
 		return
 	}
-	cfg, err := probe.LoadFile(p.path)
+	cfg, err := p.load()
 	if err == nil {
 		err = p.runner.Apply(cfg)
 	}
