@@ -400,7 +400,8 @@ const stopWait = 2 * time.Second
 // attempt that has not ended stuckAfter past its timeout fails at once
 // (its last result must not stand for the service meanwhile), and until
 // it ends no new one starts: each later attempt fails saying so, and a
-// hung mount holds one process and one slot of the semaphore per probe.
+// hung mount holds one process per probe. The stuck attempt's slot of the
+// semaphore is given back once it fails.
 func (r *Runner) attempt(ctx context.Context, p *running) (outcome, error) {
 	timeout := p.spec.Timeout.Duration
 	if p.stuck != nil {

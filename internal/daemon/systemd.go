@@ -21,7 +21,7 @@ import (
 )
 
 // heartbeatMaxAge is how old the watcher loop's heartbeat may be for us to
-// keep pinging systemd's watchdog. The loop turns at least every second, so
+// keep pinging systemd's watchdog. The loop turns at least every 250 ms, so
 // three seconds without a turn means it is stuck (or starved); systemd then
 // restarts us WatchdogSec= after the last ping.
 const heartbeatMaxAge = 3 * time.Second
