@@ -189,12 +189,16 @@ configured on an interface of this host.
 the flag is up (and every VIP is present).
 .TP
 .B 404
-no flag file, a VIP missing (503 with \fB\-\-vip\-missing\-status 503\fR),
+no flag file, the status directory missing or unusable, a VIP missing
+or the host's address list not current for \fB\-\-stale\-after\fR
+(503 with \fB\-\-vip\-missing\-status 503\fR),
 or the flag says \fBdrain\fR
 (with HAProxy's \fBhttp\-check disable\-on\-404\fR the server drains).
 .TP
 .B 503
-the flag says \fBmaint\fR or \fBdown\fR.
+the flag says \fBmaint\fR or \fBdown\fR, a \fB\-\-config\fR probe fails,
+or, for every service, the watcher loop has not turned for
+\fB\-\-stale\-after\fR (flag changes would go unseen).
 .TP
 .B 400
 an invalid \fBSERVICE\fR, \fBPORT\fR or \fBVIP\fR: a request can only name a
@@ -204,7 +208,10 @@ file directly in the status directory.
 a method other than GET, HEAD or OPTIONS.
 .PP
 Answers about a service carry \fBX\-Status\-State\fR and, when the flag
-sets them, \fBX\-Status\-Weight\fR and \fBX\-Status\-Reason\fR.
+sets them, \fBX\-Status\-Weight\fR and \fBX\-Status\-Reason\fR;
+a reason of the daemon's own (a failing probe, the status directory, the
+address list, the stalled watcher) is in \fBX\-Status\-Reason\fR and a
+second body line, \fBreason: \fR...
 .SH FLAG FILES
 A flag is a regular file directly in the status directory (symlinks,
 dot\-files and names ending in \fB.tmp\fR or \fB~\fR do not count).
@@ -264,12 +271,14 @@ The pidfile written with \fB\-\-pidfile\fR by the init script.
 Reload: re\-read the \fB\-\-config\fR probe file (an invalid file is
 logged and the running one kept), rescan the status directory (and what
 \fB\-\-dir\fR leads to now) and relist the host's addresses and interfaces
-from netlink; log each difference. Under systemd, RELOADING=1 before and
-READY=1 once done. Options are not re\-read.
+from netlink; log each difference. A probe file not read within 5 s
+counts as invalid. Under systemd, RELOADING=1 before and
+READY=1 once done (after 10 s at most). Options are not re\-read.
 .TP
 .BR SIGTERM ", " SIGINT
 Stop: wait \fB\-\-lameduck\fR, stop accepting, let in\-flight requests
-finish within \fB\-\-grace\fR, exit 0.
+finish within \fB\-\-grace\fR, exit 0. A watcher loop or probe attempt
+blocked on a hung filesystem is waited for 2 s at most each, the log 1 s.
 .SH EXIT STATUS
 0 on a clean stop (and for \fB\-\-help\fR and \fB\-\-version\fR),
 1 when the daemon cannot start or fails,
