@@ -228,13 +228,31 @@ func (w *Watcher) count(f func(*Stats)) {
 // of its parent per tick.
 const tick = 250 * time.Millisecond
 
+// inotifyInitAdvice says which limit an inotify_init1 that failed with
+// EMFILE hit: the process's descriptors or the user's inotify instances
+// (both give EMFILE). It tells them apart by asking for one more
+// descriptor. "" for any other error.
+func inotifyInitAdvice(err error) string {
+	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
+		return ""
+	}
+	fd, oerr := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if errors.Is(oerr, syscall.EMFILE) || errors.Is(oerr, syscall.ENFILE) {
+		return "out of file descriptors (raise ulimit -n, or LimitNOFILE= under systemd): "
+	}
+	if oerr == nil {
+		syscall.Close(fd)
+	}
+	return "out of inotify instances (raise sysctl fs.inotify.max_user_instances): "
+}
+
 // Run watches until ctx is done. It returns an error only when it cannot
 // start (no inotify); afterwards runtime errors are logged and the last good
 // snapshot stays.
 func (w *Watcher) Run(ctx context.Context) error {
 	fsw, err := fsnotify.NewBufferedWatcher(4096)
 	if err != nil {
-		return fmt.Errorf("watcher: inotify: %w", err)
+		return fmt.Errorf("watcher: inotify: %s%w", inotifyInitAdvice(err), err)
 	}
 	w.fsw = fsw
 	w.lastExp = w.now()

@@ -106,8 +106,8 @@ func TestStartOutOfFDs(t *testing.T) {
 			if code := d.wait(t, 5*time.Second); code == 0 {
 				t.Fatalf("ulimit -n %d: exited 0 without READY=1", n)
 			}
-			if out := d.stderr.String(); !strings.Contains(out, "too many open files") && !strings.Contains(out, "out of file descriptors") {
-				t.Fatalf("ulimit -n %d: exited without saying why:\n%s", n, out)
+			if out := d.stderr.String(); !strings.Contains(out, "out of file descriptors") || !strings.Contains(out, "ulimit -n") {
+				t.Fatalf("ulimit -n %d: exited without saying why and what to raise:\n%s", n, out)
 			}
 			failed++
 			continue

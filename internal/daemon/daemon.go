@@ -218,7 +218,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ln, err := lns.listenWith(listenerHTTP, cfg.Addr(), log, bindHTTP)
 	if err != nil {
 		lns.closeUnused(log)
-		return fmt.Errorf("listen for HTTP checks: %w", err)
+		return fmt.Errorf("listen for HTTP checks: %w", fdAdvice(err))
 	}
 	defer ln.Close()
 	// A passed socket wins over -i/-p; say so when they disagree.
@@ -239,7 +239,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		agentLn, err = lns.listen(listenerAgent, cfg.AgentAddr(), log)
 		if err != nil {
 			lns.closeUnused(log)
-			return fmt.Errorf("listen for agent checks: %w", err)
+			return fmt.Errorf("listen for agent checks: %w", fdAdvice(err))
 		}
 		defer agentLn.Close()
 		if lns.passed(agentLn) {
@@ -270,7 +270,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		pagesLn, err = lns.listen(listenerPages, pagesMode, log)
 		if err != nil {
 			lns.closeUnused(log)
-			return fmt.Errorf("listen for the pages (--pages %s)%s: %w", pagesMode, pagesClash(pagesMode, err, ln, agentLn), err)
+			return fmt.Errorf("listen for the pages (--pages %s)%s: %w", pagesMode, pagesClash(pagesMode, err, ln, agentLn), fdAdvice(err))
 		}
 		defer pagesLn.Close()
 		if lns.passed(pagesLn) && cfg.set("pages") {
@@ -401,8 +401,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		select {
 		case <-started:
 		case runErr = <-errc:
-			if errors.Is(runErr, syscall.EMFILE) || errors.Is(runErr, syscall.ENFILE) {
-				runErr = fmt.Errorf("start the responders: out of file descriptors (raise ulimit -n, or LimitNOFILE= under systemd): %w", runErr)
+			if a := fdAdvice(runErr); a != runErr {
+				runErr = fmt.Errorf("start the responders: %w", a)
 			}
 		}
 	}

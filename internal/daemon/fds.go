@@ -38,3 +38,13 @@ func checkFreeFDs() error {
 	}
 	return nil
 }
+
+// fdAdvice says what to do about an error that is the process running out
+// of file descriptors (EMFILE) or the host out of them (ENFILE); other
+// errors are returned as they are.
+func fdAdvice(err error) error {
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		return fmt.Errorf("out of file descriptors (raise ulimit -n, or LimitNOFILE= under systemd): %w", err)
+	}
+	return err
+}
