@@ -22,14 +22,7 @@ import (
 // uninterruptible sleep. The probe passed before; its service must not
 // keep that result while the script hangs.
 func TestExecProbeUninterruptible(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (a FUSE mount in a mount namespace)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare")
-	}
-	t.Parallel()
-	testenv.RunChild(t, "TestExecProbeUninterruptibleChild", "unshare", "--mount", "--propagation", "private")
+	testenv.RunInMountNamespace(t, "TestExecProbeUninterruptibleChild")
 }
 
 func TestExecProbeUninterruptibleChild(t *testing.T) {
@@ -114,14 +107,7 @@ func procState(t *testing.T, arg string) string {
 // uninterruptible sleep), so waiting for the attempt held the stop for the
 // probe's whole timeout and more.
 func TestCloseWithHungAttempt(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (a FUSE mount in a mount namespace)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare")
-	}
-	t.Parallel()
-	testenv.RunChild(t, "TestCloseWithHungAttemptChild", "unshare", "--mount", "--propagation", "private")
+	testenv.RunInMountNamespace(t, "TestCloseWithHungAttemptChild")
 }
 
 func TestCloseWithHungAttemptChild(t *testing.T) {

@@ -184,14 +184,7 @@ func TestDirChmodIsAnEvent(t *testing.T) {
 // table is untouched). Mounts make no inotify event; the answer must still
 // follow within a second.
 func TestDirBindMount(t *testing.T) {
-	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a private mount namespace (CI runs as root)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare (util-linux) not installed")
-	}
-	testenv.RunChild(t, "TestDirBindMountChild", "unshare", "--mount", "--propagation", "private")
+	testenv.RunInMountNamespace(t, "TestDirBindMountChild")
 }
 
 func TestDirBindMountChild(t *testing.T) {

@@ -4,7 +4,6 @@ package watcher
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -54,14 +53,7 @@ func TestHardLinkedFlag(t *testing.T) {
 // directory; the answer must follow both within a second. In a mount
 // namespace of the test's own: the host's mount table is untouched.
 func TestBindMountedFlag(t *testing.T) {
-	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a private mount namespace (CI runs as root)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare (util-linux) not installed")
-	}
-	testenv.RunChild(t, "TestBindMountedFlagChild", "unshare", "--mount", "--propagation", "private")
+	testenv.RunInMountNamespace(t, "TestBindMountedFlagChild")
 }
 
 func TestBindMountedFlagChild(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,14 +26,7 @@ import (
 // answers again, and the daemon must stop within --grace of SIGTERM even
 // while the loop is still blocked.
 func TestHungStatusDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (a FUSE mount in a mount namespace)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare")
-	}
-	t.Parallel()
-	testenv.RunChild(t, "TestHungStatusDirChild", "unshare", "--mount", "--propagation", "private")
+	testenv.RunInMountNamespace(t, "TestHungStatusDirChild")
 }
 
 func TestHungStatusDirChild(t *testing.T) {
@@ -101,14 +93,7 @@ func TestHungStatusDirChild(t *testing.T) {
 // the watcher loop must not block on that one read, which took the whole
 // host out (503 stale) for one service's mount.
 func TestHungFlagMount(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (a FUSE mount in a mount namespace)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare")
-	}
-	t.Parallel()
-	testenv.RunChild(t, "TestHungFlagMountChild", "unshare", "--mount", "--propagation", "private")
+	testenv.RunInMountNamespace(t, "TestHungFlagMountChild")
 }
 
 func TestHungFlagMountChild(t *testing.T) {
@@ -158,14 +143,7 @@ func TestHungFlagMountChild(t *testing.T) {
 // one at once while that read still hangs, keep the running probes and
 // every answer, and the daemon must still stop on SIGTERM.
 func TestHungConfigReload(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (a FUSE mount in a mount namespace)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare")
-	}
-	t.Parallel()
-	testenv.RunChild(t, "TestHungConfigReloadChild", "unshare", "--mount", "--propagation", "private")
+	testenv.RunInMountNamespace(t, "TestHungConfigReloadChild")
 }
 
 func TestHungConfigReloadChild(t *testing.T) {

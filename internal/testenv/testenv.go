@@ -111,6 +111,23 @@ func RunChild(t *testing.T, test string, prefix ...string) {
 	t.Logf("child output:\n%s", out)
 }
 
+// RunInMountNamespace runs test (a Child test that calls IsChild) in a
+// re-executed test binary inside a mount namespace of its own (unshare
+// --mount --propagation private), in parallel with the caller's other
+// tests: mounts made there leave the host's mount table untouched. It
+// skips when not root or without unshare (util-linux).
+func RunInMountNamespace(t *testing.T, test string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a mount namespace of its own (CI runs as root)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare (util-linux)")
+	}
+	t.Parallel()
+	RunChild(t, test, "unshare", "--mount", "--propagation", "private")
+}
+
 // IsChild skips the calling test unless this binary was started by
 // RunChild for it.
 func IsChild(t *testing.T, test string) {
