@@ -49,6 +49,9 @@ Flags (before or after NAME):
   --weight N%        weight to write with the state
   --conn-port P      the service's connections arrive on port P (written as
                      conn=P; kept on later writes when not given)
+  --io-timeout D     give up (exit 1, saying which step) when the status
+                     directory does not answer for D (default 10s): a hung
+                     NFS or FUSE mount
 
 drain --wait (waits until the service has no connections left):
   --wait DURATION    after writing drain, wait until no open TCP connection
@@ -93,6 +96,7 @@ type ctlFlags struct {
 	ttlSet, connPortSet, idleSet bool
 	then, config                 string
 	connPort                     int
+	ioTimeout                    time.Duration // read by superviseCtl; checked here
 }
 
 // runCtl runs one control command; the exit code is 0 on success, 1 when a
@@ -118,6 +122,7 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 	fset.StringVar(&f.then, "then", "", "")
 	fset.StringVar(&f.config, "config", "", "")
 	decimalVar(fset, &f.connPort, "conn-port", 0, "")
+	durationVar(fset, &f.ioTimeout, "io-timeout", defaultIOTimeout, "")
 	pos, err := parseInterspersed(fset, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, ctlUsage)
@@ -139,6 +144,10 @@ func runCtl(args []string, stdout, stderr io.Writer, now time.Time) int {
 			f.connPortSet = true
 		}
 	})
+	if f.ioTimeout < minIOTimeout {
+		fmt.Fprintf(stderr, "http_status %s: --io-timeout %s: want %s or more\n", cmd, f.ioTimeout, minIOTimeout)
+		return 2
+	}
 	if err := checkWaitFlags(cmd, f); err != nil {
 		fmt.Fprintf(stderr, "http_status %s: %v\n", cmd, err)
 		return 2
@@ -185,6 +194,7 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout, stderr io.Writer, n
 		if len(pos) > 0 {
 			return usagef("list takes no NAME")
 		}
+		ctlStep("list " + f.dir)
 		return listFlags(f.dir, stdout, now)
 	}
 	var e cache.Entry
@@ -258,6 +268,7 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout, stderr io.Writer, n
 	}
 	for _, name := range names {
 		if e.State == cache.Missing {
+			ctlStep("remove " + filepath.Join(f.dir, name))
 			removed, err := flagfile.Remove(f.dir, name)
 			if err != nil {
 				return err
@@ -271,6 +282,7 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout, stderr io.Writer, n
 		}
 		content := content
 		if e.ConnPort == 0 {
+			ctlStep("read " + filepath.Join(f.dir, name))
 			// conn= is the service's, not the state's: a rewrite keeps it.
 			if old, note := readFlagFile(filepath.Join(f.dir, name)); note == "" && old.ConnPort != 0 {
 				e2 := e
@@ -278,6 +290,7 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout, stderr io.Writer, n
 				content = []byte(e2.Format())
 			}
 		}
+		ctlStep("write " + filepath.Join(f.dir, name))
 		links, err := flagfile.WriteReplacing(f.dir, name, content)
 		if err != nil {
 			return err

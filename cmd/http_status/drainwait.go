@@ -116,6 +116,7 @@ func runDrainWait(f ctlFlags, pos []string, stdout, stderr io.Writer, now time.T
 	if err != nil {
 		return fail(err)
 	}
+	ctlStep("read " + filepath.Join(f.dir, name))
 	port, err := drainPort(f, name)
 	if err != nil {
 		return fail(err)
@@ -135,6 +136,7 @@ func runDrainWait(f ctlFlags, pos []string, stdout, stderr io.Writer, now time.T
 	if err := runCtlCmd("drain", f, []string{name}, stdout, stderr, now); err != nil {
 		return fail(err)
 	}
+	ctlStep("read back " + filepath.Join(f.dir, name))
 	written, err := os.ReadFile(filepath.Join(f.dir, name))
 	if err != nil {
 		return fail(fmt.Errorf("read back %s: %w", name, err))
@@ -156,6 +158,9 @@ func runDrainWait(f ctlFlags, pos []string, stdout, stderr io.Writer, now time.T
 }
 
 func isTerminal(w io.Writer) bool {
+	if isCtlChild() && w == io.Writer(os.Stdout) {
+		return os.Getenv(ctlTTYEnv) != "" // the parent's stdout, behind a pipe
+	}
 	f, ok := w.(*os.File)
 	return ok && isatty.IsTerminal(f.Fd())
 }
@@ -279,6 +284,7 @@ func wrap(before, s, after string) string {
 // changed says why the flag is no longer this command's drain, or "".
 func (d *drainWait) changed() string {
 	p := filepath.Join(d.dir, d.name)
+	ctlStep("read " + p + " (drain --wait)")
 	got, err := os.ReadFile(p)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -310,6 +316,7 @@ func (d *drainWait) finish(c conns.PortConns, elapsed time.Duration) int {
 		fmt.Fprintf(d.errw, "%s: %s; --then %s not applied\n", d.name, why, d.then)
 		return 1
 	}
+	ctlStep("--then " + d.then + ": write " + filepath.Join(d.dir, d.name))
 	if d.thenEntry.State == cache.Missing {
 		if _, err := flagfile.Remove(d.dir, d.name); err != nil {
 			fmt.Fprintf(d.errw, "http_status drain: %v\n", err)

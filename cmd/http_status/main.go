@@ -25,7 +25,12 @@ import (
 )
 
 func main() {
-	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	if len(args) > 0 && isCtlCommand(args[0]) && args[0] != "help" && !isCtlChild() {
+		// See ctlguard.go: bounded however the status directory behaves.
+		os.Exit(superviseCtl(args, os.Stdout, os.Stderr, isTerminal(os.Stdout)))
+	}
+	os.Exit(realMain(args, os.Stdout, os.Stderr))
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
