@@ -134,6 +134,13 @@ func TestCtlHungStatusDirChild(t *testing.T) {
 	if !ok || ee.ExitCode() != 1 || !strings.Contains(p.stderr.String(), "read "+flag+" (drain --wait): no answer within 1s") {
 		t.Errorf("drain --wait on a flag that stopped answering: %v, %q; want exit 1 naming the read", p.err, p.stderr.String())
 	}
+	release()
+
+	// The whole directory stops answering.
+	release = faulttest.HungMountAt(t, dir)
+	if code, stderr := run(t, release, "activate", "web.80"); code != 1 || !strings.Contains(stderr, "read "+filepath.Join(dir, "web.80")+": no answer within 1s") {
+		t.Errorf("activate in a hung status directory: exit %d, %q; want 1 naming the read", code, stderr)
+	}
 }
 
 // TestCtlIOTimeoutFlag: the watching parent reads --io-timeout as the flag
