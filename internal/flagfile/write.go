@@ -27,7 +27,7 @@ func WriteReplacing(dir, name string, content []byte) (links uint64, err error) 
 	}
 	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
 	if err != nil {
-		return 0, fmt.Errorf("create temp file in %s: %w", dir, err)
+		return 0, fmt.Errorf("create temp file in %s: %w; %s unchanged", dir, err, name)
 	}
 	defer func() {
 		if err != nil {
@@ -36,18 +36,19 @@ func WriteReplacing(dir, name string, content []byte) (links uint64, err error) 
 	}()
 	if _, err := tmp.Write(content); err != nil {
 		tmp.Close()
-		return 0, fmt.Errorf("write %s: %w", tmp.Name(), err)
+		// err names the temp file already.
+		return 0, fmt.Errorf("write temp file: %w; %s unchanged", err, name)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()
-		return 0, fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+		return 0, fmt.Errorf("chmod %s: %w; %s unchanged", tmp.Name(), err, name)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return 0, fmt.Errorf("fsync %s: %w", tmp.Name(), err)
+		return 0, fmt.Errorf("fsync %s: %w; %s unchanged", tmp.Name(), err, name)
 	}
 	if err := tmp.Close(); err != nil {
-		return 0, fmt.Errorf("close %s: %w", tmp.Name(), err)
+		return 0, fmt.Errorf("close %s: %w; %s unchanged", tmp.Name(), err, name)
 	}
 	final := filepath.Join(dir, name)
 	if fi, err := os.Lstat(final); err == nil {
@@ -62,9 +63,14 @@ func WriteReplacing(dir, name string, content []byte) (links uint64, err error) 
 		if errors.Is(err, syscall.EBUSY) {
 			return 0, fmt.Errorf("rename into %s: %w (a file is mounted over the flag: write it through the mount's source, or unmount it)", final, err)
 		}
-		return 0, fmt.Errorf("rename into %s: %w", final, err)
+		return 0, fmt.Errorf("rename into %s: %w; unchanged", final, err)
 	}
-	return links, syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		// The new content is in place: readers see it. Say so, or a
+		// caller retries, or believes the old state stands.
+		return links, fmt.Errorf("%w: %s was written, but may not survive a crash", err, name)
+	}
+	return links, nil
 }
 
 // Remove removes dir/name; removed is false when there was none.

@@ -1,0 +1,82 @@
+//go:build linux
+
+package flagfile
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/http-status/http_status/internal/testenv"
+)
+
+// TestWriteFilesystemRefuses: a status directory that is full (ENOSPC as
+// the temp file is written), out of inodes, or read-only (real tmpfs
+// mounts in a mount namespace of the test's own). Each write must fail,
+// saying the flag is unchanged, leave the flag as it was and no temp file
+// behind. The error once named the temp file twice and not the flag.
+func TestWriteFilesystemRefuses(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (tmpfs mounts in a mount namespace)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare")
+	}
+	t.Parallel()
+	testenv.RunChild(t, "TestWriteFilesystemRefusesChild", "unshare", "--mount", "--propagation", "private")
+}
+
+func TestWriteFilesystemRefusesChild(t *testing.T) {
+	testenv.IsChild(t, "TestWriteFilesystemRefusesChild")
+	for _, c := range []struct {
+		name, opts string
+		fill       func(dir string) error
+		want       string
+	}{
+		{"full", "size=8k", func(dir string) error {
+			// Two pages: the flag's and this one's.
+			return os.WriteFile(filepath.Join(dir, "fill"), make([]byte, 4096), 0o644)
+		}, "write temp file: write " /* then the temp file's name */},
+		{"inodes", "nr_inodes=3", func(dir string) error {
+			// The root, the flag, this one.
+			return os.WriteFile(filepath.Join(dir, "fill"), nil, 0o644)
+		}, "create temp file in "},
+		{"readonly", "size=1m", func(dir string) error {
+			return unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		}, "create temp file in "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := unix.Mount("tmpfs", dir, "tmpfs", 0, c.opts); err != nil {
+				t.Skipf("mount tmpfs: %v", err)
+			}
+			t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+			if err := os.WriteFile(filepath.Join(dir, "web.80"), []byte("up\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.fill(dir); err != nil {
+				t.Fatal(err)
+			}
+			err := Write(dir, "web.80", []byte("drain # "+strings.Repeat("x", 150)+"\n"))
+			testenv.ErrContains(t, err, c.want)
+			testenv.ErrContains(t, err, "; web.80 unchanged")
+			if n := strings.Count(err.Error(), ".tmp"); n > 1 {
+				t.Errorf("the temp file named %d times: %v", n, err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, "web.80")); string(b) != "up\n" {
+				t.Errorf("flag after the failed write: %q, want it as it was", b)
+			}
+			des, _ := os.ReadDir(dir)
+			for _, de := range des {
+				if strings.HasSuffix(de.Name(), ".tmp") {
+					t.Errorf("temp file left: %s", de.Name())
+				}
+			}
+			t.Logf("%s: %v", c.name, err)
+		})
+	}
+}
