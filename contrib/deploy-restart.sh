@@ -15,7 +15,9 @@
 # When the drain does not finish in time the service is left in drain, it
 # is not restarted, and the script exits 1: look at who is still connected
 # (http_status list, ss -tn state established state close-wait '( sport = :PORT )'), then
-# rerun or raise DRAIN_WAIT. It never escalates on its own.
+# rerun or raise DRAIN_WAIT. It never escalates on its own. A status
+# directory that stops answering (a hung NFS or FUSE mount) fails the drain
+# within 10 s (http_status --io-timeout): exit 1, not restarted.
 #
 # Environment: HTTP_STATUS_BIN (http_status), HTTP_STATUS_DIR
 # (/var/run/http_status), REASON (deploy), DRAIN_WAIT (5m), MIN_WAIT (5s:
