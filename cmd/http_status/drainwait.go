@@ -68,6 +68,10 @@ type drainWait struct {
 	interrupt <-chan os.Signal
 	out, errw io.Writer
 	tty       bool // out is a terminal: one live line
+	// beforeThen, when set, runs between the last look at the flag and
+	// the --then write: a test's stand-in for an operator's write
+	// landing in that window.
+	beforeThen func()
 }
 
 // checkWaitFlags refuses --then and --min-wait without --wait, and --wait
@@ -316,19 +320,30 @@ func (d *drainWait) finish(c conns.PortConns, elapsed time.Duration) int {
 		fmt.Fprintf(d.errw, "%s: %s; --then %s not applied\n", d.name, why, d.then)
 		return 1
 	}
-	ctlStep("--then " + d.then + ": write " + filepath.Join(d.dir, d.name))
-	if d.thenEntry.State == cache.Missing {
-		if _, err := flagfile.Remove(d.dir, d.name); err != nil {
-			fmt.Fprintf(d.errw, "http_status drain: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(d.out, "%s: removed, out of rotation\n", d.name)
-		return 0
+	if d.beforeThen != nil {
+		d.beforeThen()
 	}
+	// Only over this command's drain: an operator's word that lands
+	// between the look above and the write wins all the same.
+	ctlStep("--then " + d.then + ": write " + filepath.Join(d.dir, d.name))
+	var err error
 	content := []byte(d.thenEntry.Format())
-	if err := flagfile.Write(d.dir, d.name, content); err != nil {
+	if d.thenEntry.State == cache.Missing {
+		err = flagfile.RemoveIf(d.dir, d.name, d.written)
+	} else {
+		err = flagfile.ReplaceIf(d.dir, d.name, content, d.written)
+	}
+	if errors.Is(err, flagfile.ErrChanged) {
+		fmt.Fprintf(d.errw, "%s: the flag was changed as --then was applied; --then %s not applied, the flag left as the other writer made it\n", d.name, d.then)
+		return 1
+	}
+	if err != nil {
 		fmt.Fprintf(d.errw, "http_status drain: %v\n", err)
 		return 1
+	}
+	if d.thenEntry.State == cache.Missing {
+		fmt.Fprintf(d.out, "%s: removed, out of rotation\n", d.name)
+		return 0
 	}
 	fmt.Fprintf(d.out, "%s: %s", d.name, content)
 	return 0

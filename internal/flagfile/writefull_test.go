@@ -3,6 +3,7 @@
 package flagfile
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,4 +80,42 @@ func TestWriteFilesystemRefusesChild(t *testing.T) {
 			t.Logf("%s: %v", c.name, err)
 		})
 	}
+}
+
+// TestReplaceIfRemoveIf: each changes the flag only while it holds what
+// the caller expects, and otherwise leaves the other writer's flag (or its
+// absence) as it is, with no temp file behind.
+func TestReplaceIfRemoveIf(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "web.80")
+	mine, theirs := []byte("drain\n"), []byte("up\n")
+	check := func(what string, err, wantErr error, want string) {
+		t.Helper()
+		if !errors.Is(err, wantErr) {
+			t.Errorf("%s: %v, want %v", what, err, wantErr)
+		}
+		got, rerr := os.ReadFile(p)
+		if os.IsNotExist(rerr) {
+			got = []byte("(none)")
+		}
+		if string(got) != want {
+			t.Errorf("%s: flag %q, want %q", what, got, want)
+		}
+		des, _ := os.ReadDir(dir)
+		for _, de := range des {
+			if de.Name() != "web.80" {
+				t.Errorf("%s: left %s", what, de.Name())
+			}
+		}
+	}
+	os.WriteFile(p, theirs, 0o644)
+	check("replace over theirs", ReplaceIf(dir, "web.80", []byte("maint\n"), mine), ErrChanged, "up\n")
+	check("remove theirs", RemoveIf(dir, "web.80", mine), ErrChanged, "up\n")
+	os.Remove(p)
+	check("replace none", ReplaceIf(dir, "web.80", []byte("maint\n"), mine), ErrChanged, "(none)")
+	check("remove none", RemoveIf(dir, "web.80", mine), ErrChanged, "(none)")
+	os.WriteFile(p, mine, 0o644)
+	check("replace mine", ReplaceIf(dir, "web.80", []byte("maint\n"), mine), nil, "maint\n")
+	os.WriteFile(p, mine, 0o644)
+	check("remove mine", RemoveIf(dir, "web.80", mine), nil, "(none)")
 }
