@@ -57,6 +57,7 @@ echo_failure() { printf '[FAILED]\r'; return 1; }
 // (echo_success, stand-in) output; with and without the http_status
 // binary; named after the script, an rc.d link, or HTTP_STATUS_NAME.
 func TestInitScriptActivate(t *testing.T) {
+	t.Parallel()
 	funcs := contribPath(t, "http_status.functions")
 	var shells []string
 	for _, s := range []string{"dash", "bash"} {

@@ -287,15 +287,17 @@ func TestSuperviseTinyWatchdog(t *testing.T) {
 // bench/soak). Each send must give up within notifyWriteTimeout, say so once,
 // and say when sending works again.
 func TestNotifyNeverBlocks(t *testing.T) {
+	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	t.Setenv("NOTIFY_SOCKET", sock)
 	logs := &testenv.LogBuffer{}
-	n := newNotifier(zerolog.New(logs))
+	nc := newNotifyConn(sock) // newNotifier with NOTIFY_SOCKET=sock, without the environment
+	defer nc.close()
+	n := &notifier{log: zerolog.New(logs), notify: nc.send, conn: nc}
 	done := make(chan time.Duration)
 	go func() {
 		// Past the queue's limit whatever the host's max_dgram_qlen
