@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/http-status/http_status/internal/testenv"
 )
 
 // TestDaemonAndPidfile runs the SysV way: -d --pidfile --log-file. The
@@ -58,9 +60,12 @@ func TestDaemonAndPidfile(t *testing.T) {
 	if sid := procStatField(t, pid, 6); sid != strconv.Itoa(pid) {
 		t.Errorf("daemon session id %s, want its own PID %d (setsid)", sid, pid)
 	}
-	if logs, _ := os.ReadFile(logPath); !strings.Contains(string(logs), "http_status ready") {
-		t.Errorf("log file lacks the ready line:\n%s", logs)
-	}
+	// Lines reach the file from the logger's queue, an instant after
+	// the parent was told the daemon is ready.
+	testenv.PollUntil(t, "the ready line in the log file", 10*time.Second, func() (bool, string) {
+		logs, _ := os.ReadFile(logPath)
+		return strings.Contains(string(logs), "http_status ready"), string(logs)
+	})
 
 	// A second instance with the same pidfile refuses to start.
 	second := exec.Command(testBinary(t), "--pidfile", pidPath, "--dir", dir, "--port", "0", "--vips=false", "--log-format=json")
