@@ -59,17 +59,27 @@ func (l *limitListener) stats() ConnStats {
 // the accept loop: a new socket's send buffer takes the answer at once.
 // The request already received is read first, so that the close is a FIN
 // and not a reset that could destroy the answer.
+//
+// The answer is one non-blocking write on the raw socket, not a Write with
+// a short deadline: on a loaded host the deadline could pass before the
+// goroutine ran, and the client got a bare close.
 func refuse(c net.Conn) {
-	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
-	_, _ = c.Write([]byte(respOverloaded))
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
+			_ = rc.Write(func(fd uintptr) bool {
+				evloop.Write(int(fd), []byte(respOverloaded))
+				return true
+			})
 			_ = rc.Read(func(fd uintptr) bool {
 				evloop.Drain(int(fd)) // non-blocking reads, then shutdown(SHUT_WR)
 				return true
 			})
+			_ = c.Close()
+			return
 		}
 	}
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+	_, _ = c.Write([]byte(respOverloaded))
 	_ = c.Close()
 }
 
