@@ -16,7 +16,22 @@ import (
 	"github.com/http-status/http_status/internal/check"
 	"github.com/http-status/http_status/internal/faulttest"
 	"github.com/http-status/http_status/internal/testenv"
+	"github.com/rs/zerolog"
 )
+
+// hungLogger is the daemon's logger in these tests: a buffer, shown when
+// the test fails. A goroutine blocked on the hung filesystem outlives Run
+// by design and may log once the filesystem lets it go, after the test has
+// ended, which a logger writing to t would turn into a panic.
+func hungLogger(t *testing.T) zerolog.Logger {
+	logs := &testenv.LogBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs)
+		}
+	})
+	return zerolog.New(logs).Level(zerolog.WarnLevel)
+}
 
 // TestHungStatusDir: a filesystem mounted over the status directory stops
 // answering (an NFS server gone, a FUSE server hung: produced for real, in
@@ -40,7 +55,7 @@ func TestHungStatusDirChild(t *testing.T) {
 	cfg.VIPs = false
 	cfg.StaleAfter = 2 * time.Second
 	cfg.Grace = time.Second
-	s := startDaemon(t, cfg, Options{})
+	s := startDaemonLog(t, cfg, Options{}, hungLogger(t))
 	get := func() (int, string) {
 		resp, err := http.Get(s.base + "/status?SERVICE=web&PORT=80")
 		if err != nil {
@@ -104,7 +119,7 @@ func TestHungFlagMountChild(t *testing.T) {
 	cfg.VIPs = false
 	cfg.StaleAfter = 2 * time.Second
 	cfg.Grace = time.Second
-	s := startDaemon(t, cfg, Options{})
+	s := startDaemonLog(t, cfg, Options{}, hungLogger(t))
 	get := func(svc string) (int, string) {
 		resp, err := http.Get(s.base + "/status?SERVICE=" + svc + "&PORT=80")
 		if err != nil {
@@ -177,7 +192,7 @@ func TestHungConfigReloadChild(t *testing.T) {
 	cfg.VIPs = false
 	cfg.ConfigFile = conf
 	cfg.Grace = time.Second
-	s := startDaemon(t, cfg, Options{})
+	s := startDaemonLog(t, cfg, Options{}, hungLogger(t))
 	testenv.PollUntil(t, "web up with its probe passing", 10*time.Second, func() (bool, string) {
 		code, body := faulttest.HTTPGet(t, s.base+"/status?SERVICE=web&PORT=80")
 		return code == 200, body
