@@ -35,24 +35,14 @@ func TestFlagReadRetriedAfterFDs(t *testing.T) {
 		t.Fatalf("no flag yet: %d, want 404", code)
 	}
 
-	pid := d.cmd.Process.Pid
-	var old unix.Rlimit
-	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
-		t.Skipf("prlimit: %v", err)
-	}
-	none := unix.Rlimit{Cur: 1, Max: old.Max} // below every open descriptor: each new one fails
-	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &none, nil); err != nil {
-		t.Skipf("prlimit: %v", err)
-	}
+	giveBack := takeFDs(t, d.cmd.Process.Pid)
 	if err := os.WriteFile(filepath.Join(dir, "web.80"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	testenv.PollUntil(t, "the daemon fails to read the flag", 10*time.Second, func() (bool, string) {
 		return strings.Contains(d.stderr.String(), "web.80: too many open files"), "no such log line"
 	})
-	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil); err != nil {
-		t.Fatalf("prlimit back: %v", err)
-	}
+	giveBack()
 	testenv.PollUntil(t, "the flag read again once descriptors are free", 5*time.Second, func() (bool, string) {
 		code, body := faulttest.HTTPGet(t, url)
 		return code == 200, fmt.Sprintf("%d %q", code, body)
@@ -148,16 +138,7 @@ func TestWatchdogOutOfFDs(t *testing.T) {
 	d := startProc(t, cmd)
 	faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
 
-	pid := d.cmd.Process.Pid
-	var old unix.Rlimit
-	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
-		t.Skipf("prlimit: %v", err)
-	}
-	none := unix.Rlimit{Cur: 1, Max: old.Max}
-	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &none, nil); err != nil {
-		t.Skipf("prlimit: %v", err)
-	}
-	defer func() { _ = unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil) }()
+	defer takeFDs(t, d.cmd.Process.Pid)()
 	// At most one ping can have opened its socket before the limit fell.
 	ping := func(m string) bool { return m == "WATCHDOG=1" }
 	for range 3 {
@@ -186,7 +167,31 @@ func TestRescanOutOfFDs(t *testing.T) {
 	d := startProc(t, cmd)
 	faulttest.ExpectNotify(t, msgs, 15*time.Second, "READY=1", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
 
-	pid := d.cmd.Process.Pid
+	giveBack := takeFDs(t, d.cmd.Process.Pid)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	m := faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1 after SIGHUP", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
+	if !strings.Contains(m, "0/0 services up") || !strings.Contains(m, "cannot be listed: out of file descriptors") || strings.Contains(m, "inotify") {
+		t.Errorf("STATUS while out of descriptors: %q", m)
+	}
+	giveBack()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	testenv.PollUntil(t, "back in rotation once descriptors are free", 5*time.Second, func() (bool, string) {
+		code, body := faulttest.HTTPGet(t, base+"/status?SERVICE=web&PORT=80")
+		return code == 200, fmt.Sprintf("%d %q", code, body)
+	})
+	if strings.Contains(d.stderr.String(), "inotify instances") {
+		t.Errorf("the log blames inotify:\n%s", d.stderr.String())
+	}
+}
+
+// takeFDs lowers the running process pid's descriptor limit below every
+// descriptor it holds (prlimit), so that each new one fails with EMFILE,
+// and returns the function that gives the old limit back. It skips when
+// prlimit is refused.
+func takeFDs(t *testing.T, pid int) (giveBack func()) {
+	t.Helper()
 	var old unix.Rlimit
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
 		t.Skipf("prlimit: %v", err)
@@ -195,22 +200,9 @@ func TestRescanOutOfFDs(t *testing.T) {
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &none, nil); err != nil {
 		t.Skipf("prlimit: %v", err)
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	m := faulttest.ExpectNotify(t, msgs, 10*time.Second, "READY=1 after SIGHUP", func(m string) bool { return faulttest.HasLine(m, "READY=1") })
-	if !strings.Contains(m, "0/0 services up") || !strings.Contains(m, "cannot be listed: out of file descriptors") || strings.Contains(m, "inotify") {
-		t.Errorf("STATUS while out of descriptors: %q", m)
-	}
-	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil); err != nil {
-		t.Fatalf("prlimit back: %v", err)
-	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	testenv.PollUntil(t, "back in rotation once descriptors are free", 5*time.Second, func() (bool, string) {
-		code, body := faulttest.HTTPGet(t, base+"/status?SERVICE=web&PORT=80")
-		return code == 200, fmt.Sprintf("%d %q", code, body)
-	})
-	if strings.Contains(d.stderr.String(), "inotify instances") {
-		t.Errorf("the log blames inotify:\n%s", d.stderr.String())
+	return func() {
+		if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil); err != nil {
+			t.Errorf("prlimit back: %v", err)
+		}
 	}
 }
