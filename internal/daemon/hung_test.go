@@ -164,20 +164,7 @@ func TestHungConfigReload(t *testing.T) {
 func TestHungConfigReloadChild(t *testing.T) {
 	testenv.IsChild(t, "TestHungConfigReloadChild")
 	configReadWait = 300 * time.Millisecond // this process runs this test alone
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	target := testenv.ServeTCP(t, func(c net.Conn) { c.Close() }) // the tcp probe's target
 	dir := t.TempDir()
 	status := filepath.Join(dir, "status")
 	if err := os.Mkdir(status, 0o755); err != nil {
@@ -185,7 +172,7 @@ func TestHungConfigReloadChild(t *testing.T) {
 	}
 	writeFlags(t, status, map[string]string{"web.80": ""})
 	conf := filepath.Join(dir, "probes.toml")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "[[probe]]\nservice = \"web.80\"\nkind = \"tcp\"\naddress = %q\ninterval = \"1s\"\ntimeout = \"500ms\"\n", ln.Addr()), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "[[probe]]\nservice = \"web.80\"\nkind = \"tcp\"\naddress = %q\ninterval = \"1s\"\ntimeout = \"500ms\"\n", target), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(status)
