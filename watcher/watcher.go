@@ -39,6 +39,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/bounded"
 	"github.com/http-status/http_status/internal/flagfile"
 )
 
@@ -104,7 +105,7 @@ type Watcher struct {
 	linked      map[string]uint64        // flags with more than one hard link -> links
 	retry       map[string]struct{}      // flags whose last read failed for want of a descriptor or memory
 	mounts      *mounts                  // flags with a mount over them
-	hung        map[string]chan struct{} // flags under a mount whose read has not ended: closed when it does
+	hung        map[string]*bounded.Call // flags under a mount whose read has not ended
 	scanned     bool                     // the first full scan is published
 	wr          *writers                 // which flags may still be open for writing
 	held        map[string]holdState     // empty flags that may be a writer's passing state
@@ -165,7 +166,7 @@ func New(opts Options) (*Watcher, error) {
 		warned:    map[string]string{},
 		linked:    map[string]uint64{},
 		retry:     map[string]struct{}{},
-		hung:      map[string]chan struct{}{},
+		hung:      map[string]*bounded.Call{},
 		held:      map[string]holdState{},
 		wr:        &writers{fd: -1, wd: -1},
 		dir:       dirWatch{path: opts.Dir, parent: filepath.Dir(opts.Dir), problem: problemNotYet},
@@ -647,35 +648,25 @@ func (w *Watcher) readInfo(name, path string) (cache.Entry, bool, flagfile.Info,
 		}
 	}
 	absent := cache.Entry{State: cache.Missing, Weight: cache.NoWeight}
-	if done, ok := w.hung[name]; ok {
-		select {
-		case <-done:
-			delete(w.hung, name)
-			w.log.Info().Str("flag", name).Msg("flag file " + name + ": the filesystem mounted over it answers again")
-		default:
+	if c, ok := w.hung[name]; ok {
+		if c.Busy() {
 			return absent, false, flagfile.Info{}, errMountHung
 		}
+		delete(w.hung, name)
+		w.log.Info().Str("flag", name).Msg("flag file " + name + ": the filesystem mounted over it answers again")
 	}
 	var (
+		c       bounded.Call
 		e       cache.Entry
 		ok      bool
 		info    flagfile.Info
 		problem error
 	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		e, ok, info, problem = flagfile.ReadInfo(path)
-	}()
-	t := time.NewTimer(mountReadBound)
-	defer t.Stop()
-	select {
-	case <-done:
-		return e, ok, info, problem
-	case <-t.C:
-		w.hung[name] = done
+	if !c.Do(mountReadBound, func() { e, ok, info, problem = flagfile.ReadInfo(path) }) {
+		w.hung[name] = &c
 		return absent, false, flagfile.Info{}, errMountHung
 	}
+	return e, ok, info, problem
 }
 
 // outOfResources reports whether a flag could not be read for want of

@@ -164,7 +164,8 @@ func TestHungConfigReload(t *testing.T) {
 func TestHungConfigReloadChild(t *testing.T) {
 	testenv.IsChild(t, "TestHungConfigReloadChild")
 	configReadWait = 300 * time.Millisecond // this process runs this test alone
-	target := testenv.ServeTCP(t, func(c net.Conn) { c.Close() }) // the tcp probe's target
+	// The tcp probe's target.
+	target := testenv.ServeTCP(t, func(c net.Conn) { c.Close() })
 	dir := t.TempDir()
 	status := filepath.Join(dir, "status")
 	if err := os.Mkdir(status, 0o755); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/http-status/http_status/cache"
+	"github.com/http-status/http_status/internal/bounded"
 	"github.com/http-status/http_status/probe"
 	"github.com/http-status/http_status/watcher"
 )
@@ -27,9 +28,10 @@ type probes struct {
 	// the old probes keep running, which /healthz must say, or a SIGHUP
 	// whose file was broken would look like one that took.
 	problem atomic.Pointer[string]
-	// loading, owned by the main loop: closed when a read of the file
-	// that outlasted configReadWait ends at last; nil when none.
-	loading chan struct{}
+	// loading, owned by the main loop, is the read of the file; one that
+	// outlasts configReadWait is left running, and no other starts
+	// until it ends.
+	loading bounded.Call
 }
 
 // configReadWait bounds how long a SIGHUP waits for the probe file to be
@@ -42,31 +44,15 @@ var configReadWait = 5 * time.Second
 // not end by then goes on in the background, and until it ends no new one
 // starts (each reload fails at once, saying so).
 func (p *probes) load() (*probe.Config, error) {
-	if p.loading != nil {
-		select {
-		case <-p.loading:
-			p.loading = nil
-		default:
-			return nil, fmt.Errorf("read %s: an earlier read has not ended (its filesystem does not answer?)", p.path)
-		}
+	if p.loading.Busy() {
+		return nil, fmt.Errorf("read %s: an earlier read has not ended (its filesystem does not answer?)", p.path)
 	}
-	// Written by the reading goroutine, read here only once it has ended.
 	var cfg *probe.Config
 	var err error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		cfg, err = probe.LoadFile(p.path)
-	}()
-	t := time.NewTimer(configReadWait)
-	defer t.Stop()
-	select {
-	case <-done:
-		return cfg, err
-	case <-t.C:
-		p.loading = done
+	if !p.loading.Do(configReadWait, func() { cfg, err = probe.LoadFile(p.path) }) {
 		return nil, fmt.Errorf("read %s: no answer within %s (its filesystem does not answer?)", p.path, configReadWait)
 	}
+	return cfg, err
 }
 
 // configProblem says why the probe file on disk is not the one running
