@@ -262,12 +262,17 @@ func ServeFast(ctx context.Context, hh *Handler, srv *http.Server, ln net.Listen
 	}
 	// net/http serves the connections handed over; it starts stopping
 	// once the loops are done, within what is left of grace.
-	var stopAt atomic.Int64
+	var stopAt atomic.Pointer[time.Time] // a reading with the monotonic clock
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
 	herr := make(chan error, 1)
 	go func() {
-		herr <- serveUntil(hctx, srv, h.handoff, func() time.Time { return time.Unix(0, stopAt.Load()).Add(grace) })
+		herr <- serveUntil(hctx, srv, h.handoff, func() time.Time {
+			if at := stopAt.Load(); at != nil {
+				return at.Add(grace)
+			}
+			return time.Now().Add(grace)
+		})
 	}()
 	lctx, lcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer lcancel()
@@ -279,7 +284,8 @@ func ServeFast(ctx context.Context, hh *Handler, srv *http.Server, ln net.Listen
 	case loopErr = <-serr:
 		serr = nil
 	}
-	stopAt.Store(time.Now().UnixNano())
+	now := time.Now()
+	stopAt.Store(&now)
 	lcancel()
 	if serr != nil {
 		loopErr = <-serr

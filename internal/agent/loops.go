@@ -17,7 +17,7 @@ import (
 
 // agentConn is the agent's state of one connection.
 type agentConn struct {
-	start int64 // accepted (unix ns)
+	start int64 // accepted (Conn.Now)
 	got   bool  // the first bytes are in
 }
 

@@ -61,9 +61,13 @@ type SamplerOptions struct {
 
 // Sampler samples connection counts while something needs them.
 type Sampler struct {
-	opts      SamplerOptions
-	wake      chan struct{}
-	lastTouch atomic.Int64 // unix nanos of the last Touch
+	opts SamplerOptions
+	wake chan struct{}
+	// lastTouch is when Touch was last called, as ns since base (0:
+	// never): on the monotonic clock, as a wall clock stepped back would
+	// keep the sampler on for as long as the step.
+	base      time.Time
+	lastTouch atomic.Int64
 	holds     atomic.Int64
 	live      atomic.Bool
 	samples   atomic.Uint64
@@ -80,7 +84,7 @@ func NewSampler(opts SamplerOptions) *Sampler {
 	if opts.Linger <= 0 {
 		opts.Linger = 2 * time.Minute
 	}
-	return &Sampler{opts: opts, wake: make(chan struct{}, 1)}
+	return &Sampler{opts: opts, wake: make(chan struct{}, 1), base: time.Now()}
 }
 
 // Samples is the number of counts taken so far.
@@ -96,7 +100,7 @@ var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return
 // sample is published (a page can wait for it, with a bound, instead of
 // showing no counts); otherwise it is already closed.
 func (s *Sampler) Touch() <-chan struct{} {
-	s.lastTouch.Store(time.Now().UnixNano())
+	s.lastTouch.Store(max(1, int64(time.Since(s.base))))
 	if s.live.Load() {
 		return closedCh
 	}
@@ -115,6 +119,12 @@ func (s *Sampler) Hold() (release func()) {
 	s.poke()
 	var once sync.Once
 	return func() { once.Do(func() { s.holds.Add(-1) }) }
+}
+
+// touchedWithin reports whether Touch was called in the last d.
+func (s *Sampler) touchedWithin(d time.Duration) bool {
+	t := s.lastTouch.Load()
+	return t != 0 && time.Since(s.base)-time.Duration(t) < d
 }
 
 func (s *Sampler) poke() {
@@ -153,7 +163,7 @@ func (s *Sampler) Run(ctx context.Context) {
 		ports, draining := s.opts.Ports()
 		waiters := s.takeWaiters()
 		need := draining || s.holds.Load() > 0 || len(waiters) > 0 ||
-			time.Since(time.Unix(0, s.lastTouch.Load())) < s.opts.Linger
+			s.touchedWithin(s.opts.Linger)
 		if !need {
 			if s.live.Load() {
 				s.live.Store(false)

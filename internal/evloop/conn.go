@@ -20,7 +20,7 @@ type Conn[S any] struct {
 	fd       int
 	in       []byte // unconsumed input (a pool buffer), or nil
 	out      []byte // output the socket has not taken (its own buffer), or nil
-	hdl      int64  // the handler's deadline, unix ns; 0: none
+	hdl      int64  // the handler's deadline (monoNow); 0: none
 	wdl      int64  // the write deadline while output waits; 0: none
 	prev     *Conn[S]
 	next     *Conn[S]
@@ -38,16 +38,18 @@ type Conn[S any] struct {
 	fresh    bool  // being accepted: the accept path registers it
 	drained  bool  // the last read left the socket empty
 	resume   bool  // input left unconsumed while over OutCap: serve it once the output drained
-	at       int64 // when the wheel wakes it (unix ns)
+	at       int64 // when the wheel wakes it (monoNow)
 }
 
 // FD is the connection's socket (for socket options; the loop owns it).
 func (c *Conn[S]) FD() int { return c.fd }
 
-// Now is the loop's clock reading for this batch of events (unix ns).
+// Now is the loop's clock reading for this batch of events: nanoseconds on
+// a monotonic clock with an arbitrary origin, for deadlines
+// ([Conn.SetDeadlineAt]); not a time of day.
 func (c *Conn[S]) Now() int64 { return c.l.nowNs }
 
-// Time is Now as a time.Time.
+// Time is the wall clock's reading for this batch of events.
 func (c *Conn[S]) Time() time.Time { return c.l.now }
 
 // output is where the handler's output goes: the loop's shared buffer
@@ -91,7 +93,7 @@ func (c *Conn[S]) SetDeadline(d time.Duration) {
 	c.l.schedule(c)
 }
 
-// SetDeadlineAt sets the deadline to an absolute time (unix ns).
+// SetDeadlineAt sets the deadline to ns on the clock of [Conn.Now].
 func (c *Conn[S]) SetDeadlineAt(ns int64) {
 	c.hdl = ns
 	c.l.schedule(c)

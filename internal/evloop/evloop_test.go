@@ -641,3 +641,54 @@ func TestChildServer(t *testing.T) {
 	fmt.Printf("addr %s\n", ln.Addr())
 	_ = s.Serve(context.Background()) // until the parent kills us
 }
+
+// TestDeadlinesAcrossClockSteps: the wall clock steps (an NTP step, `date
+// -s`, a VM resumed) while connections wait on deadlines. Stepped back an
+// hour, a deadline must still come after its own wait, not an hour later: a
+// silent agent connection is answered after the send wait, a slow client
+// is cut off, idle ones are closed, or slots fill. Stepped forward, a
+// deadline must not come early: an agent check whose line is on its way
+// would be answered as the default service. The wall clock is stepped
+// through the loops' reading of it (stepping the host's clock is not
+// something a test may do; no namespace separates CLOCK_REALTIME).
+func TestDeadlinesAcrossClockSteps(t *testing.T) {
+	var step atomic.Int64
+	wallClock = func() time.Time { return time.Now().Add(time.Duration(step.Load())) }
+	t.Cleanup(func() { wallClock = time.Now })
+	h := &lineHandler{idle: 300 * time.Millisecond}
+	_, addr, _ := serve(t, h, Options{Loops: 1})
+
+	// Back an hour, with one connection waiting and one that comes after.
+	before := dial(t, addr)
+	roundTrip(t, before, "a")
+	step.Store(int64(-time.Hour))
+	start := time.Now()
+	after := dial(t, addr)
+	for name, c := range map[string]*net.TCPConn{"connected before the step": before, "connected after": after} {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || line != "expired\n" {
+			t.Fatalf("clock stepped back an hour, %s: %q %v after %s; want its deadline to pass after 300ms", name, line, err, time.Since(start).Round(time.Millisecond))
+		}
+	}
+
+	// Forward an hour: a connection whose deadline is 300ms off is served.
+	c := dial(t, addr)
+	roundTrip(t, c, "b") // the loop has its deadline
+	step.Store(int64(time.Hour))
+	other := dial(t, addr)
+	roundTrip(t, other, "c") // the loop has read the stepped clock
+	roundTrip(t, c, "d")
+}
+
+// roundTrip sends line on c and wants "got line" back.
+func roundTrip(t *testing.T, c *net.TCPConn, line string) {
+	t.Helper()
+	fmt.Fprintf(c, "%s\n", line)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	if got := string(buf[:n]); err != nil || got != "got "+line+"\n" {
+		t.Fatalf("%s: got %q %v, want %q", line, got, err, "got "+line+"\n")
+	}
+}

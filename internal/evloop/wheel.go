@@ -21,10 +21,10 @@ type wheel[S any] struct {
 
 func (w *wheel[S]) init(tick time.Duration) {
 	w.tick = int64(tick)
-	w.cur = time.Now().UnixNano() / w.tick
+	w.cur = monoNow() / w.tick
 }
 
-// set (re)schedules c at at (unix ns; 0: not at all).
+// set (re)schedules c at at (monoNow; 0: not at all).
 func (w *wheel[S]) set(c *Conn[S], at int64) {
 	if c.slot >= 0 {
 		if c.at == at {
@@ -68,7 +68,7 @@ func (w *wheel[S]) remove(c *Conn[S]) {
 	w.count--
 }
 
-// untilNext is how long from now (unix ns) until the first slot after the
+// untilNext is how long from now (monoNow) until the first slot after the
 // last one expired that holds a connection comes due (0 if that is past),
 // looking at most untilNextScan slots ahead: the loop calls it each time it
 // is about to block, once per request at low concurrency, so the scan is
