@@ -42,34 +42,8 @@ func TestLogReaderStalled(t *testing.T) {
 	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
 		t.Skipf("F_SETPIPE_SZ: %v", err)
 	}
-	port := testenv.FreePort(t)
-	cmd := exec.Command(testBinary(t), "--dir", dir, "-p", fmt.Sprint(port), "--vips=false", "--stale-after", "2s", "--log-format", "json")
-	cmd.Env = cleanEnv()
-	cmd.Stdout, cmd.Stderr = w, w
-	testenv.DieWithTest(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, exited, status := startLoggingTo(t, dir, w)
 	w.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-
-	url := fmt.Sprintf("http://127.0.0.1:%d/status?SERVICE=web&PORT=80", port)
-	client := &http.Client{Timeout: 5 * time.Second}
-	status := func() (int, string) {
-		res, err := client.Get(url)
-		if err != nil {
-			return 0, err.Error()
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		return res.StatusCode, string(b)
-	}
-	testenv.PollUntil(t, "the daemon serving", 15*time.Second, func() (bool, string) {
-		code, body := status()
-		return code == 200, fmt.Sprintf("%d %q", code, body)
-	})
 
 	// Fill the pipe: each SIGHUP logs a few lines, none under 100 bytes, so
 	// with less than that free the next line blocks its writer.
@@ -89,6 +63,83 @@ func TestLogReaderStalled(t *testing.T) {
 	})
 
 	// And it stops, the reader still stalled.
+	stopWithin(t, cmd, exited, 15*time.Second)
+}
+
+// TestLogReaderGone: the daemon's stdout and stderr are a pipe whose reader
+// exits (a logger under runit or s6 that died, `http_status | logger` with
+// logger killed, a journald stream broken under a unit with
+// IgnoreSIGPIPE=no). A Go program writing to a broken pipe on fd 1 or 2 is
+// killed by SIGPIPE unless it asks for the signal: every service went out
+// of rotation with its next log line (a flag change), "connection
+// refused".
+func TestLogReaderGone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "web.80"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, exited, status := startLoggingTo(t, dir, w)
+	w.Close()
+	r.Close() // the reader is gone
+	if err := os.WriteFile(filepath.Join(dir, "web.80"), []byte("drain # deploy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.PollUntil(t, "the drain seen with the log's reader gone", 5*time.Second, func() (bool, string) {
+		code, body := status()
+		return code == 404 && strings.Contains(body, "drain"), fmt.Sprintf("%d %q", code, body)
+	})
+	if err := os.Remove(filepath.Join(dir, "web.80")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.PollUntil(t, "the flag's removal seen", 5*time.Second, func() (bool, string) {
+		code, body := status()
+		return code == 404 && !strings.Contains(body, "drain"), fmt.Sprintf("%d %q", code, body)
+	})
+	stopWithin(t, cmd, exited, 15*time.Second)
+}
+
+// startLoggingTo starts the daemon on dir with its stdout and stderr on w,
+// and waits until it answers 200 for web.80 (dir must hold that flag). It
+// returns the process, the result of its Wait, and a check of web.80.
+func startLoggingTo(t *testing.T, dir string, w *os.File) (*exec.Cmd, <-chan error, func() (int, string)) {
+	t.Helper()
+	port := testenv.FreePort(t)
+	cmd := exec.Command(testBinary(t), "--dir", dir, "-p", fmt.Sprint(port), "--vips=false", "--stale-after", "2s", "--log-format", "json")
+	cmd.Env = cleanEnv()
+	cmd.Stdout, cmd.Stderr = w, w
+	testenv.DieWithTest(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	url := fmt.Sprintf("http://127.0.0.1:%d/status?SERVICE=web&PORT=80", port)
+	client := &http.Client{Timeout: 5 * time.Second}
+	status := func() (int, string) {
+		res, err := client.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res.StatusCode, string(b)
+	}
+	testenv.PollUntil(t, "the daemon serving", 15*time.Second, func() (bool, string) {
+		code, body := status()
+		return code == 200, fmt.Sprintf("%d %q", code, body)
+	})
+	return cmd, exited, status
+}
+
+// stopWithin sends SIGTERM and wants a clean exit within d.
+func stopWithin(t *testing.T, cmd *exec.Cmd, exited <-chan error, d time.Duration) {
+	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +148,8 @@ func TestLogReaderStalled(t *testing.T) {
 		if err != nil {
 			t.Errorf("exit after SIGTERM: %v", err)
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("no exit 15 s after SIGTERM")
+	case <-time.After(d):
+		t.Fatalf("no exit %s after SIGTERM", d)
 	}
 }
 

@@ -55,6 +55,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if cfg.Daemon && !isDaemonChild() {
 		return daemonize(args, cfg, stderr)
 	}
+	// A write to stdout or stderr whose reader has gone (a logger that
+	// died under runit or s6, `| logger` killed, a journald stream broken
+	// under IgnoreSIGPIPE=no) kills a Go program with SIGPIPE unless it
+	// asks for the signal: the daemon, and every service's answer with
+	// it. Asked for and never read, the write fails instead (the line is
+	// lost; nothing can be said where nobody reads). Notify, not Ignore:
+	// an ignored signal stays ignored in the probe scripts it execs.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	if isDaemonChild() {
 		// The parent pointed stderr at --log-file already.
 		if err := daemonChildSetup(&cfg); err != nil {
