@@ -162,3 +162,77 @@ func procWchan(t *testing.T, arg string) string {
 	}
 	return ""
 }
+
+// TestReloadWithStuckAttempt: a reload changes the settings of a probe
+// whose attempt is stuck (its script in uninterruptible sleep on a hung
+// mount). The new settings must wait for that attempt to end: a new
+// script started beside it would block on the same mount, one more
+// process per reload, and the service must stay failed meanwhile.
+func TestReloadWithStuckAttempt(t *testing.T) {
+	testenv.RunInMountNamespace(t, "TestReloadWithStuckAttemptChild")
+}
+
+func TestReloadWithStuckAttemptChild(t *testing.T) {
+	testenv.IsChild(t, "TestReloadWithStuckAttemptChild")
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("needs sh")
+	}
+	c := newCollector()
+	r := newTestRunner(t, c, Options{})
+	hung := faulttest.HungMount(t)
+	target := filepath.Join(hung, "x")
+	conf := func(interval string) *Config {
+		return mustParse(t, fmt.Sprintf(`
+[[probe]]
+service = "web.80"
+kind = "exec"
+command = [%q, "-c", %q]
+interval = %q
+timeout = "300ms"
+fall = 1
+`, sh, "exec cat "+target, interval))
+	}
+	if err := r.Apply(conf("500ms")); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "web.80", "failing as stuck", func(st cache.ProbeStatus) bool {
+		return !st.OK && strings.Contains(st.LastErr, "attempt still running")
+	})
+	if n := procCount(t, target); n != 1 {
+		t.Fatalf("%d scripts on the hung mount before the reload, want 1", n)
+	}
+	if err := r.Apply(conf("400ms")); err != nil {
+		t.Fatal(err)
+	}
+	// The new probe's first attempt comes within a second: it must fail
+	// at once, naming the attempt still running, with no second script.
+	testenv.PollUntil(t, "the new settings' first attempt", 10*time.Second, func() (bool, string) {
+		if n := procCount(t, target); n != 1 {
+			t.Fatalf("%d scripts on the hung mount after the reload, want 1 (the stuck one)", n)
+		}
+		st, _ := c.get("web.80")
+		return strings.Contains(st.LastErr, "previous attempt is still running"), fmt.Sprintf("%+v", st)
+	})
+	if st, _ := c.get("web.80"); st.OK {
+		t.Errorf("web.80 after the reload: %+v, want failing", st)
+	}
+}
+
+// procCount is how many processes' command lines name arg alone (not the
+// shell that exec'd them).
+func procCount(t *testing.T, arg string) int {
+	t.Helper()
+	ds, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range ds {
+		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmd), arg) && !strings.Contains(string(cmd), "-c\x00") {
+			n++
+		}
+	}
+	return n
+}

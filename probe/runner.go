@@ -265,6 +265,20 @@ func (r *Runner) Apply(cfg *Config) error {
 	for _, p := range stop {
 		<-p.done
 	}
+	// A probe whose settings changed starts afresh, but not beside its
+	// old attempt if that one is stuck: its process (in uninterruptible
+	// sleep on a hung mount) would get a sibling blocked on the same
+	// mount at each reload. The new settings wait for it as the old ones
+	// would have, failing meanwhile. The old loop has ended (done), so
+	// its stuck is read safely.
+	for _, p := range stop {
+		if p.stuck == nil {
+			continue
+		}
+		if np := keep[p.spec.ID()]; np != nil {
+			np.stuck = p.stuck
+		}
+	}
 	slices.Sort(cleared)
 	for _, name := range cleared {
 		r.log.Info().Str("service", name).Msg(name + ": probes removed; the flag alone decides")
