@@ -27,7 +27,13 @@ func TestServeAnswersAcceptedConnDuringShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	srv := NewServer(NewHandler(check.New(check.Options{Store: cache.NewStore()})), zerolog.Nop())
+	// A directory read once, holding no flag (an empty store is not
+	// read yet: every check 503).
+	st := cache.NewStore()
+	b := cache.NewBuilder(cache.Empty())
+	b.SetDirProblem("")
+	st.Publish(b.Snapshot(time.Now()))
+	srv := NewServer(NewHandler(check.New(check.Options{Store: st})), zerolog.Nop())
 	accepted := make(chan struct{}, 1)
 	srv.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {

@@ -128,6 +128,10 @@ type Stats struct {
 	LastRescanNanos int64  // duration of the last full rescan
 }
 
+// newDirWait bounds New's look at the status directory (its creation with
+// CreateDir). A variable for the tests.
+var newDirWait = time.Second
+
 // New checks opts and returns a Watcher; [Watcher.Run] starts it.
 func New(opts Options) (*Watcher, error) {
 	if opts.Store == nil {
@@ -147,13 +151,26 @@ func New(opts Options) (*Watcher, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.CreateDir {
-		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-			return nil, fmt.Errorf("watcher: create status directory: %w", err)
+	// A directory (or parent) on a filesystem that does not answer must
+	// not hold the start: past newDirWait the checks are left to the
+	// loop, which reports the directory as it finds it once it answers.
+	var prepErr error
+	var prep bounded.Call
+	if !prep.Do(newDirWait, func() {
+		if opts.CreateDir {
+			if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+				prepErr = fmt.Errorf("watcher: create status directory: %w", err)
+				return
+			}
 		}
-	}
-	if fi, err := os.Stat(opts.Dir); err == nil && !fi.IsDir() {
-		return nil, fmt.Errorf("watcher: %s is not a directory", opts.Dir)
+		if fi, err := os.Stat(opts.Dir); err == nil && !fi.IsDir() {
+			prepErr = fmt.Errorf("watcher: %s is not a directory", opts.Dir)
+		}
+	}) {
+		opts.Logger.Error().Str("dir", opts.Dir).Dur("waited", newDirWait).
+			Msg("status directory: no answer from its filesystem (or its parent's); going on without it, every service out of rotation until it answers")
+	} else if prepErr != nil {
+		return nil, prepErr
 	}
 	w := &Watcher{
 		opts:      opts,

@@ -18,6 +18,12 @@ type Call struct {
 // goes on, and Busy reports true until it ends. Do must not be called
 // while Busy.
 func (c *Call) Do(d time.Duration, f func()) (ended bool) {
+	return c.DoUntil(nil, d, f)
+}
+
+// DoUntil is Do that also stops waiting once stop is closed (a SIGTERM
+// must not wait out the bound); f is then left running as when d passes.
+func (c *Call) DoUntil(stop <-chan struct{}, d time.Duration, f func()) (ended bool) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -29,9 +35,10 @@ func (c *Call) Do(d time.Duration, f func()) (ended bool) {
 	case <-done:
 		return true
 	case <-t.C:
-		c.running = done
-		return false
+	case <-stop:
 	}
+	c.running = done
+	return false
 }
 
 // Busy reports whether a call that Do left running has not ended yet.

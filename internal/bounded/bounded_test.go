@@ -37,3 +37,28 @@ func TestCall(t *testing.T) {
 		}
 	})
 }
+
+// TestCallUntil: a stop ends the wait at once, before the bound, and the
+// call is left running as when the bound passes.
+func TestCallUntil(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var c Call
+		release, stop := make(chan struct{}), make(chan struct{})
+		time.AfterFunc(100*time.Millisecond, func() { close(stop) })
+		start := time.Now()
+		if c.DoUntil(stop, time.Minute, func() { <-release }) {
+			t.Fatal("a blocked call reported as ended")
+		}
+		if waited := time.Since(start); waited != 100*time.Millisecond {
+			t.Errorf("waited %s, want until the stop, 100ms", waited)
+		}
+		if !c.Busy() {
+			t.Fatal("not busy while the call left running still runs")
+		}
+		close(release)
+		synctest.Wait()
+		if c.Busy() {
+			t.Fatal("still busy after the call ended")
+		}
+	})
+}

@@ -48,6 +48,11 @@ const (
 // ReasonStale is the reason of every answer while the watcher is stalled.
 const ReasonStale = "watcher loop stalled: answers would be stale"
 
+// ReasonNotRead is the reason of every answer before the status directory
+// has been read once: a daemon started on a directory (or parent) whose
+// filesystem does not answer serves with no flag to go by.
+const ReasonNotRead = "status directory not read yet: its filesystem does not answer"
+
 // ReasonVIPsStale is the reason of an answer to a check naming a VIP once
 // the VIP list has not been current for StaleAfter.
 const ReasonVIPsStale = "VIP list not current (netlink subscription down): VIP unknown"
@@ -166,10 +171,16 @@ func (c *Checker) CheckName(name string, vips []netip.Addr) Result {
 
 func (c *Checker) answer(q *parsed) Result {
 	now := c.now()
+	snap := c.store.Load()
+	if snap.Generation() == 0 {
+		// Before the first snapshot (generation 0) nothing is known of
+		// the flags; the loop is blocked in its first scan, so it would
+		// soon be called stalled too, but this says where.
+		return Result{Code: 503, Body: BodyStale, State: cache.Down, Weight: cache.NoWeight, Reason: ReasonNotRead}
+	}
 	if _, stale := c.Stale(now); stale {
 		return Result{Code: 503, Body: BodyStale, State: cache.Down, Weight: cache.NoWeight, Reason: ReasonStale}
 	}
-	snap := c.store.Load()
 	// Flag and probes combine in one place (cache.Snapshot.Effective), so
 	// /status and the agent always agree.
 	e, _ := snap.Effective(unsafe.String(&q.nameBuf[0], q.nameLen), now)

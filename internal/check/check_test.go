@@ -363,3 +363,24 @@ func TestVIPListNotCurrent(t *testing.T) {
 		t.Errorf("VIP list just gone stale again: %d, want 200", r.Code)
 	}
 }
+
+// TestCheckNotReadYet: before the first snapshot (the daemon started on a
+// status directory whose filesystem does not answer) nothing is known of
+// the flags: every check is 503 saying so, before the stalled loop's
+// reason, never a 200 or a bare 404.
+func TestCheckNotReadYet(t *testing.T) {
+	store := cache.NewStore()
+	c := New(Options{Store: store, HeartbeatAge: func(time.Time) time.Duration { return time.Hour }, StaleAfter: 10 * time.Second})
+	r := c.Check("SERVICE=web&PORT=80")
+	if r.Code != 503 || r.Body != BodyStale || r.State != cache.Down || r.Reason != ReasonNotRead {
+		t.Errorf("not read yet: %+v", r)
+	}
+	b := cache.NewBuilder(store.Load())
+	b.SetDirProblem("")
+	b.Set("web.80", cache.Entry{State: cache.Up})
+	store.Publish(b.Snapshot(time.Now()))
+	c = New(Options{Store: store})
+	if r := c.Check("SERVICE=web&PORT=80"); r.Code != 200 {
+		t.Errorf("read: %+v, want 200", r)
+	}
+}

@@ -79,6 +79,11 @@ var pagesMaxConns = 1024
 // it is blocked on a filesystem that does not answer.
 const watcherStopWait = 2 * time.Second
 
+// firstSnapshotWait bounds the wait for the watcher's first snapshot at
+// start: the netlink address list (5 s at most) and the first scan of the
+// directory. A variable for the tests.
+var firstSnapshotWait = 10 * time.Second
+
 // Daemon is one run of http_status.
 type Daemon struct {
 	cfg   Config
@@ -198,7 +203,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pr, err := newProbes(cfg.ConfigFile, cfg.ProbeConcurrency, cfg.LoopbackVIPsOnly, store, w, obs.onProbe, obs.forgetProbe, log.With().Str("component", "probe").Logger())
+	pr, err := newProbes(ctx.Done(), cfg.ConfigFile, cfg.ProbeConcurrency, cfg.LoopbackVIPsOnly, store, w, obs.onProbe, obs.forgetProbe, log.With().Str("component", "probe").Logger())
+	if errors.Is(err, errStopped) {
+		log.Info().Str("config", cfg.ConfigFile).Msg("stopping: SIGTERM during the start, while the probe file was being read")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -304,18 +313,34 @@ func (d *Daemon) Run(ctx context.Context) error {
 				Msg("stopping without the watcher loop: it is blocked, most likely in a system call on a status directory (or its parent) whose filesystem does not answer")
 		}
 	}
+	// The first snapshot, for firstSnapshotWait at most: a status
+	// directory (or parent) whose filesystem does not answer holds the
+	// loop's first scan for as long as it hangs. Past the bound the
+	// daemon starts anyway, every check answered 503 (not read yet)
+	// until the loop gets through: like a directory that hangs later,
+	// and it recovers by itself, where an exit could not even complete
+	// (a thread in a FUSE request does not die) and would leave the
+	// balancers and the operator with a refused port and no reason.
+	notRead := w.Ready() // nil once the first snapshot is in
+	firstWait := time.NewTimer(firstSnapshotWait)
+	defer firstWait.Stop()
 	select {
 	case <-w.Ready():
+		notRead = nil
 	case err := <-errc:
 		cancel()
 		wg.Wait()
 		waitWatcher(time.Now().Add(watcherStopWait))
 		return err
 	case <-sig.Done():
+		log.Info().Str("dir", cfg.Dir).Msg("stopping: SIGTERM during the start, before the status directory was read")
 		cancel()
 		wg.Wait()
 		waitWatcher(time.Now().Add(watcherStopWait))
 		return nil
+	case <-firstWait.C:
+		log.Error().Str("dir", cfg.Dir).Dur("waited", firstSnapshotWait).
+			Msg("status directory not read yet: its filesystem (or its parent's) does not answer; starting anyway, every check answered 503 (" + check.ReasonNotRead + ") until it does")
 	}
 
 	checker := check.New(check.Options{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly, VIPMissingCode: cfg.VIPMissingStatus,
@@ -441,10 +466,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-hupSig:
 			reload = true
 		case runErr = <-errc:
+		case <-notRead:
+			notRead = nil
+			log.Warn().Str("dir", cfg.Dir).Str("state", store.Load().Summary(time.Now())).Msg("status directory read at last: answering from the flags")
 		}
 		if reload {
 			log.Info().Msg("SIGHUP: rescanning")
-			pr.reload() // the probe file first, so READY=1 follows both
+			pr.reload(sig.Done()) // the probe file first, so READY=1 follows both
 			sd.reload(sig, w, store)
 		}
 	}

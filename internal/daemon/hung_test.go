@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -209,5 +210,177 @@ func TestHungConfigReloadChild(t *testing.T) {
 		}
 	case <-time.After(cfg.Grace + 5*time.Second):
 		t.Errorf("Run did not return %s after the stop with the probe file's read hanging", cfg.Grace+5*time.Second)
+	}
+}
+
+// fuseWaiters counts this process's threads asleep in a FUSE request (a
+// read of the hung mount under way): how a test knows the daemon has got
+// as far as the hung read before it sends the stop.
+func fuseWaiters(t *testing.T) int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		b, _ := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "wchan"))
+		if w := string(b); strings.Contains(w, "fuse") || strings.Contains(w, "request_wait_answer") {
+			n++
+		}
+	}
+	return n
+}
+
+// runUntilHung starts Run and waits until one more thread sleeps in a
+// FUSE request than before: Run is then blocked on the hung mount, or
+// waiting for a read that is.
+func runUntilHung(t *testing.T, cfg Config, log zerolog.Logger) (d *Daemon, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	before := fuseWaiters(t)
+	d, err := New(cfg, Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	errc := make(chan error, 1)
+	go func() { errc <- d.Run(ctx) }()
+	testenv.PollUntil(t, "a read of the hung mount under way", 10*time.Second, func() (bool, string) {
+		n := fuseWaiters(t)
+		return n > before, fmt.Sprintf("%d threads in FUSE requests, %d before", n, before)
+	})
+	return d, cancel, errc
+}
+
+// returnsWithin waits for Run's error, failing the test after limit.
+func returnsWithin(t *testing.T, done <-chan error, limit time.Duration, what string) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		t.Fatalf("Run did not return within %s %s", limit, what)
+		return nil
+	}
+}
+
+// TestHungConfigAtStart: the probe file is on a filesystem that does not
+// answer when the daemon starts. The start must fail within
+// configReadWait, naming the file and why (it held the start until
+// systemd's timeout); and a SIGTERM during that read must stop it at
+// once, as a normal stop.
+func TestHungConfigAtStart(t *testing.T) {
+	testenv.RunInMountNamespace(t, "TestHungConfigAtStartChild")
+}
+
+func TestHungConfigAtStartChild(t *testing.T) {
+	testenv.IsChild(t, "TestHungConfigAtStartChild")
+	configReadWait = 300 * time.Millisecond // this process runs this test alone
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "probes.toml")
+	if err := os.WriteFile(conf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(filepath.Join(dir, "status"))
+	cfg.VIPs = false
+	cfg.ConfigFile = conf
+	faulttest.HungMountAt(t, conf)
+	logs := hungLogger(t)
+
+	_, _, done := runUntilHung(t, cfg, logs)
+	err := returnsWithin(t, done, configReadWait+5*time.Second, "with the probe file hung at start")
+	testenv.ErrContains(t, err, "read "+conf+": no answer within 300ms")
+
+	configReadWait = time.Hour
+	_, cancel, done := runUntilHung(t, cfg, logs)
+	cancel()
+	if err := returnsWithin(t, done, 2*time.Second, "of a stop during the probe file's read at start"); err != nil {
+		t.Errorf("Run after a stop during the start: %v, want nil (a normal stop)", err)
+	}
+}
+
+// TestHungStatusDirAtStart: the daemon starts on a status directory, or
+// one whose parent, is on a filesystem that does not answer. It must not
+// hang before binding its ports: within firstSnapshotWait it serves, every
+// check 503 saying the directory is not read yet (never a 200 that is not
+// the operator's flag), and once the filesystem answers it reads the flags
+// by itself and answers from them.
+func TestHungStatusDirAtStart(t *testing.T) {
+	testenv.RunInMountNamespace(t, "TestHungStatusDirAtStartChild")
+}
+
+func TestHungStatusDirAtStartChild(t *testing.T) {
+	testenv.IsChild(t, "TestHungStatusDirAtStartChild")
+	firstSnapshotWait = 500 * time.Millisecond // this process runs this test alone
+	for _, hang := range []string{"dir", "parent"} {
+		t.Run(hang, func(t *testing.T) {
+			parent := filepath.Join(t.TempDir(), "run")
+			dir := filepath.Join(parent, "status")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFlags(t, dir, map[string]string{"web.80": ""})
+			at := dir
+			if hang == "parent" {
+				at = parent
+			}
+			cfg := testConfig(dir)
+			cfg.VIPs = false
+			cfg.StaleAfter = 2 * time.Second
+			cfg.Grace = time.Second
+			release := faulttest.HungMountAt(t, at)
+			start := time.Now()
+			s := startDaemonLog(t, cfg, Options{}, hungLogger(t))
+			if took := time.Since(start); took > firstSnapshotWait+3*time.Second {
+				t.Errorf("ready %s after the start, want about firstSnapshotWait (%s) plus the watcher's 1s", took, firstSnapshotWait)
+			}
+			for range 3 {
+				code, body := faulttest.HTTPGet(t, s.base+"/status?SERVICE=web&PORT=80")
+				if code != 503 || !strings.Contains(body, check.ReasonNotRead) {
+					t.Fatalf("while the directory hangs: %d %q, want 503 with %q", code, body, check.ReasonNotRead)
+				}
+			}
+			release()
+			testenv.PollUntil(t, "up once the directory answers", 20*time.Second, func() (bool, string) {
+				code, body := faulttest.HTTPGet(t, s.base+"/status?SERVICE=web&PORT=80")
+				return code == 200, fmt.Sprintf("%d %q", code, body)
+			})
+			s.stopClean(t)
+		})
+	}
+}
+
+// TestStopDuringHungStart: SIGTERM while the daemon waits for its first
+// snapshot on a status directory that does not answer must stop it
+// within the watcher's stop bound, as a normal stop (nil), not after the
+// wait.
+func TestStopDuringHungStart(t *testing.T) {
+	testenv.RunInMountNamespace(t, "TestStopDuringHungStartChild")
+}
+
+func TestStopDuringHungStartChild(t *testing.T) {
+	testenv.IsChild(t, "TestStopDuringHungStartChild")
+	firstSnapshotWait = time.Hour // this process runs this test alone
+	dir := filepath.Join(t.TempDir(), "status")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(dir)
+	cfg.VIPs = false
+	faulttest.HungMountAt(t, dir)
+	logs := &testenv.LogBuffer{}
+	d, cancel, done := runUntilHung(t, cfg, zerolog.New(logs))
+	cancel()
+	if err := returnsWithin(t, done, watcherStopWait+2*time.Second, "of a stop while the first snapshot hangs"); err != nil {
+		t.Errorf("Run: %v, want nil (a normal stop)", err)
+	}
+	select {
+	case <-d.Ready():
+		t.Error("ready after a stop during the start")
+	default:
+	}
+	if !strings.Contains(logs.String(), "SIGTERM during the start") {
+		t.Errorf("the stop during the start not logged:\n%s", logs)
 	}
 }

@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -40,16 +41,25 @@ type probes struct {
 // A variable for the tests.
 var configReadWait = 5 * time.Second
 
-// load reads the probe file, for configReadWait at most; a read that does
-// not end by then goes on in the background, and until it ends no new one
-// starts (each reload fails at once, saying so).
-func (p *probes) load() (*probe.Config, error) {
+// errStopped is a start given up for a stop (SIGTERM) that came during it.
+var errStopped = errors.New("stopped during the start")
+
+// load reads the probe file, for configReadWait at most, or until stop is
+// closed (errStopped); a read that does not end by then goes on in the
+// background, and until it ends no new one starts (each reload fails at
+// once, saying so).
+func (p *probes) load(stop <-chan struct{}) (*probe.Config, error) {
 	if p.loading.Busy() {
 		return nil, fmt.Errorf("read %s: an earlier read has not ended (its filesystem does not answer?)", p.path)
 	}
 	var cfg *probe.Config
 	var err error
-	if !p.loading.Do(configReadWait, func() { cfg, err = probe.LoadFile(p.path) }) {
+	if !p.loading.DoUntil(stop, configReadWait, func() { cfg, err = probe.LoadFile(p.path) }) {
+		select {
+		case <-stop:
+			return nil, errStopped
+		default:
+		}
 		return nil, fmt.Errorf("read %s: no answer within %s (its filesystem does not answer?)", p.path, configReadWait)
 	}
 	return cfg, err
@@ -78,11 +88,13 @@ func (p *probes) setConnPorts(cfg *probe.Config) {
 }
 
 // newProbes loads path (empty: no probes) and starts the runner. A bad file
-// is a startup error. Call before the watcher runs, so the first snapshot
+// is a startup error, and so is one that does not answer within
+// configReadWait (a start must not hang on it until systemd's timeout);
+// stop closed meanwhile (SIGTERM) gives errStopped. Call before the watcher runs, so the first snapshot
 // already holds every probed service as pending. observe gets each
 // attempt's duration; forget (when not nil) a service whose probes a
 // reload removed, after their last attempt.
-func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Store, w *watcher.Watcher, observe func(string, bool, time.Duration), forget func(string), log zerolog.Logger) (*probes, error) {
+func newProbes(stop <-chan struct{}, path string, concurrency int, loopbackOnly bool, store *cache.Store, w *watcher.Watcher, observe func(string, bool, time.Duration), forget func(string), log zerolog.Logger) (*probes, error) {
 	p := &probes{path: path, log: log}
 	p.runner = probe.NewRunner(probe.Options{
 		Logger:           log,
@@ -102,7 +114,7 @@ func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Sto
 	if path == "" {
 		return p, nil
 	}
-	cfg, err := probe.LoadFile(path)
+	cfg, err := p.load(stop)
 	if err != nil {
 		p.runner.Close()
 		return nil, err
@@ -117,12 +129,16 @@ func newProbes(path string, concurrency int, loopbackOnly bool, store *cache.Sto
 }
 
 // reload re-reads the file (SIGHUP); an invalid file is logged and the
-// running configuration kept.
-func (p *probes) reload() {
+// running configuration kept. A stop (stop closed) ends the wait for the
+// read at once.
+func (p *probes) reload(stop <-chan struct{}) {
 	if p.path == "" {
 		return
 	}
-	cfg, err := p.load()
+	cfg, err := p.load(stop)
+	if errors.Is(err, errStopped) {
+		return
+	}
 	if err == nil {
 		err = p.runner.Apply(cfg)
 	}

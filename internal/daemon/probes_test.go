@@ -160,7 +160,7 @@ func TestNewProbesBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = newProbes(conf, 4, false, store, w, nil, nil, zerolog.Nop())
+	_, err = newProbes(nil, conf, 4, false, store, w, nil, nil, zerolog.Nop())
 	if err == nil || !strings.Contains(err.Error(), "bad.toml:1: probe \"x.1/nope\": kind \"nope\"") {
 		t.Fatalf("err = %v", err)
 	}
