@@ -278,7 +278,8 @@ READY=1 once done (after 10 s at most). Options are not re\-read.
 .BR SIGTERM ", " SIGINT
 Stop: wait \fB\-\-lameduck\fR, stop accepting, let in\-flight requests
 finish within \fB\-\-grace\fR, exit 0. A watcher loop or probe attempt
-blocked on a hung filesystem is waited for 2 s at most each, the log 1 s.
+blocked on a hung filesystem is waited for 2 s at most (both at once),
+the log 1 s. A stop during the start is a normal stop.
 .SH EXIT STATUS
 0 on a clean stop (and for \fB\-\-help\fR and \fB\-\-version\fR),
 1 when the daemon cannot start or fails,

@@ -501,8 +501,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// watcher and the systemd supervisor.
 	cancel()
 	stopBy := time.Now().Add(cfg.Grace + watcherStopWait)
+	// The probes stop beside the responders and the watcher: an attempt
+	// blocked on a hung mount (2 s at most) then overlaps a watcher loop
+	// blocked on one, instead of adding to it. Their last results stay in
+	// the snapshot the in-flight requests are answered from.
+	probesStopped := make(chan struct{})
+	go func() {
+		defer close(probesStopped)
+		pr.close()
+	}()
 	wg.Wait()
 	waitWatcher(stopBy)
+	<-probesStopped
 	for len(errc) > 0 {
 		log.Warn().Err(<-errc).Msg("while stopping")
 	}

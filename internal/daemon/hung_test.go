@@ -384,3 +384,75 @@ func TestStopDuringHungStartChild(t *testing.T) {
 		t.Errorf("the stop during the start not logged:\n%s", logs)
 	}
 }
+
+// TestStopHungWatcherAndProbe: at the stop both the watcher loop (status
+// directory on a hung filesystem) and a probe's attempt (a script blocked
+// on another) hang. Their waits must overlap: the stop takes --grace plus
+// the watcher's 2 s at most, not that plus the probes' 2 s.
+func TestStopHungWatcherAndProbe(t *testing.T) {
+	testenv.RunInMountNamespace(t, "TestStopHungWatcherAndProbeChild")
+}
+
+func TestStopHungWatcherAndProbeChild(t *testing.T) {
+	testenv.IsChild(t, "TestStopHungWatcherAndProbeChild")
+	base := t.TempDir()
+	dir := filepath.Join(base, "status")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hung := faulttest.HungMount(t)
+	target := filepath.Join(hung, "x")
+	conf := filepath.Join(base, "probes.toml")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "[[probe]]\nservice = \"web.80\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", %q]\ninterval = \"30s\"\ntimeout = \"30s\"\n", "exec cat "+target), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(dir)
+	cfg.VIPs = false
+	cfg.ConfigFile = conf
+	cfg.Grace = time.Second
+	s := startDaemonLog(t, cfg, Options{}, hungLogger(t))
+	testenv.PollUntil(t, "the probe's script blocked on the hung mount", 10*time.Second, func() (bool, string) {
+		w := scriptWchan(t, target)
+		return strings.Contains(w, "fuse") || strings.Contains(w, "request_wait_answer"), "wchan " + w
+	})
+	faulttest.HungMountAt(t, dir)
+	testenv.PollUntil(t, "the watcher loop blocked on the hung directory", 10*time.Second, func() (bool, string) {
+		age := s.d.Watcher().HeartbeatAge()
+		return age > time.Second, "last turn " + age.String() + " ago"
+	})
+	start := time.Now()
+	s.cancel()
+	limit := cfg.Grace + watcherStopWait + time.Second
+	select {
+	case s.err = <-s.done:
+		s.ended = true
+		if s.err != nil {
+			t.Errorf("Run: %v", s.err)
+		}
+		if took := time.Since(start); took > limit {
+			t.Errorf("the stop took %s with the watcher loop and a probe attempt hung, want %s at most (--grace + the watcher's 2 s, the probes' 2 s overlapping)", took, limit)
+		}
+	case <-time.After(2 * limit):
+		t.Fatalf("Run did not return %s after the stop", 2*limit)
+	}
+}
+
+// scriptWchan is the kernel function (/proc/PID/wchan) the process whose
+// command line names arg alone (not the shell that exec'd it) sleeps in,
+// or "".
+func scriptWchan(t *testing.T, arg string) string {
+	t.Helper()
+	ds, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmd), arg) || strings.Contains(string(cmd), "-c\x00") {
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "wchan"))
+		return string(b)
+	}
+	return ""
+}
