@@ -7,6 +7,9 @@
 #   OUT_DIR   where the packages go (default dist/)
 #   VERSION   package and --version version (default: from git, see below)
 #   GOARCH    target architecture (default: go env GOARCH)
+#   MAINTAINER  the packages' Maintainer/Packager and changelog author
+#             (default "http_status maintainers"; Debian wants "Name <address>":
+#             set it to yours when you build packages for your site)
 #   NFPM      nfpm command (default: `go tool nfpm`, the version pinned as a
 #             tool dependency in go.mod, built from the module cache, so no
 #             network is needed once the cache is warm)
@@ -22,6 +25,7 @@ GOARCH=${GOARCH:-$(go env GOARCH)}
 NFPM=${NFPM:-go tool nfpm}
 [ $# -gt 0 ] || set -- deb rpm
 
+MAINTAINER=${MAINTAINER:-http_status maintainers}
 VERSION=${VERSION:-$(packaging/version.sh)}
 commit=$(packaging/version.sh commit)
 case "$VERSION" in
@@ -32,7 +36,7 @@ esac
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/http_status-stage.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
 trap 'exit 130' INT TERM
-export VERSION GOARCH STAGE
+export VERSION GOARCH STAGE MAINTAINER
 
 # The binary: static, stamped.
 CGO_ENABLED=0 GOOS=linux go build -trimpath \
@@ -49,8 +53,32 @@ else
 	go run ./cmd/http_status --help-man
 fi | gzip -9n >"$STAGE/http_status.8.gz"
 
-# The copyright file: our license and those of every module linked in.
+# The copyright file: our license and those of every module linked in
+# (the .deb's points to Debian's copy of the Apache-2.0 text).
 CGO_ENABLED=0 GOOS=linux packaging/copyright.sh >"$STAGE/copyright"
+CGO_ENABLED=0 GOOS=linux packaging/copyright.sh --debian >"$STAGE/copyright.deb"
+
+# The changelog (the .deb's changelog.Debian.gz, the .rpm's %changelog):
+# one entry, this build, dated by its commit (reproducible).
+date=$(git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
+short=$(printf %.12s "$commit")
+case "$commit" in
+*-dirty) built="commit $short, with uncommitted changes" ;;
+*) built="commit $short" ;;
+esac
+cat >"$STAGE/changelog.yaml" <<CHANGELOG
+- semver: "$VERSION-1"
+  date: "$date"
+  packager: "$MAINTAINER"
+  deb:
+    urgency: medium
+    distributions: [unstable]
+  changes:
+    - note: "Built from $built."
+CHANGELOG
+# nfpm does not expand variables in the changelog's path: a copy of the
+# configuration names it.
+{ cat packaging/nfpm.yaml; printf '\nchangelog: %s\n' "$STAGE/changelog.yaml"; } >"$STAGE/nfpm.yaml"
 
 # /usr/share/http_status: the upstart job, and the init-script helpers when
 # this tree has them.
@@ -75,7 +103,7 @@ for p in "$@"; do
 	rpm) glob="$OUT_DIR/http-status-${VERSION}-1.*.rpm" ;;
 	*) echo "build.sh: unknown packager $p (want deb or rpm)" >&2; exit 2 ;;
 	esac
-	$NFPM package --config packaging/nfpm.yaml --packager "$p" --target "$OUT_DIR/" >&2
+	$NFPM package --config "$STAGE/nfpm.yaml" --packager "$p" --target "$OUT_DIR/" >&2
 	# shellcheck disable=SC2086
 	ls -1 $glob
 done

@@ -6,7 +6,12 @@
 # found with go list in the module cache. A static binary carries their
 # code, and the BSD and MIT licenses ask that their notices go with it.
 #
-#   packaging/copyright.sh > copyright      (packaging/build.sh runs it)
+#   packaging/copyright.sh [--debian] > copyright      (packaging/build.sh runs it)
+#
+# --debian: an Apache-2.0 text is not quoted but pointed to in
+# /usr/share/common-licenses (Debian policy 12.5; lintian
+# copyright-file-contains-full-apache-2-license); NOTICE files, which
+# Apache-2.0 asks to pass on, are quoted still. The .rpm's copy quotes it.
 #
 # Run from the repository root, with the environment of the build
 # (GOOS, GOARCH, CGO_ENABLED decide which modules are linked).
@@ -16,6 +21,22 @@ set -eu
 # indented by one space, empty lines as " ." (a bare newline ends a field).
 indent() {
 	sed -e 's/[[:space:]]*$//' -e 's/^$/./' -e 's/^/ /' "$1"
+}
+
+debian=
+if [ "${1:-}" = --debian ]; then
+	debian=1
+fi
+
+# license_text prints a license file as a field's text: indented, or, with
+# --debian and an Apache-2.0 text, where Debian systems keep it.
+license_text() {
+	if [ -n "$debian" ] && [ "$(license_id "$1")" = Apache-2.0 ]; then
+		printf ' On Debian systems the complete text of the Apache License, Version 2.0,\n'
+		printf ' is in /usr/share/common-licenses/Apache-2.0.\n'
+	else
+		indent "$1"
+	fi
 }
 
 # license_id names a license text in SPDX terms (Debian's short names),
@@ -48,7 +69,7 @@ Files: *
 Copyright: http_status maintainers
 License: Apache-2.0
 EOF
-indent LICENSE
+license_text LICENSE
 
 goroot=$(go env GOROOT)
 printf '\nFiles: vendor/std/*\nCopyright: The Go Authors (Go %s standard library)\nLicense: BSD-3-Clause\n' "$(go env GOVERSION)"
@@ -70,7 +91,7 @@ go list -deps -f '{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}} {{.Dir}
 				# part of it, a NOTICE) follow in the same field.
 				printf ' .\n %s:\n' "$(basename "$f")"
 			fi
-			indent "$f"
+			license_text "$f"
 		done
 		if [ -z "$found" ]; then
 			echo "copyright.sh: module $path $version has no license file in $dir" >&2
