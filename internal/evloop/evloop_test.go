@@ -672,12 +672,24 @@ func TestDeadlinesAcrossClockSteps(t *testing.T) {
 		}
 	}
 
-	// Forward an hour: a connection whose deadline is 300ms off is served.
+	// Forward an hour: a connection whose deadline is still 10 s off is
+	// served. (Not the 300ms server's: the round trips below can take
+	// longer than that on a loaded machine, and the deadline would then
+	// pass rightly.)
+	step.Store(0)
+	s, addr, _ := serve(t, &lineHandler{idle: 10 * time.Second}, Options{Loops: 1})
 	c := dial(t, addr)
 	roundTrip(t, c, "b") // the loop has its deadline
 	step.Store(int64(time.Hour))
+	// The loop must have read the stepped clock before c's next line. A
+	// batch that began before the step (the loop was awake) can answer
+	// the other connection too, so one answer does not show it: wait
+	// for the loop to block after the step, then have one more answer.
 	other := dial(t, addr)
-	roundTrip(t, other, "c") // the loop has read the stepped clock
+	for w := s.waits.Load(); s.waits.Load() == w; {
+		roundTrip(t, other, "c")
+	}
+	roundTrip(t, other, "c")
 	roundTrip(t, c, "d")
 }
 
