@@ -57,7 +57,10 @@ func (p *Pages) serveHealthz(w http.ResponseWriter, r *http.Request) {
 			b.WriteByte('\n')
 		}
 	}
-	if !s.VIPsOK() {
+	// Before the first snapshot the VIP list is not read either: the
+	// directory's line says so, and "netlink subscription down" would be
+	// false (with --vips=false there is none).
+	if !s.VIPsOK() && s.Generation() != 0 {
 		b.WriteString("degraded: VIP list not current (netlink subscription down)\n")
 	}
 	b.WriteString("generation ")

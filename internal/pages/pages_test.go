@@ -255,6 +255,15 @@ func TestHealthz(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "degraded: status directory missing") || !strings.Contains(body, "degraded: VIP list not current") {
 		t.Fatalf("degraded: %d %q", code, body)
 	}
+	// Before the first read (a daemon started on a hung status directory)
+	// nothing is known of the VIPs either: "netlink subscription down"
+	// would send the operator to the wrong place, and with --vips=false
+	// there is no subscription at all.
+	p = New(Options{Store: cache.NewStore(), HeartbeatAge: clock, Now: func() time.Time { return now }})
+	code, _, body = get(t, http.HandlerFunc(p.serveHealthz), "GET", "/healthz")
+	if !strings.Contains(body, "degraded: status directory not read yet") || strings.Contains(body, "VIP list") {
+		t.Fatalf("not read yet: %d %q, want the directory not read, no VIP line", code, body)
+	}
 }
 
 func TestMetrics(t *testing.T) {
