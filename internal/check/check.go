@@ -50,8 +50,10 @@ const ReasonStale = "watcher loop stalled: answers would be stale"
 
 // ReasonNotRead is the reason of every answer before the status directory
 // has been read once: a daemon started on a directory (or parent) whose
-// filesystem does not answer serves with no flag to go by.
-const ReasonNotRead = "status directory not read yet: its filesystem does not answer"
+// filesystem does not answer serves with no flag to go by. (Also a start
+// whose first scan or address list merely takes over the wait: hence the
+// question mark.)
+const ReasonNotRead = "status directory not read yet: its first scan has not ended (a filesystem that does not answer?)"
 
 // ReasonVIPsStale is the reason of an answer to a check naming a VIP once
 // the VIP list has not been current for StaleAfter.

@@ -340,7 +340,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return nil
 	case <-firstWait.C:
 		log.Error().Str("dir", cfg.Dir).Dur("waited", firstSnapshotWait).
-			Msg("status directory not read yet: its filesystem (or its parent's) does not answer; starting anyway, every check answered 503 (" + check.ReasonNotRead + ") until it does")
+			Msg("status directory not read yet: its first scan has not ended (its filesystem, or its parent's, does not answer?); starting anyway, every check answered 503 (" + check.ReasonNotRead + ") until it is read")
 	}
 
 	checker := check.New(check.Options{Store: store, LoopbackVIPsOnly: cfg.LoopbackVIPsOnly, VIPMissingCode: cfg.VIPMissingStatus,
