@@ -217,6 +217,25 @@ fall = 1
 	if st, _ := c.get("web.80"); st.OK {
 		t.Errorf("web.80 after the reload: %+v, want failing", st)
 	}
+
+	// Removed by one reload and back with the next (a probe commented out
+	// and in again), the attempt still stuck: the same.
+	if err := r.Apply(mustParse(t, "")); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := c.get("web.80"); ok {
+		t.Fatalf("web.80 with its probe removed: %+v, want cleared", st)
+	}
+	if err := r.Apply(conf("500ms")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.PollUntil(t, "the probe's first attempt once back", 10*time.Second, func() (bool, string) {
+		if n := procCount(t, target); n != 1 {
+			t.Fatalf("%d scripts on the hung mount after the probe came back, want 1 (the stuck one)", n)
+		}
+		st, ok := c.get("web.80")
+		return ok && strings.Contains(st.LastErr, "previous attempt is still running"), fmt.Sprintf("%+v", st)
+	})
 }
 
 // procCount is how many processes' command lines name arg alone (not the

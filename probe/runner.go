@@ -103,6 +103,10 @@ type Runner struct {
 	cancel context.CancelFunc
 
 	applyMu sync.Mutex // serializes Apply and Close
+	// stuckGone, owned by Apply: the stuck attempts of probes a reload
+	// removed, by Spec.ID, until they end; a probe with that ID added
+	// back waits for its attempt as if it had never gone.
+	stuckGone map[string]chan struct{}
 
 	mu       sync.Mutex
 	probes   map[string]*running // by Spec.ID
@@ -271,12 +275,31 @@ func (r *Runner) Apply(cfg *Config) error {
 	// mount at each reload. The new settings wait for it as the old ones
 	// would have, failing meanwhile. The old loop has ended (done), so
 	// its stuck is read safely.
+	// The same for a probe removed by one reload and added back by a
+	// later one while the attempt is still stuck.
+	for id, ch := range r.stuckGone {
+		select {
+		case <-ch:
+			delete(r.stuckGone, id) // it ended
+			continue
+		default:
+		}
+		if np := keep[id]; np != nil && slices.Contains(start, np) {
+			np.stuck = ch
+			delete(r.stuckGone, id)
+		}
+	}
 	for _, p := range stop {
 		if p.stuck == nil {
 			continue
 		}
 		if np := keep[p.spec.ID()]; np != nil {
 			np.stuck = p.stuck
+		} else {
+			if r.stuckGone == nil {
+				r.stuckGone = map[string]chan struct{}{}
+			}
+			r.stuckGone[p.spec.ID()] = p.stuck
 		}
 	}
 	slices.Sort(cleared)
