@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -284,9 +285,13 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout, stderr io.Writer, n
 		if e.ConnPort == 0 {
 			ctlStep("read " + filepath.Join(f.dir, name))
 			// conn= is the service's, not the state's: a rewrite keeps it.
-			if old, note := readFlagFile(filepath.Join(f.dir, name)); note == "" && old.ConnPort != 0 {
+			keep, err := keptConnPort(f.dir, name)
+			if err != nil {
+				return err
+			}
+			if keep != 0 {
 				e2 := e
-				e2.ConnPort = old.ConnPort
+				e2.ConnPort = keep
 				content = []byte(e2.Format())
 			}
 		}
@@ -301,6 +306,39 @@ func runCtlCmd(cmd string, f ctlFlags, pos []string, stdout, stderr io.Writer, n
 		}
 	}
 	return nil
+}
+
+// keptConnPort is the conn= port a rewrite of dir/name keeps: the current
+// flag's, 0 when it has none or there is no flag the daemon counts (a
+// symlink or a FIFO is replaced, and the daemon ignored it). A flag that
+// cannot be read is an error: writing without its conn= would drop it
+// silently, and connection counts and drain --wait would then look at
+// another port.
+func keptConnPort(dir, name string) (uint16, error) {
+	old, present, problem := flagfile.Read(filepath.Join(dir, name))
+	if present {
+		// Content partly not understood still has the conn= it says.
+		return old.ConnPort, nil
+	}
+	if errors.Is(problem, flagfile.ErrUnreadable) {
+		return 0, fmt.Errorf("%s: cannot read the current flag to keep its conn= (%s); unchanged: give --conn-port P to write anyway, or run as a user who may read it",
+			name, callerReadError(problem))
+	}
+	return 0, nil
+}
+
+// callerReadError says why this process could not read a flag, as the
+// caller's problem: flagfile's errors speak for the daemon, which may read
+// what the caller cannot.
+func callerReadError(problem error) string {
+	var errno syscall.Errno
+	if errors.As(problem, &errno) {
+		if errno == syscall.EACCES || errno == syscall.EPERM {
+			return fmt.Sprintf("%v: you are uid %d", errno, os.Geteuid())
+		}
+		return errno.Error()
+	}
+	return problem.Error()
 }
 
 // noPort is --port not given (0 and -1 are ports given wrongly).

@@ -175,8 +175,8 @@ func drainPort(f ctlFlags, name string) (uint16, error) {
 	if f.connPort != 0 {
 		return uint16(f.connPort), nil
 	}
-	if e, note := readFlagFile(filepath.Join(f.dir, name)); note == "" && e.ConnPort != 0 {
-		return e.ConnPort, nil
+	if p, err := keptConnPort(f.dir, name); err != nil || p != 0 {
+		return p, err
 	}
 	if f.config != "" {
 		cfg, err := probe.LoadFile(f.config)

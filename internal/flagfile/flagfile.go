@@ -123,7 +123,7 @@ func openProblem(err error) error {
 	case errors.Is(err, syscall.ELOOP):
 		return ErrSymlink
 	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("%w (mode or owner keeps the daemon from reading it)", ErrUnreadable)
+		return fmt.Errorf("%w (mode or owner keeps the daemon from reading it): %w", ErrUnreadable, err)
 	}
 	return fmt.Errorf("%w: %w", ErrUnreadable, err)
 }
