@@ -1,0 +1,75 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/http-status/http_status/internal/faulttest"
+	"github.com/http-status/http_status/internal/testenv"
+)
+
+// TestContribFunctionsHung: without the binary, http_status.functions
+// writes the flag itself; on a status directory whose filesystem stopped
+// answering (a FUSE server that never answers, mounted for real) activate
+// and inactivate give up after HTTP_STATUS_IO_TIMEOUT with status 1 and a
+// message, their output captured through a pipe as "$(...)" does. They
+// used to wait for as long as the mount hung: the init script with them.
+func TestContribFunctionsHung(t *testing.T) {
+	if _, err := exec.LookPath("timeout"); err != nil {
+		t.Skip("needs timeout (coreutils)")
+	}
+	testenv.RunInMountNamespace(t, "TestContribFunctionsHungChild")
+}
+
+func TestContribFunctionsHungChild(t *testing.T) {
+	testenv.IsChild(t, "TestContribFunctionsHungChild")
+	funcs := contribPath(t, "http_status.functions")
+	dir := filepath.Join(t.TempDir(), "status")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	faulttest.HungMountAt(t, dir)
+	for _, shell := range []string{"sh", "dash", "bash", "busybox"} {
+		p, err := exec.LookPath(shell)
+		if err != nil {
+			continue
+		}
+		for _, fn := range []string{"activate", "inactivate"} {
+			t.Run(shell+" "+fn, func(t *testing.T) {
+				t.Parallel()
+				args := []string{"-c", ". " + funcs + "; " + fn + " squid 80"}
+				if shell == "busybox" {
+					args = append([]string{"sh"}, args...)
+				}
+				cmd := exec.Command(p, args...)
+				cmd.Env = append(os.Environ(), "HTTP_STATUS_DIR="+dir, "HTTP_STATUS_BIN=/nonexistent/http_status", "HTTP_STATUS_IO_TIMEOUT=1")
+				var out bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &out
+				testenv.DieWithTest(cmd)
+				start := time.Now()
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error, 1)
+				go func() { done <- cmd.Wait() }()
+				select {
+				case err = <-done:
+				case <-time.After(15 * time.Second):
+					t.Fatalf("%s squid 80 on a hung status directory: still running after 15s with HTTP_STATUS_IO_TIMEOUT=1", fn)
+				}
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out.String(), "squid.80: no answer within 1s") {
+					t.Errorf("%s: %v after %v, output %q; want status 1 and the reason", fn, err, time.Since(start).Round(time.Millisecond), out.String())
+				}
+			})
+		}
+	}
+}
