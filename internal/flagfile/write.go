@@ -121,8 +121,14 @@ var ErrChanged = errors.New("the flag was changed by someone else; left as it is
 // content is swapped in atomically (renameat2 RENAME_EXCHANGE) and what it
 // replaced is read back; when that was not expect, the swap is undone
 // (readers may see the new content for that moment) and the error is
-// [ErrChanged]. On a filesystem without RENAME_EXCHANGE the flag is read
-// just before the rename, which leaves a short window.
+// [ErrChanged].
+//
+// A filesystem without RENAME_EXCHANGE (NFS, most FUSE servers) gets the
+// same guarantee another way: the flag is renamed aside (atomic), read, and
+// the new content put in its place only where no flag has appeared
+// meanwhile (renameat2 RENAME_NOREPLACE, or link where that is missing);
+// a flag that appeared meanwhile is the other writer's and stays. Readers
+// see no flag for that moment: out of rotation.
 func ReplaceIf(dir, name string, content, expect []byte) error {
 	tmp, err := writeTemp(dir, name, content)
 	if err != nil {
@@ -130,24 +136,18 @@ func ReplaceIf(dir, name string, content, expect []byte) error {
 	}
 	defer os.Remove(tmp)
 	final := filepath.Join(dir, name)
-	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE); err != nil {
+	if err := renameExchange(tmp, final); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return ErrChanged // removed meanwhile
 		}
 		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
 			return fmt.Errorf("exchange %s: %w; unchanged", final, err)
 		}
-		if old, err := os.ReadFile(final); err != nil || !bytes.Equal(old, expect) {
-			return ErrChanged
-		}
-		if err := os.Rename(tmp, final); err != nil {
-			return fmt.Errorf("rename into %s: %w; unchanged", final, err)
-		}
-		return syncDir(dir)
+		return replaceAside(dir, name, tmp, expect)
 	}
 	// tmp now holds what was the flag.
 	if old, err := os.ReadFile(tmp); err != nil || !bytes.Equal(old, expect) {
-		if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE); err != nil {
+		if err := renameExchange(tmp, final); err != nil {
 			return fmt.Errorf("put back %s after a change by someone else: %w", final, err)
 		}
 		return ErrChanged
@@ -155,33 +155,117 @@ func ReplaceIf(dir, name string, content, expect []byte) error {
 	return syncDir(dir)
 }
 
+// renameExchange swaps a and b atomically.
+func renameExchange(a, b string) error {
+	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+}
+
+// replaceAside is [ReplaceIf] without RENAME_EXCHANGE: tmp (the new
+// content) takes the flag's place only when the flag, renamed aside, held
+// expect and no other flag appeared meanwhile.
+func replaceAside(dir, name, tmp string, expect []byte) error {
+	final := filepath.Join(dir, name)
+	aside, err := takeAside(dir, name)
+	if err != nil {
+		return err
+	}
+	if old, err := os.ReadFile(aside); err != nil || !bytes.Equal(old, expect) {
+		if err := putBack(aside, final); err != nil {
+			return err
+		}
+		_ = os.Remove(aside) // a newer flag won: the old one goes
+		return ErrChanged
+	}
+	if err := renameNoReplace(tmp, final); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			_ = os.Remove(aside)
+			return ErrChanged // a newer flag, the other writer's: it stays
+		}
+		if perr := putBack(aside, final); perr != nil {
+			return fmt.Errorf("rename into %s: %w; and %w", final, err, perr)
+		}
+		return fmt.Errorf("rename into %s: %w; unchanged", final, err)
+	}
+	_ = os.Remove(aside)
+	return syncDir(dir)
+}
+
+// takeAside renames dir/name to a new temp name (which the daemon
+// ignores), atomically, and returns that name; [ErrChanged] when there is
+// no flag.
+func takeAside(dir, name string) (string, error) {
+	final := filepath.Join(dir, name)
+	f, err := os.CreateTemp(dir, "."+name+".*.tmp")
+	if err != nil {
+		return "", fmt.Errorf("create temp file in %s: %w; %s unchanged", dir, err, name)
+	}
+	f.Close()
+	if err := os.Rename(final, f.Name()); err != nil {
+		_ = os.Remove(f.Name())
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", ErrChanged
+		}
+		return "", fmt.Errorf("rename %s aside: %w; unchanged", final, err)
+	}
+	return f.Name(), nil
+}
+
+// putBack moves a flag taken aside back to final, unless a newer flag has
+// appeared there meanwhile, which wins. On a filesystem that can neither
+// rename without replacing nor link (vfat), it is put back unless final
+// exists, with a window of an lstat: putting back another writer's word
+// (or this command's drain) must not fail where only that window is at
+// stake.
+func putBack(aside, final string) error {
+	err := renameNoReplace(aside, final)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if _, lerr := os.Lstat(final); errors.Is(lerr, fs.ErrNotExist) {
+		if err := os.Rename(aside, final); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("put back %s: %w (its content is in %s)", final, err, aside)
+}
+
+// renameNoReplace renames from to to unless to exists (fs.ErrExist then):
+// renameat2 RENAME_NOREPLACE, or where the filesystem lacks it (NFS) a
+// hard link, which never replaces either, then the removal of from.
+func renameNoReplace(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		if errors.Is(err, unix.EEXIST) {
+			return fs.ErrExist
+		}
+		return err
+	}
+	if err := os.Link(from, to); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fs.ErrExist
+		}
+		return fmt.Errorf("this filesystem can neither rename without replacing nor link (%w): refused rather than risk overwriting another writer's flag", err)
+	}
+	return os.Remove(from)
+}
+
 // RemoveIf is [Remove], done only while the flag still holds expect (see
 // [ReplaceIf]): the flag is renamed aside atomically and read; when it was
 // not expect it is put back, unless a newer flag has appeared meanwhile,
 // which wins. Readers may see no flag for that moment (out of rotation).
 func RemoveIf(dir, name string, expect []byte) error {
-	final := filepath.Join(dir, name)
-	aside, err := os.CreateTemp(dir, "."+name+".*.tmp")
+	aside, err := takeAside(dir, name)
 	if err != nil {
-		return fmt.Errorf("create temp file in %s: %w; %s unchanged", dir, err, name)
+		return err
 	}
-	aside.Close()
-	if err := os.Rename(final, aside.Name()); err != nil {
-		_ = os.Remove(aside.Name())
-		if errors.Is(err, fs.ErrNotExist) {
-			return ErrChanged
+	if old, err := os.ReadFile(aside); err != nil || !bytes.Equal(old, expect) {
+		if err := putBack(aside, filepath.Join(dir, name)); err != nil {
+			return err
 		}
-		return fmt.Errorf("remove flag: %w", err)
-	}
-	if old, err := os.ReadFile(aside.Name()); err != nil || !bytes.Equal(old, expect) {
-		err := unix.Renameat2(unix.AT_FDCWD, aside.Name(), unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
-		if err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("put back %s after a change by someone else: %w", final, err)
-		}
-		_ = os.Remove(aside.Name())
+		_ = os.Remove(aside) // a newer flag won: the old one goes
 		return ErrChanged
 	}
-	if err := os.Remove(aside.Name()); err != nil {
+	if err := os.Remove(aside); err != nil {
 		return fmt.Errorf("remove flag: %w", err)
 	}
 	return syncDir(dir)

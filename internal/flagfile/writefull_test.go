@@ -8,10 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/http-status/http_status/internal/faulttest"
 	"github.com/http-status/http_status/internal/testenv"
 )
 
@@ -86,7 +88,60 @@ func TestWriteFilesystemRefusesChild(t *testing.T) {
 // the caller expects, and otherwise leaves the other writer's flag (or its
 // absence) as it is, with no temp file behind.
 func TestReplaceIfRemoveIf(t *testing.T) {
+	replaceIfCases(t, t.TempDir())
+}
+
+// TestReplaceIfNoExchange: the same on a filesystem without
+// RENAME_EXCHANGE or RENAME_NOREPLACE (a real FUSE mount whose server has
+// no RENAME2, as NFS and most FUSE servers: renameat2 with a flag is
+// EINVAL there), and an operator's write landing at the last instant
+// before the new content goes in: it must stay. The fallback used to read
+// the flag, then rename over it: the operator's up was overwritten with
+// maint; and RemoveIf could not put another writer's flag back (EINVAL)
+// and left none, out of rotation.
+func TestReplaceIfNoExchange(t *testing.T) {
+	testenv.RunInMountNamespace(t, "TestReplaceIfNoExchangeChild")
+}
+
+func TestReplaceIfNoExchangeChild(t *testing.T) {
+	testenv.IsChild(t, "TestReplaceIfNoExchangeChild")
 	dir := t.TempDir()
+	mfs := faulttest.NoExchangeMount(t, dir)
+	os.WriteFile(filepath.Join(dir, "a"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "b"), nil, 0o644)
+	for to, flag := range map[string]uint{"b": unix.RENAME_EXCHANGE, "c": unix.RENAME_NOREPLACE} {
+		if err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(dir, "a"), unix.AT_FDCWD, filepath.Join(dir, to), flag); !errors.Is(err, unix.EINVAL) {
+			t.Fatalf("renameat2 flag %#x on the mount: %v, want EINVAL (the filesystem this test is about)", flag, err)
+		}
+	}
+	os.Remove(filepath.Join(dir, "a"))
+	os.Remove(filepath.Join(dir, "b"))
+	replaceIfCases(t, dir)
+
+	p := filepath.Join(dir, "web.80")
+	mine, theirs := []byte("drain\n"), []byte("up\n")
+	var landed atomic.Bool
+	mfs.SetBefore(func(op, name string) {
+		if name == "web.80" && (op == "rename" || op == "link") && landed.CompareAndSwap(false, true) {
+			mfs.Put("web.80", theirs)
+		}
+	})
+	if err := os.WriteFile(p, mine, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := ReplaceIf(dir, "web.80", []byte("maint\n"), mine)
+	got, _ := os.ReadFile(p)
+	if !landed.Load() || !errors.Is(err, ErrChanged) || string(got) != string(theirs) {
+		t.Errorf("ReplaceIf with the operator's write landing last: %v, flag %q (operator wrote: %v); want %v and the operator's %q", err, got, landed.Load(), ErrChanged, theirs)
+	}
+	mfs.SetBefore(nil)
+	if des, _ := os.ReadDir(dir); len(des) != 1 {
+		t.Errorf("left %d entries, want the flag alone", len(des))
+	}
+}
+
+func replaceIfCases(t *testing.T, dir string) {
+	t.Helper()
 	p := filepath.Join(dir, "web.80")
 	mine, theirs := []byte("drain\n"), []byte("up\n")
 	check := func(what string, err, wantErr error, want string) {
