@@ -366,7 +366,10 @@ func ceilSecond(t time.Time) time.Time {
 	return s.Add(time.Second)
 }
 
-// listFlags prints every flag file as the daemon reads it.
+// listFlags prints every flag file as the daemon reads it: where the
+// daemon's reading may differ from this process's (permissions), as the
+// running daemon reads it when one is found, else marked as not known
+// (listperm.go).
 func listFlags(dir string, w io.Writer, now time.Time) error {
 	des, err := os.ReadDir(dir)
 	if err != nil {
@@ -377,25 +380,80 @@ func listFlags(dir string, w io.Writer, now time.Time) error {
 	type row struct {
 		name string
 		e    cache.Entry
+		// state is what STATE shows in place of the entry's: "absent"
+		// (the daemon cannot read it), "?" (not known), or the entry's
+		// state with "?" (this process read it; the daemon may not).
+		state string
 	}
 	var rows []row
+	daemon := findDaemon(dir)
+	dirOK, dirWhy := daemon.dirAccess(dir)
+	if dirOK != accessYes {
+		who := "the daemon"
+		if daemon != nil {
+			who = daemon.String()
+		}
+		if dirOK == accessNo {
+			warnings = append(warnings, fmt.Sprintf("%s cannot list %s (%s): it answers every service out of rotation (STATE absent)", who, dir, dirWhy))
+		} else {
+			warnings = append(warnings, fmt.Sprintf("%s may not be able to list %s (%s): it then answers every service out of rotation; %s", who, dir, dirWhy, noDaemonNote(daemon)))
+		}
+	}
 	for _, de := range des {
 		name := de.Name()
 		if !cache.ValidName(name) {
 			continue // dot-files and temp files: the daemon ignores them too
 		}
-		e, note := readFlagFile(filepath.Join(dir, name))
-		if note != "" {
-			warnings = append(warnings, name+": "+note)
-			if e.State == cache.Missing {
+		p := filepath.Join(dir, name)
+		e, present, problem := flagfile.Read(p)
+		var st syscall.Stat_t
+		statErr := syscall.Lstat(p, &st)
+		mine := statErr == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG
+		fileOK := accessUnknown
+		if mine {
+			fileOK = worse(dirOK, daemon.may(&st, 4, hasACL(p)))
+		}
+		perm := func() string { return fmt.Sprintf("mode %04o, owner %d, group %d", st.Mode&0o7777, st.Uid, st.Gid) }
+		switch {
+		case !present && errors.Is(problem, flagfile.ErrUnreadable) && errIsPermission(problem):
+			// This process cannot read it: the daemon may.
+			switch {
+			case fileOK == accessNo:
+				rows = append(rows, row{name, e, "absent"})
+				if dirOK != accessNo {
+					warnings = append(warnings, fmt.Sprintf("%s: %s cannot read it either (%s): counted as absent, out of rotation", name, daemon, perm()))
+				}
+			default:
+				rows = append(rows, row{name, e, "?"})
+				warnings = append(warnings, fmt.Sprintf("%s: you (uid %d) cannot read it (%s): what it says is not known here; %s",
+					name, os.Geteuid(), perm(), daemonReads(daemon, fileOK)))
+			}
+			continue
+		case problem != nil:
+			warnings = append(warnings, name+": "+problem.Error())
+			if !present {
 				continue
 			}
 		}
-		rows = append(rows, row{name, e})
+		switch {
+		case !mine || fileOK == accessYes:
+			rows = append(rows, row{name, e, ""})
+		case fileOK == accessNo:
+			rows = append(rows, row{name, e, "absent"})
+			if dirOK != accessNo {
+				warnings = append(warnings, fmt.Sprintf("%s: says %s, but %s cannot read it (%s): counted as absent, out of rotation", name, e.Effective(now).State, daemon, perm()))
+			}
+		default:
+			rows = append(rows, row{name, e, e.Effective(now).State.String() + "?"})
+			if dirOK == accessYes {
+				warnings = append(warnings, fmt.Sprintf("%s: %s, read here as uid %d: a daemon whose user may not read it counts it as absent, out of rotation; %s",
+					name, perm(), os.Geteuid(), noDaemonNote(daemon)))
+			}
+		}
 	}
 	var ports []uint16
 	for _, r := range rows {
-		if p := listConnPort(r.name, r.e); p != 0 {
+		if p := listConnPort(r.name, r.e); p != 0 && r.state != "?" {
 			ports = append(ports, p)
 		}
 	}
@@ -411,8 +469,12 @@ func listFlags(dir string, w io.Writer, now time.Time) error {
 		}
 		n++
 		conns := "-"
-		if c, ok := counts[listConnPort(name, e)]; ok {
+		if c, ok := counts[listConnPort(name, e)]; ok && r.state != "?" {
 			conns = strconv.Itoa(c)
+		}
+		if r.state == "?" || r.state == "absent" {
+			fmt.Fprintf(tw, "%s\t%s\t-\t%s\t-\t-\n", name, r.state, conns)
+			continue
 		}
 		eff := e.Effective(now)
 		weight, expires, reason := "-", "-", "-"
@@ -429,7 +491,11 @@ func listFlags(dir string, w io.Writer, now time.Time) error {
 		default:
 			expires = e.Expires.UTC().Format(time.RFC3339) + " (in " + e.Expires.Sub(now).Round(time.Second).String() + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, eff.State, weight, conns, expires, reason)
+		state := eff.State.String()
+		if r.state != "" {
+			state = r.state
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, state, weight, conns, expires, reason)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -441,6 +507,22 @@ func listFlags(dir string, w io.Writer, now time.Time) error {
 		fmt.Fprintln(w, "warning: "+s)
 	}
 	return nil
+}
+
+// noDaemonNote says why list could not tell what the daemon makes of it.
+func noDaemonNote(d *reader) string {
+	if d != nil {
+		return d.String() + " may or may not (an ACL): STATE ends in ?; its /status.json says"
+	}
+	return "no running daemon on this directory found to tell (STATE ends in ?); when it runs, its /status.json says"
+}
+
+// daemonReads says what the daemon makes of a flag this process cannot read.
+func daemonReads(d *reader, a access) string {
+	if d != nil && a == accessYes {
+		return d.String() + " can read it: its /status.json says what it answers"
+	}
+	return "the daemon answers it as it reads it (absent, out of rotation, if it cannot either); its /status.json says"
 }
 
 // readFlagFile reads a flag as the watcher does (one reader for both:

@@ -247,7 +247,9 @@ func ctlErrString(err error) string {
 }
 
 func TestCtlList(t *testing.T) {
-	dir := t.TempDir()
+	// Any user may read it: list is certain of every state (see
+	// TestCtlListAsTheDaemonReads for the others).
+	dir := openTempDir(t)
 	for _, args := range [][]string{
 		{"drain", "squid", "-p", "80", "--reason", "deploy 1234", "--ttl", "15m"},
 		{"weight", "web.443", "50%"},
