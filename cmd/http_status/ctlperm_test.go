@@ -211,3 +211,35 @@ func TestCtlListAsTheDaemonReads(t *testing.T) {
 		t.Errorf("list with the directory 0700 (daemon as nobody): %v:\n%s", states, out)
 	}
 }
+
+// TestCtlStickyDir: in a sticky directory (mode 1777) a flag owned by
+// another user can be neither replaced nor removed by the caller: each
+// write fails with exit 1, says the flag is unchanged and why, leaves it
+// and no temp file.
+func TestCtlStickyDir(t *testing.T) {
+	t.Parallel()
+	dir, run := asNobody(t)
+	if err := os.Chown(dir, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "x.80")
+	const old = "drain conn=8080\n"
+	if err := os.WriteFile(p, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"maint", "inactivate"} {
+		code, _, errs := run(cmd, "x.80", "--dir", dir)
+		if code != 1 || !strings.Contains(errs, "operation not permitted; unchanged (the directory is sticky: only the flag's owner may replace or remove it)") {
+			t.Errorf("%s over root's flag in a sticky directory, as nobody: exit %d, %q", cmd, code, errs)
+		}
+	}
+	if got := ctlReadFile(t, p); got != old {
+		t.Errorf("flag now %q, want %q", got, old)
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 1 {
+		t.Errorf("%d entries left, want the flag alone", len(des))
+	}
+}

@@ -47,7 +47,7 @@ func WriteReplacing(dir, name string, content []byte) (links uint64, err error) 
 		if errors.Is(err, syscall.EBUSY) {
 			return 0, fmt.Errorf("rename into %s: %w (a file is mounted over the flag: write it through the mount's source, or unmount it)", final, err)
 		}
-		return 0, fmt.Errorf("rename into %s: %w; unchanged", final, err)
+		return 0, fmt.Errorf("rename into %s: %w; unchanged%s", final, err, stickyHint(dir, err))
 	}
 	if err := syncDir(dir); err != nil {
 		// The new content is in place: readers see it. Say so, or a
@@ -74,9 +74,20 @@ func Remove(dir, name string) (removed bool, err error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
 		}
-		return false, fmt.Errorf("remove flag: %w", err)
+		return false, fmt.Errorf("remove flag: %w; unchanged%s", err, stickyHint(dir, err))
 	}
 	return true, syncDir(dir)
+}
+
+// stickyHint explains an EPERM from replacing or removing a flag in a
+// sticky directory (mode 1777, as /tmp): only the flag's owner (or the
+// directory's, or root) may, whatever the directory's write bits say.
+func stickyHint(dir string, err error) string {
+	fi, serr := os.Stat(dir)
+	if !errors.Is(err, fs.ErrPermission) || serr != nil || fi.Mode()&fs.ModeSticky == 0 {
+		return ""
+	}
+	return " (the directory is sticky: only the flag's owner may replace or remove it)"
 }
 
 // ensureDir creates the status directory (one level, mode 0755) when it is
