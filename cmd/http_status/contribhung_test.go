@@ -60,6 +60,7 @@ func TestContribFunctionsHungChild(t *testing.T) {
 				}
 				done := make(chan error, 1)
 				go func() { done <- cmd.Wait() }()
+				var err error
 				select {
 				case err = <-done:
 				case <-time.After(15 * time.Second):
