@@ -42,10 +42,15 @@ func TestContribFunctionsHungChild(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		for _, fn := range []string{"activate", "inactivate"} {
+		// Under set -e too: the script stops at the failed call, saying why.
+		for _, fn := range []string{"activate", "inactivate", "set -e; activate"} {
 			t.Run(shell+" "+fn, func(t *testing.T) {
 				t.Parallel()
-				args := []string{"-c", ". " + funcs + "; " + fn + " squid 80"}
+				call := fn + ` squid 80 || echo "status $?"`
+				if strings.HasPrefix(fn, "set -e") {
+					call = fn + " squid 80"
+				}
+				args := []string{"-c", ". " + funcs + "; " + call + "; echo went on"}
 				if shell == "busybox" {
 					args = append([]string{"sh"}, args...)
 				}
@@ -67,8 +72,15 @@ func TestContribFunctionsHungChild(t *testing.T) {
 					t.Fatalf("%s squid 80 on a hung status directory: still running after 15s with HTTP_STATUS_IO_TIMEOUT=1", fn)
 				}
 				var ee *exec.ExitError
-				if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out.String(), "squid.80: no answer within 1s") {
-					t.Errorf("%s: %v after %v, output %q; want status 1 and the reason", fn, err, time.Since(start).Round(time.Millisecond), out.String())
+				// Without set -e the call's status is 1 and the script goes on
+				// ("|| echo" shows the status); with it, the script stops, status 1.
+				wantOn := !strings.HasPrefix(fn, "set -e")
+				okStatus := strings.Contains(out.String(), "status 1") && err == nil
+				if !wantOn {
+					okStatus = errors.As(err, &ee) && ee.ExitCode() == 1
+				}
+				if !okStatus || strings.Contains(out.String(), "went on") != wantOn || !strings.Contains(out.String(), "squid.80: no answer within 1s") {
+					t.Errorf("%s: %v after %v, output %q; want status 1 and the reason (and the script to go on unless set -e)", fn, err, time.Since(start).Round(time.Millisecond), out.String())
 				}
 			})
 		}
