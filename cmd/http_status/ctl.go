@@ -35,7 +35,9 @@ Commands (they edit flag files; the daemon need not run):
   maint NAME         out of rotation for maintenance
   down NAME          out of rotation: down
   weight NAME N%     in rotation with weight N% (0..256) of the configured one
-  list               show every flag file: state, weight, connections, expiry, reason
+  list               show every flag file: state, weight, connections, expiry,
+                     reason, as the daemon reads it ("absent": it cannot;
+                     "?" or "drain?": not known, see the warning)
   help               this text
 
 NAME is a service ("squid") or a flag-file name ("squid.80"); with --port P
