@@ -257,7 +257,10 @@ func renameNoReplace(from, to string) error {
 		}
 		return fmt.Errorf("this filesystem can neither rename without replacing nor link (%w): refused rather than risk overwriting another writer's flag", err)
 	}
-	return os.Remove(from)
+	// Done: to has the content. A from left behind is a temp name the
+	// daemon ignores, not a failure of the rename.
+	_ = os.Remove(from)
+	return nil
 }
 
 // RemoveIf is [Remove], done only while the flag still holds expect (see
