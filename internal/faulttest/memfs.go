@@ -10,8 +10,10 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +31,7 @@ type MemFS struct {
 	nodes  map[uint64]*memNode
 	next   uint64
 	before func(op, name string)
+	polls  atomic.Int32 // POLL requests: one, from noPoll, or the hang is back
 }
 
 // SetBefore sets f (nil: none) to run in the server as a request that
@@ -87,13 +90,49 @@ func NoExchangeMount(t *testing.T, dir string) *MemFS {
 		}
 	}()
 	t.Cleanup(func() {
+		if n := m.polls.Load(); n != 1 {
+			t.Errorf("memfs got %d POLL requests, want the one noPoll made", n)
+		}
 		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 		<-done
 		unix.Close(fd)
 	})
+	if err := noPoll(dir); err != nil {
+		t.Fatal(err)
+	}
 	return m
+}
+
+// noPoll makes the kernel stop asking this server about poll. Go's runtime
+// adds every file it opens to its epoll set with a raw epoll_ctl, holding
+// its processor: on FUSE that waits for this server's answer to POLL, and a
+// garbage collection starting meanwhile waits for that thread while this
+// server waits to run. The test process hung so (epoll_ctl in
+// request_wait_answer). One epoll_ctl made as an ordinary system call,
+// answered ENOSYS, sets the connection's no_poll.
+func noPoll(dir string) error {
+	p := dir + "/.poll"
+	fd, err := unix.Open(p, unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", p, err)
+	}
+	defer unix.Unlink(p)
+	defer unix.Close(fd)
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("epoll_create1: %w", err)
+	}
+	defer unix.Close(ep)
+	// Not unix.EpollCtl: that is a raw system call too, the very one that
+	// deadlocks.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+	_, _, errno := unix.Syscall6(unix.SYS_EPOLL_CTL, uintptr(ep), unix.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+	if errno != 0 && errno != unix.EPERM {
+		return fmt.Errorf("epoll_ctl %s: %w", p, errno)
+	}
+	return nil
 }
 
 // Put makes name a regular file holding content (mode 0644), replacing
@@ -140,6 +179,7 @@ const (
 	opAccess      = 34
 	opCreate      = 35
 	opInterrupt   = 36
+	opPoll        = 40
 	fopenDirectIO = 1
 )
 
@@ -151,6 +191,8 @@ func (m *MemFS) serve(req []byte) []byte {
 	switch op {
 	case fuseInit:
 		return initReply(unique)
+	case opPoll:
+		m.polls.Add(1)
 	case fuseForget, fuseBatchForget, opInterrupt:
 		return nil
 	case opCreate, opRename, opLink:
