@@ -135,6 +135,12 @@ func runDrainWait(f ctlFlags, pos []string, stdout, stderr io.Writer, now time.T
 		return fail(fmt.Errorf("cannot count connections (sock_diag): %w; nothing written", err))
 	}
 	defer counter.Close()
+	if listening, err := counter.Listening(port); err == nil && !listening {
+		// Not an error (the service may be stopped, its last
+		// connections still open), but a count of 0 is then no proof:
+		// say so before it is taken as one.
+		fmt.Fprintf(stderr, "%s: warning: nothing listens on port %d in this network namespace: the connections of a service in another one (a container with a network of its own) are not seen here, and the drain will look idle\n", name, port)
+	}
 
 	f.port = noPort // name has it
 	if err := runCtlCmd("drain", f, []string{name}, stdout, stderr, now); err != nil {

@@ -448,6 +448,18 @@ func TestDrainWaitNamespace(t *testing.T) {
 	if got := flagContent(t, filepath.Join(dir, fmt.Sprintf("svc.%d", port))); got != "maint\n" {
 		t.Errorf("flag %q, want maint", got)
 	}
+	if strings.Contains(out.String(), "nothing listens") {
+		t.Errorf("warned of no listener where the service listens:\n%s", out)
+	}
+
+	// From the client's namespace, where nothing listens on the port (a
+	// service in a container, seen from the host): its connections are
+	// not seen, and the drain says so before it looks idle.
+	other, err := exec.Command(nsenter, fmt.Sprintf("--net=/proc/%d/fd/%d", os.Getpid(), int(cli)), "--",
+		testBinary(t), "drain", "other", "-p", strconv.Itoa(port), "--wait", "10s", "--min-wait", "0", "--dir", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(other), fmt.Sprintf("other.%d: warning: nothing listens on port %d in this network namespace", port, port)) {
+		t.Errorf("drain --wait with nothing listening: %v\n%s", err, other)
+	}
 }
 
 // TestConnCountsMatchSS: the daemon's /status.json counts match

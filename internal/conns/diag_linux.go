@@ -191,11 +191,16 @@ type sock struct {
 // keep with what it found on the ports of want (see each). An interrupted
 // dump is retried whole; a failed one calls keep not at all.
 func (c *Counter) dump(family uint8, filter []byte, isIdle func([]byte) bool, want map[uint16]bool, keep func(sock)) error {
+	return c.dumpStates(family, openStates, filter, isIdle, want, keep)
+}
+
+// dumpStates is dump of the sockets in states (a mask of 1<<state).
+func (c *Counter) dumpStates(family uint8, states uint32, filter []byte, isIdle func([]byte) bool, want map[uint16]bool, keep func(sock)) error {
 	for try := 0; ; try++ {
 		counts := map[sock]int{} // by port and idleness; kept only for a dump that completes
 		req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
 		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_INET_DIAG: c.sh}
-		req.AddData(&diagReq{family: family, info: isIdle != nil})
+		req.AddData(&diagReq{family: family, info: isIdle != nil, states: states})
 		if filter != nil {
 			req.AddData(nl.NewRtAttr(inetDiagReqBytecode, filter))
 		}
@@ -203,7 +208,7 @@ func (c *Counter) dump(family uint8, filter []byte, isIdle func([]byte) bool, wa
 			// struct inet_diag_msg: family, state, timer, retrans, then
 			// the socket id starting with the source port (big-endian).
 			c.seen++
-			if len(m) < 6 || (m[1] != tcpEstablished && m[1] != tcpCloseWait) {
+			if len(m) < 6 || m[1] >= 32 || states&(1<<m[1]) == 0 {
 				return true
 			}
 			p := binary.BigEndian.Uint16(m[4:6])
@@ -229,10 +234,43 @@ func (c *Counter) dump(family uint8, filter []byte, isIdle func([]byte) bool, wa
 	}
 }
 
+// openStates are the states a connection counts in.
+const openStates = 1<<tcpEstablished | 1<<tcpCloseWait
+
+// Listening reports whether a socket listens on port (IPv4 or IPv6) in the
+// counter's network namespace: where none does, a service's connections
+// may be in another namespace (a container with a network of its own),
+// where no count made here sees them.
+func (c *Counter) Listening(port uint16) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sh == nil {
+		return false, errors.New("conns: counter closed")
+	}
+	found := false
+	want := map[uint16]bool{port: true}
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		var filter []byte
+		if !c.noFilter {
+			filter = portFilter([]uint16{port})
+		}
+		err := c.dumpStates(fam, 1<<tcpListen, filter, nil, want, func(sock) { found = true })
+		if errors.Is(err, unix.EINVAL) && filter != nil {
+			c.noFilter = true
+			err = c.dumpStates(fam, 1<<tcpListen, nil, nil, want, func(sock) { found = true })
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return found, nil
+}
+
 // Kernel constants (linux/inet_diag.h, net/tcp_states.h).
 const (
 	tcpEstablished      = 1
 	tcpCloseWait        = 8
+	tcpListen           = 10
 	inetDiagReqBytecode = 1
 	inetDiagBcJmp       = 1
 	inetDiagBcSCond     = 7
@@ -302,11 +340,13 @@ func diagAttr(b []byte, typ uint16) []byte {
 	return nil
 }
 
-// diagReq is struct inet_diag_req_v2 asking for TCP sockets in
-// ESTABLISHED or CLOSE-WAIT, with no socket id, and with tcp_info when info is set.
+// diagReq is struct inet_diag_req_v2 asking for TCP sockets in states
+// (ESTABLISHED or CLOSE-WAIT unless set), with no socket id, and with
+// tcp_info when info is set.
 type diagReq struct {
 	family uint8
 	info   bool
+	states uint32 // a mask of 1<<state; 0: ESTABLISHED and CLOSE-WAIT
 }
 
 func (r *diagReq) Len() int { return sizeofDiagReq }
@@ -318,7 +358,11 @@ func (r *diagReq) Serialize() []byte {
 	if r.info {
 		b[2] = 1 << (inetDiagInfo - 1) // idiag_ext
 	}
-	nl.NativeEndian().PutUint32(b[4:8], 1<<tcpEstablished|1<<tcpCloseWait)
+	states := r.states
+	if states == 0 {
+		states = openStates
+	}
+	nl.NativeEndian().PutUint32(b[4:8], states)
 	return b
 }
 

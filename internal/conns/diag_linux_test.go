@@ -196,6 +196,16 @@ func TestCountNamespace(t *testing.T) {
 	if got, err := host.Count([]uint16{uint16(port)}); err != nil || got[uint16(port)] >= 6 {
 		t.Errorf("host namespace counts %v, %v: it sees the test namespace's connections", got, err)
 	}
+	// The listeners: in the server's namespace, not in the client's.
+	if ok, err := c.Listening(uint16(port)); err != nil || !ok {
+		t.Errorf("Listening(%d) in the server's namespace: %v, %v; want true", port, ok, err)
+	}
+	if ok, err := cc.Listening(uint16(port)); err != nil || ok {
+		t.Errorf("Listening(%d) in the client's namespace: %v, %v; want false", port, ok, err)
+	}
+	if ok, err := cc.Listening(uint16(port + 1)); err != nil || ok {
+		t.Errorf("Listening(%d), a port nothing listens on: %v, %v; want false", port+1, ok, err)
+	}
 }
 
 func TestPortFilterShape(t *testing.T) {
