@@ -526,14 +526,3 @@ func daemonReads(d *reader, a access) string {
 	}
 	return "the daemon answers it as it reads it (absent, out of rotation, if it cannot either); its /status.json says"
 }
-
-// readFlagFile reads a flag as the watcher does (one reader for both:
-// [flagfile.Read]). note says what is odd about it; a Missing state means
-// the daemon does not count it.
-func readFlagFile(p string) (cache.Entry, string) {
-	e, _, problem := flagfile.Read(p)
-	if problem != nil {
-		return e, problem.Error()
-	}
-	return e, ""
-}
