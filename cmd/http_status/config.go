@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -54,8 +55,17 @@ Flags (both -flag and --flag work):
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	c := Config{}
 	fs := newFlagSet(&c, stderr)
+	// The flag package prints a parse error and the whole usage, and the
+	// caller prints the error again: a mistyped value was buried in the
+	// middle of 70 lines. Only --help prints the usage.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
+			return c, err
+		}
+		return c, fmt.Errorf("%w (see --help)", err)
 	}
 	c.Set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { c.Set[f.Name] = true })
@@ -86,7 +96,7 @@ func newFlagSet(c *Config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.Dir, "dir", DefaultDir, "status `directory` holding the flag files")
 	fs.BoolVar(&c.Daemon, "daemon", false, "detach from the terminal and run in the background (for SysV init; not needed under systemd)")
 	fs.BoolVar(&c.Daemon, "d", false, "short for --daemon")
-	fs.StringVar(&c.PidFile, "pidfile", "", "write the daemon's PID to `file` (mode 0644) and remove it on exit")
+	fs.StringVar(&c.PidFile, "pidfile", "", "write the daemon's PID to `file` (mode 0644) once ready and remove it on exit; refuse to start if it names a running http_status")
 	fs.BoolVar(&c.VIPs, "vips", true, "track this host's addresses with netlink so VIP= checks work (with --vips=false no address is ever present: every VIP= check fails with --vip-missing-status)")
 	fs.BoolVar(&c.LoopbackVIPsOnly, "vip-loopback-only", false, "count a VIP only when it is on a loopback interface (LVS-DR real servers)")
 	decimalVar(fs, &c.VIPMissingStatus, "vip-missing-status", 404, "HTTP `code` for a service that is up while a VIP= address is not on this host: 404 (the original's; HAProxy's disable-on-404 then drains the server) or 503 (HAProxy takes it down)")

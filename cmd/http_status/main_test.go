@@ -207,6 +207,23 @@ func TestFlagErrors(t *testing.T) {
 	}
 }
 
+// TestFlagErrorOnce: a bad flag value is said once, with a pointer to
+// --help; the flag package used to print it with the whole usage and
+// realMain printed it again, so the error sat in the middle of 70 lines.
+// --help still prints the usage.
+func TestFlagErrorOnce(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := realMain([]string{"-p", "010"}, &out, &errb)
+	msg := errb.String()
+	if code != 2 || strings.Count(msg, `invalid value "010"`) != 1 || strings.Contains(msg, "Flags (both") || !strings.Contains(msg, "see --help") || strings.Count(msg, "\n") != 1 {
+		t.Errorf("-p 010: exit %d, stderr %q; want 2 and one line naming the value and --help", code, msg)
+	}
+	errb.Reset()
+	if code := realMain([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "Flags (both") || !strings.Contains(errb.String(), "-pidfile file") {
+		t.Errorf("--help: exit %d, stderr %q; want 0 and the usage", code, errb.String())
+	}
+}
+
 // TestMisplacedCommand: a control command after a flag used to get
 // "unexpected argument" with no hint that it must come first.
 func TestMisplacedCommand(t *testing.T) {
