@@ -36,6 +36,22 @@ func TestContribFunctionsHungChild(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Cleanups run last first: the mount is let go, then the background
+	// writers blocked on it (each call leaves one, never waited for)
+	// finish, and may create the flag in the directory under the mount;
+	// only then can the temp dir be removed.
+	t.Cleanup(func() {
+		env := []byte("HTTP_STATUS_DIR=" + dir + "\x00")
+		testenv.PollUntil(t, "the background writers gone", 10*time.Second, func() (bool, string) {
+			ds, _ := os.ReadDir("/proc")
+			for _, d := range ds {
+				if b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ")); err == nil && bytes.Contains(b, env) {
+					return false, "pid " + d.Name() + " still runs"
+				}
+			}
+			return true, ""
+		})
+	})
 	faulttest.HungMountAt(t, dir)
 	for _, shell := range []string{"sh", "dash", "bash", "busybox"} {
 		p, err := exec.LookPath(shell)
