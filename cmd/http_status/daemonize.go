@@ -13,6 +13,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // SysV init support: -d/--daemon and --pidfile. Under systemd neither is
@@ -162,4 +165,42 @@ func openLogFile(path string) (*os.File, error) {
 		return nil, fmt.Errorf("open --log-file: %w", err)
 	}
 	return f, nil
+}
+
+// reopenLogOn reopens --log-file at path on each signal from sig (SIGUSR1,
+// as nginx and most daemons do) and puts it in place of fds, the
+// descriptors the log is written to, with dup3: the file renamed by
+// logrotate (without copytruncate) or deleted under the daemon would
+// otherwise take every later line, unseen, until a restart. A reopen that
+// fails is logged and the file open until then is kept.
+func reopenLogOn(sig <-chan os.Signal, path string, fds []int, log zerolog.Logger) {
+	for range sig {
+		if path == "" {
+			log.Info().Msg("SIGUSR1: no --log-file to reopen (logs go to stderr); nothing done")
+			continue
+		}
+		f, err := openLogFile(path)
+		for _, fd := range fds {
+			if err != nil {
+				break
+			}
+			// stdout and stderr stay open across exec; any other
+			// descriptor stays close-on-exec, as Go opened it.
+			flags := unix.O_CLOEXEC
+			if fd <= 2 {
+				flags = 0
+			}
+			if e := unix.Dup3(int(f.Fd()), fd, flags); e != nil {
+				err = fmt.Errorf("reopen --log-file: dup3 onto descriptor %d: %w", fd, e)
+			}
+		}
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			log.Error().Err(err).Str("log_file", path).Msg("SIGUSR1: the log file was not reopened; logging goes on to the file open until now")
+			continue
+		}
+		log.Info().Str("log_file", path).Msg("SIGUSR1: log file reopened")
+	}
 }

@@ -69,6 +69,12 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			tellParent(err)
 			return 1
 		}
+	}
+	// logFDs are the descriptors that hold --log-file: the --daemon
+	// parent made it the child's stdout and stderr.
+	var logFDs []int
+	if isDaemonChild() && cfg.LogFile != "" {
+		logFDs = []int{1, 2}
 	} else if cfg.LogFile != "" {
 		f, err := openLogFile(cfg.LogFile)
 		if err != nil {
@@ -77,7 +83,12 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		}
 		defer f.Close()
 		stderr = f
+		logFDs = []int{int(f.Fd())}
 	}
+	// Asked for before the logger exists so that no SIGUSR1 is lost, and
+	// so that it never falls to Go's default (ignored without a word).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
 	log, closeLog, err := newLogger(cfg, stderr)
 	if err != nil {
 		tellParent(err)
@@ -85,6 +96,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer closeLog()
+	go reopenLogOn(usr1, cfg.LogFile, logFDs, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d, err := daemon.New(cfg.Config, daemon.Options{

@@ -280,6 +280,18 @@ Stop: wait \fB\-\-lameduck\fR, stop accepting, let in\-flight requests
 finish within \fB\-\-grace\fR, exit 0. A watcher loop or probe attempt
 blocked on a hung filesystem is waited for 2 s at most (both at once),
 the log 1 s. A stop during the start is a normal stop.
+.TP
+.B SIGUSR1
+Reopen \fB\-\-log\-file\fR (after logrotate renamed it, or when it
+was deleted); logged, and a failed reopen keeps the file open until
+then. Without \fB\-\-log\-file\fR, logged and nothing done.
+.TP
+.B SIGUSR2
+Ignored.
+.TP
+.B SIGQUIT
+Go's default: a stack dump of every goroutine to stderr, exit 2 (every
+check is then refused, as for any exit).
 .SH EXIT STATUS
 0 on a clean stop (and for \fB\-\-help\fR and \fB\-\-version\fR),
 1 when the daemon cannot start or fails,
