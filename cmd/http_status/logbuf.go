@@ -25,12 +25,18 @@ type logBuf struct {
 	// alert is called on the goroutine, the only one that writes to out,
 	// with how many lines were dropped since the last call.
 	alert func(dropped int)
+	// lost, called there too once out takes a line again, says how many
+	// lines out refused (a full disk under --log-file) and the last
+	// error; failed and failErr, the goroutine's own, count them.
+	lost    func(n int, err error)
+	failed  int
+	failErr error
 }
 
 var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func newLogBuf(out io.Writer, size int, alert func(dropped int)) *logBuf {
-	b := &logBuf{out: out, lines: make(chan *[]byte, size), quit: make(chan struct{}), done: make(chan struct{}), alert: alert}
+func newLogBuf(out io.Writer, size int, alert func(dropped int), lost func(n int, err error)) *logBuf {
+	b := &logBuf{out: out, lines: make(chan *[]byte, size), quit: make(chan struct{}), done: make(chan struct{}), alert: alert, lost: lost}
 	go b.run()
 	return b
 }
@@ -84,8 +90,16 @@ func (b *logBuf) run() {
 }
 
 func (b *logBuf) write(line *[]byte) {
-	_, _ = b.out.Write(*line)
+	_, err := b.out.Write(*line)
 	putLine(line)
+	if err != nil {
+		b.failed, b.failErr = b.failed+1, err
+		return
+	}
+	if b.failed > 0 && b.lost != nil {
+		b.lost(b.failed, b.failErr)
+		b.failed, b.failErr = 0, nil
+	}
 	if n := b.dropped.Swap(0); n > 0 && b.alert != nil {
 		b.alert(int(n))
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -223,4 +224,57 @@ func TestLoggerDropsWhenBehind(t *testing.T) {
 	case <-time.After(logFlushWait + 10*time.Second):
 		t.Fatal("the flush at exit waited on a writer stuck for good")
 	}
+}
+
+// failingWriter refuses every Write with ENOSPC until ok is set, counting
+// the refusals; then it keeps what it is given. A stand-in for a --log-file
+// on a full filesystem: the logger sees only Write's error, and a test
+// must know when the refused lines were tried before space comes back.
+type failingWriter struct {
+	ok      atomic.Bool
+	refused atomic.Int64
+	mu      sync.Mutex
+	got     bytes.Buffer
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if !w.ok.Load() {
+		w.refused.Add(1)
+		return 0, &os.PathError{Op: "write", Path: "/var/log/http_status.log", Err: syscall.ENOSPC}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.got.Write(p)
+}
+
+func (w *failingWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.got.String()
+}
+
+// TestLoggerCountsLostLines: lines the writer refuses (a full disk under
+// --log-file) were lost without a trace; once it takes lines again, one
+// line says how many were lost and why.
+func TestLoggerCountsLostLines(t *testing.T) {
+	t.Parallel()
+	w := &failingWriter{}
+	log, closeLog, err := newLogger(Config{LogLevel: "info", LogFormat: "json"}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeLog()
+	for i := range 5 {
+		log.Info().Int("i", i).Msg("while the disk is full")
+	}
+	testenv.PollUntil(t, "the five lines tried", 10*time.Second, func() (bool, string) {
+		return w.refused.Load() == 5, fmt.Sprintf("%d refused", w.refused.Load())
+	})
+	w.ok.Store(true)
+	log.Info().Msg("space again")
+	testenv.PollUntil(t, "the count of lost lines", 10*time.Second, func() (bool, string) {
+		s := w.String()
+		return strings.Contains(s, "space again") && strings.Contains(s, `"lost":5`) &&
+			strings.Contains(s, "5 log lines lost: writing them failed (write /var/log/http_status.log: no space left on device)"), s
+	})
 }

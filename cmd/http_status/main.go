@@ -156,6 +156,8 @@ func newLogger(cfg Config, w io.Writer) (zerolog.Logger, func(), error) {
 	direct := zerolog.New(out).With().Timestamp().Logger()
 	buf := newLogBuf(out, logBuffer, func(missed int) {
 		direct.Warn().Int("dropped", missed).Msg(strconv.Itoa(missed) + " log lines dropped: the log's reader (journald, the terminal, the file's pipe) was not keeping up")
+	}, func(n int, err error) {
+		direct.Warn().Int("lost", n).AnErr("write_error", err).Msg(strconv.Itoa(n) + " log lines lost: writing them failed (" + err.Error() + ")")
 	})
 	closeLog := func() {
 		done := make(chan struct{})
