@@ -31,7 +31,7 @@ func TestExecProbeUninterruptibleChild(t *testing.T) {
 	if err != nil {
 		t.Skip("needs sh")
 	}
-	good := filepath.Join(t.TempDir(), "good")
+	good := filepath.Join(faulttest.TempDir(t), "good")
 	if err := os.WriteFile(good, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func TestContribFunctionsHung(t *testing.T) {
 func TestContribFunctionsHungChild(t *testing.T) {
 	testenv.IsChild(t, "TestContribFunctionsHungChild")
 	funcs := contribPath(t, "http_status.functions")
-	dir := filepath.Join(t.TempDir(), "status")
+	dir := filepath.Join(faulttest.TempDir(t), "status")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

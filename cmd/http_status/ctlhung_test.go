@@ -37,7 +37,7 @@ func TestCtlHungStatusDir(t *testing.T) {
 func TestCtlHungStatusDirChild(t *testing.T) {
 	testenv.IsChild(t, "TestCtlHungStatusDirChild")
 	bin := testBinary(t)
-	dir := filepath.Join(t.TempDir(), "status")
+	dir := filepath.Join(faulttest.TempDir(t), "status")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestCtlIOTimeoutFlag(t *testing.T) {
 			t.Errorf("ioTimeoutArg(%q) = %v, want %v", c.args, got, c.want)
 		}
 	}
-	dir := t.TempDir()
+	dir := faulttest.TempDir(t)
 	var stdout, stderr bytes.Buffer
 	if code := runCtl([]string{"drain", "a.80", "--io-timeout", "100ms", "--dir", dir}, &stdout, &stderr, time.Now()); code != 2 {
 		t.Errorf("--io-timeout 100ms: exit %d, want 2: %s", code, stderr.String())

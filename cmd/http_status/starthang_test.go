@@ -27,7 +27,7 @@ func TestStopDuringHungStartBinary(t *testing.T) {
 
 func TestStopDuringHungStartBinaryChild(t *testing.T) {
 	testenv.IsChild(t, "TestStopDuringHungStartBinaryChild")
-	dir := filepath.Join(t.TempDir(), "status")
+	dir := filepath.Join(faulttest.TempDir(t), "status")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestHungConfigAtStartBinary(t *testing.T) {
 
 func TestHungConfigAtStartBinaryChild(t *testing.T) {
 	testenv.IsChild(t, "TestHungConfigAtStartBinaryChild")
-	dir := t.TempDir()
+	dir := faulttest.TempDir(t)
 	conf := filepath.Join(dir, "probes.toml")
 	if err := os.WriteFile(conf, nil, 0o644); err != nil {
 		t.Fatal(err)

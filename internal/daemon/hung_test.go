@@ -47,7 +47,7 @@ func TestHungStatusDir(t *testing.T) {
 
 func TestHungStatusDirChild(t *testing.T) {
 	testenv.IsChild(t, "TestHungStatusDirChild")
-	dir := filepath.Join(t.TempDir(), "status")
+	dir := filepath.Join(faulttest.TempDir(t), "status")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestHungFlagMount(t *testing.T) {
 
 func TestHungFlagMountChild(t *testing.T) {
 	testenv.IsChild(t, "TestHungFlagMountChild")
-	dir := t.TempDir()
+	dir := faulttest.TempDir(t)
 	writeFlags(t, dir, map[string]string{"web.80": "", "api.80": ""})
 	cfg := testConfig(dir)
 	cfg.VIPs = false
@@ -167,7 +167,7 @@ func TestHungConfigReloadChild(t *testing.T) {
 	configReadWait = 300 * time.Millisecond // this process runs this test alone
 	// The tcp probe's target.
 	target := testenv.ServeTCP(t, func(c net.Conn) { c.Close() })
-	dir := t.TempDir()
+	dir := faulttest.TempDir(t)
 	status := filepath.Join(dir, "status")
 	if err := os.Mkdir(status, 0o755); err != nil {
 		t.Fatal(err)
@@ -277,7 +277,7 @@ func TestHungConfigAtStart(t *testing.T) {
 func TestHungConfigAtStartChild(t *testing.T) {
 	testenv.IsChild(t, "TestHungConfigAtStartChild")
 	configReadWait = 300 * time.Millisecond // this process runs this test alone
-	dir := t.TempDir()
+	dir := faulttest.TempDir(t)
 	conf := filepath.Join(dir, "probes.toml")
 	if err := os.WriteFile(conf, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -315,7 +315,7 @@ func TestHungStatusDirAtStartChild(t *testing.T) {
 	firstSnapshotWait = 500 * time.Millisecond // this process runs this test alone
 	for _, hang := range []string{"dir", "parent"} {
 		t.Run(hang, func(t *testing.T) {
-			parent := filepath.Join(t.TempDir(), "run")
+			parent := filepath.Join(faulttest.TempDir(t), "run")
 			dir := filepath.Join(parent, "status")
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
@@ -362,7 +362,7 @@ func TestStopDuringHungStart(t *testing.T) {
 func TestStopDuringHungStartChild(t *testing.T) {
 	testenv.IsChild(t, "TestStopDuringHungStartChild")
 	firstSnapshotWait = time.Hour // this process runs this test alone
-	dir := filepath.Join(t.TempDir(), "status")
+	dir := filepath.Join(faulttest.TempDir(t), "status")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestStopHungWatcherAndProbe(t *testing.T) {
 
 func TestStopHungWatcherAndProbeChild(t *testing.T) {
 	testenv.IsChild(t, "TestStopHungWatcherAndProbeChild")
-	base := t.TempDir()
+	base := faulttest.TempDir(t)
 	dir := filepath.Join(base, "status")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,7 +31,7 @@ import (
 // with EIO, which lets the blocked processes die, and the mount goes.
 func HungMount(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "hung")
+	dir := filepath.Join(TempDir(t), "hung")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -154,4 +156,33 @@ func errReply(unique uint64, errno unix.Errno) []byte {
 	binary.LittleEndian.PutUint32(b[4:], uint32(-int32(errno)))
 	binary.LittleEndian.PutUint64(b[8:], unique)
 	return b
+}
+
+// TempDir is t.TempDir for a test that mounts a hung filesystem under it:
+// once the mount is let go, what was blocked on it (a watcher goroutine, a
+// script's background writer) goes on and may create a file under the
+// directory while the test's cleanup removes it, which t.TempDir's removal
+// fails on ("directory not empty"). Its removal is tried again until the
+// directory is gone, for 10 s at most.
+func TempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hung-"+strings.ReplaceAll(t.Name(), "/", "_")+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("remove %s: %v", dir, err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	return dir
 }
