@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -158,22 +156,15 @@ func stopWithin(t *testing.T, cmd *exec.Cmd, exited <-chan error, d time.Duratio
 // what it is given.
 type blockingWriter struct {
 	release chan struct{}
-	mu      sync.Mutex
-	got     bytes.Buffer
+	got     testenv.LogBuffer
 }
 
 func (b *blockingWriter) Write(p []byte) (int, error) {
 	<-b.release
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	return b.got.Write(p)
 }
 
-func (b *blockingWriter) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.got.String()
-}
+func (b *blockingWriter) String() string { return b.got.String() }
 
 // TestLoggerDropsWhenBehind: with a writer that does not take lines, the
 // daemon's logger never blocks the code that logs; past logBuffer lines the
@@ -233,8 +224,7 @@ func TestLoggerDropsWhenBehind(t *testing.T) {
 type failingWriter struct {
 	ok      atomic.Bool
 	refused atomic.Int64
-	mu      sync.Mutex
-	got     bytes.Buffer
+	got     testenv.LogBuffer
 }
 
 func (w *failingWriter) Write(p []byte) (int, error) {
@@ -242,16 +232,10 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 		w.refused.Add(1)
 		return 0, &os.PathError{Op: "write", Path: "/var/log/http_status.log", Err: syscall.ENOSPC}
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	return w.got.Write(p)
 }
 
-func (w *failingWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.got.String()
-}
+func (w *failingWriter) String() string { return w.got.String() }
 
 // TestLoggerCountsLostLines: lines the writer refuses (a full disk under
 // --log-file) were lost without a trace; once it takes lines again, one
