@@ -77,19 +77,11 @@ rise = 1
 }
 
 // procState is the state letter (/proc/PID/stat) of the process whose
-// command line names arg, or "" when none does.
+// command line names arg alone, or "" when none does.
 func procState(t *testing.T, arg string) string {
 	t.Helper()
-	ds, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range ds {
-		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cmd), arg) || strings.Contains(string(cmd), "-c\x00") {
-			continue // not it, or the shell (it exec'd cat: only cat names it alone)
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+	for _, p := range scriptProcs(t, arg) {
+		b, err := os.ReadFile(filepath.Join(p, "stat"))
 		if err != nil {
 			continue
 		}
@@ -148,16 +140,8 @@ timeout = "30s"
 // command line names arg alone sleeps in, or "".
 func procWchan(t *testing.T, arg string) string {
 	t.Helper()
-	ds, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range ds {
-		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cmd), arg) || strings.Contains(string(cmd), "-c\x00") {
-			continue
-		}
-		b, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "wchan"))
+	for _, p := range scriptProcs(t, arg) {
+		b, _ := os.ReadFile(filepath.Join(p, "wchan"))
 		return string(b)
 	}
 	return ""
@@ -238,20 +222,28 @@ fall = 1
 	})
 }
 
-// procCount is how many processes' command lines name arg alone (not the
-// shell that exec'd them).
+// procCount is how many processes' command lines name arg alone.
 func procCount(t *testing.T, arg string) int {
+	t.Helper()
+	return len(scriptProcs(t, arg))
+}
+
+// scriptProcs are the /proc directories of the processes whose command
+// line names arg, but not the shell that exec'd them ("sh -c '... exec cat
+// ARG'": only cat names it alone).
+func scriptProcs(t *testing.T, arg string) []string {
 	t.Helper()
 	ds, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var out []string
 	for _, d := range ds {
-		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		p := filepath.Join("/proc", d.Name())
+		cmd, err := os.ReadFile(filepath.Join(p, "cmdline"))
 		if err == nil && strings.Contains(string(cmd), arg) && !strings.Contains(string(cmd), "-c\x00") {
-			n++
+			out = append(out, p)
 		}
 	}
-	return n
+	return out
 }
