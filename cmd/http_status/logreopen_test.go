@@ -89,12 +89,18 @@ func TestLogFileReopen(t *testing.T) {
 				})
 			}
 
-			// logrotate without copytruncate: rename, then SIGUSR1.
-			if err := os.Rename(logFile, logFile+".1"); err != nil {
-				t.Fatal(err)
-			}
-			if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
-				t.Fatal(err)
+			// logrotate without copytruncate: rename, then SIGUSR1. Under
+			// --daemon (the SysV script's setup) the packaged
+			// configuration does it, with the real logrotate.
+			if lr, err := exec.LookPath("logrotate"); daemon && err == nil {
+				rotatePackaged(t, lr, logFile, pidFile)
+			} else {
+				if err := os.Rename(logFile, logFile+".1"); err != nil {
+					t.Fatal(err)
+				}
+				if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+					t.Fatal(err)
+				}
 			}
 			testenv.PollUntil(t, "the reopen logged in a new file", 5*time.Second, func() (bool, string) {
 				return strings.Contains(read(logFile), "log file reopened"), read(logFile + ".1")
@@ -137,5 +143,33 @@ func TestLogFileReopen(t *testing.T) {
 				return syscall.Kill(pid, 0) != nil, "running"
 			})
 		})
+	}
+}
+
+// rotatePackaged runs logrotate -f with packaging/http_status.logrotate,
+// its log and pidfile paths replaced by logFile and pidFile.
+func rotatePackaged(t *testing.T, logrotate, logFile, pidFile string) {
+	t.Helper()
+	conf, err := os.ReadFile(filepath.Join("..", "..", "packaging", "http_status.logrotate")) // tests run in cmd/http_status
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(conf)
+	for old, new := range map[string]string{"/var/log/http_status.log": logFile, "/run/http_status.pid": pidFile} {
+		if !strings.Contains(text, old) {
+			t.Fatalf("packaging/http_status.logrotate does not name %s", old)
+		}
+		text = strings.ReplaceAll(text, old, new)
+	}
+	dir := t.TempDir()
+	confPath := filepath.Join(dir, "http_status")
+	if err := os.WriteFile(confPath, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(logrotate, "-f", "-s", filepath.Join(dir, "state"), confPath).CombinedOutput(); err != nil {
+		t.Fatalf("logrotate -f: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(logFile + ".1"); err != nil {
+		t.Fatalf("logrotate did not rotate %s: %v", logFile, err)
 	}
 }
