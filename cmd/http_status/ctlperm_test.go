@@ -16,6 +16,30 @@ import (
 	"github.com/http-status/http_status/internal/testenv"
 )
 
+// openTopWithBinary makes a directory others may enter (t.TempDir is
+// 0700), removed when the test ends, holding a copy of the binary, and
+// returns both paths.
+func openTopWithBinary(t *testing.T, prefix string) (top, bin string) {
+	t.Helper()
+	top, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	if err := os.Chmod(top, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(testBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(top, "http_status")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return top, bin
+}
+
 // asNobody gives a status directory owned by nobody (uid 65534) in a
 // directory others may enter (t.TempDir is 0700), and runs the real binary
 // as nobody: a caller without root's reach, as an operator's account or a
@@ -25,23 +49,7 @@ func asNobody(t *testing.T) (dir string, run func(args ...string) (code int, std
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run the control command as another user")
 	}
-	bin := testBinary(t)
-	top, err := os.MkdirTemp("", "http_status-perm-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(top) })
-	if err := os.Chmod(top, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin = filepath.Join(top, "http_status")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	top, bin := openTopWithBinary(t, "http_status-perm-")
 	dir = filepath.Join(top, "flags")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -250,27 +250,11 @@ func TestDrainWaitUsage(t *testing.T) {
 // the connection, and returns once it closes.
 func TestDrainWaitBinary(t *testing.T) {
 	t.Parallel() // mostly waiting on sockets and timers
-	bin := testBinary(t)
 	port := loopbackPort(t)
 	cs := dialLoopback(t, port, 0, 1)
-	// A directory others may enter (t.TempDir is 0700), holding a copy of
-	// the binary and the status directory.
-	top, err := os.MkdirTemp("", "http_status-drain-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(top) })
-	if err := os.Chmod(top, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin = filepath.Join(top, "http_status")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// A directory others may enter, holding a copy of the binary and the
+	// status directory.
+	top, bin := openTopWithBinary(t, "http_status-drain-")
 	dir := filepath.Join(top, "flags")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -343,7 +327,7 @@ func TestDrainWaitBinary(t *testing.T) {
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
 		t.Fatalf("after SIGINT: %v, want exit 130; stderr %s", err, errb)
 	}
