@@ -27,20 +27,11 @@ func TestExecProbeUninterruptible(t *testing.T) {
 
 func TestExecProbeUninterruptibleChild(t *testing.T) {
 	testenv.IsChild(t, "TestExecProbeUninterruptibleChild")
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("needs sh")
-	}
+	sh, c, r, target := hungScript(t)
 	good := filepath.Join(faulttest.TempDir(t), "good")
 	if err := os.WriteFile(good, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := newCollector()
-	// The runner first, so that its Close runs after the mount's cleanup
-	// has let the blocked script go (cleanups run last first).
-	r := newTestRunner(t, c, Options{})
-	hung := faulttest.HungMount(t)
-	target := filepath.Join(hung, "x")
 	script := fmt.Sprintf("[ -e %s ] && exit 0; exec cat %s", good, target)
 	if err := r.Apply(mustParse(t, fmt.Sprintf(`
 [[probe]]
@@ -76,6 +67,22 @@ rise = 1
 	}
 }
 
+// hungScript is the setup of the tests of a script blocked on a hung
+// mount: sh, a collector and its runner, and target, a path on a FUSE mount
+// whose server never answers. The runner comes first, so that its Close
+// runs after the mount's cleanup has let the blocked script go (cleanups
+// run last first). It skips without sh.
+func hungScript(t *testing.T) (sh string, c *collector, r *Runner, target string) {
+	t.Helper()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("needs sh")
+	}
+	c = newCollector()
+	r = newTestRunner(t, c, Options{})
+	return sh, c, r, filepath.Join(faulttest.HungMount(t), "x")
+}
+
 // procState is the state letter (/proc/PID/stat) of the process whose
 // command line names arg alone, or "" when none does.
 func procState(t *testing.T, arg string) string {
@@ -104,14 +111,7 @@ func TestCloseWithHungAttempt(t *testing.T) {
 
 func TestCloseWithHungAttemptChild(t *testing.T) {
 	testenv.IsChild(t, "TestCloseWithHungAttemptChild")
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("needs sh")
-	}
-	c := newCollector()
-	r := newTestRunner(t, c, Options{})
-	hung := faulttest.HungMount(t)
-	target := filepath.Join(hung, "x")
+	sh, _, r, target := hungScript(t)
 	if err := r.Apply(mustParse(t, fmt.Sprintf(`
 [[probe]]
 service = "web.80"
@@ -158,14 +158,7 @@ func TestReloadWithStuckAttempt(t *testing.T) {
 
 func TestReloadWithStuckAttemptChild(t *testing.T) {
 	testenv.IsChild(t, "TestReloadWithStuckAttemptChild")
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("needs sh")
-	}
-	c := newCollector()
-	r := newTestRunner(t, c, Options{})
-	hung := faulttest.HungMount(t)
-	target := filepath.Join(hung, "x")
+	sh, c, r, target := hungScript(t)
 	conf := func(interval string) *Config {
 		return mustParse(t, fmt.Sprintf(`
 [[probe]]
